@@ -1,0 +1,19 @@
+"""ack_numpy: a NumPy-only teaching engine for Adaptive Convolutional Kernels.
+
+Reading order, which is also the order the data flows in:
+
+    autograd.py        Tensor, no_grad: arrays that remember how they were made
+    functional/        im2col, conv2d, max_pool2d, cross_entropy, and adaptive.py:
+                       the adaptive kernel k = Q p + w, sigma = k . p + b
+    nn/                Module, Parameter, layers (Linear, Conv2d, ..., AdaptiveConv2d)
+    optim.py           SGD, Adam
+    models.py          LeNet, AdaptiveLeNet, PlainSmall (looked up by name)
+    data/              IDX files, MNIST (checksums, download), batches, augmentation
+    train.py           the training loop, metrics and checkpoints
+    viz.py             pictures of the dynamic kernels
+    cli.py             `python -m ack_numpy ...`
+"""
+from .autograd import Tensor, no_grad
+
+__version__ = "0.1.0"
+__all__ = ["Tensor", "no_grad", "__version__"]

@@ -1,0 +1,379 @@
+"""The autograd engine: a NumPy array that remembers how it was made.
+
+A `Tensor` holds `data` (a NumPy array) and, after `backward()`, `grad` (an array of
+the same shape). Every operation creates a new Tensor that keeps its parents and a
+small `_backward` function that applies the chain rule for that one operation:
+
+    out = f(a, b)            forward:  out.data = f(a.data, b.data)
+    out._backward()          backward: a.grad += out.grad * df/da,  b.grad += ...
+
+`backward()` sorts the graph topologically and calls each `_backward` in reverse,
+exactly as in karpathy/micrograd, but on whole arrays instead of scalars.
+
+The one subtlety of arrays is broadcasting: if `a` of shape (3, 1) is added to `b` of
+shape (3, 4), the gradient that flows back to `a` has shape (3, 4) and must be summed
+over the broadcast axes. `unbroadcast` does that, and every binary op uses it.
+
+Bigger operations (convolution, pooling, the adaptive kernel, the losses) live in
+`ack_numpy.functional`; they build their output with `Tensor.from_op` and write their
+own backward next to their forward, the same way as the ops in this file.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator, Sequence, Union
+
+import numpy as np
+
+ArrayLike = Union["Tensor", np.ndarray, float, int]
+
+# Whether new operations record the graph. `no_grad()` switches it off for evaluation,
+# so that inference neither keeps activations alive nor spends time on closures.
+_GRAD_ENABLED = True
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Context manager: operations inside it do not record a graph (like torch.no_grad)."""
+    global _GRAD_ENABLED
+    previous = _GRAD_ENABLED
+    _GRAD_ENABLED = False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED = previous
+
+
+def is_grad_enabled() -> bool:
+    return _GRAD_ENABLED
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting.
+
+    Broadcasting (1) prepends axes and (2) stretches axes of length 1. The gradient of
+    a stretched input is the sum over the stretched axis, so undo (1) by summing the
+    leading axes and (2) by summing, with keepdims, every axis where shape has a 1.
+    """
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and grad.shape[axis] != 1:
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad
+
+
+class Tensor:
+    """A NumPy array with a gradient and a record of the operation that produced it.
+
+    Attributes:
+        data: the values, any shape, usually float32 for training, float64 for checks.
+        grad: dL/d(data), same shape as data; None until backward() reaches it.
+        requires_grad: whether gradients should be computed for this tensor.
+    """
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        array = np.asarray(data, dtype=dtype)
+        if array.dtype.kind in "iub" and requires_grad:
+            raise TypeError(f"only floating-point tensors can require gradients, got {array.dtype}")
+        self.data: np.ndarray = array
+        self.grad: np.ndarray | None = None
+        self.requires_grad = requires_grad
+        self._parents: tuple[Tensor, ...] = ()
+        self._backward: Callable[[], None] = lambda: None
+        self._op = ""  # name of the op that made this tensor, for debugging and graphs
+
+    @classmethod
+    def from_op(cls, data: np.ndarray, parents: Sequence["Tensor"], op: str) -> "Tensor":
+        """Make the output of an operation. It records its parents only if some parent
+        needs a gradient and grad mode is on; the caller then sets `out._backward`."""
+        out = cls(data)
+        if _GRAD_ENABLED and any(p.requires_grad for p in parents):
+            out.requires_grad = True
+            out._parents = tuple(parents)
+            out._op = op
+        return out
+
+    # ---------------------------------------------------------------- basics
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        return Tensor(self.data)
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad})"
+
+    def accumulate_grad(self, grad: np.ndarray) -> None:
+        """Add `grad` into self.grad (a tensor used twice receives both contributions)."""
+        if self.grad is None:
+            self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
+        else:
+            self.grad += grad
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, grad: np.ndarray | None = None) -> None:
+        """Compute d(self)/d(every tensor in the graph that requires grad).
+
+        `grad` defaults to 1 and is only optional for a scalar (a loss)."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() called on a tensor that does not require grad")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without an argument needs a scalar, got shape {self.shape}")
+            grad = np.ones_like(self.data)
+        grad = np.asarray(grad, dtype=self.data.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"gradient shape {grad.shape} does not match tensor shape {self.shape}")
+
+        order = self._topological_order()
+        for node in order:
+            if node is not self and node._parents:
+                node.grad = None  # intermediate grads are rebuilt for this backward pass
+        self.grad = grad.copy()
+        for node in reversed(order):
+            if node._parents and node.grad is not None:
+                node._backward()
+
+    def _topological_order(self) -> list["Tensor"]:
+        # Iterative DFS (a recursive one would hit Python's recursion limit on long graphs).
+        order, visited = [], set()
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:
+            node, children_done = stack.pop()
+            if children_done:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            for parent in node._parents:
+                if id(parent) not in visited:
+                    stack.append((parent, False))
+        return order
+
+    # ---------------------------------------------------------------- arithmetic
+    def __add__(self, other: ArrayLike) -> "Tensor":
+        other = as_tensor(other, like=self)
+        out = Tensor.from_op(self.data + other.data, (self, other), "add")
+
+        def _backward():  # d(a+b)/da = 1, d(a+b)/db = 1
+            if self.requires_grad:
+                self.accumulate_grad(unbroadcast(out.grad, self.shape))
+            if other.requires_grad:
+                other.accumulate_grad(unbroadcast(out.grad, other.shape))
+
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other: ArrayLike) -> "Tensor":
+        other = as_tensor(other, like=self)
+        out = Tensor.from_op(self.data * other.data, (self, other), "mul")
+
+        def _backward():  # d(a*b)/da = b, d(a*b)/db = a
+            if self.requires_grad:
+                self.accumulate_grad(unbroadcast(out.grad * other.data, self.shape))
+            if other.requires_grad:
+                other.accumulate_grad(unbroadcast(out.grad * self.data, other.shape))
+
+        out._backward = _backward
+        return out
+
+    def __truediv__(self, other: ArrayLike) -> "Tensor":
+        other = as_tensor(other, like=self)
+        out = Tensor.from_op(self.data / other.data, (self, other), "div")
+
+        def _backward():  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+            if self.requires_grad:
+                self.accumulate_grad(unbroadcast(out.grad / other.data, self.shape))
+            if other.requires_grad:
+                other.accumulate_grad(unbroadcast(-out.grad * self.data / other.data**2, other.shape))
+
+        out._backward = _backward
+        return out
+
+    def __neg__(self) -> "Tensor":
+        out = Tensor.from_op(-self.data, (self,), "neg")
+
+        def _backward():
+            self.accumulate_grad(-out.grad)
+
+        out._backward = _backward
+        return out
+
+    def __sub__(self, other: ArrayLike) -> "Tensor":
+        return self + (-as_tensor(other, like=self))
+
+    def __radd__(self, other: ArrayLike) -> "Tensor":
+        return self + other
+
+    def __rmul__(self, other: ArrayLike) -> "Tensor":
+        return self * other
+
+    def __rsub__(self, other: ArrayLike) -> "Tensor":
+        return as_tensor(other, like=self) - self
+
+    def __rtruediv__(self, other: ArrayLike) -> "Tensor":
+        return as_tensor(other, like=self) / self
+
+    def __pow__(self, exponent: float) -> "Tensor":
+        if isinstance(exponent, Tensor):
+            raise TypeError("only constant exponents are supported: x ** 2.0")
+        out = Tensor.from_op(self.data**exponent, (self,), "pow")
+
+        def _backward():  # d(x^k)/dx = k x^(k-1)
+            self.accumulate_grad(out.grad * exponent * self.data ** (exponent - 1))
+
+        out._backward = _backward
+        return out
+
+    def __matmul__(self, other: ArrayLike) -> "Tensor":
+        """Matrix product of 2-D tensors: (n, k) @ (k, m) -> (n, m)."""
+        other = as_tensor(other, like=self)
+        if self.ndim != 2 or other.ndim != 2:
+            raise ValueError(f"matmul needs two 2-D tensors, got shapes {self.shape} and {other.shape}")
+        if self.shape[1] != other.shape[0]:
+            raise ValueError(f"matmul shapes do not fit: {self.shape} @ {other.shape}")
+        out = Tensor.from_op(self.data @ other.data, (self, other), "matmul")
+
+        def _backward():  # C = A B:  dA = dC B^T,  dB = A^T dC
+            if self.requires_grad:
+                self.accumulate_grad(out.grad @ other.data.T)
+            if other.requires_grad:
+                other.accumulate_grad(self.data.T @ out.grad)
+
+        out._backward = _backward
+        return out
+
+    # ---------------------------------------------------------------- reductions
+    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+        out = Tensor.from_op(self.data.sum(axis=axis, keepdims=keepdims), (self,), "sum")
+
+        def _backward():  # every summed element receives the output's gradient
+            grad = out.grad
+            if axis is not None and not keepdims:
+                grad = np.expand_dims(grad, axis)
+            self.accumulate_grad(np.broadcast_to(grad, self.shape))
+
+        out._backward = _backward
+        return out
+
+    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        count = self.data.size if axis is None else np.prod([self.shape[a] for a in np.atleast_1d(axis)])
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+
+    # ---------------------------------------------------------------- shape
+    def reshape(self, *shape) -> "Tensor":
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        out = Tensor.from_op(self.data.reshape(shape), (self,), "reshape")
+
+        def _backward():
+            self.accumulate_grad(out.grad.reshape(self.shape))
+
+        out._backward = _backward
+        return out
+
+    def transpose(self, *axes) -> "Tensor":
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        axes = axes or tuple(reversed(range(self.ndim)))
+        out = Tensor.from_op(self.data.transpose(axes), (self,), "transpose")
+
+        def _backward():  # undo the permutation
+            self.accumulate_grad(out.grad.transpose(np.argsort(axes)))
+
+        out._backward = _backward
+        return out
+
+    @property
+    def T(self) -> "Tensor":
+        return self.transpose()
+
+    def __getitem__(self, index) -> "Tensor":
+        out = Tensor.from_op(self.data[index], (self,), "getitem")
+
+        def _backward():  # scatter the gradient back; np.add.at handles repeated indices
+            grad = np.zeros_like(self.data)
+            np.add.at(grad, index, out.grad)
+            self.accumulate_grad(grad)
+
+        out._backward = _backward
+        return out
+
+    # ---------------------------------------------------------------- elementwise
+    def exp(self) -> "Tensor":
+        out = Tensor.from_op(np.exp(self.data), (self,), "exp")
+
+        def _backward():  # d(e^x)/dx = e^x
+            self.accumulate_grad(out.grad * out.data)
+
+        out._backward = _backward
+        return out
+
+    def log(self) -> "Tensor":
+        out = Tensor.from_op(np.log(self.data), (self,), "log")
+
+        def _backward():  # d(log x)/dx = 1/x
+            self.accumulate_grad(out.grad / self.data)
+
+        out._backward = _backward
+        return out
+
+    def tanh(self) -> "Tensor":
+        out = Tensor.from_op(np.tanh(self.data), (self,), "tanh")
+
+        def _backward():  # d(tanh x)/dx = 1 - tanh(x)^2
+            self.accumulate_grad(out.grad * (1.0 - out.data * out.data))
+
+        out._backward = _backward
+        return out
+
+    def relu(self) -> "Tensor":
+        out = Tensor.from_op(np.maximum(self.data, 0), (self,), "relu")
+
+        def _backward():  # d(max(x,0))/dx = 1 where x > 0, else 0
+            self.accumulate_grad(out.grad * (self.data > 0))
+
+        out._backward = _backward
+        return out
+
+
+def as_tensor(value: ArrayLike, like: Tensor | None = None) -> Tensor:
+    """Wrap arrays and numbers in a (constant) Tensor; pass Tensors through.
+
+    A Python number takes the dtype of `like`, so `x * 2` keeps a float32 x float32."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and np.isscalar(value):
+        return Tensor(np.asarray(value, dtype=like.dtype))
+    return Tensor(value)

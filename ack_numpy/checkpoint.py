@@ -1,0 +1,84 @@
+"""Checkpoints: one .npz file with the weights, the optimiser state and a JSON record.
+
+Layout of the file (plain NumPy arrays, no pickles, so `np.load` can read it anywhere):
+
+    model/<name>      every parameter, e.g. model/features.0.Q
+    optim/<name>      the optimiser's state, e.g. optim/m.0, optim/t
+    meta              a JSON string: format version, model name and options, epoch,
+                      position inside the epoch, training config and metrics so far
+
+Writes are atomic: the file is written under a temporary name in the same folder and
+renamed over the old one, so a crash (or kill -9) mid-write leaves the previous
+checkpoint untouched and a reader never sees a half-written file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, corrupt, truncated or not one of ours."""
+
+
+def save_checkpoint(path: str | Path, model_state: dict, optim_state: dict, meta: dict) -> Path:
+    """Write the checkpoint atomically (temp file + os.replace)."""
+    path = Path(path)
+    arrays = {f"model/{k}": v for k, v in model_state.items()}
+    arrays.update({f"optim/{k}": v for k, v in optim_state.items()})
+    arrays["meta"] = np.array(json.dumps({"format_version": FORMAT_VERSION, **meta}))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict]:
+    """Read (model_state, optim_state, meta); raise CheckpointError naming the file on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
+        raise CheckpointError(f"{path} is not a readable ack_numpy checkpoint "
+                              f"(corrupt or truncated .npz: {err})") from None
+    if "meta" not in arrays:
+        raise CheckpointError(f"{path} is an .npz file but not an ack_numpy checkpoint (no 'meta' entry)")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: the 'meta' record is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or "model" not in meta:
+        raise CheckpointError(f"{path}: unsupported checkpoint format (expected format_version "
+                              f"{FORMAT_VERSION} with a model name)")
+    model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    optim_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
+    return model_state, optim_state, meta
+
+
+def load_model(path: str | Path):
+    """Rebuild the model a checkpoint was saved from and load its weights -> (model, meta)."""
+    from .models import build_model  # here, not at the top: models import nn, which is heavier
+
+    model_state, _, meta = load_checkpoint(path)
+    try:
+        model = build_model(meta["model"], seed=0, **meta.get("model_options", {}))
+        model.load_state_dict(model_state)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: weights do not fit model {meta['model']!r}: {err}") from None
+    return model, meta

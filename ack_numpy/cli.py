@@ -1,0 +1,138 @@
+"""The command line: `python -m ack_numpy <command> ...`.
+
+A thin layer: each command parses its arguments, calls the library, and turns the
+library's errors (bad data, bad checkpoints, bad arguments) into one clear line on
+stderr and a non-zero exit code instead of a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from .checkpoint import CheckpointError
+
+
+# ----------------------------------------------------------------------------- argument types
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def model_name(text: str) -> str:
+    from .models import MODELS
+
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r} (choose from {', '.join(MODELS)})")
+    return text
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, resume, train
+
+    if args.resume:
+        resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
+        return 0
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    config = TrainConfig(**values)
+    if args.out is None:
+        config.out = f"runs/{config.model}"
+    train(config, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .data import load_mnist
+    from .train import evaluate
+
+    model, meta = load_model(args.checkpoint)
+    images, labels = load_mnist("test", args.data_dir, limit=args.limit_test)
+    loss, accuracy = evaluate(model, images, labels)
+    print(f"model {meta['model']} ({model.num_parameters():,} parameters), trained {meta['epoch']} epochs")
+    print(f"test accuracy {accuracy:.4f} ({round(accuracy * len(labels))}/{len(labels)}), test loss {loss:.4f}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .data import download_mnist
+
+    path = download_mnist(args.dest)
+    print(f"MNIST is ready in {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ack_numpy",
+        description="Adaptive Convolutional Kernels in NumPy: train, evaluate and look at the kernels.")
+    sub = parser.add_subparsers(dest="command", metavar="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on MNIST")
+    p.add_argument("--model", type=model_name, default="lenet", help="lenet, adaptive-lenet or plain-small")
+    p.add_argument("--epochs", type=positive_int, help="number of epochs (default 1)")
+    p.add_argument("--batch-size", type=positive_int, help="minibatch size (default 64)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default 1e-3)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], help="default adam")
+    p.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
+    p.add_argument("--schedule", choices=["cosine", "constant"], help="learning-rate schedule (default cosine)")
+    p.add_argument("--max-shift", type=non_negative_int, help="augment with random shifts of up to N pixels (default 0)")
+    p.add_argument("--seed", type=int, help="seed for weights, order and augmentation (default 0)")
+    p.add_argument("--data-dir", help="folder with the four MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
+    p.add_argument("--out", help="output folder (default runs/MODEL)")
+    p.add_argument("--limit-train", type=positive_int, help="use only the first N training images")
+    p.add_argument("--limit-test", type=positive_int, help="use only the first N test images")
+    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its own settings are used)")
+    p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test accuracy and parameter count of a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by train")
+    p.add_argument("--data-dir", help="folder with the MNIST files")
+    p.add_argument("--limit-test", type=positive_int, help="use only the first N test images")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("download", help="download MNIST into data/mnist and verify it (needs internet)")
+    p.add_argument("--dest", help="target folder (default data/mnist in the project)")
+    p.set_defaults(func=cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataFormatError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130  # the training loop has already saved and said how to resume
+    except (DataFormatError, CheckpointError, ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""2-D convolution, twice: as literal loops, and as im2col + one matrix product.
+
+    y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * x_pad[n, c, i*s+u, j*s+v]
+
+(Like every deep-learning library this is cross-correlation: the kernel is not flipped.)
+
+The im2col form writes the same sum as a matrix product. With P = im2col(x),
+(N*Ho*Wo, D), D = C*m*m, and the kernels flattened to Wf: (O, D),
+
+    Y = P Wf^T + b                      (N*Ho*Wo, O)
+
+and its gradients, for G = dL/dY (N*Ho*Wo, O):
+
+    dWf = G^T P      (O, D)       every patch, weighted by its output's gradient
+    db  = sum_rows G (O,)
+    dP  = G Wf       (N*Ho*Wo, D), then dx = col2im(dP)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Tensor, as_tensor
+from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
+
+
+def _check_conv_args(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
+        raise ValueError(f"conv2d expects a weight of shape (O, C, m, m), got shape {weight.shape}")
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"conv2d: x has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+
+
+def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
+    """Convolution via im2col.  x: (N, C, H, W), weight: (O, C, m, m), bias: (O,)
+    -> (N, O, Ho, Wo). Accepts Tensors or arrays; gradients flow to all three."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    _check_conv_args(x, weight, bias)
+    check_stride_padding(stride, padding)
+    n, c, h, w = x.shape
+    o, _, m, _ = weight.shape
+    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+
+    P = im2col(x.data, m, stride, padding)                # (N*Ho*Wo, D)
+    Wf = weight.data.reshape(o, -1)                       # (O, D)
+    Y = P @ Wf.T                                          # (N*Ho*Wo, O)
+    if bias is not None:
+        Y += bias.data
+    y = Y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)     # (N, O, Ho, Wo)
+
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    out = Tensor.from_op(np.ascontiguousarray(y), parents, "conv2d")
+
+    def _backward():
+        G = out.grad.transpose(0, 2, 3, 1).reshape(-1, o)  # (N*Ho*Wo, O)
+        if weight.requires_grad:
+            weight.accumulate_grad((G.T @ P).reshape(weight.shape))      # dWf = G^T P
+        if bias is not None and bias.requires_grad:
+            bias.accumulate_grad(G.sum(axis=0))                          # db = sum_rows G
+        if x.requires_grad:
+            x.accumulate_grad(col2im(G @ Wf, x.shape, m, stride, padding))  # dx = col2im(G Wf)
+
+    out._backward = _backward
+    return out
+
+
+def conv2d_loops(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                 stride: int = 1, padding: int = 0) -> np.ndarray:
+    """The literal definition, one output number at a time (forward only, for reading and tests).
+
+    y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * x_pad[n, c, i*s+u, j*s+v]
+    """
+    n, c, h, w = x.shape
+    o, _, m, _ = weight.shape
+    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    xp = pad2d(x, padding)
+    y = np.zeros((n, o, ho, wo), dtype=np.result_type(x, weight))
+    for b in range(n):
+        for k in range(o):
+            for i in range(ho):
+                for j in range(wo):
+                    patch = xp[b, :, i * stride : i * stride + m, j * stride : j * stride + m]  # (C, m, m)
+                    y[b, k, i, j] = np.sum(patch * weight[k]) + (0.0 if bias is None else bias[k])
+    return y

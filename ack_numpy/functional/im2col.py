@@ -1,0 +1,99 @@
+"""im2col and col2im: turning convolution into one matrix product.
+
+A convolution with an m x m kernel looks at one patch of the input per output pixel.
+`im2col` copies every patch into one row of a matrix P:
+
+    x: (N, C, H, W)  --im2col-->  P: (N*Ho*Wo, C*m*m)
+
+Row r = (n, i, j) holds the patch under output pixel (i, j) of image n, flattened in
+(c, u, v) order (channel, kernel row, kernel column). Then every convolution output is
+a dot product of a row of P with a flattened kernel, i.e. one matrix product.
+
+`col2im` is the adjoint (the transpose) of `im2col`: it takes one gradient per patch
+element, (N*Ho*Wo, C*m*m), and adds each one back onto the input pixel it was copied
+from. Pixels that belong to several patches receive the sum. That is exactly the
+backward pass of im2col.
+
+Sizes: Ho = (H + 2*padding - m) // stride + 1, and the same for Wo.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
+    """Number of kernel positions along one axis: (size + 2*padding - m) // stride + 1."""
+    out = (size + 2 * padding - kernel_size) // stride + 1
+    if out < 1:
+        raise ValueError(
+            f"kernel of size {kernel_size} does not fit an input of size {size} "
+            f"with padding {padding}: the output would be empty"
+        )
+    return out
+
+
+def check_stride_padding(stride: int, padding: int) -> None:
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    if int(padding) != padding or padding < 0:
+        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+
+
+def pad2d(x: np.ndarray, padding: int) -> np.ndarray:
+    """Zero-pad the last two axes of x (N, C, H, W) by `padding` on every side."""
+    if padding == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+
+
+def im2col(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Copy every m x m patch of x into a row.
+
+    x: (N, C, H, W)  ->  P: (N*Ho*Wo, C*m*m), rows in (n, i, j) order,
+    columns in (c, u, v) order, so P[(n,i,j), (c,u,v)] = x_pad[n, c, i*stride+u, j*stride+v].
+    """
+    check_stride_padding(stride, padding)
+    n, c, h, w = x.shape
+    m = kernel_size
+    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    # A strided view: windows[n, c, i, j, u, v] = x_pad[n, c, i*stride+u, j*stride+v]; no copy yet.
+    windows = sliding_window_view(pad2d(x, padding), (m, m), axis=(2, 3))[:, :, ::stride, ::stride]
+    # (N, C, Ho, Wo, m, m) -> (N, Ho, Wo, C, m, m): the one copy, into row-major patch rows.
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * m * m)
+
+
+def col2im(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Adjoint of im2col: add each patch entry back onto the pixel it came from.
+
+    cols: (N*Ho*Wo, C*m*m)  ->  dx: (N, C, H, W)
+    dx[n, c, i*stride+u, j*stride+v] += cols[(n,i,j), (c,u,v)]   for all i, j, u, v
+    """
+    n, c, h, w = x_shape
+    m = kernel_size
+    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    cols6 = cols.reshape(n, ho, wo, c, m, m).transpose(0, 3, 4, 5, 1, 2)  # (N, C, m, m, Ho, Wo)
+    dx = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    # One vectorised add per kernel offset (u, v): m*m Python iterations, not N*Ho*Wo.
+    for u in range(m):
+        for v in range(m):
+            dx[:, :, u : u + stride * ho : stride, v : v + stride * wo : stride] += cols6[:, :, u, v]
+    if padding:
+        dx = dx[:, :, padding:-padding, padding:-padding]
+    return dx
+
+
+def im2col_loops(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """The same as `im2col`, written as the literal loop over patches (reference for tests)."""
+    n, c, h, w = x.shape
+    m = kernel_size
+    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    xp = pad2d(x, padding)
+    cols = np.empty((n * ho * wo, c * m * m), dtype=x.dtype)
+    row = 0
+    for b in range(n):
+        for i in range(ho):
+            for j in range(wo):
+                cols[row] = xp[b, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(-1)
+                row += 1
+    return cols

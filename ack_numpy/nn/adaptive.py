@@ -1,0 +1,66 @@
+"""AdaptiveConv2d: the layer that computes its kernel from each patch.
+
+    sigma_o(l) = p_l^T Q_o p_l + w_o . p_l + b_o,    y = tanh(sigma)
+
+(see `ack_numpy.functional.adaptive` for the equations, the literal loop version and
+the im2col version with its backward).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd import Tensor
+from .layers import uniform_init
+from .module import Module, Parameter
+
+ACTIVATIONS = ("tanh", "none")
+
+
+class AdaptiveConv2d(Module):
+    """Adaptive convolution layer with parameters Q (O, D, D), w (O, D), b (O,); D = C*m*m.
+
+    x: (N, C, H, W) -> y: (N, O, Ho, Wo), y = tanh(sigma) by default (the paper's choice:
+    the quadratic form is unbounded, tanh keeps outputs in (-1, 1)).
+
+    Parameter cost: O * (D*D + D + 1). Q is the dear part: (C*m*m)^2 per output channel,
+    81 for a 1-channel 3x3 layer but 5,184 for an 8-channel 3x3 one.
+
+    Initialisation (why the quadratic term starts small):
+      w ~ U(+-1/sqrt(D)) as for an ordinary convolution, so at step 0 the layer behaves
+      like a well-initialised conv layer;
+      Q ~ U(+-q_scale/D). For a patch p with |p|^2 ~ D (inputs of order 1), p^T Q p then
+      has a standard deviation of about q_scale/sqrt(3), a tenth of w.p's for the default
+      q_scale=0.1. A large random Q would make sigma a random quadratic surface that
+      saturates tanh and drowns the gradient; a small random Q (not zero) lets every
+      Q filter start learning from a different point. Without a static kernel
+      (static=False) Q is the only path for the signal, so q_scale defaults to 1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, static: bool = True, activation: str = "tanh",
+                 q_scale: float | None = None, rng: np.random.Generator | None = None,
+                 dtype=np.float32):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        rng = rng if rng is not None else np.random.default_rng()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.static, self.activation = static, activation
+        D = in_channels * kernel_size * kernel_size
+        self.q_scale = (0.1 if static else 1.0) if q_scale is None else q_scale
+        self.Q = Parameter(rng.uniform(-self.q_scale / D, self.q_scale / D, size=(out_channels, D, D)).astype(dtype))
+        self.w = Parameter(uniform_init(rng, (out_channels, D), D, dtype)) if static else None
+        self.b = Parameter(np.zeros(out_channels, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        sigma = F.adaptive_conv2d(x, self.Q, self.w, self.b, self.stride, self.padding)
+        return sigma.tanh() if self.activation == "tanh" else sigma
+
+    def kernels(self, x) -> np.ndarray:
+        """The dynamic kernels this layer applies to x: (N, O, Ho, Wo, C, m, m)."""
+        return F.adaptive_kernels(x, self.Q, self.w, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, static={self.static}")

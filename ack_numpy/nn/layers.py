@@ -1,0 +1,117 @@
+"""The ordinary layers: Linear, Conv2d, MaxPool2d, activations, Flatten, Sequential.
+
+Each layer only holds Parameters and calls `ack_numpy.functional`; the maths and the
+backward passes live there. Initialisation follows PyTorch's default for these layers
+(uniform in +-1/sqrt(fan_in)), so that results are comparable with what readers know.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from ..autograd import Tensor
+from .module import Module, Parameter
+
+
+def uniform_init(rng: np.random.Generator, shape: tuple, fan_in: int, dtype=np.float32) -> np.ndarray:
+    """U(-1/sqrt(fan_in), +1/sqrt(fan_in)): keeps each output's variance near the input's."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+class Linear(Module):
+    """y = x W^T + b.  x: (N, in_features) -> (N, out_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 rng: np.random.Generator | None = None, dtype=np.float32):
+        rng = rng if rng is not None else np.random.default_rng()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(uniform_init(rng, (out_features, in_features), in_features, dtype))
+        self.bias = Parameter(uniform_init(rng, (out_features,), in_features, dtype)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects input of shape "
+                             f"(N, {self.in_features}), got {x.shape}")
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}"
+
+
+class Conv2d(Module):
+    """Ordinary convolution.  x: (N, C, H, W) -> (N, O, Ho, Wo); weight (O, C, m, m), bias (O,)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True, rng: np.random.Generator | None = None,
+                 dtype=np.float32):
+        rng = rng if rng is not None else np.random.default_rng()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        fan_in = in_channels * kernel_size * kernel_size
+        self.weight = Parameter(uniform_init(rng, (out_channels, in_channels, kernel_size, kernel_size), fan_in, dtype))
+        self.bias = Parameter(uniform_init(rng, (out_channels,), fan_in, dtype)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size: int = 2, stride: int | None = None):
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
+
+
+class ReLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.relu()
+
+
+class Tanh(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class Flatten(Module):
+    """(N, C, H, W) -> (N, C*H*W)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], -1)
+
+
+class GlobalAvgPool2d(Module):
+    """(N, C, H, W) -> (N, C): the mean of each feature map (no parameters)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(axis=(2, 3))
+
+
+class Sequential(Module):
+    """Apply layers in order. Parameters are named by position: '0.weight', '3.Q'."""
+
+    def __init__(self, *layers: Module):
+        self.layers = list(layers)
+
+    def named_parameters(self, prefix: str = ""):
+        for i, layer in enumerate(self.layers):
+            yield from layer.named_parameters(f"{prefix}{i}.")
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)

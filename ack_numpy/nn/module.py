@@ -1,0 +1,110 @@
+"""Module and Parameter: how layers hold their weights.
+
+A `Parameter` is a Tensor that an optimiser should update. A `Module` is anything with
+a `forward`; it finds its parameters by looking at its own attributes (Parameters,
+sub-Modules, and lists of Modules), so a layer only has to assign them in `__init__`.
+`state_dict()` names every parameter by its attribute path ("conv1.Q", "fc.weight").
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ..autograd import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that is a learnable weight: requires_grad is always on."""
+
+    def __init__(self, data: np.ndarray):
+        super().__init__(np.asarray(data), requires_grad=True)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class Module:
+    """Base class for layers and models: override `forward`; call the module like a function."""
+
+    training: bool = True
+
+    def forward(self, *args, **kwargs) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs) -> Tensor:
+        return self.forward(*args, **kwargs)
+
+    # ---------------------------------------------------------------- parameters
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(name, Parameter) pairs in attribute order, names like 'features.0.Q'."""
+        for name, value in vars(self).items():
+            full = f"{prefix}{name}"
+            if isinstance(value, Parameter):
+                yield full, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(full + ".")
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield from item.named_parameters(f"{full}.{i}.")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self) -> int:
+        """Total count of learnable numbers (what "431,080 parameters" counts)."""
+        return sum(p.size for p in self.parameters())
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def children(self) -> Iterator["Module"]:
+        for value in vars(self).values():
+            if isinstance(value, Module):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                yield from (v for v in value if isinstance(v, Module))
+
+    def train(self, mode: bool = True) -> "Module":
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    # ---------------------------------------------------------------- saving
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter's values, by name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Load values saved by state_dict(); names and shapes must match exactly."""
+        own = dict(self.named_parameters())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state_dict does not match {type(self).__name__}: "
+                             f"missing {missing}, unexpected {unexpected}")
+        for name, p in own.items():
+            value = np.asarray(state[name])
+            if value.shape != p.shape:
+                raise ValueError(f"state_dict entry '{name}' has shape {value.shape}, "
+                                 f"the model expects {p.shape}")
+            p.data = value.astype(p.dtype, copy=True)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                lines.append(f"  ({name}): " + repr(value).replace("\n", "\n  "))
+            elif isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
+                for i, v in enumerate(value):
+                    lines.append(f"  ({i}): " + repr(v).replace("\n", "\n  "))
+        return "\n".join(lines) + ")" if len(lines) > 1 else f"{type(self).__name__}({self.extra_repr()})"
+
+    def extra_repr(self) -> str:
+        return ""

@@ -1,0 +1,289 @@
+"""The training loop: minibatches -> loss -> backward -> optimiser step, with honest bookkeeping.
+
+One run writes into its output folder:
+
+    config.json      the arguments of the run
+    metrics.csv      one row per epoch: train loss/accuracy, test loss/accuracy, seconds, lr
+    checkpoint.npz   weights + optimiser state + position, rewritten atomically every epoch
+
+Randomness is explicit and derived from the seed, so runs are reproducible and can be
+resumed exactly: the weights come from default_rng(seed); the order of epoch e from
+default_rng((seed, e)); the random shifts of batch b of epoch e from
+default_rng((seed, e, b)). Nothing depends on a global random state, so a run resumed
+at (epoch, batch) sees exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import functional as F
+from . import optim
+from .autograd import Tensor, no_grad
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import load_mnist, random_shift
+from .models import build_model
+from .nn import Module
+
+METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "lr"]
+CHECKPOINT_NAME = "checkpoint.npz"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+@dataclass
+class TrainConfig:
+    model: str = "lenet"
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"          # "adam" or "sgd"
+    momentum: float = 0.9            # SGD only
+    weight_decay: float = 0.0
+    schedule: str = "cosine"         # "cosine" (to 0 over all epochs) or "constant"
+    max_shift: int = 0               # augmentation: random shifts of up to this many pixels
+    seed: int = 0
+    data_dir: str | None = None
+    out: str = "runs/lenet"
+    limit_train: int | None = None
+    limit_test: int | None = None
+    model_options: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be a positive number, got {self.lr}"),
+            (self.optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}"),
+            (self.schedule in ("cosine", "constant"), f"schedule must be 'cosine' or 'constant', got {self.schedule!r}"),
+            (self.max_shift >= 0, f"max shift must be >= 0, got {self.max_shift}"),
+            (self.limit_train is None or self.limit_train >= 1, f"limit-train must be >= 1, got {self.limit_train}"),
+            (self.limit_test is None or self.limit_test >= 1, f"limit-test must be >= 1, got {self.limit_test}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# ----------------------------------------------------------------------------- pieces
+def make_optimizer(config: TrainConfig, model: Module) -> optim.Optimizer:
+    if config.optimizer == "sgd":
+        return optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                         weight_decay=config.weight_decay)
+    return optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Cosine: lr * (1 + cos(pi * step / total)) / 2, from lr down to 0 at the last step."""
+    if config.schedule == "constant":
+        return config.lr
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The shuffled order of the n training images in `epoch` (0-based)."""
+    return np.random.default_rng((seed, epoch)).permutation(n)
+
+
+def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of model on a dataset, without building a graph."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with no_grad():
+        for start in range(0, len(images), batch_size):
+            x, y = images[start : start + batch_size], labels[start : start + batch_size]
+            logits = model(Tensor(x))
+            total_loss += F.cross_entropy(logits, y).item() * len(x)
+            correct += int((logits.data.argmax(axis=1) == y).sum())
+    model.train()
+    return total_loss / len(images), correct / len(images)
+
+
+def train_step(model: Module, optimizer: optim.Optimizer, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """One minibatch: forward, loss, backward, update. Returns (loss, number correct).
+
+    Raises TrainingDiverged before touching the weights if the loss is not finite."""
+    logits = model(Tensor(x))
+    loss = F.cross_entropy(logits, y)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"loss is {value}")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return value, int((logits.data.argmax(axis=1) == y).sum())
+
+
+# ----------------------------------------------------------------------------- files
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """Rows of a metrics.csv as dicts of floats (epoch as int)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress:
+    """One status line per epoch, rewritten in place with '\\r' (batches, images/s, loss, ETA)."""
+
+    def __init__(self, stream=None, every: float = 0.5):
+        self.stream = stream if stream is not None else sys.stderr
+        self.every, self.last = every, 0.0
+
+    def update(self, epoch: int, epochs: int, batch: int, batches: int, images_per_s: float, loss: float,
+               force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        eta = (batches - batch) * (now - self.start) / max(batch - self.first_batch, 1)
+        self.stream.write(f"\repoch {epoch}/{epochs}  batch {batch}/{batches}  {images_per_s:7.0f} img/s  "
+                          f"loss {loss:.4f}  ETA {_format_seconds(eta)}  ")
+        self.stream.flush()
+
+    def start_epoch(self, first_batch: int) -> None:
+        self.start, self.first_batch = time.perf_counter(), first_batch
+
+    def end_epoch(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+# ----------------------------------------------------------------------------- the loop
+def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], None] = print,
+          progress: Progress | None = None) -> list[dict]:
+    """Train `config.model` on MNIST; write config.json, metrics.csv and checkpoint.npz to config.out.
+
+    Refuses to start over an existing checkpoint unless overwrite=True (resume instead).
+    Returns the metric rows, one per epoch."""
+    config.validate()
+    checkpoint_path = Path(config.out) / CHECKPOINT_NAME
+    if checkpoint_path.exists() and not overwrite:
+        raise ValueError(f"{checkpoint_path} already exists: continue it with --resume {config.out}, "
+                         f"or choose another --out (or pass --overwrite to start again)")
+    return _run(config, None, log, progress)
+
+
+def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = None,
+           log: Callable[[str], None] = print, progress: Progress | None = None) -> list[dict]:
+    """Continue the run saved in out/checkpoint.npz with its own config, from the exact batch
+    where it stopped. `epochs` may extend a run that uses the constant schedule (with the
+    cosine schedule every learning rate depends on the total, so it must stay the same)."""
+    checkpoint_path = Path(out) / CHECKPOINT_NAME
+    model_state, optim_state, meta = load_checkpoint(checkpoint_path)
+    config = TrainConfig(**meta["config"])
+    config.out = str(out)
+    if data_dir is not None:
+        config.data_dir = data_dir  # the data may live elsewhere on this machine
+    if epochs is not None and epochs != config.epochs:
+        if config.schedule != "constant":
+            raise ValueError(f"cannot change the number of epochs from {config.epochs} to {epochs} when "
+                             f"resuming a run with the cosine schedule (its learning rates depend on the total)")
+        config.epochs = epochs
+    config.validate()
+    return _run(config, (model_state, optim_state, meta), log, progress)
+
+
+def _run(config: TrainConfig, state, log, progress) -> list[dict]:
+    out = Path(config.out)
+    checkpoint_path = out / CHECKPOINT_NAME
+    out.mkdir(parents=True, exist_ok=True)
+    train_x, train_y = load_mnist("train", config.data_dir, limit=config.limit_train)
+    test_x, test_y = load_mnist("test", config.data_dir, limit=config.limit_test)
+    model = build_model(config.model, seed=config.seed, **config.model_options)
+    optimizer = make_optimizer(config, model)
+
+    rows: list[dict] = []
+    epoch, batch, running = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    if state is not None:
+        model_state, optim_state, meta = state
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optim_state)
+        rows, epoch, batch, running = meta["metrics"], meta["epoch"], meta["batch"], meta["running"]
+        log(f"resuming {config.model} from {checkpoint_path}: epoch {epoch + 1}, batch {batch}")
+    else:
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        log(f"training {config.model} ({model.num_parameters():,} parameters) on {len(train_x):,} images, "
+            f"testing on {len(test_x):,}")
+
+    n = len(train_x)
+    batches = math.ceil(n / config.batch_size)
+    total_steps = config.epochs * batches
+    progress = progress if progress is not None else Progress()
+
+    def save(epoch_: int, batch_: int, running_: dict) -> None:
+        meta = {"model": config.model, "model_options": config.model_options, "config": asdict(config),
+                "epoch": epoch_, "batch": batch_, "running": running_, "metrics": rows,
+                "num_parameters": model.num_parameters()}
+        save_checkpoint(checkpoint_path, model.state_dict(), optimizer.state_dict(), meta)
+
+    while epoch < config.epochs:
+        order = epoch_order(config.seed, epoch, n)
+        progress.start_epoch(batch)
+        t0 = time.perf_counter() - running["seconds"]
+        try:
+            while batch < batches:
+                idx = order[batch * config.batch_size : (batch + 1) * config.batch_size]
+                x = train_x[idx]
+                if config.max_shift:
+                    x = random_shift(x, config.max_shift, np.random.default_rng((config.seed, epoch, batch)))
+                optimizer.lr = learning_rate(config, epoch * batches + batch, total_steps)
+                try:
+                    loss, correct = train_step(model, optimizer, x, train_y[idx])
+                except TrainingDiverged as err:
+                    progress.end_epoch()
+                    raise TrainingDiverged(
+                        f"training diverged at epoch {epoch + 1}, batch {batch + 1} ({err}); "
+                        f"try a smaller learning rate than {config.lr:g}. The last good checkpoint "
+                        f"({checkpoint_path}) was left untouched.") from None
+                running["loss"] += loss * len(idx)
+                running["correct"] += correct
+                running["seen"] += len(idx)
+                batch += 1
+                elapsed = time.perf_counter() - t0
+                progress.update(epoch + 1, config.epochs, batch, batches, running["seen"] / max(elapsed, 1e-9),
+                                running["loss"] / running["seen"], force=batch == batches)
+        except KeyboardInterrupt:
+            progress.end_epoch()
+            running["seconds"] = time.perf_counter() - t0
+            save(epoch, batch, running)
+            log(f"interrupted: saved epoch {epoch + 1}, batch {batch} to {checkpoint_path}; "
+                f"continue with: python -m ack_numpy train --resume {out}")
+            raise
+        progress.end_epoch()
+        seconds = time.perf_counter() - t0
+        test_loss, test_acc = evaluate(model, test_x, test_y)
+        rows.append({"epoch": epoch + 1, "train_loss": running["loss"] / running["seen"],
+                     "train_acc": running["correct"] / running["seen"], "test_loss": test_loss,
+                     "test_acc": test_acc, "seconds": seconds, "lr": optimizer.lr})
+        epoch, batch = epoch + 1, 0
+        running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        save(epoch, batch, running)
+        write_metrics(out / "metrics.csv", rows)
+        r = rows[-1]
+        log(f"epoch {r['epoch']}/{config.epochs}: train loss {r['train_loss']:.4f}, train acc "
+            f"{r['train_acc']:.4f}, test acc {r['test_acc']:.4f}, {r['seconds']:.1f} s")
+    return rows

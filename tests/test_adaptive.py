@@ -1,0 +1,116 @@
+"""The adaptive convolution: literal loops vs im2col, gradients, kernels, errors, the layer."""
+import numpy as np
+import pytest
+
+import ack_numpy.functional as F
+from ack_numpy import Tensor
+from ack_numpy.nn import AdaptiveConv2d
+
+from conftest import check_gradients
+
+rng = np.random.default_rng(3)
+
+CASES = [  # (N, C, H, W, O, m, stride, padding)
+    (2, 1, 6, 6, 3, 3, 1, 0),
+    (1, 2, 7, 6, 2, 3, 2, 1),
+    (2, 3, 5, 5, 2, 2, 1, 0),
+    (1, 1, 9, 9, 2, 5, 2, 2),
+    (1, 2, 4, 4, 1, 1, 1, 0),
+]
+
+
+def random_args(case, static=True, bias=True):
+    n, c, h, w, o, m, _, _ = case
+    D = c * m * m
+    return (rng.normal(size=(n, c, h, w)), rng.normal(size=(o, D, D)),
+            rng.normal(size=(o, D)) if static else None, rng.normal(size=o) if bias else None)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("static", [True, False])
+def test_im2col_version_equals_literal_loops(case, static):
+    x, Q, w, b = random_args(case, static)
+    s, p = case[6], case[7]
+    fast = F.adaptive_conv2d(x, Q, w, b, s, p).data
+    slow, slow_kernels = F.adaptive_conv2d_loops(x, Q, w, b, s, p, return_kernels=True)
+    np.testing.assert_allclose(fast, slow, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(F.adaptive_kernels(x, Q, w, s, p), slow_kernels, atol=1e-10, rtol=0)
+
+
+def test_sigma_is_the_quadratic_form_at_one_location():
+    # sigma = p^T Q p + w.p + b, written out for the patch under output pixel (1, 2)
+    x, Q, w, b = random_args((1, 2, 5, 5, 2, 3, 1, 0))
+    p = x[0, :, 1:4, 2:5].reshape(-1)
+    sigma = F.adaptive_conv2d(x, Q, w, b).data
+    for o in range(2):
+        assert sigma[0, o, 1, 2] == pytest.approx(p @ Q[o] @ p + w[o] @ p + b[o])
+
+
+def test_zero_Q_is_an_ordinary_convolution():
+    x, Q, w, b = random_args((2, 3, 6, 6, 4, 3, 1, 1))
+    adaptive = F.adaptive_conv2d(x, np.zeros_like(Q), w, b, 1, 1).data
+    ordinary = F.conv2d(x, w.reshape(4, 3, 3, 3), b, 1, 1).data
+    np.testing.assert_allclose(adaptive, ordinary, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES[:4])
+def test_gradients_of_x_Q_w_b(case):
+    x, Q, w, b = random_args(case)
+    s, p = case[6], case[7]
+    check_gradients(lambda x_, Q_, w_, b_: F.adaptive_conv2d(x_, Q_, w_, b_, s, p), x, Q, w, b)
+
+
+def test_gradients_without_static_kernel_and_bias():
+    x, Q, _, _ = random_args(CASES[1], static=False, bias=False)
+    check_gradients(lambda x_, Q_: F.adaptive_conv2d(x_, Q_, None, None, 2, 1), x, Q)
+
+
+def test_gradient_formulas_at_one_location():
+    # dsigma/dQ = p p^T and dsigma/dp = (Q + Q^T) p + w, for a 1-pixel output
+    x, Q, w, b = random_args((1, 1, 3, 3, 1, 3, 1, 0))
+    tx, tQ = Tensor(x, requires_grad=True), Tensor(Q, requires_grad=True)
+    F.adaptive_conv2d(tx, tQ, w, b).sum().backward()
+    p = x.reshape(-1)
+    np.testing.assert_allclose(tQ.grad[0], np.outer(p, p))
+    np.testing.assert_allclose(tx.grad.reshape(-1), (Q[0] + Q[0].T) @ p + w[0])
+
+
+def test_argument_errors_are_clear():
+    x = np.zeros((1, 2, 6, 6))
+    with pytest.raises(ValueError, match=r"D=10 but x has C=2 channels.*not a square"):
+        F.adaptive_conv2d(x, np.zeros((1, 10, 10)))
+    with pytest.raises(ValueError, match=r"D=9 but x has C=2 channels.*not divisible"):
+        F.adaptive_conv2d(x, np.zeros((1, 9, 9)))
+    with pytest.raises(ValueError, match=r"Q of shape \(O, D, D\)"):
+        F.adaptive_conv2d(x, np.zeros((1, 18, 9)))
+    with pytest.raises(ValueError, match=r"w of shape \(O, D\) = \(1, 18\)"):
+        F.adaptive_conv2d(x, np.zeros((1, 18, 18)), np.zeros((2, 18)))
+    with pytest.raises(ValueError, match=r"b of shape \(O,\) = \(1,\)"):
+        F.adaptive_conv2d(x, np.zeros((1, 18, 18)), None, np.zeros(3))
+    with pytest.raises(ValueError, match=r"x of shape \(N, C, H, W\)"):
+        F.adaptive_conv2d(np.zeros((2, 6, 6)), np.zeros((1, 18, 18)))
+
+
+def test_layer_parameters_and_output():
+    layer = AdaptiveConv2d(2, 4, 3, padding=1, rng=np.random.default_rng(0))
+    names = [name for name, _ in layer.named_parameters()]
+    assert names == ["Q", "w", "b"]
+    assert layer.Q.shape == (4, 18, 18) and layer.w.shape == (4, 18) and layer.b.shape == (4,)
+    assert layer.num_parameters() == 4 * (18 * 18 + 18 + 1)
+    x = Tensor(np.random.default_rng(1).uniform(size=(3, 2, 8, 8)).astype(np.float32))
+    y = layer(x)
+    assert y.shape == (3, 4, 8, 8) and y.dtype == np.float32
+    assert np.all(np.abs(y.data) < 1)  # tanh
+    np.testing.assert_allclose(layer.kernels(x), F.adaptive_kernels(x, layer.Q, layer.w, 1, 1))
+    no_static = AdaptiveConv2d(1, 2, 3, static=False)
+    assert [n for n, _ in no_static.named_parameters()] == ["Q", "b"]
+    with pytest.raises(ValueError, match="activation"):
+        AdaptiveConv2d(1, 2, 3, activation="sigmoid")
+
+
+def test_initial_quadratic_term_is_small_next_to_the_static_kernel():
+    layer = AdaptiveConv2d(1, 8, 5, rng=np.random.default_rng(0), dtype=np.float64)
+    x = np.random.default_rng(1).uniform(size=(4, 1, 12, 12))
+    quadratic = F.adaptive_conv2d(x, layer.Q, None, None).data
+    linear = F.adaptive_conv2d(x, np.zeros_like(layer.Q.data), layer.w, None).data
+    assert quadratic.std() < 0.3 * linear.std()

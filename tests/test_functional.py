@@ -1,0 +1,100 @@
+"""im2col, conv2d, pooling and losses: literal-vs-fast agreement and gradient checks."""
+import numpy as np
+import pytest
+
+import ack_numpy.functional as F
+from ack_numpy import Tensor
+
+from conftest import check_gradients
+
+rng = np.random.default_rng(7)
+
+CONV_CASES = [  # (N, C, H, W, O, m, stride, padding)
+    (2, 3, 7, 7, 4, 3, 1, 0),
+    (2, 3, 7, 6, 4, 3, 2, 1),
+    (1, 2, 8, 8, 3, 5, 1, 2),
+    (3, 1, 6, 6, 2, 2, 2, 0),
+    (1, 2, 5, 5, 2, 3, 3, 1),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_im2col_matches_loops_and_col2im_is_its_adjoint(case):
+    n, c, h, w, _, m, s, p = case
+    x = rng.normal(size=(n, c, h, w))
+    cols = F.im2col(x, m, s, p)
+    np.testing.assert_array_equal(cols, F.im2col_loops(x, m, s, p))
+    # adjoint: <im2col(x), y> == <x, col2im(y)> for every x, y
+    y = rng.normal(size=cols.shape)
+    assert np.sum(cols * y) == pytest.approx(np.sum(x * F.col2im(y, x.shape, m, s, p)), rel=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_im2col_equals_loops(case):
+    n, c, h, w, o, m, s, p = case
+    x, weight, bias = rng.normal(size=(n, c, h, w)), rng.normal(size=(o, c, m, m)), rng.normal(size=o)
+    fast = F.conv2d(x, weight, bias, s, p).data
+    np.testing.assert_allclose(fast, F.conv2d_loops(x, weight, bias, s, p), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:3])
+def test_conv2d_gradients(case):
+    n, c, h, w, o, m, s, p = case
+    check_gradients(lambda x, k, b: F.conv2d(x, k, b, s, p),
+                    rng.normal(size=(n, c, h, w)), rng.normal(size=(o, c, m, m)), rng.normal(size=o))
+
+
+def test_conv2d_errors():
+    with pytest.raises(ValueError, match="x has 3 channels but the weight expects 2"):
+        F.conv2d(np.zeros((1, 3, 5, 5)), np.zeros((4, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        F.conv2d(np.zeros((3, 5, 5)), np.zeros((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match="does not fit"):
+        F.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3)))
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        F.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), stride=0)
+
+
+def max_pool_loops(x, k, s):
+    n, c, h, w = x.shape
+    ho, wo = (h - k) // s + 1, (w - k) // s + 1
+    y = np.empty((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            y[:, :, i, j] = x[:, :, i * s : i * s + k, j * s : j * s + k].max(axis=(2, 3))
+    return y
+
+
+@pytest.mark.parametrize("k, s, size", [(2, 2, 6), (2, 2, 7), (3, 2, 7), (3, 1, 5)])
+def test_max_pool(k, s, size):
+    x = rng.normal(size=(2, 3, size, size))  # continuous values: no ties, so the argmax is unique
+    np.testing.assert_array_equal(F.max_pool2d(x, k, s).data, max_pool_loops(x, k, s))
+    check_gradients(lambda t: F.max_pool2d(t, k, s), x)
+
+
+def test_log_softmax_and_cross_entropy():
+    z = rng.normal(size=(5, 4)) * 3
+    np.testing.assert_allclose(np.exp(F.log_softmax(z).data).sum(axis=1), 1.0)
+    check_gradients(lambda t: F.log_softmax(t, axis=1), z)
+    targets = np.array([0, 3, 1, 1, 2])
+    check_gradients(lambda t: F.cross_entropy(t, targets), z)
+    expected = -np.mean(F.log_softmax(z).data[np.arange(5), targets])
+    assert F.cross_entropy(z, targets).item() == pytest.approx(expected)
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    z = np.array([[1000.0, 0.0], [0.0, -1000.0]])
+    loss = F.cross_entropy(z, np.array([0, 0])).item()
+    assert np.isfinite(loss) and loss == pytest.approx(0.0)
+
+
+def test_cross_entropy_errors():
+    with pytest.raises(ValueError, match=r"targets must be in \[0, 3\)"):
+        F.cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match="integer targets"):
+        F.cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0]))
+
+
+def test_linear_gradients():
+    check_gradients(lambda x, w, b: F.linear(x, w, b), rng.normal(size=(4, 3)), rng.normal(size=(2, 3)),
+                    rng.normal(size=2))
