@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default runs/MODEL)")
     p.add_argument("--limit-train", type=positive_int, help="use only the first N training images")
     p.add_argument("--limit-test", type=positive_int, help="use only the first N test images")
+    p.add_argument("--holdout", type=non_negative_int,
+                   help="evaluate on the last N training images instead of the test set (for design choices)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its own settings are used)")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a checkpoint")
     p.set_defaults(func=cmd_train)

@@ -57,6 +57,7 @@ class TrainConfig:
     out: str = "runs/lenet"
     limit_train: int | None = None
     limit_test: int | None = None
+    holdout: int = 0                 # >0: evaluate on the last N training images instead of the test set
     model_options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -69,6 +70,7 @@ class TrainConfig:
             (self.max_shift >= 0, f"max shift must be >= 0, got {self.max_shift}"),
             (self.limit_train is None or self.limit_train >= 1, f"limit-train must be >= 1, got {self.limit_train}"),
             (self.limit_test is None or self.limit_test >= 1, f"limit-test must be >= 1, got {self.limit_test}"),
+            (self.holdout >= 0, f"holdout must be >= 0, got {self.holdout}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -147,29 +149,38 @@ def _format_seconds(seconds: float) -> str:
 
 
 class Progress:
-    """One status line per epoch, rewritten in place with '\\r' (batches, images/s, loss, ETA)."""
+    """One status line per epoch (batches, images/s, loss, ETA).
 
-    def __init__(self, stream=None, every: float = 0.5):
+    On a terminal the line is rewritten in place with '\\r' twice a second; in a log file
+    (not a terminal) a plain line is written every 30 seconds instead, so logs stay short."""
+
+    def __init__(self, stream=None):
         self.stream = stream if stream is not None else sys.stderr
-        self.every, self.last = every, 0.0
-
-    def update(self, epoch: int, epochs: int, batch: int, batches: int, images_per_s: float, loss: float,
-               force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        eta = (batches - batch) * (now - self.start) / max(batch - self.first_batch, 1)
-        self.stream.write(f"\repoch {epoch}/{epochs}  batch {batch}/{batches}  {images_per_s:7.0f} img/s  "
-                          f"loss {loss:.4f}  ETA {_format_seconds(eta)}  ")
-        self.stream.flush()
+        self.in_place = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every = 0.5 if self.in_place else 30.0
+        self.last = 0.0
 
     def start_epoch(self, first_batch: int) -> None:
         self.start, self.first_batch = time.perf_counter(), first_batch
+        self.last = self.start
+
+    def update(self, epoch: int, epochs: int, batch: int, batches: int, images_per_s: float, loss: float) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and batch < batches:
+            return
+        if not self.in_place and batch == batches:
+            return  # the epoch summary follows at once
+        self.last = now
+        eta = (batches - batch) * (now - self.start) / max(batch - self.first_batch, 1)
+        line = (f"epoch {epoch}/{epochs}  batch {batch}/{batches}  {images_per_s:6.0f} img/s  "
+                f"loss {loss:.4f}  ETA {_format_seconds(eta)}")
+        self.stream.write(f"\r{line}  " if self.in_place else line + "\n")
+        self.stream.flush()
 
     def end_epoch(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        if self.in_place:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -212,7 +223,14 @@ def _run(config: TrainConfig, state, log, progress) -> list[dict]:
     checkpoint_path = out / CHECKPOINT_NAME
     out.mkdir(parents=True, exist_ok=True)
     train_x, train_y = load_mnist("train", config.data_dir, limit=config.limit_train)
-    test_x, test_y = load_mnist("test", config.data_dir, limit=config.limit_test)
+    if config.holdout:
+        # Design decisions are made on held-out training images, never on the test set.
+        if config.holdout >= len(train_x):
+            raise ValueError(f"holdout ({config.holdout}) must be smaller than the training set ({len(train_x)})")
+        test_x, test_y = train_x[-config.holdout :], train_y[-config.holdout :]
+        train_x, train_y = train_x[: -config.holdout], train_y[: -config.holdout]
+    else:
+        test_x, test_y = load_mnist("test", config.data_dir, limit=config.limit_test)
     model = build_model(config.model, seed=config.seed, **config.model_options)
     optimizer = make_optimizer(config, model)
 
@@ -227,7 +245,7 @@ def _run(config: TrainConfig, state, log, progress) -> list[dict]:
     else:
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
         log(f"training {config.model} ({model.num_parameters():,} parameters) on {len(train_x):,} images, "
-            f"testing on {len(test_x):,}")
+            f"{'validating on the last' if config.holdout else 'testing on'} {len(test_x):,}")
 
     n = len(train_x)
     batches = math.ceil(n / config.batch_size)
@@ -265,7 +283,7 @@ def _run(config: TrainConfig, state, log, progress) -> list[dict]:
                 batch += 1
                 elapsed = time.perf_counter() - t0
                 progress.update(epoch + 1, config.epochs, batch, batches, running["seen"] / max(elapsed, 1e-9),
-                                running["loss"] / running["seen"], force=batch == batches)
+                                running["loss"] / running["seen"])
         except KeyboardInterrupt:
             progress.end_epoch()
             running["seconds"] = time.perf_counter() - t0
