@@ -1,0 +1,46 @@
+"""Data: reading MNIST from IDX files, and feeding it to training in minibatches.
+
+    idx.py       the IDX file format (read_idx, write_idx, DataFormatError)
+    mnist.py     finding, verifying, loading and downloading MNIST
+    batching.py  minibatches and random-shift augmentation
+
+Typical use:
+
+    x, y = load_mnist("train")                      # (60000, 1, 28, 28) float32, (60000,) int64
+    rng = np.random.default_rng(0)
+    for xb, yb in batches(x, y, 64, rng=rng):
+        xb = random_shift(xb, 2, rng)
+"""
+
+from .batching import batches, random_shift, shift_image_reference, shift_images
+from .idx import DataFormatError, read_idx, write_idx
+from .mnist import (
+    MNIST_FILES,
+    MNIST_MEAN,
+    MNIST_SHA256,
+    MNIST_STD,
+    download_mnist,
+    find_mnist_dir,
+    load_mnist,
+    normalize,
+    verify_mnist,
+)
+
+__all__ = [
+    "DataFormatError",
+    "read_idx",
+    "write_idx",
+    "MNIST_FILES",
+    "MNIST_SHA256",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "find_mnist_dir",
+    "load_mnist",
+    "normalize",
+    "verify_mnist",
+    "download_mnist",
+    "batches",
+    "random_shift",
+    "shift_images",
+    "shift_image_reference",
+]

@@ -1,0 +1,354 @@
+"""MNIST: where the files are, checking they are genuine, loading and downloading.
+
+MNIST is four IDX files (see `idx.py`), usually gzip-compressed:
+
+    train-images-idx3-ubyte   (60000, 28, 28) uint8     train-labels-idx1-ubyte  (60000,) uint8
+    t10k-images-idx3-ubyte    (10000, 28, 28) uint8     t10k-labels-idx1-ubyte   (10000,) uint8
+
+Each may be stored as NAME.gz or as NAME (uncompressed); NAME.gz wins if both exist.
+Checksums are of the *decompressed* content, so every genuine copy passes whichever
+mirror or gzip settings produced it.
+
+Where we look (`find_mnist_dir`): the `data_dir` argument, then the ACK_MNIST_DIR
+environment variable, then `data/mnist/` in the project root, then `./data/mnist`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .idx import DataFormatError, PathLike, open_maybe_gzip, parse_idx, read_idx_bytes
+
+MNIST_FILES: dict[str, str] = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+# SHA-256 of the decompressed IDX content (not of the .gz archive).
+MNIST_SHA256: dict[str, str] = {
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+}
+
+# Mean and standard deviation of the training pixels after scaling to [0, 1].
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+ENV_VAR = "ACK_MNIST_DIR"
+DEFAULT_MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+]
+# The project root is the folder holding the `ack_numpy` package.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+# The largest genuine file is 47 MB decompressed, 10 MB compressed; anything far
+# bigger is not MNIST, and we stop reading it rather than fill the disk or memory.
+_MAX_CONTENT_BYTES = 2**27
+_MAX_DOWNLOAD_BYTES = 2**27
+_CHUNK = 1 << 20
+
+HOW_TO_GET_DATA = (
+    "To get MNIST: run `python -m ack_numpy download`, or copy the four files "
+    "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+    "t10k-labels-idx1-ubyte.gz) into a folder and point to it with `--data-dir DIR` "
+    f"or the environment variable {ENV_VAR}=DIR."
+)
+
+
+# --------------------------------------------------------------------------- locating
+
+
+def _file_in(directory: Path, name: str) -> Optional[Path]:
+    """The file for base name `name` in `directory`: NAME.gz, else NAME, else None."""
+    for candidate in (directory / f"{name}.gz", directory / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing_files(directory: Path) -> list[str]:
+    return [name for name in MNIST_FILES.values() if _file_in(directory, name) is None]
+
+
+def _require_complete(directory: Path, where: str) -> Path:
+    """Return `directory` if it has all four files, else raise naming what is missing."""
+    if not directory.is_dir():
+        raise DataFormatError(f"{directory} ({where}): no such directory. {HOW_TO_GET_DATA}")
+    missing = _missing_files(directory)
+    if missing:
+        raise DataFormatError(
+            f"{directory} ({where}) lacks MNIST files: "
+            + ", ".join(f"{name}[.gz]" for name in missing)
+            + f". {HOW_TO_GET_DATA}"
+        )
+    return directory
+
+
+def default_mnist_dirs() -> list[Path]:
+    """Fallback places searched when neither `data_dir` nor ACK_MNIST_DIR is given."""
+    dirs = [PROJECT_ROOT / "data" / "mnist", Path.cwd() / "data" / "mnist"]
+    return list(dict.fromkeys(d.resolve() for d in dirs))  # drop duplicates, keep order
+
+
+def find_mnist_dir(data_dir: Optional[PathLike] = None) -> Path:
+    """Return the directory holding the four MNIST files.
+
+    Order: explicit `data_dir`, then $ACK_MNIST_DIR, then `data/mnist` in the project
+    root, then `./data/mnist`. An explicit or environment directory that lacks files
+    is an error (we do not silently use data from somewhere else).
+    """
+    if data_dir is not None:
+        return _require_complete(Path(data_dir).expanduser(), "given as data_dir")
+    env_dir = os.environ.get(ENV_VAR)
+    if env_dir:
+        return _require_complete(Path(env_dir).expanduser(), f"from ${ENV_VAR}")
+    looked = []
+    for directory in default_mnist_dirs():
+        if not directory.is_dir():
+            looked.append(f"{directory} (does not exist)")
+            continue
+        missing = _missing_files(directory)
+        if not missing:
+            return directory
+        looked.append(f"{directory} (lacks {', '.join(missing)})")
+    raise DataFormatError(
+        f"MNIST not found: no data_dir given, ${ENV_VAR} not set, and looked in "
+        + "; ".join(looked) + f". {HOW_TO_GET_DATA}"
+    )
+
+
+def _mnist_path(directory: Path, name: str) -> Path:
+    """Path of MNIST file `name` (a base name from MNIST_FILES) in `directory`."""
+    path = _file_in(directory, name)
+    if path is None:  # e.g. deleted since find_mnist_dir looked
+        raise DataFormatError(f"{directory}: {name}[.gz] not found. {HOW_TO_GET_DATA}")
+    return path
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def _check_sha256(actual: str, name: str, source: PathLike) -> None:
+    expected = MNIST_SHA256[name]
+    if actual != expected:
+        raise DataFormatError(
+            f"{source}: checksum mismatch for {name}: SHA-256 of the decompressed content "
+            f"is {actual}, expected {expected}. The file is corrupt or not the original "
+            f"MNIST; delete it and run `python -m ack_numpy download` (or copy a good one)."
+        )
+
+
+def content_sha256(path: PathLike) -> str:
+    """SHA-256 (hex) of a file's decompressed content, streamed in bounded chunks."""
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        with open_maybe_gzip(path) as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+                total += len(chunk)
+                if total > _MAX_CONTENT_BYTES:
+                    raise DataFormatError(
+                        f"{path}: more than {_MAX_CONTENT_BYTES:,} bytes of content; "
+                        f"this is not an MNIST file"
+                    )
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataFormatError(f"{path}: corrupt gzip data ({type(err).__name__}: {err})") from None
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot read file ({err})") from None
+    return digest.hexdigest()
+
+
+def verify_mnist(data_dir: Optional[PathLike] = None) -> dict[str, str]:
+    """Check the SHA-256 of all four MNIST files; returns {base name: "ok"}.
+
+    Raises DataFormatError at the first missing or corrupt file.
+    """
+    directory = find_mnist_dir(data_dir)
+    report = {}
+    for name in MNIST_FILES.values():
+        path = _mnist_path(directory, name)
+        _check_sha256(content_sha256(path), name, path)
+        report[name] = "ok"
+    return report
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _read_checked(path: Path, name: str, verify: bool) -> np.ndarray:
+    """Decompress once, hash those bytes, and parse the same bytes."""
+    data = read_idx_bytes(path)
+    if verify:
+        _check_sha256(hashlib.sha256(data).hexdigest(), name, path)
+    return parse_idx(data, str(path))
+
+
+def load_mnist(
+    split: str = "train",
+    data_dir: Optional[PathLike] = None,
+    limit: Optional[int] = None,
+    verify: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load the MNIST training or test set.
+
+    Args:
+        split: "train" (60000 images) or "test" (10000 images).
+        data_dir: folder with the four files; None searches (see `find_mnist_dir`).
+        limit: keep only the first `limit` examples (checksums still cover the whole file).
+        verify: check the SHA-256 of the decompressed content against MNIST_SHA256.
+    Returns:
+        images: (N, 1, 28, 28) float32 in [0, 1] (pixel / 255).
+        labels: (N,) int64 in 0..9.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f'load_mnist: split must be "train" or "test", got {split!r}')
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"load_mnist: limit must be a positive integer or None, got {limit!r}")
+    directory = find_mnist_dir(data_dir)
+    image_name, label_name = MNIST_FILES[f"{split}_images"], MNIST_FILES[f"{split}_labels"]
+    image_path, label_path = _mnist_path(directory, image_name), _mnist_path(directory, label_name)
+    images = _read_checked(image_path, image_name, verify)
+    labels = _read_checked(label_path, label_name, verify)
+    _check_shapes(images, labels, image_path, label_path)
+
+    n = len(labels) if limit is None else min(int(limit), len(labels))
+    x = images[:n].reshape(n, 1, 28, 28).astype(np.float32)
+    x /= 255.0  # in place: no second 188 MB temporary for the training set
+    return x, labels[:n].astype(np.int64)
+
+
+def _check_shapes(images: np.ndarray, labels: np.ndarray, image_path: Path, label_path: Path) -> None:
+    """Sanity checks that hold for MNIST whether or not checksums were verified."""
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataFormatError(
+            f"{image_path}: expected uint8 images of shape (N, 28, 28), "
+            f"got {images.dtype} {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DataFormatError(
+            f"{label_path}: expected uint8 labels of shape (N,), got {labels.dtype} {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise DataFormatError(
+            f"{image_path} holds {len(images)} images but {label_path} holds "
+            f"{len(labels)} labels; the two files do not belong together"
+        )
+    if labels.size and labels.max() > 9:
+        raise DataFormatError(
+            f"{label_path}: labels must be digits 0..9, found {int(labels.max())}"
+        )
+
+
+def normalize(images: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> np.ndarray:
+    """Standardise pixels: (images - mean) / std, so training pixels have mean 0, std 1.
+
+    images: any shape, values in [0, 1]  ->  same shape, float32.
+    """
+    return ((np.asarray(images, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------- downloading
+
+
+def _is_verified(path: Path, name: str) -> bool:
+    try:
+        return content_sha256(path) == MNIST_SHA256[name]
+    except DataFormatError:
+        return False
+
+
+def _fetch(url: str, dest_file, timeout: float) -> int:
+    """Stream `url` into the open binary file `dest_file`; returns bytes written."""
+    request = urllib.request.Request(url, headers={"User-Agent": "ack_numpy"})
+    total = 0
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        while chunk := response.read(_CHUNK):
+            total += len(chunk)
+            if total > _MAX_DOWNLOAD_BYTES:
+                raise DataFormatError(f"{url}: more than {_MAX_DOWNLOAD_BYTES:,} bytes; not MNIST")
+            dest_file.write(chunk)
+    return total
+
+
+def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float,
+                  progress: Callable[[str], object]) -> Path:
+    """Fetch NAME.gz from the first mirror that serves a genuine copy.
+
+    The bytes go to a temporary file in `dest`; only a verified file is moved onto
+    the final name (atomically, with os.replace), so the final name never holds a
+    half-written or corrupt download, and a failed attempt changes nothing.
+    """
+    final = dest / f"{name}.gz"
+    errors = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + f"/{name}.gz"
+        fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{name}.gz.", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            progress(f"downloading {url}")
+            with os.fdopen(fd, "wb") as f:
+                nbytes = _fetch(url, f, timeout)
+                f.flush()
+                os.fsync(f.fileno())
+            _check_sha256(content_sha256(tmp), name, url)
+            os.replace(tmp, final)
+            progress(f"  ok: {final} ({nbytes:,} bytes, checksum verified)")
+            return final
+        # URLError, HTTPError and timeouts are OSErrors; DataFormatError is a ValueError.
+        except (OSError, ValueError, http.client.HTTPException) as err:
+            errors.append(f"{url}: {err}")
+            progress(f"  failed: {err}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise DataFormatError(
+        f"could not download a genuine {name}.gz into {dest}. Tried:\n  "
+        + "\n  ".join(errors)
+        + f"\nNo internet? Copy the four MNIST files into {dest} or use --data-dir DIR "
+        f"(or {ENV_VAR}=DIR)."
+    )
+
+
+def download_mnist(
+    dest: Optional[PathLike] = None,
+    mirrors: Optional[Sequence[str]] = None,
+    timeout: float = 30.0,
+    progress: Optional[Callable[[str], object]] = print,
+) -> Path:
+    """Download the four MNIST files (as NAME.gz) into `dest` and verify them.
+
+    Args:
+        dest: target folder, created if needed; default `data/mnist` in the project root.
+        mirrors: base URLs tried in order; default DEFAULT_MIRRORS.
+        timeout: seconds to wait on a silent connection.
+        progress: called with one-line status messages; None for silence.
+    Returns:
+        the folder, ready for `load_mnist(data_dir=...)`.
+    Files already present and verified are kept and not downloaded again.
+    """
+    dest = Path(dest) if dest is not None else PROJECT_ROOT / "data" / "mnist"
+    mirrors = list(mirrors) if mirrors is not None else list(DEFAULT_MIRRORS)
+    report = progress if progress is not None else (lambda message: None)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in MNIST_FILES.values():
+        existing = _file_in(dest, name)
+        if existing is not None and _is_verified(existing, name):
+            report(f"{existing} already present, checksum ok")
+            continue
+        _download_one(name, dest, mirrors, timeout, report)
+    return dest

@@ -1,0 +1,190 @@
+"""Tests for download_mnist, against local HTTP servers only (never the internet).
+
+Each "mirror" is an http.server on 127.0.0.1 serving a temporary folder. Most tests
+use copies of the real MNIST files (skipped if absent); one uses tiny synthetic
+files with patched checksums so the download logic is tested without the data.
+"""
+
+import functools
+import gzip
+import hashlib
+import os
+import shutil
+import socket
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ack_numpy.data import MNIST_FILES, DataFormatError, download_mnist, load_mnist, verify_mnist, write_idx
+from ack_numpy.data import mnist
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NAMES = list(MNIST_FILES.values())
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture
+def serve():
+    """serve(folder) -> base URL of an HTTP server for `folder`; all stopped at teardown."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(QuietHandler, directory=str(folder))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """A proxy set in the environment must not intercept requests to 127.0.0.1."""
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+
+
+@pytest.fixture(scope="module")
+def real_dir():
+    directory = Path(os.environ.get("ACK_MNIST_DIR") or PROJECT_ROOT.parent / "shared" / "data" / "mnist")
+    if not all((directory / f"{name}.gz").exists() for name in NAMES):
+        pytest.skip(f"real MNIST .gz files not found in {directory}; set ACK_MNIST_DIR")
+    return directory
+
+
+def _good_mirror(real_dir: Path, folder: Path) -> Path:
+    folder.mkdir()
+    for name in NAMES:
+        shutil.copy(real_dir / f"{name}.gz", folder)
+    return folder
+
+
+def _corrupt_gz(path: Path) -> None:
+    """Replace a .gz by a valid gzip whose content differs in one byte."""
+    content = bytearray(gzip.decompress(path.read_bytes()))
+    content[-1] ^= 0xFF
+    path.write_bytes(gzip.compress(bytes(content), compresslevel=1))  # fast
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.mnist
+def test_download_from_local_mirror(real_dir, tmp_path, serve):
+    url = serve(_good_mirror(real_dir, tmp_path / "mirror"))
+    messages = []
+    dest = download_mnist(dest=tmp_path / "dl", mirrors=[url], timeout=5, progress=messages.append)
+    assert dest == tmp_path / "dl"
+    assert _listing(dest) == sorted(f"{name}.gz" for name in NAMES)  # no leftovers
+    assert verify_mnist(dest) == {name: "ok" for name in NAMES}
+    x, y = load_mnist("test", data_dir=dest)
+    assert x.shape == (10000, 1, 28, 28) and y.shape == (10000,)
+    assert sum("checksum verified" in m for m in messages) == 4
+
+    # A second call finds everything in place and downloads nothing.
+    messages.clear()
+    download_mnist(dest=dest, mirrors=[url], progress=messages.append)
+    assert len(messages) == 4 and all("already present" in m for m in messages)
+
+
+@pytest.mark.mnist
+def test_falls_back_to_next_mirror(real_dir, tmp_path, serve):
+    bad = _good_mirror(real_dir, tmp_path / "bad")
+    _corrupt_gz(bad / "t10k-labels-idx1-ubyte.gz")
+    (bad / "train-labels-idx1-ubyte.gz").unlink()  # a 404 on the first mirror
+    good = _good_mirror(real_dir, tmp_path / "good")
+    messages = []
+    dest = download_mnist(tmp_path / "dl", mirrors=[serve(bad), serve(good)], progress=messages.append)
+    assert verify_mnist(dest) == {name: "ok" for name in NAMES}
+    assert _listing(dest) == sorted(f"{name}.gz" for name in NAMES)
+    failures = [m for m in messages if "failed" in m]
+    assert len(failures) == 2
+    assert any("checksum mismatch" in m for m in failures)
+    assert any("404" in m for m in failures)
+
+
+@pytest.mark.mnist
+def test_all_bad_mirror_changes_nothing(real_dir, tmp_path, serve):
+    bad = _good_mirror(real_dir, tmp_path / "bad")
+    for name in NAMES:
+        _corrupt_gz(bad / f"{name}.gz")
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    # A good file already in place (the first one downloaded) must survive untouched.
+    shutil.copy(real_dir / "train-images-idx3-ubyte.gz", dest)
+    before = (dest / "train-images-idx3-ubyte.gz").read_bytes()
+
+    with pytest.raises(DataFormatError) as info:
+        download_mnist(dest, mirrors=[serve(bad)], progress=None)
+    message = str(info.value)
+    assert "train-labels-idx1-ubyte.gz" in message and "checksum mismatch" in message
+    assert "No internet?" in message and str(dest) in message and "--data-dir" in message
+    assert _listing(dest) == ["train-images-idx3-ubyte.gz"]  # no partial or temp files
+    assert (dest / "train-images-idx3-ubyte.gz").read_bytes() == before
+
+
+@pytest.mark.mnist
+def test_corrupt_existing_file_is_replaced_only_by_a_good_one(real_dir, tmp_path, serve):
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    shutil.copy(real_dir / "t10k-labels-idx1-ubyte.gz", dest)
+    _corrupt_gz(dest / "t10k-labels-idx1-ubyte.gz")
+    download_mnist(dest, mirrors=[serve(_good_mirror(real_dir, tmp_path / "good"))], progress=None)
+    assert verify_mnist(dest)["t10k-labels-idx1-ubyte"] == "ok"
+
+
+def test_unreachable_mirror_gives_clear_error(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/"
+    dest = tmp_path / "dl"
+    with pytest.raises(DataFormatError) as info:
+        download_mnist(dest, mirrors=[url], timeout=5, progress=None)
+    message = str(info.value)
+    assert "could not download" in message and url in message
+    assert "refused" in message.lower()
+    assert "No internet? Copy the four MNIST files into" in message
+    assert _listing(dest) == []
+
+
+def test_download_logic_with_synthetic_files(tmp_path, serve, monkeypatch):
+    """Runs without the real data: tiny IDX files whose checksums we patch in."""
+    rng = np.random.default_rng(0)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in NAMES:
+        images = "images" in name
+        array = rng.integers(0, 256 if images else 10, size=(5, 28, 28) if images else (5,), dtype=np.uint8)
+        write_idx(mirror / f"{name}.gz", array)
+        digest = hashlib.sha256(gzip.decompress((mirror / f"{name}.gz").read_bytes())).hexdigest()
+        monkeypatch.setitem(mnist.MNIST_SHA256, name, digest)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in NAMES:
+        (broken / f"{name}.gz").write_bytes(b"<html>not a gzip file</html>")
+
+    dead = f"http://127.0.0.1:{_closed_port()}/"
+    dest = download_mnist(tmp_path / "dl", mirrors=[dead, serve(broken), serve(mirror)], progress=None)
+    assert _listing(dest) == sorted(f"{name}.gz" for name in NAMES)
+    for name in NAMES:
+        assert (dest / f"{name}.gz").read_bytes() == (mirror / f"{name}.gz").read_bytes()
+    x, y = load_mnist("train", data_dir=dest)
+    assert x.shape == (5, 1, 28, 28) and y.shape == (5,)
