@@ -83,6 +83,14 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    reproduce(args.out, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs, data_dir=args.data_dir,
+              limit_train=args.limit_train, limit_test=args.limit_test)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ack_numpy",
@@ -119,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="download MNIST into data/mnist and verify it (needs internet)")
     p.add_argument("--dest", help="target folder (default data/mnist in the project)")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("reproduce", help="train lenet, adaptive-lenet and plain-small on every seed; judge the paper's claims")
+    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds, 0..N-1 (default 3)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (default 10)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel, one BLAS thread each (default 1)")
+    p.add_argument("--out", required=True, help="output folder (runs/, results.md, results.json, accuracy.png)")
+    p.add_argument("--data-dir", help="folder with the MNIST files")
+    p.add_argument("--limit-train", type=positive_int, help="quick check: first N training images only")
+    p.add_argument("--limit-test", type=positive_int, help="quick check: first N test images only")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 
