@@ -1,0 +1,146 @@
+"""Layers, parameter bookkeeping, models and optimisers."""
+import numpy as np
+import pytest
+
+from ack_numpy import Tensor
+from ack_numpy import functional as F
+from ack_numpy import optim
+from ack_numpy.models import LENET_PARAMETERS, PAPER_BUDGET, MODELS, adaptive_layers, build_model
+from ack_numpy.nn import Conv2d, Flatten, Linear, MaxPool2d, Parameter, ReLU, Sequential, Tanh
+
+from conftest import check_gradients
+
+
+def test_lenet_has_exactly_the_caffe_parameter_count():
+    model = build_model("lenet")
+    assert model.num_parameters() == LENET_PARAMETERS == 431_080
+    shapes = {name: p.shape for name, p in model.named_parameters()}
+    assert shapes["features.0.weight"] == (20, 1, 5, 5)
+    assert shapes["features.2.weight"] == (50, 20, 5, 5)
+    assert shapes["classifier.1.weight"] == (500, 800)
+    assert shapes["classifier.3.weight"] == (10, 500)
+
+
+def test_small_models_fit_the_paper_budget():
+    assert PAPER_BUDGET == 6531
+    ada, plain = build_model("adaptive-lenet"), build_model("plain-small")
+    assert ada.num_parameters() == 6514 <= PAPER_BUDGET
+    assert plain.num_parameters() <= PAPER_BUDGET
+    assert len(adaptive_layers(ada)) == 1 and adaptive_layers(plain) == []
+    # the ablation is the widest plain first layer that still fits the budget
+    assert build_model("plain-small", channels=(10, 16)).num_parameters() > PAPER_BUDGET
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_models_map_images_to_ten_logits_in_float32(name):
+    model = build_model(name, seed=1)
+    x = Tensor(np.random.default_rng(0).uniform(size=(3, 1, 28, 28)).astype(np.float32))
+    logits = model(x)
+    assert logits.shape == (3, 10) and logits.dtype == np.float32
+
+
+def test_model_options_are_explorable():
+    model = build_model("adaptive-lenet", channels=(4, 8), kernel_sizes=(5, 3), adaptive=(True, True), hidden=32)
+    assert len(adaptive_layers(model)) == 2
+    assert model(Tensor(np.zeros((2, 1, 28, 28), np.float32))).shape == (2, 10)
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*lenet"):
+        build_model("resnet")
+
+
+def test_same_seed_same_weights_different_seed_different_weights():
+    a, b, c = build_model("adaptive-lenet", seed=3), build_model("adaptive-lenet", seed=3), build_model("adaptive-lenet", seed=4)
+    for (name, p), (_, q), (_, r) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    assert not np.array_equal(a.named_parameters().__next__()[1].data, c.named_parameters().__next__()[1].data)
+
+
+def test_state_dict_round_trip_and_mismatch_errors():
+    a, b = build_model("adaptive-lenet", seed=0), build_model("adaptive-lenet", seed=1)
+    b.load_state_dict(a.state_dict())
+    for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    state = a.state_dict()
+    state["features.0.Q"] = np.zeros((1, 2, 2))
+    with pytest.raises(ValueError, match="'features.0.Q' has shape"):
+        b.load_state_dict(state)
+    with pytest.raises(ValueError, match="missing"):
+        b.load_state_dict({})
+
+
+def test_sequential_names_and_layer_gradients():
+    rng = np.random.default_rng(0)
+    net = Sequential(Conv2d(1, 2, 3, padding=1, rng=rng, dtype=np.float64), Tanh(), MaxPool2d(2), Flatten(),
+                     Linear(2 * 2 * 2, 3, rng=rng, dtype=np.float64), ReLU())
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias", "4.weight", "4.bias"]
+    check_gradients(lambda x: net(x), rng.normal(size=(2, 1, 4, 4)))
+
+
+def test_linear_rejects_wrong_input_width():
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 4\)"):
+        Linear(4, 2)(Tensor(np.zeros((3, 5))))
+
+
+def quadratic_problem():
+    # minimise |p - 3|^2 from p = 0
+    p = Parameter(np.zeros(3))
+    def loss():
+        return ((p - 3.0) * (p - 3.0)).sum()
+    return p, loss
+
+
+def test_sgd_step_matches_the_formula():
+    p = Parameter(np.array([1.0, -2.0]))
+    opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01)
+    p.grad = np.array([0.5, 0.5])
+    opt.step()  # v = g + wd*p;  p -= lr*v
+    np.testing.assert_allclose(p.data, [1.0 - 0.1 * (0.5 + 0.01), -2.0 - 0.1 * (0.5 - 0.02)])
+    p.grad = np.array([0.5, 0.5])
+    before = p.data.copy()
+    opt.step()  # v = 0.9*v_prev + g + wd*p
+    v = 0.9 * np.array([0.51, 0.48]) + 0.5 + 0.01 * before
+    np.testing.assert_allclose(p.data, before - 0.1 * v)
+
+
+def test_adam_first_step_moves_each_weight_by_lr():
+    # after one step m_hat = g and v_hat = g^2, so the update is lr * sign(g) (up to eps)
+    p = Parameter(np.array([1.0, 1.0, 1.0]))
+    opt = optim.Adam([p], lr=0.01)
+    p.grad = np.array([3.0, -0.2, 1e-3])
+    opt.step()
+    np.testing.assert_allclose(p.data, [0.99, 1.01, 0.99], atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.5), lambda ps: optim.Adam(ps, lr=0.3)])
+def test_optimisers_minimise_a_quadratic(make):
+    p, loss = quadratic_problem()
+    opt = make([p])
+    for _ in range(200):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    np.testing.assert_allclose(p.data, 3.0, atol=1e-2)
+
+
+def test_optimiser_state_round_trip():
+    p, loss = quadratic_problem()
+    opt = optim.Adam([p], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad(); loss().backward(); opt.step()
+    q = Parameter(p.data.copy())
+    opt2 = optim.Adam([q], lr=0.1)
+    opt2.load_state_dict(opt.state_dict())
+    for o, param in ((opt, p), (opt2, q)):
+        o.zero_grad()
+        ((param - 3.0) * (param - 3.0)).sum().backward()
+        o.step()
+    np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_optimiser_errors():
+    with pytest.raises(ValueError, match="learning rate must be positive"):
+        optim.SGD([Parameter(np.zeros(1))], lr=0)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.Adam([], lr=0.1)
