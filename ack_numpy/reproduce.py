@@ -32,12 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .models import LENET_PARAMETERS, PAPER_BUDGET, build_model
-from .train import CHECKPOINT_NAME, read_metrics
+from .train import CHECKPOINT_NAME, TrainConfig, read_metrics
 
 MODELS = ("lenet", "adaptive-lenet", "plain-small")
-# One recipe for every model: Adam, cosine learning rate from 3e-3 to 0, batch 64,
-# random shifts of up to 2 pixels. Chosen on a held-out part of the training set.
-RECIPE = {"optimizer": "adam", "lr": 3e-3, "schedule": "cosine", "batch_size": 64, "max_shift": 2}
+# One recipe for every model, the defaults of `train` (see TrainConfig): Adam, cosine learning
+# rate from 3e-3 to 0, batch 64, random shifts of up to 2 pixels. Chosen on held-out training images.
+_DEFAULTS = TrainConfig()
+RECIPE = {"optimizer": _DEFAULTS.optimizer, "lr": _DEFAULTS.lr, "schedule": _DEFAULTS.schedule,
+          "batch_size": _DEFAULTS.batch_size, "max_shift": _DEFAULTS.max_shift}
 TARGET = 0.99
 
 

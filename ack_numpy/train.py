@@ -45,13 +45,15 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     model: str = "lenet"
     epochs: int = 1
+    # The default recipe is the one `reproduce` uses for every model (chosen on held-out
+    # training images): Adam, lr 3e-3 annealed to 0 with a cosine, batch 64, shifts of <= 2 px.
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 3e-3
     optimizer: str = "adam"          # "adam" or "sgd"
     momentum: float = 0.9            # SGD only
     weight_decay: float = 0.0
     schedule: str = "cosine"         # "cosine" (to 0 over all epochs) or "constant"
-    max_shift: int = 0               # augmentation: random shifts of up to this many pixels
+    max_shift: int = 2               # augmentation: random shifts of up to this many pixels
     seed: int = 0
     data_dir: str | None = None
     out: str = "runs/lenet"

@@ -188,3 +188,18 @@ def test_download_logic_with_synthetic_files(tmp_path, serve, monkeypatch):
         assert (dest / f"{name}.gz").read_bytes() == (mirror / f"{name}.gz").read_bytes()
     x, y = load_mnist("train", data_dir=dest)
     assert x.shape == (5, 1, 28, 28) and y.shape == (5,)
+
+
+def test_find_or_download_only_downloads_when_nothing_was_named(tmp_path, monkeypatch):
+    """`train --download`: a named folder is used (or is an error), never silently replaced."""
+    calls = []
+    monkeypatch.setattr(mnist, "download_mnist", lambda: calls.append("download") or tmp_path)
+    monkeypatch.setattr(mnist, "default_mnist_dirs", lambda: [tmp_path / "nowhere"])
+    monkeypatch.delenv("ACK_MNIST_DIR", raising=False)
+    assert mnist.find_or_download_mnist() == tmp_path and calls == ["download"]
+    with pytest.raises(DataFormatError, match="given as data_dir"):
+        mnist.find_or_download_mnist(tmp_path / "empty-but-named")
+    monkeypatch.setenv("ACK_MNIST_DIR", str(tmp_path / "env-dir"))
+    with pytest.raises(DataFormatError, match="ACK_MNIST_DIR"):
+        mnist.find_or_download_mnist()
+    assert calls == ["download"]

@@ -132,6 +132,19 @@ def find_mnist_dir(data_dir: Optional[PathLike] = None) -> Path:
     )
 
 
+def find_or_download_mnist(data_dir: Optional[PathLike] = None) -> Path:
+    """find_mnist_dir(); if no folder was named (no data_dir, no $ACK_MNIST_DIR) and none of
+    the default places has MNIST, download it into the project's data/mnist first.
+
+    A folder the user named is never replaced by a download: if it lacks files, that is an error."""
+    if data_dir is not None or os.environ.get(ENV_VAR):
+        return find_mnist_dir(data_dir)
+    try:
+        return find_mnist_dir()
+    except DataFormatError:
+        return download_mnist()
+
+
 def _mnist_path(directory: Path, name: str) -> Path:
     """Path of MNIST file `name` (a base name from MNIST_FILES) in `directory`."""
     path = _file_in(directory, name)
