@@ -50,6 +50,10 @@ def model_name(text: str) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, resume, train
 
+    if args.download:
+        from .data import find_or_download_mnist
+
+        args.data_dir = str(find_or_download_mnist(args.data_dir))
     if args.resume:
         resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
         return 0
@@ -101,12 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=model_name, default="lenet", help="lenet, adaptive-lenet or plain-small")
     p.add_argument("--epochs", type=positive_int, help="number of epochs (default 1)")
     p.add_argument("--batch-size", type=positive_int, help="minibatch size (default 64)")
-    p.add_argument("--lr", type=positive_float, help="learning rate (default 1e-3)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default 3e-3)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], help="default adam")
     p.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
     p.add_argument("--schedule", choices=["cosine", "constant"], help="learning-rate schedule (default cosine)")
-    p.add_argument("--max-shift", type=non_negative_int, help="augment with random shifts of up to N pixels (default 0)")
+    p.add_argument("--max-shift", type=non_negative_int, help="augment with random shifts of up to N pixels (default 2; 0 turns it off)")
     p.add_argument("--seed", type=int, help="seed for weights, order and augmentation (default 0)")
     p.add_argument("--data-dir", help="folder with the four MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
     p.add_argument("--out", help="output folder (default runs/MODEL)")
@@ -116,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on the last N training images instead of the test set (for design choices)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its own settings are used)")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a checkpoint")
+    p.add_argument("--download", action="store_true",
+                   help="if MNIST is not found (and no --data-dir / $ACK_MNIST_DIR is given), download it to data/mnist")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test accuracy and parameter count of a checkpoint")
