@@ -14,15 +14,22 @@ from .checkpoint import CheckpointError
 
 
 # ----------------------------------------------------------------------------- argument types
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
@@ -54,10 +61,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .data import find_or_download_mnist
 
         args.data_dir = str(find_or_download_mnist(args.data_dir))
+    names = {f.name for f in fields(TrainConfig)}
     if args.resume:
+        # A resumed run keeps its own settings; say so rather than silently ignore new ones.
+        given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                 if k in names - {"data_dir", "epochs"} and v is not None]
+        if args.overwrite:
+            given.append("--overwrite")
+        if given:
+            raise ValueError(f"--resume continues {args.resume} with the settings it was started with; "
+                             f"leave out {', '.join(given)} (only --data-dir and --epochs may be given)")
         resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
         return 0
-    names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and v is not None}
     config = TrainConfig(**values)
     if args.out is None:
@@ -74,7 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, meta = load_model(args.checkpoint)
     images, labels = load_mnist("test", args.data_dir, limit=args.limit_test)
     loss, accuracy = evaluate(model, images, labels)
-    print(f"model {meta['model']} ({model.num_parameters():,} parameters), trained {meta['epoch']} epochs")
+    print(f"model {meta['model']} ({model.num_parameters():,} parameters), trained {meta.get('epoch', '?')} epochs")
     print(f"test accuracy {accuracy:.4f} ({round(accuracy * len(labels))}/{len(labels)}), test loss {loss:.4f}")
     return 0
 
@@ -84,6 +99,33 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     path = download_mnist(args.dest)
     print(f"MNIST is ready in {path}")
+    return 0
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .viz import write_curves, write_figures
+
+    if args.checkpoint is None and not args.runs:
+        raise ValueError("visualize needs --checkpoint (kernel figures), --runs (training curves), or both")
+    written = []
+    if args.checkpoint is not None:
+        written += write_figures(args.checkpoint, args.out, data_dir=args.data_dir, index=args.index,
+                                 digit=args.digit, layer=args.layer, channel=args.channel,
+                                 location=None if args.location is None else tuple(args.location))
+    if args.runs:
+        written.append(write_curves(args.runs, args.out))
+    for path in written:
+        print(f"wrote {path}")
+    again = ["python", "-m", "ack_numpy", "visualize"]
+    if args.checkpoint is not None:
+        again += ["--checkpoint", args.checkpoint]
+        again += ["--digit", str(args.digit)] if args.digit is not None else ["--index", str(args.index or 0)]
+        again += ["--layer", str(args.layer), "--channel", str(args.channel)]
+        again += [] if args.location is None else ["--location", *map(str, args.location)]
+    again += [] if not args.runs else ["--runs", *args.runs]
+    print("to write them again: " + shlex.join(again + ["--out", args.out]))
     return 0
 
 
@@ -102,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
 
     p = sub.add_parser("train", help="train a model on MNIST")
-    p.add_argument("--model", type=model_name, default="lenet", help="lenet, adaptive-lenet or plain-small")
+    p.add_argument("--model", type=model_name, help="lenet, adaptive-lenet or plain-small (default lenet)")
     p.add_argument("--epochs", type=positive_int, help="number of epochs (default 1)")
     p.add_argument("--batch-size", type=positive_int, help="minibatch size (default 64)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default 3e-3)")
@@ -134,6 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", help="target folder (default data/mnist in the project)")
     p.set_defaults(func=cmd_download)
 
+    p = sub.add_parser("visualize", help="draw the dynamic kernels of a checkpoint, and training curves of runs")
+    p.add_argument("--checkpoint", help="a checkpoint.npz of a model with adaptive layers (e.g. adaptive-lenet)")
+    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
+    p.add_argument("--index", type=int, help="test-set index of the image to show (default 0)")
+    p.add_argument("--digit", type=int, help="show the first test image of this digit instead of --index")
+    p.add_argument("--layer", type=int, default=0, help="which adaptive layer, counted among adaptive layers (default 0)")
+    p.add_argument("--channel", type=int, default=0, help="output channel of that layer (default 0)")
+    p.add_argument("--location", type=int, nargs=2, metavar=("ROW", "COL"),
+                   help="output location for digits.png (default the centre)")
+    p.add_argument("--runs", nargs="+", metavar="DIR", help="run folders (with metrics.csv) to draw in curves.png")
+    p.add_argument("--out", required=True, help="folder for the PNGs: kernel_field, q_filters, digits, "
+                   "adaptation, feature_maps (with --checkpoint) and curves (with --runs)")
+    p.set_defaults(func=cmd_visualize)
+
     p = sub.add_parser("reproduce", help="train lenet, adaptive-lenet and plain-small on every seed; judge the paper's claims")
     p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds, 0..N-1 (default 3)")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (default 10)")
@@ -155,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130  # the training loop has already saved and said how to resume
-    except (DataFormatError, CheckpointError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (DataFormatError, CheckpointError, ValueError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

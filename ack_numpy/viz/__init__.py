@@ -1,0 +1,73 @@
+"""Pictures of the dynamic kernels: see the kernel each input produces.
+
+    kernels.py   the arrays: dynamic kernels, Q filters, distances, feature maps (no drawing)
+    figures.py   plot_kernel_field, plot_q_filters, plot_digit_kernels, plot_adaptation,
+                 plot_feature_maps: each returns (Figure, arrays drawn)
+    curves.py    plot_training_curves: test accuracy and loss per epoch of run folders
+
+`write_figures` is what `python -m ack_numpy visualize` runs: it loads a checkpoint and
+the MNIST test set and writes figures 1-5 as PNGs into one folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .curves import plot_training_curves
+from .figures import (DPI, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
+                      plot_q_filters, save)
+from ..models import adaptive_layers
+from .kernels import adaptive_layer, check_channel, dynamic_kernels, first_of_each_digit, select_image
+
+__all__ = ["DPI", "FIGURE_FILES", "dynamic_kernels", "plot_adaptation", "plot_digit_kernels",
+           "plot_feature_maps", "plot_kernel_field", "plot_q_filters", "plot_training_curves",
+           "write_curves", "write_figures"]
+
+FIGURE_FILES = ("kernel_field.png", "q_filters.png", "digits.png", "adaptation.png", "feature_maps.png")
+CURVES_FILE = "curves.png"
+
+
+def write_figures(checkpoint: str | Path, out: str | Path, data_dir: str | None = None,
+                  index: int | None = None, digit: int | None = None, layer: int = 0, channel: int = 0,
+                  location: tuple[int, int] | None = None) -> list[Path]:
+    """Write FIGURE_FILES into `out` for one test image (by index, or the first of a digit;
+    default index 0), one adaptive layer and one output channel. Returns the paths written.
+
+    Every argument is checked before any file is written; a problem raises ValueError
+    (or CheckpointError, a ValueError) with a message naming it."""
+    from ..checkpoint import load_model
+    from ..data import load_mnist
+
+    if index is not None and digit is not None:
+        raise ValueError("give either --index or --digit, not both")
+    model, meta = load_model(checkpoint)
+    if not adaptive_layers(model):
+        raise ValueError(f"{checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
+                         f"no dynamic kernels to show; use a checkpoint of adaptive-lenet")
+    module = adaptive_layer(model, layer)
+    check_channel(module, channel)
+    images, labels = load_mnist("test", data_dir)
+    i = select_image(labels, index=index, digit=digit)
+    image, name = images[i], f"test image {i} (digit {labels[i]})"
+    firsts = first_of_each_digit(labels)
+
+    figures = [plot_kernel_field(model, image, layer, channel, name),
+               plot_q_filters(model, layer, channel),
+               plot_digit_kernels(model, images[firsts], labels[firsts], layer, channel, location),
+               plot_adaptation(model, image, layer, channel, name),
+               plot_feature_maps(model, image, layer, name)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a bad argument above leaves no empty folder
+    paths = []
+    for file_name, (fig, _) in zip(FIGURE_FILES, figures):
+        save(fig, out / file_name)
+        paths.append(out / file_name)
+    return paths
+
+
+def write_curves(runs: list[str | Path], out: str | Path) -> Path:
+    """Write CURVES_FILE (test accuracy and loss per epoch of the run folders) into `out`."""
+    fig, _ = plot_training_curves(runs)
+    out = Path(out)  # made after the runs were read, as above
+    out.mkdir(parents=True, exist_ok=True)
+    save(fig, out / CURVES_FILE)
+    return out / CURVES_FILE

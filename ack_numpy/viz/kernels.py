@@ -1,0 +1,142 @@
+"""The numbers behind the pictures: which kernel each input produces, and where.
+
+Nothing here draws. Every array comes from the model itself: the dynamic kernels from
+`ack_numpy.functional.adaptive_kernels` (via `AdaptiveConv2d.kernels`), the feature maps
+from calling the layer, the input of a deeper layer from running the layers before it.
+For an adaptive layer with parameters Q (O, D, D), w (O, D), D = C*m*m, the kernel at
+output location l = (i, j) is
+
+    k_o(l) = Q_o p_l + w_o      (D,) -> reshaped (C, m, m)
+
+where p_l is the patch under l. `figures.py` turns these arrays into PNGs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Tensor, no_grad
+from ..models import adaptive_layers
+from ..nn import AdaptiveConv2d, Module
+
+
+# ----------------------------------------------------------------------------- choosing
+def adaptive_layer(model: Module, layer: int) -> AdaptiveConv2d:
+    """The `layer`-th AdaptiveConv2d of the model (0 = the first in forward order)."""
+    layers = adaptive_layers(model)
+    name = type(model).__name__
+    if not layers:
+        raise ValueError(f"this model ({name}) has no adaptive layers, so there are no dynamic "
+                         f"kernels to show; use a checkpoint of adaptive-lenet")
+    if not 0 <= layer < len(layers):
+        raise ValueError(f"layer {layer} does not exist: the model has {len(layers)} adaptive "
+                         f"layer(s), numbered 0..{len(layers) - 1}")
+    return layers[layer]
+
+
+def check_channel(module: AdaptiveConv2d, channel: int) -> None:
+    if not 0 <= channel < module.out_channels:
+        raise ValueError(f"channel {channel} is out of range: this adaptive layer has "
+                         f"{module.out_channels} output channels, numbered 0..{module.out_channels - 1}")
+
+
+def select_image(labels: np.ndarray, index: int | None = None, digit: int | None = None) -> int:
+    """The test-set index to show: `index` itself, or the first image labelled `digit` (default 0)."""
+    if index is not None and digit is not None:
+        raise ValueError("give either an index or a digit, not both")
+    if digit is not None:
+        if not 0 <= digit <= 9:
+            raise ValueError(f"digit must be 0..9, got {digit}")
+        found = np.flatnonzero(labels == digit)
+        if len(found) == 0:
+            raise ValueError(f"no test image is labelled {digit}")
+        return int(found[0])
+    index = 0 if index is None else index
+    if not 0 <= index < len(labels):
+        raise ValueError(f"index {index} is out of range: the test set has {len(labels)} images "
+                         f"(0..{len(labels) - 1})")
+    return index
+
+
+def first_of_each_digit(labels: np.ndarray) -> np.ndarray:
+    """Indices (10,) of the first image of each digit 0..9."""
+    missing = [d for d in range(10) if not np.any(labels == d)]
+    if missing:
+        raise ValueError(f"the images given contain no example of digit(s) {missing}")
+    return np.array([np.flatnonzero(labels == d)[0] for d in range(10)])
+
+
+# ----------------------------------------------------------------------------- running the model
+def layer_input(model: Module, images: np.ndarray, layer: int) -> np.ndarray:
+    """What the `layer`-th adaptive layer sees: images (N, 1, H, W) -> (N, C, H', W').
+
+    Runs the layers of `model.features` that come before it, without building a graph."""
+    target = adaptive_layer(model, layer)
+    features = getattr(model, "features", None)
+    if features is None or not any(module is target for module in features):
+        raise ValueError(f"adaptive layer {layer} is not a direct part of model.features, "
+                         f"so its input cannot be computed by running the layers before it")
+    x = Tensor(np.asarray(images, dtype=np.float32))
+    with no_grad():
+        for module in features:
+            if module is target:
+                return x.data
+            x = module(x)
+    raise AssertionError("unreachable: the target layer was found above")
+
+
+def dynamic_kernels(model: Module, images: np.ndarray, layer: int = 0) -> np.ndarray:
+    """The kernel every location of the layer applies to each image: (N, O, Ho, Wo, C, m, m).
+
+    Exactly `F.adaptive_kernels(layer_input, Q, w, stride, padding)`."""
+    return adaptive_layer(model, layer).kernels(layer_input(model, images, layer))
+
+
+def layer_outputs(model: Module, images: np.ndarray, layer: int = 0) -> np.ndarray:
+    """The layer's outputs y = tanh(sigma) (after its activation): (N, O, Ho, Wo)."""
+    module = adaptive_layer(model, layer)
+    x = layer_input(model, images, layer)
+    with no_grad():
+        return module(Tensor(x)).data
+
+
+def q_filters(module: AdaptiveConv2d, channel: int) -> np.ndarray:
+    """Output channel o's Q filters as (C, m, m, C, m, m).
+
+    [c, u, v] picks the kernel element e = (c, u, v); the trailing (C, m, m) is its filter
+    Q_o[e, :] laid out like the patch it is applied to: k_o[c, u, v] = <filter, patch> + w_o[c, u, v]."""
+    check_channel(module, channel)
+    c, m = module.in_channels, module.kernel_size
+    return module.Q.data[channel].reshape(c, m, m, c, m, m)
+
+
+def static_kernel(module: AdaptiveConv2d, channel: int) -> np.ndarray:
+    """w_o as (C, m, m): the kernel left when Q is zero (zeros for a layer built with static=False)."""
+    check_channel(module, channel)
+    c, m = module.in_channels, module.kernel_size
+    if module.w is None:
+        return np.zeros((c, m, m), dtype=module.Q.dtype)
+    return module.w.data[channel].reshape(c, m, m)
+
+
+def distance_to_mean_kernel(kernels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far each location's kernel is from the channel's average kernel for this input.
+
+    kernels: (Ho, Wo, C, m, m) -> mean kernel (C, m, m) over the Ho*Wo locations and
+    distance (Ho, Wo) = || k(i, j) - mean ||_2. A plain convolution would give distance 0."""
+    mean = kernels.mean(axis=(0, 1))
+    distance = np.sqrt(((kernels - mean) ** 2).sum(axis=(2, 3, 4)))
+    return mean, distance
+
+
+# ----------------------------------------------------------------------------- geometry
+def patch_origin(index: int, module: AdaptiveConv2d) -> int:
+    """Row (or column) of the layer input where the patch of output row (column) `index` starts."""
+    return index * module.stride - module.padding
+
+
+def sampled_locations(size: int, module: AdaptiveConv2d) -> np.ndarray:
+    """Output rows (or columns) whose patches do not overlap: every ceil((m+1)/stride)-th one,
+    centred, so an m x m tile drawn over each patch leaves a one-pixel gap to the next."""
+    step = -(-(module.kernel_size + 1) // module.stride)
+    used = step * ((size - 1) // step)
+    return np.arange((size - 1 - used) // 2, size, step)
