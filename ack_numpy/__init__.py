@@ -10,7 +10,7 @@ Reading order, which is also the order the data flows in:
     models.py          LeNet, AdaptiveLeNet, PlainSmall (looked up by name)
     data/              IDX files, MNIST (checksums, download), batches, augmentation
     train.py           the training loop, metrics and checkpoints
-    viz.py             pictures of the dynamic kernels
+    viz/               pictures of the dynamic kernels (kernel field, Q bank, digits, ...)
     cli.py             `python -m ack_numpy ...`
 """
 from .autograd import Tensor, no_grad
