@@ -72,13 +72,33 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume continues {args.resume} with the settings it was started with; "
                              f"leave out {', '.join(given)} (only --data-dir and --epochs may be given)")
         resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
-        return 0
-    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    config = TrainConfig(**values)
-    if args.out is None:
-        config.out = f"runs/{config.model}"
-    train(config, overwrite=args.overwrite)
+        out = args.resume
+    else:
+        values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+        config = TrainConfig(**values)
+        if args.out is None:
+            config.out = f"runs/{config.model}"
+        train(config, overwrite=args.overwrite)
+        out = config.out
+    if args.visualize:
+        _draw_run(out, args.data_dir)
     return 0
+
+
+def _draw_run(out: str, data_dir: str | None) -> None:
+    """train --visualize: the training curves, and the kernel figures if the model is adaptive."""
+    from pathlib import Path
+
+    from .checkpoint import load_model
+    from .models import adaptive_layers
+    from .viz import write_curves, write_figures
+
+    figures = Path(out) / "figures"
+    written = [write_curves([out], figures)]
+    model, _ = load_model(Path(out) / "checkpoint.npz")
+    if adaptive_layers(model):
+        written += write_figures(Path(out) / "checkpoint.npz", figures, data_dir=data_dir)
+    print("figures: " + ", ".join(str(p) for p in written))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -162,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on the last N training images instead of the test set (for design choices)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its own settings are used)")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a checkpoint")
+    p.add_argument("--visualize", action="store_true",
+                   help="afterwards, draw the training curves and (for adaptive models) the kernels into OUT/figures")
     p.add_argument("--download", action="store_true",
                    help="if MNIST is not found (and no --data-dir / $ACK_MNIST_DIR is given), download it to data/mnist")
     p.set_defaults(func=cmd_train)
