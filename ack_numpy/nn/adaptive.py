@@ -29,12 +29,18 @@ class AdaptiveConv2d(Module):
     Initialisation (why the quadratic term starts small):
       w ~ U(+-1/sqrt(D)) as for an ordinary convolution, so at step 0 the layer behaves
       like a well-initialised conv layer;
-      Q ~ U(+-q_scale/D). For a patch p with |p|^2 ~ D (inputs of order 1), p^T Q p then
-      has a standard deviation of about q_scale/sqrt(3), a tenth of w.p's for the default
-      q_scale=0.1. A large random Q would make sigma a random quadratic surface that
-      saturates tanh and drowns the gradient; a small random Q (not zero) lets every
-      Q filter start learning from a different point. Without a static kernel
-      (static=False) Q is the only path for the signal, so q_scale defaults to 1.
+      Q = (A + A^T) / 2 with A ~ U(+-q_scale/D). For a patch p with |p|^2 ~ D (inputs of
+      order 1), p^T Q p then has a standard deviation of a few hundredths for the default
+      q_scale=0.1, against about 0.6 for w.p. A large random Q would make sigma a random
+      quadratic surface that saturates tanh and drowns the gradient; a small random Q
+      (not zero) lets every Q filter start learning from a different point. Without a
+      static kernel (static=False) Q is the only path for the signal, so q_scale is 1.
+
+    Why Q starts symmetric: sigma = p^T Q p only sees the symmetric part (Q + Q^T)/2, and
+    its gradient p p^T is symmetric, so an antisymmetric part would never change. It would
+    still show up in every kernel k = Q p + w that we draw, as random noise left over from
+    the initialisation. Starting symmetric keeps Q symmetric for the whole training run
+    (SGD and Adam only ever add symmetric updates) and makes the drawn kernels meaningful.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -49,7 +55,8 @@ class AdaptiveConv2d(Module):
         self.static, self.activation = static, activation
         D = in_channels * kernel_size * kernel_size
         self.q_scale = (0.1 if static else 1.0) if q_scale is None else q_scale
-        self.Q = Parameter(rng.uniform(-self.q_scale / D, self.q_scale / D, size=(out_channels, D, D)).astype(dtype))
+        A = rng.uniform(-self.q_scale / D, self.q_scale / D, size=(out_channels, D, D))
+        self.Q = Parameter(((A + A.transpose(0, 2, 1)) / 2).astype(dtype))
         self.w = Parameter(uniform_init(rng, (out_channels, D), D, dtype)) if static else None
         self.b = Parameter(np.zeros(out_channels, dtype=dtype))
 
