@@ -1,0 +1,277 @@
+# %% [markdown]
+# # 05 · Looking at the kernels of a trained adaptive network
+#
+# An ordinary convolution layer has one kernel per output channel, and you can draw it.
+# An adaptive layer has a kernel *per location and per input*: `k_o(l) = Q_o p_l + w_o`
+# (tutorial 03). So to see what it learned we look at the kernels it **computes** for
+# real digits:
+#
+# 1. the **kernel field**: the kernel at many locations of one digit, drawn over its patch;
+# 2. **how much it adapts**: per location, how far the kernel is from the channel's average;
+# 3. the **Q bank**: the filters that compute the kernel, and what the quadratic form
+#    `p^T Q p` responds to;
+# 4. the **same location across digits**: one place in the image, ten different inputs;
+# 5. the layer's outputs, `tanh(sigma)`.
+#
+# The pictures are drawn by `ack_numpy/viz/` (`figures.py` draws, `kernels.py` computes
+# the arrays), the same code as `python -m ack_numpy visualize --checkpoint F --out DIR`.
+#
+# Which trained model: the checkpoint in the environment variable `ACK_CHECKPOINT` if
+# set; else the reproduction's `data/reproduction/adaptive-lenet-median.npz` if it
+# exists; else we train a small one here (a few seconds in quick mode, a couple of
+# epochs otherwise). Needs MNIST, as tutorial 04.
+
+# %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from tutorial_setup import OUT, QUICK, ROOT, RUNS, save  # quick mode, figure folder, this checkout's package
+
+import ack_numpy.functional as F
+from ack_numpy.checkpoint import load_model
+from ack_numpy.data import load_mnist
+from ack_numpy.models import adaptive_layers, build_model
+from ack_numpy.reproduce import RECIPE
+from ack_numpy.train import TrainConfig, evaluate, train
+from ack_numpy.viz import (dynamic_kernels, plot_adaptation, plot_digit_kernels, plot_feature_maps,
+                           plot_kernel_field, plot_q_filters)
+from ack_numpy.viz.kernels import first_of_each_digit, layer_input
+
+np.set_printoptions(precision=3, suppress=True, linewidth=110)
+print("project root:", ROOT, "| quick mode:", QUICK, "| figures go to:", OUT)
+
+# %% [markdown]
+# ## 0. A trained model
+
+# %%
+committed = ROOT / "data" / "reproduction" / "adaptive-lenet-median.npz"
+if os.environ.get("ACK_CHECKPOINT"):
+    checkpoint = Path(os.environ["ACK_CHECKPOINT"])
+    print(f"using ACK_CHECKPOINT: {checkpoint}")
+elif committed.is_file():
+    checkpoint = committed
+    print(f"using the reproduction's median adaptive-lenet: {checkpoint}")
+else:
+    print(f"no ACK_CHECKPOINT and no {committed.relative_to(ROOT)}: training a small adaptive-lenet now")
+    config = TrainConfig(model="adaptive-lenet", seed=0, out=str(RUNS / "adaptive-lenet-05"),
+                         epochs=1 if QUICK else 2,
+                         limit_train=3000 if QUICK else None, limit_test=1000 if QUICK else None, **RECIPE)
+    train(config, overwrite=True)
+    checkpoint = Path(config.out) / "checkpoint.npz"
+
+model, meta = load_model(checkpoint)
+if not adaptive_layers(model):
+    raise SystemExit(f"{checkpoint} holds a {meta['model']} model, which has no adaptive layer to look at; "
+                     f"point ACK_CHECKPOINT at a checkpoint of adaptive-lenet")
+test_x, test_y = load_mnist("test", limit=2000 if QUICK else None)
+loss, accuracy = evaluate(model, test_x, test_y)
+print(f"{meta['model']}, trained {meta['epoch']} epoch(s): test accuracy {accuracy:.2%} "
+      f"on {len(test_y):,} test images")
+
+# %% [markdown]
+# The layer we look at is the first one, the only adaptive layer of `adaptive-lenet`
+# (`adaptive_layers(model)` finds every `AdaptiveConv2d` in a model):
+
+# %%
+layer = adaptive_layers(model)[0]
+O, D, _ = layer.Q.shape
+m = layer.kernel_size
+print(layer)
+print(f"Q {layer.Q.shape} = (O, D, D), w {layer.w.shape}, b {layer.b.shape};  D = C*m*m = {D}")
+
+# %% [markdown]
+# Which of its output channels should we draw? The one whose kernels move the most. For
+# each channel we measure, over a few hundred test digits and every location, the
+# average distance `||k_o(l) - w_o||` between the kernel actually applied and the
+# static kernel `w_o` (the kernel an ordinary convolution would have used everywhere).
+# `dynamic_kernels` (in `viz/kernels.py`) returns every kernel: `(N, O, Ho, Wo, C, m, m)`.
+
+# %%
+sample = test_x[:300]
+kernels = dynamic_kernels(model, sample)                                  # (N, O, Ho, Wo, C, m, m)
+w_static = layer.w.data.reshape(1, O, 1, 1, layer.in_channels, m, m)      # broadcast over N, Ho, Wo
+distance = np.sqrt(((kernels - w_static) ** 2).sum(axis=(-3, -2, -1)))   # (N, O, Ho, Wo)
+print("kernels:", kernels.shape)
+print("mean ||k - w|| per channel:", distance.mean(axis=(0, 2, 3)))
+print("||w|| per channel:         ", np.linalg.norm(layer.w.data, axis=1))
+channel = int(distance.mean(axis=(0, 2, 3)).argmax())
+print(f"-> we draw channel {channel}")
+
+# %% [markdown]
+# ## 1. The kernel field
+#
+# `plot_kernel_field` draws, on a grid of locations that do not overlap, the kernel the
+# layer applies there, each tile placed exactly over the patch it is applied to, with the
+# digit's outline on top. An ordinary convolution would show the same tile everywhere.
+
+# %%
+index = 0
+image, label = test_x[index], int(test_y[index])
+name = f"test image {index} (digit {label})"
+fig, drawn = plot_kernel_field(model, image, layer=0, channel=channel, name=name)
+print("arrays drawn:", {k: np.shape(v) for k, v in drawn.items()})
+save(fig, "05_kernel_field.png")
+
+# %% [markdown]
+# **What to notice.** Away from the digit the tiles are all the same: there the patch
+# is all zeros (MNIST's background is exactly 0, and the package feeds pixels in
+# `[0, 1]` without normalising), so `k = Q 0 + w = w`. The kernel only changes where
+# there is ink. We can check that claim on all the kernels computed above:
+
+# %%
+P = F.im2col(layer_input(model, sample, 0), m)                    # (N*Ho*Wo, D): every patch
+empty = np.all(P == 0, axis=1)                                    # patches with no ink at all
+k_rows = kernels[:, channel].reshape(-1, D)                       # (N*Ho*Wo, D), same row order as P
+print(f"{empty.mean():.0%} of all patches are empty; there, max |k - w| = "
+      f"{np.abs(k_rows[empty] - layer.w.data[channel]).max():.1e}")
+print(f"on patches with ink, mean ||k - w|| = {np.linalg.norm(k_rows[~empty] - layer.w.data[channel], axis=1).mean():.3f}")
+
+# %% [markdown]
+# ## 2. How much the kernel adapts, location by location
+#
+# `plot_adaptation` condenses the field into one number per location: the distance
+# from the kernel there to the mean kernel of this image. Bright means "this location
+# uses a kernel very different from the typical one".
+
+# %%
+fig, drawn = plot_adaptation(model, image, layer=0, channel=channel, name=name)
+save(fig, "05_adaptation.png")
+patch_ink = F.im2col(layer_input(model, image[None], 0), m).sum(axis=1).reshape(drawn["distance"].shape)
+print(f"correlation between the distance and the amount of ink in the patch: "
+      f"{np.corrcoef(drawn['distance'].ravel(), patch_ink.ravel())[0, 1]:+.2f}")
+
+# %% [markdown]
+# Do not over-read this map. The part of the kernel that adapts, `k - w = Q p`, is a
+# *linear* function of the patch, so its size grows with the amount of ink, and the
+# map looks much like an ink map (the closer the printed correlation is to 1, the more
+# so). What differs from place to place and from digit to digit is the *shape* of the
+# kernel, its direction of change: that is what the tiles of section 1 and the ten
+# kernels of section 4 show.
+
+# %% [markdown]
+# ## 3. The Q bank, and what the quadratic form responds to
+#
+# `plot_q_filters` draws channel `o`'s Q filters in an `m x m` arrangement: block
+# `(u, v)` is row `e = (u, v)` of `Q_o`, the filter whose response on the patch becomes
+# kernel element `(u, v)`; beside it the static kernel `w_o`.
+
+# %%
+fig, drawn = plot_q_filters(model, layer=0, channel=channel)
+print("arrays drawn:", {k: np.shape(v) for k, v in drawn.items()})
+save(fig, "05_q_bank.png")
+
+# %% [markdown]
+# Two things from tutorial 03 help to read this picture.
+#
+# **Only the symmetric part of Q counts.** `p^T Q p` does not change if we add an
+# antisymmetric matrix to `Q`, and training never changes `Q`'s antisymmetric part. So
+# part of what the Q bank shows is the random initialisation, still there. If the
+# checkpoint's training seed is known, we can rebuild the untrained model and check:
+
+# %%
+Q = layer.Q.data[channel]
+sym, anti = (Q + Q.T) / 2, (Q - Q.T) / 2
+print(f"||antisymmetric part|| / ||Q|| = {np.linalg.norm(anti) / np.linalg.norm(Q):.3f}")
+seed = meta.get("config", {}).get("seed")
+if seed is not None:
+    untrained = adaptive_layers(build_model(meta["model"], seed=seed, **meta.get("model_options", {})))[0]
+    Q0 = untrained.Q.data[channel]
+    print(f"since initialisation (seed {seed}): the symmetric part moved by up to "
+          f"{np.abs(sym - (Q0 + Q0.T) / 2).max():.3f}, the antisymmetric part by up to "
+          f"{np.abs(anti - (Q0 - Q0.T) / 2).max():.1e}")
+
+# %% [markdown]
+# **The quadratic form is a sum of squared filter responses.** The symmetric part has an
+# eigendecomposition `S = sum_i lambda_i v_i v_i^T` (orthonormal `v_i`), so
+#
+#     p^T Q p = p^T S p = sum_i lambda_i (v_i . p)^2
+#
+# Each eigenvector `v_i` is a 3x3 filter; the layer adds up the *squares* of their
+# responses, weighted by `lambda_i`: a positive `lambda` rewards patches that match
+# `v_i` (or its negative), a negative one penalises them. Here they are, largest
+# `|lambda|` first, with the numbers checked against the layer's own output on a real patch:
+
+# %%
+eigenvalues, eigenvectors = np.linalg.eigh(sym)                   # ascending; columns are v_i
+order = np.argsort(-np.abs(eigenvalues))
+eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+print("eigenvalues of the symmetric part, largest |lambda| first:", eigenvalues)
+
+r = int(np.argmax(np.abs(P[: len(P) // len(sample)]).sum(axis=1)))   # the inkiest patch of image 0
+p = P[r]
+via_eigen = np.sum(eigenvalues * (eigenvectors.T @ p) ** 2)
+print(f"one patch of image 0: p^T Q p = {p @ Q @ p:.5f}, sum_i lambda_i (v_i.p)^2 = {via_eigen:.5f}")
+
+fig, axes = plt.subplots(1, D + 1, figsize=(1.3 * (D + 1), 1.9), layout="constrained")
+lim = np.abs(eigenvectors).max()
+for i, ax in enumerate(axes[:D]):
+    ax.imshow(eigenvectors[:, i].reshape(m, m), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_title(f"lambda={eigenvalues[i]:+.2f}", fontsize=8)
+    ax.axis("off")
+axes[D].imshow(layer.w.data[channel].reshape(m, m), cmap="RdBu_r")
+axes[D].set_title("w (linear)", fontsize=8)
+axes[D].axis("off")
+fig.suptitle(f"Channel {channel}: eigen-filters v_i of the symmetric part of Q, sigma = "
+             f"sum_i lambda_i (v_i.p)^2 + w.p + b", fontsize=9)
+save(fig, "05_q_eigenfilters.png")
+
+flat = np.ones(D) / np.sqrt(D)                                     # the all-equal filter, unit length
+print(f"|cosine| between the strongest eigen-filter and the flat filter: {abs(eigenvectors[:, 0] @ flat):.2f}")
+
+# %% [markdown]
+# If that cosine is close to 1, the strongest quadratic term is, roughly, `lambda_1` times
+# the *squared total ink* of the patch (`(v_1 . p)^2` with `v_1` nearly flat): a
+# brightness-squared term that no linear filter can produce. The weaker eigen-filters,
+# with their signs, are where the layer encodes preferences for particular stroke
+# shapes.
+
+# %% [markdown]
+# ## 4. The same location, ten different digits
+#
+# `plot_digit_kernels` takes one location (the centre, by default) and the first test
+# image of each digit, and draws the kernel that location applied to each of them, with
+# the mean and the standard deviation of each kernel element over the ten. In an
+# ordinary convolution all ten would be identical and the standard deviation 0.
+
+# %%
+firsts = first_of_each_digit(test_y)
+fig, drawn = plot_digit_kernels(model, test_x[firsts], test_y[firsts], layer=0, channel=channel)
+i, j = drawn["location"]
+print(f"location ({i}, {j}); kernel std over the ten digits, per element:\n", drawn["std"][0])
+same_as_w = [int(test_y[f]) for f, k in zip(firsts, drawn["kernels"])
+             if np.allclose(k.reshape(-1), layer.w.data[channel])]
+print("digits whose patch at this location is empty (so their kernel is exactly w):", same_as_w or "none")
+save(fig, "05_same_location_digits.png")
+
+# %% [markdown]
+# ## 5. What the layer outputs
+#
+# Finally `plot_feature_maps` shows `y = tanh(sigma)` for every channel on our digit:
+# what the rest of the network (pooling, an ordinary convolution, the classifier)
+# receives. tanh bounds every output by 1 in absolute value (tutorial 03, section 6);
+# the share of outputs pressed against that bound is printed below. (In float32,
+# `tanh` of a large enough `sigma` rounds to exactly 1.)
+
+# %%
+fig, drawn = plot_feature_maps(model, image, layer=0, name=name)
+outputs = drawn["outputs"]
+print(f"outputs {outputs.shape}: min {outputs.min():+.4f}, max {outputs.max():+.4f}; "
+      f"{np.mean(np.abs(outputs) > 0.99):.0%} of them are saturated (|y| > 0.99)")
+save(fig, "05_feature_maps.png")
+
+# %% [markdown]
+# **What to notice, in short:**
+#
+# * The kernel is a function of the patch: constant (`= w`) on empty background, moving
+#   where there is ink, most where the patch has most ink (sections 1-2).
+# * Read the Q bank with care: only its symmetric part affects the output, and the
+#   antisymmetric part is the untouched initialisation (section 3). The eigen-filters of
+#   the symmetric part are the clearer picture: the layer adds an ordinary linear filter
+#   `w` to a signed sum of squared filter responses.
+# * At a fixed location the kernel differs from digit to digit (section 4): this is the
+#   "adaptive" in adaptive kernels, and what a static convolution cannot do.
+#
+# Try other inputs: change `index` above, or `channel`; or on the command line,
+# `python -m ack_numpy visualize --checkpoint F --digit 7 --channel 3 --out DIR`.
