@@ -20,8 +20,6 @@
 # `tutorials/README.md`).
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
-import sys
-
 import matplotlib.pyplot as plt
 import numpy as np
 from tutorial_setup import OUT, QUICK, ROOT, save  # quick mode, figure folder, this checkout's package
