@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,19 @@ def save_checkpoint(path: str | Path, model_state: dict, optim_state: dict, meta
 def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict]:
     """Read (model_state, optim_state, meta); raise CheckpointError naming the file on any problem."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; a checkpoint is a file, e.g. {path / 'checkpoint.npz'}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    # An .npz is a zip archive. Checking that first gives one clear message for random bytes,
+    # a truncated download or a plain .npy file (which np.load would return as an array).
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not an ack_numpy checkpoint: not an .npz (zip) file, "
+                              f"or truncated (an interrupted copy?)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as err:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError) as err:
         raise CheckpointError(f"{path} is not a readable ack_numpy checkpoint "
                               f"(corrupt or truncated .npz: {err})") from None
     if "meta" not in arrays:
@@ -63,9 +71,11 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict]:
         meta = json.loads(str(arrays.pop("meta")))
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: the 'meta' record is not valid JSON ({err})") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or "model" not in meta:
-        raise CheckpointError(f"{path}: unsupported checkpoint format (expected format_version "
-                              f"{FORMAT_VERSION} with a model name)")
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise CheckpointError(f"{path} is not an ack_numpy checkpoint (its 'meta' record names no model)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {meta.get('format_version')!r}; this "
+                              f"ack_numpy reads version {FORMAT_VERSION} (was it written by another version?)")
     model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     optim_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
     return model_state, optim_state, meta

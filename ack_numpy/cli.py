@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from .checkpoint import CheckpointError
 
@@ -72,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume continues {args.resume} with the settings it was started with; "
                              f"leave out {', '.join(given)} (only --data-dir and --epochs may be given)")
         resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
-        out = args.resume
+        out = str(Path(args.resume).parent) if Path(args.resume).suffix == ".npz" else args.resume
     else:
         values = {k: v for k, v in vars(args).items() if k in names and v is not None}
         config = TrainConfig(**values)
@@ -87,8 +88,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _draw_run(out: str, data_dir: str | None) -> None:
     """train --visualize: the training curves, and the kernel figures if the model is adaptive."""
-    from pathlib import Path
-
     from .checkpoint import load_model
     from .models import adaptive_layers
     from .viz import write_curves, write_figures
@@ -109,7 +108,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, meta = load_model(args.checkpoint)
     images, labels = load_mnist("test", args.data_dir, limit=args.limit_test)
     loss, accuracy = evaluate(model, images, labels)
-    print(f"model {meta['model']} ({model.num_parameters():,} parameters), trained {meta.get('epoch', '?')} epochs")
+    trained = f"{meta.get('epoch', '?')} epochs" + (f" and {meta['batch']} batches" if meta.get("batch") else "")
+    print(f"model {meta['model']} ({model.num_parameters():,} parameters), trained {trained}")
     print(f"test accuracy {accuracy:.4f} ({round(accuracy * len(labels))}/{len(labels)}), test loss {loss:.4f}")
     return 0
 
@@ -155,6 +155,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     reproduce(args.out, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs, data_dir=args.data_dir,
               limit_train=args.limit_train, limit_test=args.limit_test)
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(quick=args.quick, tiny=args.tiny, json_path=args.json, threads=args.threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train", type=positive_int, help="quick check: first N training images only")
     p.add_argument("--limit-test", type=positive_int, help="quick check: first N test images only")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("bench", help="time the layers and training steps against this machine's matmul rate")
+    p.add_argument("--quick", action="store_true", help="fewer repeats: seconds instead of up to two minutes")
+    p.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
+    p.add_argument("--threads", type=positive_int,
+                   help="rerun with OPENBLAS_NUM_THREADS=N (steadier on a machine shared with other jobs)")
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tiny shapes, for the tests
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

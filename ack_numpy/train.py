@@ -17,7 +17,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ import numpy as np
 from . import functional as F
 from . import optim
 from .autograd import Tensor, no_grad
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import load_mnist, random_shift
 from .models import build_model
 from .nn import Module
@@ -69,6 +72,9 @@ class TrainConfig:
             (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be a positive number, got {self.lr}"),
             (self.optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}"),
             (self.schedule in ("cosine", "constant"), f"schedule must be 'cosine' or 'constant', got {self.schedule!r}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (0 <= self.weight_decay < math.inf, f"weight decay must be a number >= 0, got {self.weight_decay}"),
+            (self.seed >= 0, f"seed must be 0 or more, got {self.seed}"),
             (self.max_shift >= 0, f"max shift must be >= 0, got {self.max_shift}"),
             (self.limit_train is None or self.limit_train >= 1, f"limit-train must be >= 1, got {self.limit_train}"),
             (self.limit_test is None or self.limit_test >= 1, f"limit-test must be >= 1, got {self.limit_test}"),
@@ -117,14 +123,17 @@ def train_step(model: Module, optimizer: optim.Optimizer, x: np.ndarray, y: np.n
     """One minibatch: forward, loss, backward, update. Returns (loss, number correct).
 
     Raises TrainingDiverged before touching the weights if the loss is not finite."""
-    logits = model(Tensor(x))
-    loss = F.cross_entropy(logits, y)
-    value = loss.item()
-    if not math.isfinite(value):
-        raise TrainingDiverged(f"loss is {value}")
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
+    # Overflow on the way to a NaN loss is reported by the check below, in one line,
+    # rather than by a screenful of NumPy RuntimeWarnings first.
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = model(Tensor(x))
+        loss = F.cross_entropy(logits, y)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"loss is {value}")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     return value, int((logits.data.argmax(axis=1) == y).sum())
 
 
@@ -145,6 +154,17 @@ def read_metrics(path: str | Path) -> list[dict]:
     return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
 
 
+def _progress_seconds(default: float) -> float:
+    """Seconds between progress lines: $ACK_PROGRESS_SECONDS if set, else `default`."""
+    text = os.environ.get("ACK_PROGRESS_SECONDS", "").strip()
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"ACK_PROGRESS_SECONDS must be a number of seconds, got {text!r}") from None
+
+
 def _format_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -154,12 +174,13 @@ class Progress:
     """One status line per epoch (batches, images/s, loss, ETA).
 
     On a terminal the line is rewritten in place with '\\r' twice a second; in a log file
-    (not a terminal) a plain line is written every 30 seconds instead, so logs stay short."""
+    (not a terminal) a plain line is written every 30 seconds instead, so logs stay short.
+    `every` (or the environment variable ACK_PROGRESS_SECONDS) sets another interval."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, every: float | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.in_place = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.every = 0.5 if self.in_place else 30.0
+        self.every = every if every is not None else _progress_seconds(0.5 if self.in_place else 30.0)
         self.last = 0.0
 
     def start_epoch(self, first_batch: int) -> None:
@@ -185,12 +206,51 @@ class Progress:
             self.stream.flush()
 
 
+# ----------------------------------------------------------------------------- Ctrl-C
+class StopOnCtrlC:
+    """While training, turn Ctrl-C (SIGINT) into a request to stop between two batches.
+
+    A KeyboardInterrupt raised in the middle of a step could leave some weights updated and
+    others not, and a checkpoint of that state would match no point of a real run. So the
+    first Ctrl-C only sets `requested`; the loop looks at it before each batch, where the
+    state is consistent, and saves. A second Ctrl-C stops at once (`hard`) without saving:
+    the last checkpoint stays as it was."""
+
+    def __init__(self):
+        self.requested = self.hard = False
+        self.previous = None
+
+    def __enter__(self) -> "StopOnCtrlC":
+        # Only the main thread may set signal handlers, and a process started with Ctrl-C
+        # ignored (in the background, under nohup) should go on ignoring it.
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.requested:
+            self.hard = True
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 # ----------------------------------------------------------------------------- the loop
-def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], None] = print,
+def _say(message: str) -> None:
+    """The default `log`: print at once, so that a log file shows each epoch as it ends."""
+    print(message, flush=True)
+
+
+def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], None] = _say,
           progress: Progress | None = None) -> list[dict]:
     """Train `config.model` on MNIST; write config.json, metrics.csv and checkpoint.npz to config.out.
 
     Refuses to start over an existing checkpoint unless overwrite=True (resume instead).
+    On Ctrl-C it saves the current position, says how to resume and re-raises KeyboardInterrupt.
     Returns the metric rows, one per epoch."""
     config.validate()
     checkpoint_path = Path(config.out) / CHECKPOINT_NAME
@@ -201,13 +261,25 @@ def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], Non
 
 
 def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = None,
-           log: Callable[[str], None] = print, progress: Progress | None = None) -> list[dict]:
+           log: Callable[[str], None] = _say, progress: Progress | None = None) -> list[dict]:
     """Continue the run saved in out/checkpoint.npz with its own config, from the exact batch
     where it stopped. `epochs` may extend a run that uses the constant schedule (with the
     cosine schedule every learning rate depends on the total, so it must stay the same)."""
-    checkpoint_path = Path(out) / CHECKPOINT_NAME
+    out = Path(out)
+    if out.name == CHECKPOINT_NAME and out.is_file():
+        out = out.parent  # given the checkpoint itself rather than its folder
+    checkpoint_path = out / CHECKPOINT_NAME
+    if not checkpoint_path.is_file():
+        what = "does not exist" if not out.exists() else f"has no {CHECKPOINT_NAME}"
+        raise CheckpointError(f"cannot resume: {out} {what} (a run saves its checkpoint there at the end of "
+                              f"each epoch and when interrupted); to start a new run, use --out instead")
     model_state, optim_state, meta = load_checkpoint(checkpoint_path)
-    config = TrainConfig(**meta["config"])
+    try:
+        config = TrainConfig(**meta["config"])
+        position = {key: meta[key] for key in ("epoch", "batch", "running", "metrics")}
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{checkpoint_path} holds no training state to resume from "
+                              f"(missing or unexpected entry: {err})") from None
     config.out = str(out)
     if data_dir is not None:
         config.data_dir = data_dir  # the data may live elsewhere on this machine
@@ -217,93 +289,124 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
                              f"resuming a run with the cosine schedule (its learning rates depend on the total)")
         config.epochs = epochs
     config.validate()
-    return _run(config, (model_state, optim_state, meta), log, progress)
+    return _run(config, (model_state, optim_state, position), log, progress)
+
+
+def _load_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train_x, train_y, test_x, test_y); with holdout, the test set is the last training images."""
+    train_x, train_y = load_mnist("train", config.data_dir, limit=config.limit_train)
+    if not config.holdout:
+        return (train_x, train_y) + load_mnist("test", config.data_dir, limit=config.limit_test)
+    # Design decisions are made on held-out training images, never on the test set.
+    if config.holdout >= len(train_x):
+        raise ValueError(f"holdout ({config.holdout}) must be smaller than the training set ({len(train_x)})")
+    return (train_x[: -config.holdout], train_y[: -config.holdout],
+            train_x[-config.holdout :], train_y[-config.holdout :])
+
+
+def _all_finite(model: Module) -> bool:
+    return all(np.isfinite(p.data).all() for p in model.parameters())
 
 
 def _run(config: TrainConfig, state, log, progress) -> list[dict]:
     out = Path(config.out)
     checkpoint_path = out / CHECKPOINT_NAME
-    out.mkdir(parents=True, exist_ok=True)
-    train_x, train_y = load_mnist("train", config.data_dir, limit=config.limit_train)
-    if config.holdout:
-        # Design decisions are made on held-out training images, never on the test set.
-        if config.holdout >= len(train_x):
-            raise ValueError(f"holdout ({config.holdout}) must be smaller than the training set ({len(train_x)})")
-        test_x, test_y = train_x[-config.holdout :], train_y[-config.holdout :]
-        train_x, train_y = train_x[: -config.holdout], train_y[: -config.holdout]
-    else:
-        test_x, test_y = load_mnist("test", config.data_dir, limit=config.limit_test)
-    model = build_model(config.model, seed=config.seed, **config.model_options)
-    optimizer = make_optimizer(config, model)
-
-    rows: list[dict] = []
-    epoch, batch, running = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    resume_command = f"python -m ack_numpy train --resume {out}"
+    try:  # before loading the data, so that a checkpoint that does not fit fails at once
+        model = build_model(config.model, seed=config.seed, **config.model_options)
+        optimizer = make_optimizer(config, model)
+        if state is not None:
+            model.load_state_dict(state[0])
+            optimizer.load_state_dict(state[1])
+    except (ValueError, KeyError, TypeError) as err:
+        if state is None:
+            raise
+        raise CheckpointError(f"{checkpoint_path} does not fit model {config.model!r} with optimizer "
+                              f"{config.optimizer!r}: {err}") from None
+    fresh = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    rows, epoch, batch, running = [], 0, 0, dict(fresh)
     if state is not None:
-        model_state, optim_state, meta = state
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optim_state)
-        rows, epoch, batch, running = meta["metrics"], meta["epoch"], meta["batch"], meta["running"]
+        position = state[2]
+        rows, epoch, batch, running = position["metrics"], position["epoch"], position["batch"], position["running"]
+        if epoch >= config.epochs:
+            log(f"nothing to do: {out} has finished its run ({epoch} of {config.epochs} epochs)")
+            return rows
+    train_x, train_y, test_x, test_y = _load_data(config)
+    out.mkdir(parents=True, exist_ok=True)
+    if state is not None:
         log(f"resuming {config.model} from {checkpoint_path}: epoch {epoch + 1}, batch {batch}")
     else:
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
         log(f"training {config.model} ({model.num_parameters():,} parameters) on {len(train_x):,} images, "
             f"{'validating on the last' if config.holdout else 'testing on'} {len(test_x):,}")
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 
     n = len(train_x)
     batches = math.ceil(n / config.batch_size)
     total_steps = config.epochs * batches
     progress = progress if progress is not None else Progress()
 
+    def diverged(where: str, why: str) -> TrainingDiverged:
+        kept = (f"the last checkpoint, {checkpoint_path}, was left as it was" if checkpoint_path.exists()
+                else "no checkpoint was written")
+        return TrainingDiverged(f"training diverged at {where} ({why}); try a smaller learning rate "
+                                f"than {config.lr:g}; {kept}")
+
     def save(epoch_: int, batch_: int, running_: dict) -> None:
+        # Never replace a good checkpoint with broken weights.
+        if not _all_finite(model):
+            raise diverged(f"epoch {epoch_ + 1 if batch_ else epoch_}", "the weights are no longer finite")
         meta = {"model": config.model, "model_options": config.model_options, "config": asdict(config),
                 "epoch": epoch_, "batch": batch_, "running": running_, "metrics": rows,
                 "num_parameters": model.num_parameters()}
         save_checkpoint(checkpoint_path, model.state_dict(), optimizer.state_dict(), meta)
 
-    while epoch < config.epochs:
-        order = epoch_order(config.seed, epoch, n)
-        progress.start_epoch(batch)
-        t0 = time.perf_counter() - running["seconds"]
+    with StopOnCtrlC() as ctrl_c:
         try:
-            while batch < batches:
-                idx = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-                x = train_x[idx]
-                if config.max_shift:
-                    x = random_shift(x, config.max_shift, np.random.default_rng((config.seed, epoch, batch)))
-                optimizer.lr = learning_rate(config, epoch * batches + batch, total_steps)
-                try:
-                    loss, correct = train_step(model, optimizer, x, train_y[idx])
-                except TrainingDiverged as err:
-                    progress.end_epoch()
-                    raise TrainingDiverged(
-                        f"training diverged at epoch {epoch + 1}, batch {batch + 1} ({err}); "
-                        f"try a smaller learning rate than {config.lr:g}. The last good checkpoint "
-                        f"({checkpoint_path}) was left untouched.") from None
-                running["loss"] += loss * len(idx)
-                running["correct"] += correct
-                running["seen"] += len(idx)
-                batch += 1
-                elapsed = time.perf_counter() - t0
-                progress.update(epoch + 1, config.epochs, batch, batches, running["seen"] / max(elapsed, 1e-9),
-                                running["loss"] / running["seen"])
+            while epoch < config.epochs:
+                order = epoch_order(config.seed, epoch, n)
+                progress.start_epoch(batch)
+                t0 = time.perf_counter() - running["seconds"]
+                while batch < batches:
+                    if ctrl_c.requested:
+                        raise KeyboardInterrupt  # between two batches: a consistent state to save
+                    idx = order[batch * config.batch_size : (batch + 1) * config.batch_size]
+                    x = train_x[idx]
+                    if config.max_shift:
+                        x = random_shift(x, config.max_shift, np.random.default_rng((config.seed, epoch, batch)))
+                    optimizer.lr = learning_rate(config, epoch * batches + batch, total_steps)
+                    try:
+                        loss, correct = train_step(model, optimizer, x, train_y[idx])
+                    except TrainingDiverged as err:
+                        progress.end_epoch()
+                        raise diverged(f"epoch {epoch + 1}, batch {batch + 1}", str(err)) from None
+                    running["loss"] += loss * len(idx)
+                    running["correct"] += correct
+                    running["seen"] += len(idx)
+                    running["seconds"] = time.perf_counter() - t0
+                    batch += 1
+                    progress.update(epoch + 1, config.epochs, batch, batches,
+                                    running["seen"] / max(running["seconds"], 1e-9), running["loss"] / running["seen"])
+                progress.end_epoch()
+                test_loss, test_acc = evaluate(model, test_x, test_y)
+                rows.append({"epoch": epoch + 1, "train_loss": running["loss"] / running["seen"],
+                             "train_acc": running["correct"] / running["seen"], "test_loss": test_loss,
+                             "test_acc": test_acc, "seconds": running["seconds"],
+                             "lr": learning_rate(config, (epoch + 1) * batches - 1, total_steps)})
+                epoch, batch, running = epoch + 1, 0, dict(fresh)
+                save(epoch, batch, running)
+                write_metrics(out / "metrics.csv", rows)
+                r = rows[-1]
+                log(f"epoch {r['epoch']}/{config.epochs}: train loss {r['train_loss']:.4f}, train acc "
+                    f"{r['train_acc']:.4f}, test acc {r['test_acc']:.4f}, {r['seconds']:.1f} s")
         except KeyboardInterrupt:
             progress.end_epoch()
-            running["seconds"] = time.perf_counter() - t0
+            if ctrl_c.hard:
+                kept = (f"continue from the last checkpoint with: {resume_command}" if checkpoint_path.exists()
+                        else "nothing was saved")
+                log(f"interrupted twice: stopped at once without saving; {kept}")
+                raise
             save(epoch, batch, running)
             log(f"interrupted: saved epoch {epoch + 1}, batch {batch} to {checkpoint_path}; "
-                f"continue with: python -m ack_numpy train --resume {out}")
+                f"continue with: {resume_command}")
             raise
-        progress.end_epoch()
-        seconds = time.perf_counter() - t0
-        test_loss, test_acc = evaluate(model, test_x, test_y)
-        rows.append({"epoch": epoch + 1, "train_loss": running["loss"] / running["seen"],
-                     "train_acc": running["correct"] / running["seen"], "test_loss": test_loss,
-                     "test_acc": test_acc, "seconds": seconds, "lr": optimizer.lr})
-        epoch, batch = epoch + 1, 0
-        running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-        save(epoch, batch, running)
-        write_metrics(out / "metrics.csv", rows)
-        r = rows[-1]
-        log(f"epoch {r['epoch']}/{config.epochs}: train loss {r['train_loss']:.4f}, train acc "
-            f"{r['train_acc']:.4f}, test acc {r['test_acc']:.4f}, {r['seconds']:.1f} s")
     return rows

@@ -1,0 +1,292 @@
+"""The command line: one clear line and a non-zero exit code for every mistake, no tracebacks;
+Ctrl-C and kill -9 in the middle of a real `python -m ack_numpy train` process.
+
+Argument and file errors are checked in-process through `main()` (the same code path as the
+command, minus the interpreter start); the end-to-end behaviour (exit codes, signals, what
+reaches the terminal) with real subprocesses.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ack_numpy.checkpoint import load_checkpoint, save_checkpoint
+from ack_numpy.cli import main
+from ack_numpy.models import build_model
+from ack_numpy.train import CHECKPOINT_NAME, read_metrics
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+posix_signals = pytest.mark.skipif(os.name != "posix", reason="sends POSIX signals (SIGINT, SIGKILL) to processes")
+
+
+def environment(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "ACK_PROGRESS_SECONDS"}
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def run_cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m ack_numpy ARGS` in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "ack_numpy", *map(str, args)], cwd=PROJECT_ROOT,
+                          env=environment(), capture_output=True, text=True, timeout=timeout)
+
+
+class Training:
+    """A `python -m ack_numpy train ...` process whose output (stdout and stderr together) we can
+    wait on line by line. Ctrl-C is enabled in it as in a terminal, even if this test runs in a
+    background job with SIGINT ignored (a child would inherit that)."""
+
+    def __init__(self, *args):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ack_numpy", "train", *map(str, args)], cwd=PROJECT_ROOT,
+            env=environment(ACK_PROGRESS_SECONDS="0"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.lines: queue.Queue = queue.Queue()
+        self.output: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                self.process.kill()
+                raise AssertionError(f"no {text!r} within {timeout} s; output so far:\n{''.join(self.output)}")
+            if line is None:
+                raise AssertionError(f"the process ended before printing {text!r}:\n{''.join(self.output)}")
+            if text in line:
+                return line
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        self.process.stdout.close()
+        return code, "".join(self.output)
+
+
+def one_error_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, f"expected one line, got:\n{text}"
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- help
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "download", "reproduce"):
+        assert command in result.stdout
+    result = run_cli("train", "--help")
+    assert result.returncode == 0 and "--resume DIR" in result.stdout and "--overwrite" in result.stdout
+
+
+# ----------------------------------------------------------------------------- argument errors
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+    (["train", "--epochs", "-3"], "argument --epochs: must be a positive integer, got -3"),
+    (["train", "--epochs", "two"], "argument --epochs: must be a whole number, got 'two'"),
+    (["train", "--model", "resnet"], "argument --model: unknown model 'resnet' (choose from lenet, adaptive-lenet"),
+    (["train", "--lr", "0"], "argument --lr: must be a positive number, got 0"),
+    (["train", "--lr", "abc"], "argument --lr: must be a number, got 'abc'"),
+    (["train", "--lr", "nan"], "argument --lr: must be a positive number, got nan"),
+    (["train", "--limit-train", "0"], "argument --limit-train: must be a positive integer, got 0"),
+    (["train", "--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
+    (["train", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+    (["evaluate"], "the following arguments are required: --checkpoint"),
+    (["fly"], "invalid choice: 'fly'"),
+    ([], "the following arguments are required: command"),
+])
+def test_argument_errors_name_the_problem(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ")
+    assert message in err.strip().splitlines()[-1]
+
+
+def test_argument_errors_end_to_end():
+    result = run_cli("train", "--epochs", "0")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.endswith("error: argument --epochs: must be a positive integer, got 0")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "error: seed must be 0 or more, got -1"),
+    (["--momentum", "2"], "error: momentum must be in [0, 1), got 2.0"),
+    (["--weight-decay", "nan"], "error: weight decay must be a number >= 0, got nan"),
+])
+def test_bad_settings_give_one_line(args, message, tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "run"), *args]) == 1
+    assert one_error_line(capsys.readouterr().err) == message
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{tmp_path / 'nowhere'}" in line and "no such directory" in line and "--data-dir" in line
+    assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder behind
+
+
+def test_train_refuses_to_overwrite_a_checkpoint(tmp_path, capsys):
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"the previous run")
+    assert main(["train", "--out", str(tmp_path)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"--resume {tmp_path}" in line and "--overwrite" in line
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == b"the previous run"
+
+
+def test_resume_without_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")  # a run killed before its first checkpoint
+    assert main(["train", "--resume", str(tmp_path)]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(
+        f"error: cannot resume: {tmp_path} has no {CHECKPOINT_NAME}")
+
+
+def test_resume_does_not_silently_ignore_new_settings(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path), "--lr", "0.1", "--model", "lenet"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "leave out --model, --lr" in line and "only --data-dir and --epochs" in line
+
+
+# ----------------------------------------------------------------------------- evaluate
+def save_untrained(path: Path, name: str = "adaptive-lenet") -> Path:
+    return save_checkpoint(path, build_model(name, seed=0).state_dict(), {},
+                           {"model": name, "model_options": {}, "epoch": 0})
+
+
+@pytest.mark.mnist
+def test_evaluate_prints_accuracy_and_parameter_count(mnist_path, tmp_path, capsys):
+    path = save_untrained(tmp_path / CHECKPOINT_NAME)
+    assert main(["evaluate", "--checkpoint", str(path), "--data-dir", str(mnist_path), "--limit-test", "200"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "model adaptive-lenet (6,514 parameters), trained 0 epochs"
+    assert lines[1].startswith("test accuracy 0.") and "/200), test loss" in lines[1]
+
+
+def bad_checkpoints(folder: Path) -> dict[str, Path]:
+    good = save_untrained(folder / "good.npz").read_bytes()
+    files = {
+        "truncated": good[: len(good) // 2],
+        "random bytes": np.random.default_rng(0).bytes(3000),
+        "empty": b"",
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = folder / f"{name.replace(' ', '_')}.npz"
+        paths[name].write_bytes(data)
+    paths["no meta"] = folder / "no_meta.npz"
+    np.savez(paths["no meta"], weights=np.zeros(3))
+    paths["wrong format version"] = save_checkpoint(folder / "v2.npz", {}, {}, {"model": "lenet", "format_version": 2})
+    paths["weights of another model"] = save_checkpoint(folder / "other.npz", build_model("lenet", seed=0).state_dict(),
+                                                        {}, {"model": "adaptive-lenet"})
+    paths["missing"] = folder / "missing.npz"
+    paths["a folder"] = folder
+    return paths
+
+
+def test_evaluate_bad_checkpoints_give_one_line(tmp_path, capsys):
+    for kind, path in bad_checkpoints(tmp_path).items():
+        assert main(["evaluate", "--checkpoint", str(path)]) == 1, kind
+        line = one_error_line(capsys.readouterr().err)
+        assert str(path) in line, (kind, line)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "weights of another model"])
+def test_evaluate_bad_checkpoint_end_to_end(kind, tmp_path):
+    path = bad_checkpoints(tmp_path)[kind]
+    result = run_cli("evaluate", "--checkpoint", path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert str(path) in one_error_line(result.stderr)
+
+
+# ----------------------------------------------------------------------------- real processes
+@posix_signals
+@pytest.mark.mnist
+def test_ctrl_c_saves_says_how_to_resume_and_resume_finishes(mnist_path, tmp_path):
+    out = tmp_path / "run"
+    run = Training("--model", "adaptive-lenet", "--limit-train", "1000", "--limit-test", "100",
+                   "--batch-size", "32", "--data-dir", mnist_path, "--out", out)
+    run.wait_for("epoch 1/1  batch 2/32")  # training is under way
+    run.process.send_signal(signal.SIGINT)
+    code, output = run.finish()
+    assert code == 130, output
+    assert "Traceback" not in output
+    resume_lines = [line for line in output.splitlines() if "--resume" in line]
+    assert len(resume_lines) == 1, output
+    assert resume_lines[0].startswith("interrupted: saved epoch 1, batch ")
+    assert resume_lines[0].endswith(f"; continue with: python -m ack_numpy train --resume {out}")
+    _, _, meta = load_checkpoint(out / CHECKPOINT_NAME)
+    assert meta["epoch"] == 0 and 2 <= meta["batch"] < 32
+    assert f"batch {meta['batch']} to" in resume_lines[0]
+
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    first_line = result.stdout.splitlines()[0]
+    assert first_line == f"resuming adaptive-lenet from {out / CHECKPOINT_NAME}: epoch 1, batch {meta['batch']}"
+    assert [row["epoch"] for row in read_metrics(out / "metrics.csv")] == [1]
+
+
+@posix_signals
+@pytest.mark.mnist
+def test_kill_9_loses_at_most_the_current_epoch(mnist_path, tmp_path):
+    out = tmp_path / "run"
+    args = ("--model", "adaptive-lenet", "--epochs", "2", "--limit-train", "320", "--limit-test", "100",
+            "--batch-size", "32", "--data-dir", mnist_path, "--out", out)
+
+    # Killed in the first epoch: no checkpoint yet, and resume says so in one line.
+    run = Training(*args)
+    run.wait_for("epoch 1/2  batch 3/10")
+    run.process.send_signal(signal.SIGKILL)
+    assert run.finish()[0] == -signal.SIGKILL
+    assert not (out / CHECKPOINT_NAME).exists()
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 1 and "has no checkpoint.npz" in one_error_line(result.stderr)
+
+    # Killed in the second epoch: the checkpoint of epoch 1 is there, whole, and resume finishes the run.
+    run = Training(*args)
+    run.wait_for("epoch 1/2: train loss")
+    run.wait_for("epoch 2/2  batch 3/10")
+    run.process.send_signal(signal.SIGKILL)
+    assert run.finish()[0] == -signal.SIGKILL
+    _, _, meta = load_checkpoint(out / CHECKPOINT_NAME)
+    assert (meta["epoch"], meta["batch"], len(meta["metrics"])) == (1, 0, 1)
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    assert [row["epoch"] for row in read_metrics(out / "metrics.csv")] == [1, 2]
+
+
+@pytest.mark.mnist
+def test_divergence_exits_with_one_line(mnist_path, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "--lr", "1e6", "--optimizer", "sgd", "--limit-train", "320", "--limit-test", "100",
+                     "--data-dir", mnist_path, "--out", out)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = one_error_line(result.stderr)
+    assert line.startswith("error: training diverged at epoch 1, batch ")
+    assert "try a smaller learning rate than 1e+06" in line
+    assert not (out / CHECKPOINT_NAME).exists()
