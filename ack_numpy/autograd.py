@@ -5,10 +5,17 @@ the same shape). Every operation creates a new Tensor that keeps its parents and
 small `_backward` function that applies the chain rule for that one operation:
 
     out = f(a, b)            forward:  out.data = f(a.data, b.data)
-    out._backward()          backward: a.grad += out.grad * df/da,  b.grad += ...
+    out._backward(out)       backward: a.grad += out.grad * df/da,  b.grad += ...
 
 `backward()` sorts the graph topologically and calls each `_backward` in reverse,
 exactly as in karpathy/micrograd, but on whole arrays instead of scalars.
+
+One difference from micrograd: `_backward` receives its output tensor as an argument
+(`node._backward(node)`) instead of capturing `out` from the op that made it. A closure
+that captured `out` and was stored in `out._backward` would form a reference cycle
+(out -> _backward -> out); NumPy arrays held by cycles are freed only when Python's
+cycle collector happens to run, and in a training loop old graphs piled up to
+gigabytes. Without the cycle, each step's graph is freed as soon as it is unused.
 
 The one subtlety of arrays is broadcasting: if `a` of shape (3, 1) is added to `b` of
 shape (3, 4), the gradient that flows back to `a` has shape (3, 4) and must be summed
@@ -82,7 +89,7 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self._parents: tuple[Tensor, ...] = ()
-        self._backward: Callable[[], None] = lambda: None
+        self._backward: Callable[[Tensor], None] = lambda out: None
         self._op = ""  # name of the op that made this tensor, for debugging and graphs
 
     @classmethod
@@ -161,7 +168,7 @@ class Tensor:
         self.grad = grad.copy()
         for node in reversed(order):
             if node._parents and node.grad is not None:
-                node._backward()
+                node._backward(node)  # passed in, not captured: see the module docstring
 
     def _topological_order(self) -> list["Tensor"]:
         # Iterative DFS (a recursive one would hit Python's recursion limit on long graphs).
@@ -186,7 +193,7 @@ class Tensor:
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data + other.data, (self, other), "add")
 
-        def _backward():  # d(a+b)/da = 1, d(a+b)/db = 1
+        def _backward(out):  # d(a+b)/da = 1, d(a+b)/db = 1
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad, self.shape))
             if other.requires_grad:
@@ -199,7 +206,7 @@ class Tensor:
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data * other.data, (self, other), "mul")
 
-        def _backward():  # d(a*b)/da = b, d(a*b)/db = a
+        def _backward(out):  # d(a*b)/da = b, d(a*b)/db = a
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad * other.data, self.shape))
             if other.requires_grad:
@@ -212,7 +219,7 @@ class Tensor:
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data / other.data, (self, other), "div")
 
-        def _backward():  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        def _backward(out):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad / other.data, self.shape))
             if other.requires_grad:
@@ -224,7 +231,7 @@ class Tensor:
     def __neg__(self) -> "Tensor":
         out = Tensor.from_op(-self.data, (self,), "neg")
 
-        def _backward():
+        def _backward(out):
             self.accumulate_grad(-out.grad)
 
         out._backward = _backward
@@ -250,7 +257,7 @@ class Tensor:
             raise TypeError("only constant exponents are supported: x ** 2.0")
         out = Tensor.from_op(self.data**exponent, (self,), "pow")
 
-        def _backward():  # d(x^k)/dx = k x^(k-1)
+        def _backward(out):  # d(x^k)/dx = k x^(k-1)
             self.accumulate_grad(out.grad * exponent * self.data ** (exponent - 1))
 
         out._backward = _backward
@@ -265,7 +272,7 @@ class Tensor:
             raise ValueError(f"matmul shapes do not fit: {self.shape} @ {other.shape}")
         out = Tensor.from_op(self.data @ other.data, (self, other), "matmul")
 
-        def _backward():  # C = A B:  dA = dC B^T,  dB = A^T dC
+        def _backward(out):  # C = A B:  dA = dC B^T,  dB = A^T dC
             if self.requires_grad:
                 self.accumulate_grad(out.grad @ other.data.T)
             if other.requires_grad:
@@ -278,7 +285,7 @@ class Tensor:
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         out = Tensor.from_op(self.data.sum(axis=axis, keepdims=keepdims), (self,), "sum")
 
-        def _backward():  # every summed element receives the output's gradient
+        def _backward(out):  # every summed element receives the output's gradient
             grad = out.grad
             if axis is not None and not keepdims:
                 grad = np.expand_dims(grad, axis)
@@ -297,7 +304,7 @@ class Tensor:
             shape = tuple(shape[0])
         out = Tensor.from_op(self.data.reshape(shape), (self,), "reshape")
 
-        def _backward():
+        def _backward(out):
             self.accumulate_grad(out.grad.reshape(self.shape))
 
         out._backward = _backward
@@ -309,7 +316,7 @@ class Tensor:
         axes = axes or tuple(reversed(range(self.ndim)))
         out = Tensor.from_op(self.data.transpose(axes), (self,), "transpose")
 
-        def _backward():  # undo the permutation
+        def _backward(out):  # undo the permutation
             self.accumulate_grad(out.grad.transpose(np.argsort(axes)))
 
         out._backward = _backward
@@ -322,7 +329,7 @@ class Tensor:
     def __getitem__(self, index) -> "Tensor":
         out = Tensor.from_op(self.data[index], (self,), "getitem")
 
-        def _backward():  # scatter the gradient back; np.add.at handles repeated indices
+        def _backward(out):  # scatter the gradient back; np.add.at handles repeated indices
             grad = np.zeros_like(self.data)
             np.add.at(grad, index, out.grad)
             self.accumulate_grad(grad)
@@ -334,7 +341,7 @@ class Tensor:
     def exp(self) -> "Tensor":
         out = Tensor.from_op(np.exp(self.data), (self,), "exp")
 
-        def _backward():  # d(e^x)/dx = e^x
+        def _backward(out):  # d(e^x)/dx = e^x
             self.accumulate_grad(out.grad * out.data)
 
         out._backward = _backward
@@ -343,7 +350,7 @@ class Tensor:
     def log(self) -> "Tensor":
         out = Tensor.from_op(np.log(self.data), (self,), "log")
 
-        def _backward():  # d(log x)/dx = 1/x
+        def _backward(out):  # d(log x)/dx = 1/x
             self.accumulate_grad(out.grad / self.data)
 
         out._backward = _backward
@@ -352,7 +359,7 @@ class Tensor:
     def tanh(self) -> "Tensor":
         out = Tensor.from_op(np.tanh(self.data), (self,), "tanh")
 
-        def _backward():  # d(tanh x)/dx = 1 - tanh(x)^2
+        def _backward(out):  # d(tanh x)/dx = 1 - tanh(x)^2
             self.accumulate_grad(out.grad * (1.0 - out.data * out.data))
 
         out._backward = _backward
@@ -361,7 +368,7 @@ class Tensor:
     def relu(self) -> "Tensor":
         out = Tensor.from_op(np.maximum(self.data, 0), (self,), "relu")
 
-        def _backward():  # d(max(x,0))/dx = 1 where x > 0, else 0
+        def _backward(out):  # d(max(x,0))/dx = 1 where x > 0, else 0
             self.accumulate_grad(out.grad * (self.data > 0))
 
         out._backward = _backward

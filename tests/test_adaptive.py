@@ -60,6 +60,24 @@ def test_gradients_of_x_Q_w_b(case):
     check_gradients(lambda x_, Q_, w_, b_: F.adaptive_conv2d(x_, Q_, w_, b_, s, p), x, Q, w, b)
 
 
+@pytest.mark.parametrize("case", [CASES[0], CASES[1]])
+def test_location_blocks_do_not_change_values_or_gradients(case, monkeypatch):
+    # The fast path walks over locations in blocks of ~BLOCK_BYTES; the cases above fit in
+    # one block, so shrink it until every block holds a few locations (and the last is short).
+    from ack_numpy.functional import adaptive
+
+    x, Q, w, b = random_args(case)
+    s, p = case[6], case[7]
+    O, D, _ = Q.shape
+    monkeypatch.setattr(adaptive, "BLOCK_BYTES", 3 * O * D * 8)
+    R = F.im2col(x, int(round((D / x.shape[1]) ** 0.5)), s, p).shape[0]
+    blocks = adaptive.location_blocks(R, O * D, 8)
+    assert len(blocks) > 2 and blocks[0] == slice(0, 3) and blocks[-1].stop == R
+    np.testing.assert_allclose(F.adaptive_conv2d(x, Q, w, b, s, p).data,
+                               F.adaptive_conv2d_loops(x, Q, w, b, s, p), atol=1e-10, rtol=0)
+    check_gradients(lambda x_, Q_, w_, b_: F.adaptive_conv2d(x_, Q_, w_, b_, s, p), x, Q, w, b)
+
+
 def test_gradients_without_static_kernel_and_bias():
     x, Q, _, _ = random_args(CASES[1], static=False, bias=False)
     check_gradients(lambda x_, Q_: F.adaptive_conv2d(x_, Q_, None, None, 2, 1), x, Q)
@@ -114,3 +132,19 @@ def test_initial_quadratic_term_is_small_next_to_the_static_kernel():
     quadratic = F.adaptive_conv2d(x, layer.Q, None, None).data
     linear = F.adaptive_conv2d(x, np.zeros_like(layer.Q.data), layer.w, None).data
     assert quadratic.std() < 0.3 * linear.std()
+
+
+def test_only_the_symmetric_part_of_Q_matters_so_Q_starts_and_stays_symmetric():
+    x, Q, w, b = random_args((2, 1, 6, 6, 3, 3, 1, 0))
+    antisymmetric = Q - Q.transpose(0, 2, 1)
+    np.testing.assert_allclose(F.adaptive_conv2d(x, Q + antisymmetric, w, b).data,
+                               F.adaptive_conv2d(x, Q, w, b).data, atol=1e-12)
+    layer = AdaptiveConv2d(1, 3, 3, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(layer.Q.data, layer.Q.data.transpose(0, 2, 1))
+    from ack_numpy.optim import Adam
+    opt = Adam(layer.parameters(), lr=0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        (layer(Tensor(x.astype(np.float32))) ** 2.0).sum().backward()
+        opt.step()
+    np.testing.assert_allclose(layer.Q.data, layer.Q.data.transpose(0, 2, 1), atol=1e-7)

@@ -30,6 +30,21 @@ def test_im2col_matches_loops_and_col2im_is_its_adjoint(case):
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
+def test_batch_last_im2col_reorders_the_rows_and_col2im_is_its_adjoint(case):
+    # batch_last=True: the same patches, rows in (i, j, n) order instead of (n, i, j)
+    n, c, h, w, _, m, s, p = case
+    x = rng.normal(size=(n, c, h, w))
+    cols = F.im2col(x, m, s, p, batch_last=True)
+    ho, wo = F.conv_output_size(h, m, s, p), F.conv_output_size(w, m, s, p)
+    expected = F.im2col_loops(x, m, s, p).reshape(n, ho, wo, -1).transpose(1, 2, 0, 3).reshape(cols.shape)
+    np.testing.assert_array_equal(cols, expected)
+    y = rng.normal(size=cols.shape)
+    dx = F.col2im(y, x.shape, m, s, p, batch_last=True)
+    assert dx.shape == x.shape and dx.flags.c_contiguous
+    assert np.sum(cols * y) == pytest.approx(np.sum(x * dx), rel=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
 def test_conv2d_im2col_equals_loops(case):
     n, c, h, w, o, m, s, p = case
     x, weight, bias = rng.normal(size=(n, c, h, w)), rng.normal(size=(o, c, m, m)), rng.normal(size=o)
@@ -70,6 +85,18 @@ def test_max_pool(k, s, size):
     x = rng.normal(size=(2, 3, size, size))  # continuous values: no ties, so the argmax is unique
     np.testing.assert_array_equal(F.max_pool2d(x, k, s).data, max_pool_loops(x, k, s))
     check_gradients(lambda t: F.max_pool2d(t, k, s), x)
+
+
+def test_max_pool_ties_go_to_the_first_element_and_nan_propagates():
+    # Like np.argmax: on a tie the first element of the window (row-major) wins the gradient.
+    x = Tensor(np.zeros((1, 1, 4, 4)), requires_grad=True)
+    F.max_pool2d(x, 2).sum().backward()
+    np.testing.assert_array_equal(x.grad[0, 0], np.tile([[1, 0], [0, 0]], (2, 2)))
+    # A NaN in a window is not hidden by the maximum (the loss must become NaN, not stay finite).
+    x_nan = np.arange(16.0).reshape(1, 1, 4, 4)
+    x_nan[0, 0, 0, 1] = np.nan
+    assert np.isnan(F.max_pool2d(x_nan, 2).data[0, 0, 0, 0])
+    assert not np.isnan(F.max_pool2d(x_nan, 2).data[0, 0, 1, 1])
 
 
 def test_log_softmax_and_cross_entropy():

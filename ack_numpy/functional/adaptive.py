@@ -32,6 +32,14 @@ Two implementations live here, side by side:
       dw   = G^T P   (O, D),   db = sum_r G  (O,),   dx = col2im(dP)
 
   The same GP matrix feeds both dQ and dP, so the backward is two large matrix products.
+
+  Two things make it fast without changing these formulas (`python -m ack_numpy bench`
+  times the result): the code computes their transposes (Z^T = Qs P^T, dP^T = Ss^T GP^T, ...)
+  because im2col stores P^T contiguously (see im2col.py); and it walks over the R
+  locations in blocks (`location_blocks`), so that Z and GP, (R, O*D) each, never exist
+  whole: one block of them stays in the CPU cache between the product that makes it and
+  the one that consumes it. With D = 25, P Qs^T does only 25 multiply-adds per number
+  it writes, so sending all of Z to main memory and back is a large part of the cost.
 """
 from __future__ import annotations
 
@@ -107,6 +115,30 @@ def adaptive_conv2d_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray | None = N
 
 
 # ----------------------------------------------------------------------------- parallel
+# About this many bytes of Z^T or GP^T per block of locations: small enough to stay in
+# the (L3) cache of a desktop or server CPU, large enough that each matrix product in
+# the loop is big (hundreds of locations or more, which multithreaded BLAS needs) and
+# the Python loop runs only a few times per layer. (The tests shrink it to check that
+# blocking does not change results.)
+BLOCK_BYTES = 4 * 1024 * 1024
+
+
+def location_blocks(R: int, width: int, itemsize: int) -> list[slice]:
+    """Split locations 0..R-1 into slices of about BLOCK_BYTES / (width * itemsize) each
+    (width = O*D numbers per location in Z^T and GP^T)."""
+    size = max(1, BLOCK_BYTES // (width * itemsize))
+    return [slice(start, min(start + size, R)) for start in range(0, R, size)]
+
+
+def block_view(buffer: np.ndarray, rows: int, cols: slice) -> np.ndarray:
+    """A contiguous (rows, len(cols)) array at the front of the flat `buffer`.
+
+    One buffer serves every block: a fresh array per block would, for blocks of
+    megabytes, often make the memory allocator map new pages from the OS, and the first
+    touch of each page (a page fault) can cost as much as the arithmetic on it."""
+    return buffer[: rows * (cols.stop - cols.start)].reshape(rows, -1)
+
+
 def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
     """The adaptive convolution via im2col: sigma = p^T Q_o p + w_o . p + b_o at every location.
 
@@ -122,34 +154,53 @@ def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> 
     O, D, _ = Q.shape
     ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(wd, m, stride, padding)
 
-    P = im2col(x.data, m, stride, padding)                    # (R, D), R = N*Ho*Wo
-    R = P.shape[0]
-    Z = (P @ Q.data.reshape(O * D, D).T).reshape(R, O, D)     # Z[r, o] = Q_o p_r        (R, O, D)
-    S = np.einsum("rod,rd->ro", Z, P)                         # p_r^T Q_o p_r            (R, O)
+    # Locations in (n, i, j) order: unlike conv2d, batch_last=True does not pay off here (the
+    # time is in the products, and it makes the transposes of sigma and G slower).
+    PT = im2col(x.data, m, stride, padding).T                 # P^T: (D, R), R = N*Ho*Wo
+    R = PT.shape[1]
+    Qs = Q.data.reshape(O * D, D)                             # Q_1..Q_O stacked          (O*D, D)
+    ST = np.empty((O, R), dtype=np.result_type(PT, Qs))       # sigma^T
+    blocks = location_blocks(R, O * D, ST.itemsize)
+    buffer = np.empty(O * D * (blocks[0].stop if blocks else 0), dtype=ST.dtype)  # room for one block of Z^T
+    for cols in blocks:
+        Pc = PT[:, cols]                                      # this block's patches       (D, r)
+        ZT = np.matmul(Qs, Pc, out=block_view(buffer, O * D, cols))  # Z^T[(o,:), r] = Q_o p_r  (O*D, r)
+        np.einsum("odr,dr->or", ZT.reshape(O, D, -1), Pc, out=ST[:, cols])  # p_r^T Q_o p_r (O, r)
     if w is not None:
-        S += P @ w.data.T                                     # + w_o . p_r              (R, O)
+        ST += w.data @ PT                                     # + w_o . p_r                (O, R)
     if b is not None:
-        S += b.data                                           # + b_o
-    sigma = S.reshape(n, ho, wo, O).transpose(0, 3, 1, 2)     # (N, O, Ho, Wo)
+        ST += b.data[:, None]                                 # + b_o
+    sigma = ST.reshape(O, n, ho, wo).transpose(1, 0, 2, 3)    # (N, O, Ho, Wo)
 
     parents = tuple(t for t in (x, Q, w, b) if t is not None)
     out = Tensor.from_op(np.ascontiguousarray(sigma), parents, "adaptive_conv2d")
 
-    def _backward():
-        G = out.grad.transpose(0, 2, 3, 1).reshape(R, O)      # dL/dsigma               (R, O)
-        GP = (G[:, :, None] * P[:, None, :]).reshape(R, O * D)  # GP[r,(o,d)] = G[r,o] P[r,d]
-        if Q.requires_grad:
-            Q.accumulate_grad((GP.T @ P).reshape(O, D, D))    # dQ_o = sum_r G[r,o] p_r p_r^T
+    def _backward(out):
+        GT = out.grad.transpose(1, 0, 2, 3).reshape(O, R)     # G^T, G = dL/dsigma        (O, R)
+        if Q.requires_grad or x.requires_grad:
+            dQ = np.zeros((O * D, D), dtype=GT.dtype) if Q.requires_grad else None  # dQ_o stacked (O*D, D)
+            dPT = np.empty((D, R), dtype=GT.dtype) if x.requires_grad else None     # dP^T         (D, R)
+            # Ss^T = [S_1 ... S_O] with S_o = Q_o + Q_o^T (symmetric, so S_o^T = S_o)  (D, O*D)
+            SsT = (Q.data + Q.data.transpose(0, 2, 1)).reshape(O * D, D).T
+            buffer = np.empty(O * D * (blocks[0].stop if blocks else 0), dtype=np.result_type(GT, PT))
+            for cols in blocks:
+                Pc = PT[:, cols]                                          # (D, r)
+                GPT = block_view(buffer, O * D, cols)                     # GP^T[(o,d), r] = G[r,o] P[r,d]
+                np.multiply(GT[:, None, cols], Pc, out=GPT.reshape(O, D, -1))
+                if Q.requires_grad:
+                    dQ += GPT @ Pc.T                                      # dQ_o += sum_r G[r,o] p_r p_r^T
+                if x.requires_grad:
+                    np.matmul(SsT, GPT, out=dPT[:, cols])                 # dp_r = sum_o G[r,o] S_o p_r
+            if Q.requires_grad:
+                Q.accumulate_grad(dQ.reshape(O, D, D))
+            if x.requires_grad:
+                if w is not None:
+                    dPT += w.data.T @ GT                                  # + sum_o G[r,o] w_o   (D, R)
+                x.accumulate_grad(col2im(dPT.T, x.shape, m, stride, padding))
         if w is not None and w.requires_grad:
-            w.accumulate_grad(G.T @ P)                        # dw = G^T P               (O, D)
+            w.accumulate_grad(GT @ PT.T)                                  # dw = G^T P           (O, D)
         if b is not None and b.requires_grad:
-            b.accumulate_grad(G.sum(axis=0))                  # db = sum_r G             (O,)
-        if x.requires_grad:
-            Ss = (Q.data + Q.data.transpose(0, 2, 1)).reshape(O * D, D)  # stacked Q_o + Q_o^T
-            dP = GP @ Ss                                      # sum_o G[r,o] (Q_o + Q_o^T) p_r
-            if w is not None:
-                dP += G @ w.data                              # + sum_o G[r,o] w_o       (R, D)
-            x.accumulate_grad(col2im(dP, x.shape, m, stride, padding))
+            b.accumulate_grad(GT.sum(axis=1))                             # db = sum_r G         (O,)
 
     out._backward = _backward
     return out

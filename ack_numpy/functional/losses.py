@@ -26,7 +26,7 @@ def log_softmax(z, axis: int = -1) -> Tensor:
     y = _log_softmax_array(z.data, axis)
     out = Tensor.from_op(y, (z,), "log_softmax")
 
-    def _backward():  # dz = g - softmax * sum(g)
+    def _backward(out):  # dz = g - softmax * sum(g)
         g = out.grad
         z.accumulate_grad(g - np.exp(y) * g.sum(axis=axis, keepdims=True))
 
@@ -53,7 +53,7 @@ def cross_entropy(logits, targets) -> Tensor:
     loss = -logp[np.arange(n), t].mean()
     out = Tensor.from_op(np.asarray(loss, dtype=logits.dtype), (logits,), "cross_entropy")
 
-    def _backward():  # dz = (softmax - onehot) / N, times the upstream scalar
+    def _backward(out):  # dz = (softmax - onehot) / N, times the upstream scalar
         dz = np.exp(logp)
         dz[np.arange(n), t] -= 1.0
         logits.accumulate_grad(dz * (out.grad / n))
