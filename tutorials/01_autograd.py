@@ -61,10 +61,14 @@ for name, t in [("a", a), ("b", b), ("c", c), ("d", d), ("L", L)]:
 # `Tensor.__mul__` in `ack_numpy/autograd.py` (shortened a little):
 #
 # ```python
-# def _backward():  # d(a*b)/da = b, d(a*b)/db = a
+# def _backward(out):  # d(a*b)/da = b, d(a*b)/db = a
 #     self.accumulate_grad(unbroadcast(out.grad * other.data, self.shape))
 #     other.accumulate_grad(unbroadcast(out.grad * self.data, other.shape))
 # ```
+#
+# (`backward()` calls it as `node._backward(node)`: the output is passed in rather than
+# captured, which keeps old graphs from piling up in memory; the module docstring of
+# `autograd.py` explains why.)
 #
 # `backward()` first sorts the graph so that every node comes after its parents
 # (a *topological order*), then visits it in reverse: by the time a node's

@@ -85,9 +85,10 @@ print("same as patch.reshape(-1):", np.array_equal(P[r], patch.reshape(-1)))
 # %% [markdown]
 # Most pixels are copied several times (the patches overlap): `P` has more numbers
 # than `x`. The implementation in `im2col.py` builds a *view* of all windows with
-# `numpy.lib.stride_tricks.sliding_window_view` (no copy), then one reshape copies them
-# into rows. `im2col_loops` beside it is the literal loop over patches, kept as a
-# reference for the tests.
+# `numpy.lib.stride_tricks.sliding_window_view` (no copy), then one reshape copies them.
+# (For speed it stores `P` column by column, as the contiguous array `P.T`: the values
+# are the same, see the module docstring of `im2col.py`.) `im2col_loops` beside it is
+# the literal loop over patches, kept as a reference for the tests.
 #
 # With more channels the column order matters, so here are the column labels for
 # `C = 2` channels and `m = 2`:
