@@ -9,8 +9,11 @@ Reading order, which is also the order the data flows in:
     optim.py           SGD, Adam
     models.py          LeNet, AdaptiveLeNet, PlainSmall (looked up by name)
     data/              IDX files, MNIST (checksums, download), batches, augmentation
-    train.py           the training loop, metrics and checkpoints
+    train.py           the training loop and its metrics (checkpoint.py: saving; progress.py:
+                       the status line and Ctrl-C)
+    reproduce.py       the paper's MNIST claims, measured
     viz/               pictures of the dynamic kernels (kernel field, Q bank, digits, ...)
+    bench.py           speed and memory measurements
     cli.py             `python -m ack_numpy ...`
 """
 from .autograd import Tensor, no_grad
