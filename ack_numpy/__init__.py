@@ -7,7 +7,7 @@ Reading order, which is also the order the data flows in:
                        the adaptive kernel k = Q p + w, sigma = k . p + b
     nn/                Module, Parameter, layers (Linear, Conv2d, ..., AdaptiveConv2d)
     optim.py           SGD, Adam
-    models.py          LeNet, AdaptiveLeNet, PlainSmall (looked up by name)
+    models.py          LeNet and AdaptiveLeNet, looked up by name: lenet, adaptive-lenet, plain-small
     data/              IDX files, MNIST (checksums, download), batches, augmentation
     train.py           the training loop and its metrics (checkpoint.py: saving; progress.py:
                        the status line and Ctrl-C)

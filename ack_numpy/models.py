@@ -40,8 +40,9 @@ class LeNet(Module):
         return self.classifier(self.features(x))
 
 
-class SmallLeNet(Module):
-    """Two conv+pool stages and a linear classifier; either stage may be adaptive.
+class AdaptiveLeNet(Module):
+    """LeNet's shape at the paper's budget: two conv+pool stages and a linear classifier,
+    either stage adaptive or ordinary (`plain-small` is this class with no adaptive stage).
 
     x: (N, 1, 28, 28) -> logits (N, 10). Stage i: layer (m_i x m_i, no padding) ->
     activation -> 2x2 max-pool. Stage 1 uses tanh (the adaptive layer's own nonlinearity,
@@ -65,7 +66,7 @@ class SmallLeNet(Module):
                  rng: np.random.Generator | None = None):
         rng = rng if rng is not None else np.random.default_rng()
         if not (len(channels) == len(kernel_sizes) == len(adaptive) == 2):
-            raise ValueError("SmallLeNet has two stages: channels, kernel_sizes and adaptive need two entries each")
+            raise ValueError("AdaptiveLeNet has two stages: channels, kernel_sizes and adaptive need two entries each")
         self.config = dict(channels=tuple(channels), kernel_sizes=tuple(kernel_sizes),
                            adaptive=tuple(bool(a) for a in adaptive), hidden=hidden)
         layers, in_ch, size = [], 1, image_size
@@ -94,15 +95,15 @@ def lenet(rng: np.random.Generator) -> LeNet:
     return LeNet(rng=rng)
 
 
-def adaptive_lenet(rng: np.random.Generator, **options) -> SmallLeNet:
+def adaptive_lenet(rng: np.random.Generator, **options) -> AdaptiveLeNet:
     """The paper-budget adaptive model: adaptive 8@3x3, conv 16@5x5, fc 10 (6,514 parameters)."""
-    return SmallLeNet(**{"channels": (8, 16), "kernel_sizes": (3, 5), "adaptive": (True, False), **options}, rng=rng)
+    return AdaptiveLeNet(**{"channels": (8, 16), "kernel_sizes": (3, 5), "adaptive": (True, False), **options}, rng=rng)
 
 
-def plain_small(rng: np.random.Generator, **options) -> SmallLeNet:
+def plain_small(rng: np.random.Generator, **options) -> AdaptiveLeNet:
     """The ablation: the same shape, first layer an ordinary conv widened to 9 channels
     (10*9 + (9*25+1)*16 + 2,570 = 6,276 parameters; 10 channels would be 6,686 > 6,531)."""
-    return SmallLeNet(**{"channels": (9, 16), "kernel_sizes": (3, 5), "adaptive": (False, False), **options}, rng=rng)
+    return AdaptiveLeNet(**{"channels": (9, 16), "kernel_sizes": (3, 5), "adaptive": (False, False), **options}, rng=rng)
 
 
 MODELS = {"lenet": lenet, "adaptive-lenet": adaptive_lenet, "plain-small": plain_small}

@@ -467,7 +467,7 @@ print(f"one adaptive output channel in its place: {one_channel:,} parameters, "
 
 # %% [markdown]
 #
-# That is the design decision in `ack_numpy/models.py` (read the `SmallLeNet`
+# That is the design decision in `ack_numpy/models.py` (read the `AdaptiveLeNet`
 # docstring): **make the first layer adaptive**, where `C = 1`, and spend the rest of
 # the budget on ordinary layers. Here is where `adaptive-lenet`'s parameters go:
 
