@@ -148,3 +148,26 @@ def test_only_the_symmetric_part_of_Q_matters_so_Q_starts_and_stays_symmetric():
         (layer(Tensor(x.astype(np.float32))) ** 2.0).sum().backward()
         opt.step()
     np.testing.assert_allclose(layer.Q.data, layer.Q.data.transpose(0, 2, 1), atol=1e-7)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_reference_im2col_version_matches_loops_and_fast_version_values_and_gradients(case):
+    x, Q, w, b = random_args(case)
+    s, p = case[6], case[7]
+    np.testing.assert_allclose(F.adaptive_conv2d_reference(x, Q, w, b, s, p).data,
+                               F.adaptive_conv2d_loops(x, Q, w, b, s, p), atol=1e-10, rtol=0)
+    grads = []
+    for op in (F.adaptive_conv2d_reference, F.adaptive_conv2d):
+        tensors = [Tensor(a, requires_grad=True) for a in (x, Q, w, b)]
+        out = op(*tensors, stride=s, padding=p)
+        (out * Tensor(np.cos(np.arange(out.size)).reshape(out.shape))).sum().backward()
+        grads.append([t.grad for t in tensors])
+    for reference, fast in zip(*grads):
+        np.testing.assert_allclose(fast, reference, atol=1e-10, rtol=0)
+
+
+def test_reference_version_gradient_check():
+    x, Q, w, b = random_args(CASES[1])
+    check_gradients(lambda x_, Q_, w_, b_: F.adaptive_conv2d_reference(x_, Q_, w_, b_, 2, 1), x, Q, w, b)
+    x, Q, _, _ = random_args(CASES[0], static=False, bias=False)
+    check_gradients(lambda x_, Q_: F.adaptive_conv2d_reference(x_, Q_), x, Q)

@@ -13,13 +13,14 @@ w_o (D,) is a static kernel (Q = 0 gives an ordinary convolution) and b_o a bias
 The layer's output y = tanh(sigma) is applied by `ack_numpy.nn.AdaptiveConv2d`; these
 functions return sigma.
 
-Two implementations live here, side by side:
+Three implementations live here, side by side, from the most literal to the fastest:
 
 * `adaptive_conv2d_loops`: the literal one. It loops over images, output channels and
   output pixels, builds the kernel element by element and applies it. Step through it
   in a debugger to see the equations above happen one number at a time.
-* `adaptive_conv2d`: the parallel one, for training. With P = im2col(x) (R, D), where
-  R = N*Ho*Wo, and Q stacked into Qs (O*D, D):
+* `adaptive_conv2d_reference`: the parallel form, with its hand-written backward, exactly
+  as the equations read. With P = im2col(x) (R, D), where R = N*Ho*Wo, and Q stacked
+  into Qs (O*D, D):
 
       Z     = P Qs^T                  (R, O*D)  every dynamic kernel at once, minus w
       sigma = rowsum_d(Z * P) + P w^T + b       (R, O)
@@ -32,14 +33,17 @@ Two implementations live here, side by side:
       dw   = G^T P   (O, D),   db = sum_r G  (O,),   dx = col2im(dP)
 
   The same GP matrix feeds both dQ and dP, so the backward is two large matrix products.
+* `adaptive_conv2d`: the same formulas arranged for speed; this is the one the layer
+  uses. Two things make it faster (`python -m ack_numpy bench` times it): it computes
+  the transposes (Z^T = Qs P^T, dP^T = Ss^T GP^T, ...) because im2col stores P^T
+  contiguously (see im2col.py); and it walks over the R locations in blocks
+  (`location_blocks`), so that Z and GP, (R, O*D) each, never exist whole: one block of
+  them stays in the CPU cache between the product that makes it and the one that
+  consumes it. With D = 25, P Qs^T does only 25 multiply-adds per number it writes, so
+  sending all of Z to main memory and back would be a large part of the cost.
 
-  Two things make it fast without changing these formulas (`python -m ack_numpy bench`
-  times the result): the code computes their transposes (Z^T = Qs P^T, dP^T = Ss^T GP^T, ...)
-  because im2col stores P^T contiguously (see im2col.py); and it walks over the R
-  locations in blocks (`location_blocks`), so that Z and GP, (R, O*D) each, never exist
-  whole: one block of them stays in the CPU cache between the product that makes it and
-  the one that consumes it. With D = 25, P Qs^T does only 25 multiply-adds per number
-  it writes, so sending all of Z to main memory and back is a large part of the cost.
+The tests check that all three agree (values to 1e-10, and gradients of the two im2col
+versions against each other and against finite differences).
 """
 from __future__ import annotations
 
@@ -75,6 +79,18 @@ def _check_adaptive_args(x: Tensor, Q: Tensor, w: Tensor | None, b: Tensor | Non
     if b is not None and b.shape != (o,):
         raise ValueError(f"adaptive_conv2d expects b of shape (O,) = ({o},), got {b.shape}")
     return m
+
+
+def _prepare(x, Q, w, b, stride: int, padding: int):
+    """Wrap the arguments as Tensors, check them, and return them with m, Ho and Wo."""
+    x, Q = as_tensor(x), as_tensor(Q)
+    w = None if w is None else as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    check_stride_padding(stride, padding)
+    m = _check_adaptive_args(x, Q, w, b)
+    out_h = conv_output_size(x.shape[2], m, stride, padding)
+    out_w = conv_output_size(x.shape[3], m, stride, padding)
+    return x, Q, w, b, m, out_h, out_w
 
 
 # ----------------------------------------------------------------------------- literal
@@ -114,7 +130,53 @@ def adaptive_conv2d_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray | None = N
     return (sigma, kernels) if return_kernels else sigma
 
 
-# ----------------------------------------------------------------------------- parallel
+# ----------------------------------------------------------------------------- im2col, plain
+def adaptive_conv2d_reference(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
+    """The parallel form exactly as the equations read: every location at once with im2col.
+
+    x: (N, C, H, W), Q: (O, D, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
+    -> sigma: (N, O, Ho, Wo). `adaptive_conv2d` below computes the same numbers faster;
+    the tests check that the two agree, values and gradients.
+    """
+    x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)
+    n, O, D = x.shape[0], Q.shape[0], Q.shape[1]
+
+    P = np.ascontiguousarray(im2col(x.data, m, stride, padding))  # (R, D), R = N*Ho*Wo
+    R = P.shape[0]
+    Qs = Q.data.reshape(O * D, D)                             # Q_1..Q_O stacked          (O*D, D)
+    Z = (P @ Qs.T).reshape(R, O, D)                           # Z[r, o] = Q_o p_r         (R, O, D)
+    S = (Z * P[:, None, :]).sum(axis=2)                       # rowsum: p_r^T Q_o p_r     (R, O)
+    if w is not None:
+        S += P @ w.data.T                                     # + w_o . p_r               (R, O)
+    if b is not None:
+        S += b.data                                           # + b_o
+    sigma = S.reshape(n, out_h, out_w, O).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo)
+
+    parents = tuple(t for t in (x, Q, w, b) if t is not None)
+    out = Tensor.from_op(np.ascontiguousarray(sigma), parents, "adaptive_conv2d")
+
+    def _backward(out):
+        G = out.grad.transpose(0, 2, 3, 1).reshape(R, O)      # dL/dsigma                 (R, O)
+        GP = (G[:, :, None] * P[:, None, :]).reshape(R, O * D)  # GP[r, (o,d)] = G[r,o] P[r,d]
+        if Q.requires_grad:
+            Q.accumulate_grad((GP.T @ P).reshape(O, D, D))    # dQ_o = sum_r G[r,o] p_r p_r^T
+        if w is not None and w.requires_grad:
+            w.accumulate_grad(G.T @ P)                        # dw = G^T P                (O, D)
+        if b is not None and b.requires_grad:
+            b.accumulate_grad(G.sum(axis=0))                  # db = sum_r G              (O,)
+        if x.requires_grad:
+            Ss = (Q.data + Q.data.transpose(0, 2, 1)).reshape(O * D, D)  # S_o = Q_o + Q_o^T stacked
+            dP = GP @ Ss                                      # dp_r = sum_o G[r,o] S_o p_r  (R, D)
+            if w is not None:
+                dP += G @ w.data                              #      + sum_o G[r,o] w_o
+            x.accumulate_grad(col2im(dP, x.shape, m, stride, padding))
+
+    out._backward = _backward
+    return out
+
+
+# ----------------------------------------------------------------------------- im2col, fast
+
 # About this many bytes of Z^T or GP^T per block of locations: small enough to stay in
 # the (L3) cache of a desktop or server CPU, large enough that each matrix product in
 # the loop is big (hundreds of locations or more, which multithreaded BLAS needs) and
@@ -145,32 +207,27 @@ def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> 
     x: (N, C, H, W), Q: (O, D, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
     -> sigma: (N, O, Ho, Wo). Tensors or arrays; gradients flow to x, Q, w and b.
     """
-    x, Q = as_tensor(x), as_tensor(Q)
-    w = None if w is None else as_tensor(w)
-    b = None if b is None else as_tensor(b)
-    check_stride_padding(stride, padding)
-    m = _check_adaptive_args(x, Q, w, b)
-    n, c, h, wd = x.shape
-    O, D, _ = Q.shape
-    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(wd, m, stride, padding)
+    x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)
+    n, O, D = x.shape[0], Q.shape[0], Q.shape[1]
 
     # Locations in (n, i, j) order: unlike conv2d, batch_last=True does not pay off here (the
     # time is in the products, and it makes the transposes of sigma and G slower).
     PT = im2col(x.data, m, stride, padding).T                 # P^T: (D, R), R = N*Ho*Wo
     R = PT.shape[1]
     Qs = Q.data.reshape(O * D, D)                             # Q_1..Q_O stacked          (O*D, D)
-    ST = np.empty((O, R), dtype=np.result_type(PT, Qs))       # sigma^T
-    blocks = location_blocks(R, O * D, ST.itemsize)
-    buffer = np.empty(O * D * (blocks[0].stop if blocks else 0), dtype=ST.dtype)  # room for one block of Z^T
+    sigmaT = np.empty((O, R), dtype=np.result_type(PT, Qs))   # sigma^T                    (O, R)
+    blocks = location_blocks(R, O * D, sigmaT.itemsize)
+    buffer = np.empty(O * D * (blocks[0].stop if blocks else 0), dtype=sigmaT.dtype)  # room for one block of Z^T
     for cols in blocks:
         Pc = PT[:, cols]                                      # this block's patches       (D, r)
         ZT = np.matmul(Qs, Pc, out=block_view(buffer, O * D, cols))  # Z^T[(o,:), r] = Q_o p_r  (O*D, r)
-        np.einsum("odr,dr->or", ZT.reshape(O, D, -1), Pc, out=ST[:, cols])  # p_r^T Q_o p_r (O, r)
+        # rowsum over d of Z^T * P^T, for each o and r: p_r^T Q_o p_r                 (O, r)
+        np.einsum("odr,dr->or", ZT.reshape(O, D, -1), Pc, out=sigmaT[:, cols])
     if w is not None:
-        ST += w.data @ PT                                     # + w_o . p_r                (O, R)
+        sigmaT += w.data @ PT                                 # + w_o . p_r                (O, R)
     if b is not None:
-        ST += b.data[:, None]                                 # + b_o
-    sigma = ST.reshape(O, n, ho, wo).transpose(1, 0, 2, 3)    # (N, O, Ho, Wo)
+        sigmaT += b.data[:, None]                             # + b_o
+    sigma = sigmaT.reshape(O, n, out_h, out_w).transpose(1, 0, 2, 3)  # (N, O, Ho, Wo)
 
     parents = tuple(t for t in (x, Q, w, b) if t is not None)
     out = Tensor.from_op(np.ascontiguousarray(sigma), parents, "adaptive_conv2d")
@@ -212,16 +269,11 @@ def adaptive_kernels(x, Q, w=None, stride: int = 1, padding: int = 0) -> np.ndar
     x: (N, C, H, W), Q: (O, D, D), w: (O, D) or None -> kernels: (N, O, Ho, Wo, C, m, m).
     A plain array (no gradient): this is what the visualisations draw.
     """
-    x, Q = as_tensor(x), as_tensor(Q)
-    w = None if w is None else as_tensor(w)
-    check_stride_padding(stride, padding)
-    m = _check_adaptive_args(x, Q, w, None)
-    n, c, h, wd = x.shape
-    O, D, _ = Q.shape
-    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(wd, m, stride, padding)
+    x, Q, w, _, m, out_h, out_w = _prepare(x, Q, w, None, stride, padding)
+    n, c, O, D = x.shape[0], x.shape[1], Q.shape[0], Q.shape[1]
 
     P = im2col(x.data, m, stride, padding)                    # (R, D)
     K = (P @ Q.data.reshape(O * D, D).T).reshape(-1, O, D)    # Q_o p_r                  (R, O, D)
     if w is not None:
         K = K + w.data                                        # + w_o
-    return K.reshape(n, ho, wo, O, c, m, m).transpose(0, 3, 1, 2, 4, 5, 6)
+    return K.reshape(n, out_h, out_w, O, c, m, m).transpose(0, 3, 1, 2, 4, 5, 6)
