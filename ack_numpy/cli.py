@@ -145,6 +145,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         again += ["--layer", str(args.layer), "--channel", str(args.channel)]
         again += [] if args.location is None else ["--location", *map(str, args.location)]
     again += [] if not args.runs else ["--runs", *args.runs]
+    again += [] if args.data_dir is None else ["--data-dir", args.data_dir]
     print("to write them again: " + shlex.join(again + ["--out", args.out]))
     return 0
 

@@ -52,7 +52,7 @@ class AdaptiveLeNet(Module):
     Where to put adaptivity (the main design decision): Q costs D^2 = (C*m*m)^2 numbers
     per output channel. In the first layer C = 1, so a 3x3 adaptive kernel costs
     81 + 9 + 1 = 91 per channel, barely more than a hidden unit; in the second layer
-    C = 8 and a 3x3 adaptive kernel would cost 72^2 = 5,184 per channel, the whole budget.
+    C = 8 and a 3x3 adaptive kernel would cost 72^2 = 5,184 per channel, most of the budget.
     So the default makes the first layer adaptive (8 channels, 3x3: 728 parameters) and
     spends the rest on an ordinary 5x5 second stage and the classifier.
 

@@ -9,6 +9,11 @@ The claims (Zamora Esquivel et al., 2019), and how each is judged here:
      Epochs to reach 99% test accuracy (first epoch at or above 0.99, per seed, median).
      Holds if adaptive-lenet needs at most half (rounded up) the epochs LeNet needs.
 
+  3. The ablation (not a claim of the paper): "adaptive kernels beat ordinary ones at the
+     same parameter budget". Holds if adaptive-lenet's median final test accuracy is
+     higher than plain-small's, by any margin; the numbers are printed beside the verdict
+     so the reader can judge the margin against the spread over seeds.
+
 Every model is trained with the same recipe (RECIPE below) and every seed is reported;
 nothing is selected by test accuracy. The ablation `plain-small` (the same network
 with an ordinary first layer, widened to the same budget) separates "adaptive kernels

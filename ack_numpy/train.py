@@ -221,6 +221,17 @@ def _all_finite(model: Module) -> bool:
 
 
 def _run(config: TrainConfig, state, log, progress) -> list[dict]:
+    """The loop. Without its bookkeeping (resume, Ctrl-C, progress, divergence, saving) it is:
+
+        for epoch in range(config.epochs):
+            order = epoch_order(config.seed, epoch, n)
+            for batch in range(batches):
+                idx = order[batch * B : (batch + 1) * B]
+                x = random_shift(train_x[idx], config.max_shift, default_rng((seed, epoch, batch)))
+                optimizer.lr = learning_rate(config, epoch * batches + batch, total_steps)
+                train_step(model, optimizer, x, train_y[idx])    # forward, loss, backward, update
+            evaluate(model, test_x, test_y)                       # -> one row of metrics.csv
+    """
     out = Path(config.out)
     checkpoint_path = out / CHECKPOINT_NAME
     resume_command = f"python -m ack_numpy train --resume {out}"

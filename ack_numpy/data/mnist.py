@@ -272,6 +272,10 @@ def normalize(images: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_S
     """Standardise pixels: (images - mean) / std, so training pixels have mean 0, std 1.
 
     images: any shape, values in [0, 1]  ->  same shape, float32.
+
+    Optional, and not used by `train`: the models here are trained on pixels in [0, 1].
+    For the adaptive kernels that keeps the blank background at p = 0, where the kernel
+    k = Q p + w is exactly the static kernel w, which makes the kernel pictures readable.
     """
     return ((np.asarray(images, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
 
