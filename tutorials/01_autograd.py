@@ -106,14 +106,16 @@ assert np.isclose(by_hand["a"], a.grad) and np.isclose(by_hand["b"], b.grad)
 # One trap, the same as in PyTorch: gradients of the *inputs* (leaves) accumulate
 # across calls. Calling `backward()` a second time without clearing adds the same
 # gradient again. That is why every training step calls `optimizer.zero_grad()` before
-# `loss.backward()` (see `train_step` in `ack_numpy/train.py`).
+# `loss.backward()` (see `train_step` in `ack_numpy/train.py`). `zero_grad()` sets
+# `.grad` to `None`, which means "no gradient yet": the next `backward()` starts from
+# nothing rather than adding to zeros (PyTorch does the same, `zero_grad(set_to_none=True)`).
 
 # %%
 L.backward()
 print(f"after a second backward(): a.grad = {a.grad:+.6f}  (twice the value above)")
 a.zero_grad()
 b.zero_grad()
-print("after zero_grad():         a.grad =", a.grad)
+print("after zero_grad():         a.grad =", a.grad, " (None: no gradient yet)")
 
 # %% [markdown]
 # And when we only want values (evaluating a model on the test set), `no_grad()` stops

@@ -85,10 +85,14 @@ print("same as patch.reshape(-1):", np.array_equal(P[r], patch.reshape(-1)))
 # %% [markdown]
 # Most pixels are copied several times (the patches overlap): `P` has more numbers
 # than `x`. The implementation in `im2col.py` builds a *view* of all windows with
-# `numpy.lib.stride_tricks.sliding_window_view` (no copy), then one reshape copies them.
-# (For speed it stores `P` column by column, as the contiguous array `P.T`: the values
-# are the same, see the module docstring of `im2col.py`.) `im2col_loops` beside it is
-# the literal loop over patches, kept as a reference for the tests.
+# `numpy.lib.stride_tricks.sliding_window_view` (no copy), then copies them once, but
+# not row by row: it stores `P` column by column, as the contiguous array `P^T`
+# `(D, N*Ho*Wo)`, and returns its transposed view. Column `(c, u, v)` of `P` is channel
+# `c` of every image shifted by `(u, v)`, so building `P^T` is `D` copies of whole
+# shifted images, which is faster. The values are exactly the rows described above;
+# only the memory layout differs (the "Memory layout" paragraph of the module docstring
+# of `im2col.py`, and the check below). `im2col_loops` beside it is the literal loop
+# over patches, kept as a reference for the tests.
 #
 # With more channels the column order matters, so here are the column labels for
 # `C = 2` channels and `m = 2`:
@@ -97,6 +101,9 @@ print("same as patch.reshape(-1):", np.array_equal(P[r], patch.reshape(-1)))
 C_demo, m_demo = 2, 2
 labels = [f"(c={c},u={u},v={v})" for c in range(C_demo) for u in range(m_demo) for v in range(m_demo)]
 print(f"columns of im2col for C={C_demo}, m={m_demo} (D = {len(labels)}):", " ".join(labels))
+P_demo = F.im2col(np.arange(C_demo * 16.0).reshape(1, C_demo, 4, 4), m_demo)
+print(f"P {P_demo.shape} is a view of a contiguous P^T {P_demo.T.shape}: "
+      f"P.T contiguous {P_demo.T.flags['C_CONTIGUOUS']}, P contiguous {P_demo.flags['C_CONTIGUOUS']}")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 1.9]})
@@ -113,6 +120,25 @@ axes[1].set_ylabel("output position (n, i, j)")
 save(fig, "02_im2col.png")
 
 # %% [markdown]
+# ### Two more settings: stride and padding
+#
+# The **stride** `s` is how far the kernel moves between neighbouring outputs: with
+# stride 2 it skips every other position, and the output is about half as wide. The
+# **padding** adds that many rows and columns of zeros on every side of the image before
+# the patches are cut, so that the kernel can also sit over the border pixels. Together,
+# output `(i, j)` reads the patch starting at `(i*s, j*s)` of the padded image, and
+#
+#     Ho = (H + 2*padding - m) // stride + 1          (the same for Wo)
+#
+# (`conv_output_size` in `im2col.py`). With stride 1 and padding 0 this is the
+# `H - m + 1` of section 1. The next section uses stride 2 and padding 1:
+
+# %%
+for H_, m_, s_, p_ in [(5, 3, 1, 0), (7, 3, 1, 0), (7, 3, 2, 0), (7, 3, 2, 1)]:
+    print(f"H = {H_}, m = {m_}, stride = {s_}, padding = {p_}:  Ho = ({H_} + 2*{p_} - {m_}) // {s_} + 1 "
+          f"= {F.conv_output_size(H_, m_, s_, p_)}")
+
+# %% [markdown]
 # ## 3. The convolution is one matrix product
 #
 # Flatten each kernel into a row too, `Wf = weight.reshape(O, D)` (also `(c, u, v)`
@@ -122,8 +148,13 @@ save(fig, "02_im2col.png")
 #     Y = P @ Wf^T + b         (N*Ho*Wo, D) @ (D, O)  ->  (N*Ho*Wo, O)
 #
 # and a reshape + transpose puts `Y` back into image layout `(N, O, Ho, Wo)`. That is
-# all of `conv2d` in `conv.py`. Let us do it by hand on a random batch with several
-# channels, stride 2 and padding 1, and compare with `conv2d_loops` and `conv2d`.
+# the maths of `conv2d` in `conv.py`. Its code computes the same product transposed,
+# `Y^T = Wf P^T`, because im2col stores `P^T` contiguously (and a matrix product costs
+# the same either way round); it also asks im2col for the locations in `(i, j, n)` order
+# (`batch_last=True`), which makes the copies faster, and puts the output back in
+# `(N, O, Ho, Wo)`. The module docstring of `conv.py` explains both. Let us do it the
+# plain way, by hand, on a random batch with several channels, stride 2 and padding 1,
+# and compare with `conv2d_loops` and `conv2d`.
 
 # %%
 N, C, H, W, O, m, stride, padding = 2, 3, 7, 7, 4, 3, 2, 1
@@ -266,8 +297,10 @@ save(fig, "02_col2im_overlap.png")
 #     db  = sum over rows of G      (O,)
 #     dP  = G Wf        (N*Ho*Wo, D)   then   dx = col2im(dP)
 #
-# These three lines are the `_backward` of `conv2d` in `conv.py`. We check the engine
-# against them, and then one entry of `dx` against a finite difference.
+# The `_backward` of `conv2d` in `conv.py` computes these three lines transposed, as
+# its forward does (`dWf = G^T P` from `G^T` and `P^T`, `dP^T = Wf^T G^T`, then col2im),
+# with the locations in `(i, j, n)` order; the numbers are the same. We check the engine
+# against the plain formulas, and then one entry of `dx` against a finite difference.
 
 # %%
 xT, wT, bT = (Tensor(v, requires_grad=True) for v in (x, weight, b))

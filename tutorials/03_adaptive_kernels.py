@@ -12,14 +12,16 @@
 # In this tutorial we
 # 1. go from a fixed kernel to a kernel computed from the patch, and meet the Q filters,
 # 2. run the literal loop that does exactly that, one number at a time,
-# 3. see that the layer computes a quadratic form `p^T Q p`,
-# 4. write the fast version with im2col and one matrix product,
+# 3. see that the layer computes a quadratic form `p^T Q p`, of which only the
+#    symmetric part of `Q` matters (and why the layer therefore starts `Q` symmetric),
+# 4. write the parallel version with im2col and one large matrix product,
 # 5. derive the gradients and check them with finite differences,
 # 6. see why the layer ends with tanh,
 # 7. count what it costs in parameters, and what that means for where to put it.
 #
-# The code: `ack_numpy/functional/adaptive.py` (the maths, both versions) and
-# `ack_numpy/nn/adaptive.py` (the layer `AdaptiveConv2d`).
+# The code: `ack_numpy/functional/adaptive.py` (the maths, three times: the literal loop
+# `adaptive_conv2d_loops`, the plain im2col form `adaptive_conv2d_reference`, and the fast
+# `adaptive_conv2d`) and `ack_numpy/nn/adaptive.py` (the layer `AdaptiveConv2d`).
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import time
@@ -30,6 +32,7 @@ from tutorial_setup import OUT, QUICK, ROOT, save  # quick mode, figure folder, 
 
 import ack_numpy.functional as F
 from ack_numpy import Tensor, no_grad
+from ack_numpy.functional.adaptive import adaptive_conv2d_reference
 from ack_numpy.models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from ack_numpy.nn import AdaptiveConv2d, Conv2d
 from ack_numpy.optim import Adam
@@ -185,7 +188,8 @@ print(f"channel {o}, location ({i}, {j}):  p^T Q p + w.p + b = {p @ Q[o] @ p + w
 # `A = (Q - Q^T)/2`. For any vector, `p^T A p = 0` (each pair `p_i A_ij p_j` cancels
 # `p_j A_ji p_i`). So **`sigma` only depends on `S`**, while the kernel `k = Q p + w`
 # depends on both: adding an antisymmetric matrix to `Q` changes every kernel the layer
-# "uses" but not a single output.
+# "uses" but not a single output. Our random `Q` here is not symmetric; we add a random
+# antisymmetric matrix to a copy of it:
 
 # %%
 A_extra = rng.normal(size=(O, D, D))
@@ -196,22 +200,35 @@ print(f"Q -> Q + A (A antisymmetric):  kernels change by up to {np.abs(kernels_2
 
 # %% [markdown]
 # And training cannot see `A` either: the gradient of `sigma` with respect to `Q` is
-# `p p^T` (section 5), a symmetric matrix, so every update of `Q` (SGD or Adam) is
-# symmetric and **the antisymmetric part of `Q` keeps its random initial value
-# forever**. We check this on a real `AdaptiveConv2d` layer trained for a few Adam steps
-# on a toy task (make the output match random targets):
+# `p p^T` (section 5), a symmetric matrix, so every gradient of `Q` is symmetric, and so
+# is every update SGD or Adam makes from it (Adam scales each entry by its own running
+# averages, but entries `(i, j)` and `(j, i)` receive equal gradients, hence equal
+# averages). **The antisymmetric part of `Q` never changes.** (Weight decay, off by
+# default, would only shrink it towards 0.)
+#
+# We check both claims on a real `AdaptiveConv2d` layer: add a random antisymmetric
+# matrix to its `Q`, compare its outputs, then train it for a few Adam steps on a toy
+# task (make the output match random targets) and see which part of `Q` moved:
 
 # %%
-layer = AdaptiveConv2d(1, 4, 3, rng=np.random.default_rng(1), dtype=np.float64)
-x_toy = rng.normal(size=(16, 1, 8, 8))
-target = rng.uniform(-0.5, 0.5, size=(16, 4, 6, 6))
-optimizer = Adam(layer.parameters(), lr=1e-2)
-
-
 def symmetric_antisymmetric(Qv):
     return (Qv + Qv.transpose(0, 2, 1)) / 2, (Qv - Qv.transpose(0, 2, 1)) / 2
 
 
+layer = AdaptiveConv2d(1, 4, 3, rng=np.random.default_rng(1), dtype=np.float64)
+x_toy = rng.normal(size=(16, 1, 8, 8))
+target = rng.uniform(-0.5, 0.5, size=(16, 4, 6, 6))
+
+with no_grad():
+    y_before = layer(Tensor(x_toy)).data
+A_added = rng.normal(scale=0.05, size=layer.Q.shape)
+A_added = (A_added - A_added.transpose(0, 2, 1)) / 2             # antisymmetric
+layer.Q.data += A_added
+with no_grad():
+    y_after = layer(Tensor(x_toy)).data
+print(f"(a) Q -> Q + A: the layer's outputs change by up to {np.abs(y_after - y_before).max():.1e}")
+
+optimizer = Adam(layer.parameters(), lr=1e-2)
 S0, A0 = symmetric_antisymmetric(layer.Q.data.copy())
 for step in range(50):
     loss = ((layer(Tensor(x_toy)) - Tensor(target)) ** 2).mean()
@@ -219,16 +236,45 @@ for step in range(50):
     loss.backward()
     optimizer.step()
 S1, A1 = symmetric_antisymmetric(layer.Q.data)
-print(f"after 50 Adam steps (loss {loss.item():.4f}):")
-print(f"  symmetric part of Q changed by up to     {np.abs(S1 - S0).max():.2e}")
-print(f"  antisymmetric part of Q changed by up to {np.abs(A1 - A0).max():.2e} (its size: {np.abs(A0).max():.2e})")
+print(f"(b) after 50 Adam steps (loss {loss.item():.4f}):")
+print(f"    symmetric part of Q changed by up to     {np.abs(S1 - S0).max():.2e}")
+print(f"    antisymmetric part of Q changed by up to {np.abs(A1 - A0).max():.2e} (its size: {np.abs(A0).max():.2e})")
 
 # %% [markdown]
-# So when we draw a trained layer's kernels `k = Q p + w` (tutorial 05), part of each
-# kernel, `A p`, is the untouched random initialisation. It does not affect what the
-# network computes; it is just there in the picture. (It starts small: the layer
-# initialises `Q` at a small scale, see section 6.)
+# So an antisymmetric part of `Q` would be dead weight: it never affects an output and
+# never learns, yet it shows up in every kernel `k = Q p + w` we draw (as `A p`): noise
+# frozen at its initial value. That is why `AdaptiveConv2d` **starts `Q` symmetric**,
+# `Q = (M + M^T)/2` with a small random matrix `M` (section 6 says why small; the layer's
+# docstring says the rest), and training keeps it symmetric: the kernels drawn in
+# tutorial 05 then hold nothing that `sigma` does not use. A freshly made layer:
+
+# %%
+fresh = AdaptiveConv2d(1, 8, 3, rng=np.random.default_rng(0), dtype=np.float64)
+S_fresh, A_fresh = symmetric_antisymmetric(fresh.Q.data)
+print(f"fresh AdaptiveConv2d: ||antisymmetric part of Q|| = {np.linalg.norm(A_fresh):.1e}, "
+      f"||symmetric part|| = {np.linalg.norm(S_fresh):.1e}")
+
+# %% [markdown]
+# Since only `S` matters, the clearest way to read the quadratic form is through `S`'s
+# **eigenvalues**. A symmetric matrix has real eigenvalues `lambda_i` and orthonormal
+# eigenvectors `v_i` (`np.linalg.eigh` computes them), with `S = sum_i lambda_i v_i v_i^T`.
+# Put that into the quadratic form:
 #
+#     p^T Q p = p^T S p = sum_i lambda_i (v_i . p)^2
+#
+# Each `v_i` is a filter the size of a patch, and the layer adds up the *squares* of
+# their responses, weighted by `lambda_i`: a positive `lambda_i` raises `sigma` for
+# patches that look like `v_i` (or like `-v_i`), a negative one lowers it. With
+# eigenvalues of both signs, `sigma` can grow either way (section 6). Tutorial 05 draws
+# these eigen-filters for a trained layer. Checked at the location above:
+
+# %%
+eigenvalues, V = np.linalg.eigh((Q[o] + Q[o].T) / 2)              # ascending; columns of V are the v_i
+print(f"channel {o}, location ({i}, {j}):  p^T Q p = {p @ Q[o] @ p:.6f}, "
+      f"sum_i lambda_i (v_i . p)^2 = {np.sum(eigenvalues * (V.T @ p) ** 2):.6f}")
+print(f"eigenvalues of the symmetric part of Q_{o}: {eigenvalues}")
+
+# %% [markdown]
 # ## 4. The parallel form: im2col and one matrix product
 #
 # Looping over locations in Python is slow (tutorial 02). Stack the patches as rows:
@@ -237,8 +283,14 @@ print(f"  antisymmetric part of Q changed by up to {np.abs(A1 - A0).max():.2e} (
 #     Z = P Q_o^T                     (R, D)   row r is Q_o p_r: every dynamic kernel at once, minus w_o
 #     sigma = rowsum(Z * P) + P w_o + b_o     (R,)   rowsum(Z * P)[r] = (Q_o p_r) . p_r = p_r^T Q_o p_r
 #
-# `adaptive_conv2d` in `adaptive.py` does this for all channels at once by stacking the
-# `Q_o` into one `(O*D, D)` matrix, so the main work is one large matrix product.
+# For all channels at once, stack the `Q_o` into one `(O*D, D)` matrix `Qs`: then
+# `Z = P Qs^T`, `(R, O*D)`, holds every dynamic kernel of every channel, and the main
+# work is that one large matrix product. `adaptive_conv2d_reference` in `adaptive.py`
+# is exactly this, written to be read. `adaptive_conv2d`, the one the layer uses, is
+# the same formulas made cache-friendly: it computes them on transposes (`Z^T = Qs P^T`,
+# because im2col stores `P^T` contiguously, tutorial 02) and in blocks of locations, so
+# that the large `Z` never exists whole (its module docstring explains why that is
+# faster). Below, the per-channel loop by hand, then both functions, against the loops:
 
 # %%
 P = F.im2col(x, m)                                                # (R, D)
@@ -250,17 +302,20 @@ for o in range(O):
 Ho, Wo = sigma_loops.shape[2:]
 sigma_by_hand = sigma_cols.reshape(1, Ho, Wo, O).transpose(0, 3, 1, 2)   # (N, O, Ho, Wo)
 
+sigma_reference = adaptive_conv2d_reference(x, Q, w, b).data
 sigma_engine = F.adaptive_conv2d(x, Q, w, b).data
 print(f"P {P.shape}, Z {Z.shape}, sigma {sigma_by_hand.shape}")
-print(f"max |by hand - loops|          = {np.abs(sigma_by_hand - sigma_loops).max():.1e}")
-print(f"max |adaptive_conv2d - loops|  = {np.abs(sigma_engine - sigma_loops).max():.1e}")
+print(f"max |by hand - loops|                    = {np.abs(sigma_by_hand - sigma_loops).max():.1e}")
+print(f"max |adaptive_conv2d_reference - loops|  = {np.abs(sigma_reference - sigma_loops).max():.1e}")
+print(f"max |adaptive_conv2d - loops|            = {np.abs(sigma_engine - sigma_loops).max():.1e}")
 kernels_engine = F.adaptive_kernels(x, Q, w)
-print(f"max |adaptive_kernels - loops| = {np.abs(kernels_engine - kernels).max():.1e}  "
+print(f"max |adaptive_kernels - loops|           = {np.abs(kernels_engine - kernels).max():.1e}  "
       f"(the kernels alone, without applying them: what the figures draw)")
 
 # %% [markdown]
 # The same speed question as in tutorial 02, on MNIST-sized images with the first layer
-# of `adaptive-lenet` (8 channels, 3x3):
+# of `adaptive-lenet` (8 channels, 3x3). The times depend on your machine and on what
+# else it is doing; `python -m ack_numpy bench` times `adaptive_conv2d` at training sizes.
 
 # %%
 n_images = 2 if QUICK else 8
@@ -270,14 +325,18 @@ Q_t, w_t, b_t = layer_t.Q.data, layer_t.w.data, layer_t.b.data
 start = time.perf_counter()
 slow = F.adaptive_conv2d_loops(x_t, Q_t, w_t, b_t)
 t_loops = time.perf_counter() - start
-t_fast = []
-for _ in range(10):
-    start = time.perf_counter()
-    with no_grad():
-        fast = F.adaptive_conv2d(x_t, Q_t, w_t, b_t).data
-    t_fast.append(time.perf_counter() - start)
-print(f"x {x_t.shape}, Q {Q_t.shape}: loops {t_loops * 1e3:.0f} ms, im2col {min(t_fast) * 1e3:.2f} ms "
-      f"({t_loops / min(t_fast):.0f}x faster), max difference {np.abs(fast - slow).max():.1e}")
+t_im2col = {}
+for fn in (adaptive_conv2d_reference, F.adaptive_conv2d):
+    times = []
+    for _ in range(10):
+        start = time.perf_counter()
+        with no_grad():
+            fast = fn(x_t, Q_t, w_t, b_t).data
+        times.append(time.perf_counter() - start)
+    t_im2col[fn.__name__] = min(times)
+    print(f"x {x_t.shape}, Q {Q_t.shape}: {fn.__name__:25s} {min(times) * 1e3:6.2f} ms "
+          f"({t_loops / min(times):.0f}x faster than the loops, {t_loops * 1e3:.0f} ms), "
+          f"max difference {np.abs(fast - slow).max():.1e}")
 
 # %% [markdown]
 # ## 5. The gradients
@@ -339,32 +398,43 @@ for name, (formula, numeric) in formulas.items():
 #     db_o = sum_r g[r, o]
 #     dP[r] = sum_o g[r, o] ((Q_o + Q_o^T) p_r + w_o)   then  dx = col2im(dP)  (tutorial 02)
 #
-# `adaptive_conv2d`'s `_backward` computes these with two large matrix products (read
-# the docstring of `adaptive.py` for how). We check it against central differences of
-# the loss for *every* entry of `x`, `Q`, `w` and `b`, in float64, on a small problem
-# with stride 2 and padding 1. The loss is `L = sum(sigma * Rw)` with fixed random
-# weights `Rw`, so that every output gets a different weight.
+# Read them in the `_backward` of `adaptive_conv2d_reference`: with `G` the matrix of
+# the `g[r, o]`, `(R, O)`, and `GP[r, (o, d)] = G[r, o] P[r, d]`, `(R, O*D)`, the first
+# line for all channels is
+# `dQ = GP^T P` and the last is `dP = GP Ss + G w` (`Ss` stacks the `Q_o + Q_o^T`): two
+# large matrix products that share `GP`. `adaptive_conv2d` computes the same two products
+# on transposes, block by block. We check both against central differences of the loss
+# for *every* entry of `x`, `Q`, `w` and `b`, in float64, on a small problem with
+# stride 2 and padding 1 (tutorial 02). The loss is `L = sum(sigma * Rw)` with fixed
+# random weights `Rw`, so that every output gets a different weight, and the finite
+# differences compute it with the literal loops, so the check depends on neither
+# im2col version.
 
 # %%
 xs, Qs, ws, bs = (rng.normal(size=shape) for shape in [(2, 2, 5, 5), (3, 18, 18), (3, 18), (3,)])
 stride, padding = 2, 1
 Rw = rng.normal(size=F.adaptive_conv2d(xs, Qs, ws, bs, stride, padding).shape)
 
-tensors = [Tensor(v, requires_grad=True) for v in (xs, Qs, ws, bs)]
-(F.adaptive_conv2d(*tensors, stride=stride, padding=padding) * Tensor(Rw)).sum().backward()
-
-
-def loss_of(*values) -> float:
-    return float(np.sum(F.adaptive_conv2d(*values, stride=stride, padding=padding).data * Rw))
-
-
 values = [xs, Qs, ws, bs]
-for position, (name, t) in enumerate(zip(["x", "Q", "w", "b"], tensors)):
+grads = {}
+for fn in (adaptive_conv2d_reference, F.adaptive_conv2d):
+    tensors = [Tensor(v, requires_grad=True) for v in values]
+    (fn(*tensors, stride=stride, padding=padding) * Tensor(Rw)).sum().backward()
+    grads[fn.__name__] = [t.grad for t in tensors]
+
+
+def loss_of(*values_) -> float:
+    return float(np.sum(F.adaptive_conv2d_loops(*values_, stride=stride, padding=padding) * Rw))
+
+
+print("max |engine - finite difference| / max |gradient|  (finite differences of the literal loops)")
+for position, name in enumerate(["x", "Q", "w", "b"]):
     def f(v, position=position):
         return loss_of(*[v if k == position else values[k] for k in range(4)])
     numeric = central_difference(f, values[position])
-    error = np.abs(t.grad - numeric).max() / np.abs(numeric).max()
-    print(f"dL/d{name} {str(t.grad.shape):13s} max |engine - finite difference| / max |gradient| = {error:.1e}")
+    errors = {fn: np.abs(g[position] - numeric).max() / np.abs(numeric).max() for fn, g in grads.items()}
+    print(f"  dL/d{name} {str(values[position].shape):13s} "
+          + "   ".join(f"{fn}: {e:.1e}" for fn, e in errors.items()))
 
 # %% [markdown]
 # ## 6. Why tanh?
@@ -374,8 +444,8 @@ for position, (name, t) in enumerate(zip(["x", "Q", "w", "b"], tensors)):
 #     sigma(s p) = s^2 p^T Q p + s w . p + b
 #
 # The quadratic term grows like `s^2`, and it can take either sign when the symmetric
-# part of `Q` has eigenvalues of both signs (printed below for our `Q`), so a bright or
-# high-contrast patch can produce a very large `sigma`, positive or negative. Passed on
+# part of `Q` has eigenvalues of both signs (section 3; printed below for channel 0), so
+# a bright or high-contrast patch can produce a very large `sigma`, positive or negative. Passed on
 # to the next layer unbounded, such values would make training unstable. `tanh` keeps
 # every output in `(-1, 1)`, and it is the nonlinearity the layer applies by default
 # (`activation="tanh"` in `AdaptiveConv2d`).
@@ -409,8 +479,9 @@ save(fig, "03_why_tanh.png")
 # %% [markdown]
 # The other side of the same coin: tanh *saturates*. Where `|sigma|` is large its slope
 # `1 - tanh^2` is nearly 0 and almost no gradient gets through. That is why
-# `AdaptiveConv2d` starts with a **small** `Q` (uniform in `+-q_scale/D`, with a small
-# default `q_scale`, printed below; see its docstring) and an ordinary-sized `w`: at initialisation
+# `AdaptiveConv2d` starts with a **small** `Q` (symmetric, section 3: `Q = (M + M^T)/2`
+# with `M` uniform in `+-q_scale/D` and a small default `q_scale`, printed below; see its
+# docstring) and an ordinary-sized `w`: at initialisation
 # the layer behaves almost like an ordinary convolution, and the quadratic part grows
 # only as far as training finds useful. We measure the two parts of `sigma` for a
 # freshly initialised first layer of `adaptive-lenet` on random patches with
@@ -496,9 +567,10 @@ save(fig, "03_parameter_cost.png")
 # **What we saw:** the adaptive kernel `k = Q p + w` is a bank of linear filters (rows of
 # `Q`) whose responses form the kernel; applied to the same patch it gives the quadratic
 # form `p^T Q p + w . p + b`, of which only the symmetric part of `Q` matters (the
-# antisymmetric part never trains); the literal loop, the im2col version and the
-# gradients `p p^T` and `(Q + Q^T) p + w` agree with each other and with finite
-# differences; tanh bounds the quadratic; and the `D^2` cost puts adaptive layers where
-# `C` is small: first.
+# antisymmetric part never affects `sigma` and never trains, so the layer starts `Q`
+# symmetric), a signed sum of squared eigen-filter responses; the literal loop, the
+# plain and the fast im2col versions and the gradients `p p^T` and `(Q + Q^T) p + w`
+# agree with each other and with finite differences; tanh bounds the quadratic; and the
+# `D^2` cost puts adaptive layers where `C` is small: first.
 #
 # Next: `04_train_mnist.py` trains LeNet and `adaptive-lenet` on MNIST.

@@ -30,9 +30,49 @@ from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from ack_numpy.reproduce import RECIPE, TARGET, epochs_to_target
-from ack_numpy.train import TrainConfig, evaluate, make_optimizer, train, train_step
+from ack_numpy.train import TrainConfig, evaluate, learning_rate, make_optimizer, train, train_step
 
 print("project root:", ROOT, "| quick mode:", QUICK, "| figures go to:", OUT, "| runs go to:", RUNS)
+
+# %% [markdown]
+# ## Words used below
+#
+# Training has its own vocabulary. Each term, in one or two lines, with the file that
+# implements it (all under `ack_numpy/`):
+#
+# * **logits**: the network's raw output, one unnormalised score per class, `(N, 10)`
+#   for MNIST; the predicted digit is the class with the largest score.
+# * **cross-entropy**: the loss. Softmax turns a row of logits into probabilities,
+#   and the loss is `-log(probability of the correct class)`, averaged over the batch
+#   (`cross_entropy` in `functional/losses.py`, with its backward `(softmax - onehot) / N`).
+# * **max-pool**: keeps the largest value of each `k x k` window; with `k = 2` and stride 2
+#   it halves height and width. Its gradient goes only to the element that was the
+#   maximum (`max_pool2d` in `functional/pooling.py`).
+# * **epoch, minibatch**: an epoch is one pass over the training images, in a new random
+#   order each time, in minibatches (of the recipe's `batch_size` images, printed in
+#   section 4) that each make one training step.
+# * **`zero_grad`, `backward`, `step`**: the three calls of every training step. Clear the
+#   gradients of the previous step (they accumulate, tutorial 01), compute the gradient of
+#   the loss for every parameter, then let the optimiser change the parameters
+#   (`train_step` in `train.py`; the optimisers in `optim.py`).
+# * **SGD, Adam**: SGD moves each parameter by `-lr * gradient`. Adam keeps running
+#   averages of each parameter's gradient and of its square and moves by
+#   `-lr * average / sqrt(average of squares)`, so every parameter takes steps of about
+#   `lr` whatever the scale of its gradient (`Adam` in `optim.py`, formulas in its docstring).
+# * **learning rate, cosine schedule**: `lr` is the step size. The cosine schedule lowers
+#   it smoothly from `lr` at the first step to 0 at the last:
+#   `lr_t = lr * (1 + cos(pi * t / T)) / 2` for step `t` of `T` (`learning_rate` in
+#   `train.py`; printed below for the recipe's `lr`).
+# * **random-shift augmentation**: each training image is shifted by its own random
+#   `(dy, dx)` of at most `max_shift` pixels (zeros fill in), so the network never sees
+#   exactly the same image twice and learns not to depend on the exact position; test
+#   images are not shifted (`random_shift` in `data/batching.py`).
+
+# %%
+schedule_config = TrainConfig(**RECIPE)
+T = 1000
+print(f"cosine schedule, lr = {schedule_config.lr}, T = {T} steps: "
+      + ", ".join(f"step {t}: {learning_rate(schedule_config, t, T):.2e}" for t in (0, T // 4, T // 2, 3 * T // 4, T)))
 
 # %% [markdown]
 # ## 1. The data

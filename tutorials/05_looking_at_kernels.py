@@ -7,7 +7,8 @@
 # real digits:
 #
 # 1. the **kernel field**: the kernel at many locations of one digit, drawn over its patch;
-# 2. **how much it adapts**: per location, how far the kernel is from the channel's average;
+# 2. **how much it adapts**: per location, how far the kernel is from the mean kernel
+#    over all locations of the same image;
 # 3. the **Q bank**: the filters that compute the kernel, and what the quadratic form
 #    `p^T Q p` responds to;
 # 4. the **same location across digits**: one place in the image, ten different inputs;
@@ -84,8 +85,9 @@ print(f"Q {layer.Q.shape} = (O, D, D), w {layer.w.shape}, b {layer.b.shape};  D 
 # %% [markdown]
 # Which of its output channels should we draw? The one whose kernels move the most. For
 # each channel we measure, over a few hundred test digits and every location, the
-# average distance `||k_o(l) - w_o||` between the kernel actually applied and the
-# static kernel `w_o` (the kernel an ordinary convolution would have used everywhere).
+# average **distance to the static kernel**, `||k_o(l) - w_o||`, between the kernel
+# actually applied and `w_o` (the kernel an ordinary convolution would have used
+# everywhere). Section 2 uses a different distance; keep the two apart.
 # `dynamic_kernels` (in `viz/kernels.py`) returns every kernel: `(N, O, Ho, Wo, C, m, m)`.
 
 # %%
@@ -131,24 +133,42 @@ print(f"on patches with ink, mean ||k - w|| = {np.linalg.norm(k_rows[~empty] - l
 # %% [markdown]
 # ## 2. How much the kernel adapts, location by location
 #
-# `plot_adaptation` condenses the field into one number per location: the distance
-# from the kernel there to the mean kernel of this image. Bright means "this location
-# uses a kernel very different from the typical one".
+# `plot_adaptation` condenses the field into one number per location, the **distance
+# to the mean kernel**, `||k(l) - kbar||`, where `kbar` is the mean of the kernels over
+# the `Ho x Wo` locations of *this* image (not `w`, which section 0 used to pick the
+# channel, and not an average over many digits). Bright means "this location uses a
+# kernel very different from this image's typical one".
+#
+# Since `k(l) = Q p_l + w`, the mean kernel is `kbar = Q pbar + w`, with `pbar` the mean
+# patch of this image, and so
+#
+#     k(l) - kbar = Q (p_l - pbar)          w cancels
+#
+# The map measures how differently `Q` responds to this patch than to the image's
+# average patch. Both facts are checked below on the arrays the figure drew.
 
 # %%
 fig, drawn = plot_adaptation(model, image, layer=0, channel=channel, name=name)
 save(fig, "05_adaptation.png")
-patch_ink = F.im2col(layer_input(model, image[None], 0), m).sum(axis=1).reshape(drawn["distance"].shape)
+P_image = F.im2col(layer_input(model, image[None], 0), m)           # (Ho*Wo, D): this image's patches
+k_image = drawn["kernels"].reshape(-1, D)                            # (Ho*Wo, D), same order
+print(f"kbar = mean of this image's kernels: max |drawn mean kernel - kbar| = "
+      f"{np.abs(drawn['mean_kernel'].reshape(D) - k_image.mean(axis=0)).max():.1e}")
+k_minus_kbar = k_image - k_image.mean(axis=0)                       # (Ho*Wo, D)
+print(f"k(l) - kbar = Q (p_l - pbar): max difference = "
+      f"{np.abs(k_minus_kbar - (P_image - P_image.mean(axis=0)) @ layer.Q.data[channel].T).max():.1e} "
+      f"(float32 rounding; the largest |k - kbar| is {np.abs(k_minus_kbar).max():.2f})")
+patch_ink = P_image.sum(axis=1).reshape(drawn["distance"].shape)
 print(f"correlation between the distance and the amount of ink in the patch: "
       f"{np.corrcoef(drawn['distance'].ravel(), patch_ink.ravel())[0, 1]:+.2f}")
 
 # %% [markdown]
-# Do not over-read this map. The part of the kernel that adapts, `k - w = Q p`, is a
-# *linear* function of the patch, so its size grows with the amount of ink, and the
-# map looks much like an ink map (the closer the printed correlation is to 1, the more
-# so). What differs from place to place and from digit to digit is the *shape* of the
-# kernel, its direction of change: that is what the tiles of section 1 and the ten
-# kernels of section 4 show.
+# Do not over-read this map. `k - kbar = Q (p - pbar)` is a *linear* function of the
+# patch; on a digit most patches are empty background, so `pbar` is small and the
+# distance grows with the amount of ink in the patch: the map looks much like an ink
+# map (the closer the printed correlation is to 1, the more so). What differs from place
+# to place and from digit to digit is the *shape* of the kernel, its direction of
+# change: that is what the tiles of section 1 and the ten kernels of section 4 show.
 
 # %% [markdown]
 # ## 3. The Q bank, and what the quadratic form responds to
@@ -165,26 +185,36 @@ save(fig, "05_q_bank.png")
 # %% [markdown]
 # Two things from tutorial 03 help to read this picture.
 #
-# **Only the symmetric part of Q counts.** `p^T Q p` does not change if we add an
-# antisymmetric matrix to `Q`, and training never changes `Q`'s antisymmetric part. So
-# part of what the Q bank shows is the random initialisation, still there. If the
-# checkpoint's training seed is known, we can rebuild the untrained model and check:
+# **Only the symmetric part of Q counts, and a trained Q has no other.** `p^T Q p` does
+# not change if we add an antisymmetric matrix to `Q`, and training never changes `Q`'s
+# antisymmetric part, because the gradient `p p^T` is symmetric (tutorial 03, section 3).
+# An antisymmetric part would only add frozen initial noise to every kernel drawn, so
+# `AdaptiveConv2d` starts `Q` symmetric, and training keeps it so: the Q filter of
+# kernel element `e` (row `e`) is also column `e`, and the Q bank above shows nothing
+# that `sigma` does not use. Measured on this checkpoint (what is left is rounding: the
+# float32 gradient is symmetric only up to float32's machine epsilon, printed beside it):
 
 # %%
 Q = layer.Q.data[channel]
-sym, anti = (Q + Q.T) / 2, (Q - Q.T) / 2
-print(f"||antisymmetric part|| / ||Q|| = {np.linalg.norm(anti) / np.linalg.norm(Q):.3f}")
+sym = (Q + Q.T) / 2
+bank_anti = (layer.Q.data - layer.Q.data.transpose(0, 2, 1)) / 2
+ratio = np.linalg.norm(bank_anti) / np.linalg.norm(layer.Q.data)
+print(f"whole Q bank ({O} channels): ||antisymmetric part|| / ||Q|| = {ratio:.1e} "
+      f"(machine epsilon of {layer.Q.data.dtype}: {np.finfo(layer.Q.data.dtype).eps:.1e})")
+if ratio > 1e3 * np.finfo(layer.Q.data.dtype).eps:
+    print("  this checkpoint's Q is not symmetric: it was trained before AdaptiveConv2d started Q symmetric,\n"
+          "  so its antisymmetric part is initialisation left over; sigma does not see it, the Q bank does")
 seed = meta.get("config", {}).get("seed")
 if seed is not None:
     untrained = adaptive_layers(build_model(meta["model"], seed=seed, **meta.get("model_options", {})))[0]
     Q0 = untrained.Q.data[channel]
-    print(f"since initialisation (seed {seed}): the symmetric part moved by up to "
-          f"{np.abs(sym - (Q0 + Q0.T) / 2).max():.3f}, the antisymmetric part by up to "
-          f"{np.abs(anti - (Q0 - Q0.T) / 2).max():.1e}")
+    print(f"since initialisation (seed {seed}): Q_{channel} moved by up to {np.abs(Q - Q0).max():.3f}; "
+          f"at initialisation its largest entry was {np.abs(Q0).max():.3f}")
 
 # %% [markdown]
-# **The quadratic form is a sum of squared filter responses.** The symmetric part has an
-# eigendecomposition `S = sum_i lambda_i v_i v_i^T` (orthonormal `v_i`), so
+# **The quadratic form is a sum of squared filter responses** (tutorial 03, section 3).
+# The symmetric part has an eigendecomposition `S = sum_i lambda_i v_i v_i^T`
+# (orthonormal `v_i`), so
 #
 #     p^T Q p = p^T S p = sum_i lambda_i (v_i . p)^2
 #
@@ -217,15 +247,31 @@ fig.suptitle(f"Channel {channel}: eigen-filters v_i of the symmetric part of Q, 
              f"sum_i lambda_i (v_i.p)^2 + w.p + b", fontsize=9)
 save(fig, "05_q_eigenfilters.png")
 
-flat = np.ones(D) / np.sqrt(D)                                     # the all-equal filter, unit length
-print(f"|cosine| between the strongest eigen-filter and the flat filter: {abs(eigenvectors[:, 0] @ flat):.2f}")
-
 # %% [markdown]
-# If that cosine is close to 1, the strongest quadratic term is, roughly, `lambda_1` times
-# the *squared total ink* of the patch (`(v_1 . p)^2` with `v_1` nearly flat): a
-# brightness-squared term that no linear filter can produce. The weaker eigen-filters,
-# with their signs, are where the layer encodes preferences for particular stroke
+# What does the strongest eigen-filter `v_1` look at? One number tells: its cosine with
+# the *flat* filter (all entries equal, unit length), i.e. how much of `v_1 . p` is just
+# the total ink of the patch.
+#
+# * Close to 1: `v_1` is nearly flat, and the strongest quadratic term is, roughly,
+#   `lambda_1` times the *squared total ink* of the patch, a brightness-squared term
+#   that no linear filter can produce.
+# * Close to 0: `v_1` has positive and negative weights that cancel, so `v_1 . p` does
+#   not grow with the amount of ink but with *where* the ink is in the patch: the
+#   strongest quadratic term is a **stroke-shape detector** (an edge or a bar of a
+#   particular orientation, say), squared so that it responds to the stroke whatever its
+#   sign, not to overall brightness.
+#
+# The weaker eigen-filters, with their signs, add further preferences for particular
 # shapes.
+
+# %%
+flat = np.ones(D) / np.sqrt(D)                                     # the all-equal filter, unit length
+cosine = abs(eigenvectors[:, 0] @ flat)
+reading = ("close to 1: mostly squared brightness" if cosine > 0.8 else
+           "close to 0: a stroke-shape detector, not brightness" if cosine < 0.3 else
+           "in between: part brightness, part shape")
+print(f"|cosine| between the strongest eigen-filter (lambda = {eigenvalues[0]:+.2f}) and the flat filter: "
+      f"{cosine:.2f}  -> {reading}")
 
 # %% [markdown]
 # ## 4. The same location, ten different digits
@@ -265,11 +311,12 @@ save(fig, "05_feature_maps.png")
 # **What to notice, in short:**
 #
 # * The kernel is a function of the patch: constant (`= w`) on empty background, moving
-#   where there is ink, most where the patch has most ink (sections 1-2).
-# * Read the Q bank with care: only its symmetric part affects the output, and the
-#   antisymmetric part is the untouched initialisation (section 3). The eigen-filters of
-#   the symmetric part are the clearer picture: the layer adds an ordinary linear filter
-#   `w` to a signed sum of squared filter responses.
+#   where there is ink, most where the patch has most ink (sections 1-2; the map of
+#   section 2 is the distance to this image's mean kernel, `||Q (p - pbar)||`).
+# * Only the symmetric part of `Q` affects the output, and a trained `Q` is symmetric
+#   (the layer starts it so and training keeps it so, section 3). Its eigen-filters are
+#   the clearer picture: the layer adds an ordinary linear filter `w` to a signed sum
+#   of squared filter responses.
 # * At a fixed location the kernel differs from digit to digit (section 4): this is the
 #   "adaptive" in adaptive kernels, and what a static convolution cannot do.
 #
