@@ -58,3 +58,26 @@ def test_claim_two_fails_when_adaptive_is_slower(tmp_path):
     v = R.summarize(tmp_path, [0], 2)["verdicts"]
     assert v["half_the_epochs"]["holds"] is False
     assert "adaptive-lenet 2, LeNet 1" in v["half_the_epochs"]["evidence"]
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_reproduce_end_to_end_on_a_sliver_of_mnist(mnist_path, tmp_path):
+    """The real command: subprocess runs, summary, report, plot and the median checkpoint;
+    a second call keeps the finished runs and only rewrites the report."""
+    from ack_numpy.checkpoint import load_model
+
+    kwargs = dict(seeds=1, epochs=1, jobs=2, data_dir=str(mnist_path), limit_train=300, limit_test=200,
+                  log=lambda message: None)
+    summary = R.reproduce(tmp_path, **kwargs)
+    for name in ("results.md", "results.json", "accuracy.png", "adaptive-lenet-median.npz"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert set(summary["models"]) == set(R.MODELS)
+    assert summary["train_images"] == 300 and summary["test_images"] == 200
+    model, meta = load_model(tmp_path / "adaptive-lenet-median.npz")
+    assert meta["model"] == "adaptive-lenet" and meta["config"]["seed"] == 0
+    before = (tmp_path / "runs" / "lenet-seed0" / "metrics.csv").stat().st_mtime_ns
+    messages = []
+    R.reproduce(tmp_path, **{**kwargs, "log": messages.append})
+    assert any("already finished, kept" in m for m in messages)
+    assert (tmp_path / "runs" / "lenet-seed0" / "metrics.csv").stat().st_mtime_ns == before
