@@ -103,7 +103,12 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of model on a dataset, without building a graph."""
+    """(mean cross-entropy, accuracy) of model on a dataset, without building a graph.
+
+    images: (N, 1, 28, 28) float32, labels: (N,) int. The model's train/eval mode is
+    restored afterwards (no layer here behaves differently in eval mode yet, but a
+    reader adding dropout would expect it)."""
+    was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
     with no_grad():
@@ -112,7 +117,7 @@ def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: 
             logits = model(Tensor(x))
             total_loss += F.cross_entropy(logits, y).item() * len(x)
             correct += int((logits.data.argmax(axis=1) == y).sum())
-    model.train()
+    model.train(was_training)
     return total_loss / len(images), correct / len(images)
 
 
