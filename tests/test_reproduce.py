@@ -81,3 +81,23 @@ def test_reproduce_end_to_end_on_a_sliver_of_mnist(mnist_path, tmp_path):
     R.reproduce(tmp_path, **{**kwargs, "log": messages.append})
     assert any("already finished, kept" in m for m in messages)
     assert (tmp_path / "runs" / "lenet-seed0" / "metrics.csv").stat().st_mtime_ns == before
+
+
+def test_claim_two_when_lenet_never_reaches_99(tmp_path):
+    for folder, runs in (("early", {"lenet": [0.98, 0.985, 0.986, 0.987], "adaptive-lenet": [0.98, 0.991, 0.992, 0.993]}),
+                         ("late", {"lenet": [0.98, 0.985, 0.986, 0.987], "adaptive-lenet": [0.98, 0.985, 0.989, 0.991]})):
+        runs["plain-small"] = [0.98] * 4
+        for model, a in runs.items():
+            fake_run(tmp_path / folder, model, 0, a)
+        v = R.summarize(tmp_path / folder, [0], 4)["verdicts"]["half_the_epochs"]
+        assert v["holds"] is (True if folder == "early" else None), v
+        assert "LeNet more than 4" in v["evidence"]
+
+
+def test_a_kept_run_must_have_the_settings_asked_for(tmp_path):
+    folder = tmp_path / "lenet-seed0"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model": "lenet", "seed": 0, "epochs": 1}))
+    R.check_same_settings(folder, {"model": "lenet", "seed": 0, "epochs": 1})
+    with pytest.raises(ValueError, match=r"other settings: epochs=1 \(asked: 2\).*another --out"):
+        R.check_same_settings(folder, {"model": "lenet", "seed": 0, "epochs": 2})
