@@ -56,7 +56,7 @@ def model_name(text: str) -> str:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, resume, train
+    from .train import TrainConfig, resume, run_folder, train
 
     if args.download:
         from .data import find_or_download_mnist
@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume continues {args.resume} with the settings it was started with; "
                              f"leave out {', '.join(given)} (only --data-dir and --epochs may be given)")
         resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
-        out = str(Path(args.resume).parent) if Path(args.resume).suffix == ".npz" else args.resume
+        out = str(run_folder(args.resume))
     else:
         values = {k: v for k, v in vars(args).items() if k in names and v is not None}
         config = TrainConfig(**values)
@@ -129,6 +129,11 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
     if args.checkpoint is None and not args.runs:
         raise ValueError("visualize needs --checkpoint (kernel figures), --runs (training curves), or both")
+    if args.runs:
+        from .viz.curves import read_run
+
+        for run in args.runs:  # check every run folder before any figure is written
+            read_run(run)
     written = []
     if args.checkpoint is not None:
         written += write_figures(args.checkpoint, args.out, data_dir=args.data_dir, index=args.index,

@@ -177,14 +177,18 @@ def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], Non
     return _run(config, None, log, progress)
 
 
+def run_folder(path: str | Path) -> Path:
+    """The run folder, whether given as the folder or as the checkpoint.npz inside it."""
+    path = Path(path)
+    return path.parent if path.name == CHECKPOINT_NAME and path.is_file() else path
+
+
 def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = None,
            log: Callable[[str], None] = _say, progress: Progress | None = None) -> list[dict]:
     """Continue the run saved in out/checkpoint.npz with its own config, from the exact batch
     where it stopped. `epochs` may extend a run that uses the constant schedule (with the
     cosine schedule every learning rate depends on the total, so it must stay the same)."""
-    out = Path(out)
-    if out.name == CHECKPOINT_NAME and out.is_file():
-        out = out.parent  # given the checkpoint itself rather than its folder
+    out = run_folder(out)
     checkpoint_path = out / CHECKPOINT_NAME
     if not checkpoint_path.is_file():
         what = "does not exist" if not out.exists() else f"has no {CHECKPOINT_NAME}"
@@ -194,7 +198,8 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
     try:
         config = TrainConfig(**meta["config"])
         position = {key: meta[key] for key in ("epoch", "batch", "running", "metrics")}
-    except (KeyError, TypeError) as err:
+        _check_position(position)
+    except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{checkpoint_path} holds no training state to resume from "
                               f"(missing or unexpected entry: {err})") from None
     config.out = str(out)
@@ -207,6 +212,18 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
         config.epochs = epochs
     config.validate()
     return _run(config, (model_state, optim_state, position), log, progress)
+
+
+def _check_position(position: dict) -> None:
+    """The saved position must have the types the loop uses (a foreign file may not)."""
+    if not all(isinstance(position[k], int) and position[k] >= 0 for k in ("epoch", "batch")):
+        raise ValueError("epoch and batch must be non-negative integers")
+    running = position["running"]
+    if not (isinstance(running, dict) and set(running) == {"loss", "correct", "seen", "seconds"}
+            and all(isinstance(v, (int, float)) for v in running.values())):
+        raise ValueError("'running' must hold the numbers loss, correct, seen and seconds")
+    if not (isinstance(position["metrics"], list) and all(isinstance(r, dict) for r in position["metrics"])):
+        raise ValueError("'metrics' must be a list of rows")
 
 
 def _load_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

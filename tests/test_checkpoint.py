@@ -239,3 +239,18 @@ def test_resume_accepts_the_checkpoint_file_itself(tmp_path):
     messages = []
     assert resume(tmp_path / CHECKPOINT_NAME, log=messages.append) == []
     assert messages == [f"nothing to do: {tmp_path} has finished its run (1 of 1 epochs)"]
+
+
+@pytest.mark.parametrize("bad", [{"epoch": "0"}, {"batch": -1}, {"running": [1, 2]}, {"metrics": "none"}])
+def test_resume_refuses_a_position_of_the_wrong_types(tmp_path, bad):
+    from ack_numpy.models import build_model
+    from ack_numpy.optim import Adam
+
+    model = build_model("adaptive-lenet")
+    config = TrainConfig(model="adaptive-lenet", out=str(tmp_path))
+    meta = {"model": "adaptive-lenet", "model_options": {}, "config": asdict(config), "epoch": 0,
+            "batch": 0, "running": {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}, "metrics": []}
+    meta.update(bad)
+    save_checkpoint(tmp_path / CHECKPOINT_NAME, model.state_dict(), Adam(model.parameters()).state_dict(), meta)
+    with pytest.raises(CheckpointError, match="no training state to resume from"):
+        resume(tmp_path)
