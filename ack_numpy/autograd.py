@@ -137,9 +137,16 @@ class Tensor:
         return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad})"
 
     def accumulate_grad(self, grad: np.ndarray) -> None:
-        """Add `grad` into self.grad (a tensor used twice receives both contributions)."""
+        """Add `grad` into self.grad (a tensor used twice receives both contributions).
+
+        A gradient of another dtype is a bug in some backward (a float64 that crept into
+        float32 training, say): refuse it rather than cast it and hide the upcast."""
+        grad = np.asarray(grad)
+        if grad.dtype != self.data.dtype:
+            raise TypeError(f"gradient of dtype {grad.dtype} for a {self.data.dtype} tensor "
+                            f"(made by {self._op or 'a leaf'}): a backward changed the dtype")
         if self.grad is None:
-            self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
+            self.grad = np.array(grad, copy=True)
         else:
             self.grad += grad
 

@@ -108,3 +108,9 @@ def test_unbroadcast():
     assert unbroadcast(g, (3, 1)).shape == (3, 1)
     assert unbroadcast(g, (3, 1))[0, 0] == 8
     assert unbroadcast(g, ()).shape == ()
+
+
+def test_a_backward_that_changes_the_dtype_is_caught_not_cast():
+    x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match="float64 for a float32 tensor"):
+        x.accumulate_grad(np.ones(3, dtype=np.float64))
