@@ -91,7 +91,8 @@ def make_optimizer(config: TrainConfig, model: Module) -> optim.Optimizer:
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """Cosine: lr * (1 + cos(pi * step / total)) / 2, from lr down to 0 at the last step."""
+    """Cosine: lr * (1 + cos(pi * step / total)) / 2, from lr at step 0 towards 0
+    (it would be 0 at step `total`, one past the last step taken)."""
     if config.schedule == "constant":
         return config.lr
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))

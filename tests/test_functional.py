@@ -125,3 +125,20 @@ def test_cross_entropy_errors():
 def test_linear_gradients():
     check_gradients(lambda x, w, b: F.linear(x, w, b), rng.normal(size=(4, 3)), rng.normal(size=(2, 3)),
                     rng.normal(size=2))
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_reference_matches_loops_and_fast_version_values_and_gradients(case):
+    n, c, h, w, o, m, s, p = case
+    x, weight, bias = rng.normal(size=(n, c, h, w)), rng.normal(size=(o, c, m, m)), rng.normal(size=o)
+    np.testing.assert_allclose(F.conv2d_reference(x, weight, bias, s, p).data,
+                               F.conv2d_loops(x, weight, bias, s, p), atol=1e-12, rtol=0)
+    grads = []
+    for op in (F.conv2d_reference, F.conv2d):
+        tensors = [Tensor(a, requires_grad=True) for a in (x, weight, bias)]
+        out = op(*tensors, stride=s, padding=p)
+        (out * Tensor(np.sin(np.arange(out.size)).reshape(out.shape))).sum().backward()
+        grads.append([t.grad for t in tensors])
+    for reference, fast in zip(*grads):
+        np.testing.assert_allclose(fast, reference, atol=1e-10, rtol=0)
+    check_gradients(lambda x_, k_, b_: F.conv2d_reference(x_, k_, b_, s, p), x, weight, bias)

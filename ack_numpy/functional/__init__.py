@@ -1,7 +1,7 @@
 """Differentiable operations on whole batches, each with its backward beside its forward.
 
     im2col.py    im2col / col2im: patches as rows of a matrix (and back)
-    conv.py      conv2d: ordinary convolution (literal loops and im2col versions)
+    conv.py      conv2d (+ _loops, _reference twins): ordinary convolution
     adaptive.py  adaptive_conv2d (+ _loops, _reference twins), adaptive_kernels: THE ADAPTIVE
                  KERNEL (the paper's idea)
     pooling.py   max_pool2d
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..autograd import Tensor
 from .adaptive import adaptive_conv2d, adaptive_conv2d_loops, adaptive_conv2d_reference, adaptive_kernels
-from .conv import conv2d, conv2d_loops
+from .conv import conv2d, conv2d_loops, conv2d_reference
 from .im2col import col2im, conv_output_size, im2col, im2col_loops
 from .losses import cross_entropy, log_softmax
 from .pooling import max_pool2d
@@ -33,6 +33,6 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 __all__ = [
     "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_reference", "adaptive_kernels", "col2im", "conv2d",
-    "conv2d_loops", "conv_output_size", "cross_entropy", "im2col", "im2col_loops", "linear",
+    "conv2d_loops", "conv2d_reference", "conv_output_size", "cross_entropy", "im2col", "im2col_loops", "linear",
     "log_softmax", "max_pool2d", "relu", "tanh",
 ]

@@ -102,13 +102,9 @@ def adaptive_conv2d_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray | None = N
     x: (N, C, H, W), Q: (O, D, D), w: (O, D), b: (O,)
     returns sigma: (N, O, Ho, Wo), and if return_kernels also the kernels (N, O, Ho, Wo, C, m, m).
     """
-    check_stride_padding(stride, padding)
-    _check_adaptive_args(as_tensor(x), as_tensor(Q), None if w is None else as_tensor(w),
-                         None if b is None else as_tensor(b))
-    n, c, h, wd = x.shape
+    _, _, _, _, m, ho, wo = _prepare(x, Q, w, b, stride, padding)  # checks the arguments
+    n, c = x.shape[:2]
     O, D, _ = Q.shape
-    m = kernel_size_from(D, c)
-    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(wd, m, stride, padding)
     xp = pad2d(x, padding)
     dtype = np.result_type(x, Q)
     sigma = np.zeros((n, O, ho, wo), dtype=dtype)

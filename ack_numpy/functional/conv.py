@@ -1,4 +1,6 @@
-"""2-D convolution, twice: as literal loops, and as im2col + one matrix product.
+"""2-D convolution, three times: as literal loops (`conv2d_loops`), as im2col + one matrix
+product written as the equations read (`conv2d_reference`), and the same arranged for
+speed (`conv2d`, which the layers use).
 
     y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * x_pad[n, c, i*s+u, j*s+v]
 
@@ -15,7 +17,8 @@ and its gradients, for G = dL/dY (N*Ho*Wo, O):
     db  = sum_rows G (O,)
     dP  = G Wf       (N*Ho*Wo, D), then dx = col2im(dP)
 
-The code computes the transposes of these products (Y^T = Wf P^T, dP^T = Wf^T G^T, ...):
+`conv2d_reference` computes exactly these. `conv2d` computes their transposes
+(Y^T = Wf P^T, dP^T = Wf^T G^T, ...):
 im2col stores P^T contiguously and col2im reads dP^T contiguously (see im2col.py), and
 BLAS multiplies transposed operands at no extra cost. It also orders the locations
 (i, j, n) instead of (n, i, j) (`batch_last`), which makes im2col and col2im several
@@ -38,6 +41,40 @@ def _check_conv_args(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
         raise ValueError(f"conv2d: x has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+
+
+def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
+    """The im2col form exactly as the equations above read (rows in (n, i, j) order).
+
+    x: (N, C, H, W), weight: (O, C, m, m), bias: (O,) -> (N, O, Ho, Wo). `conv2d` below
+    computes the same numbers faster; the tests check that the two agree."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    _check_conv_args(x, weight, bias)
+    check_stride_padding(stride, padding)
+    n, o, m = x.shape[0], weight.shape[0], weight.shape[2]
+    ho = conv_output_size(x.shape[2], m, stride, padding)
+    wo = conv_output_size(x.shape[3], m, stride, padding)
+
+    P = np.ascontiguousarray(im2col(x.data, m, stride, padding))  # (R, D), R = N*Ho*Wo
+    Wf = weight.data.reshape(o, -1)                       # (O, D)
+    Y = P @ Wf.T                                          # (R, O)
+    if bias is not None:
+        Y += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    out = Tensor.from_op(np.ascontiguousarray(Y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)), parents, "conv2d")
+
+    def _backward(out):
+        G = out.grad.transpose(0, 2, 3, 1).reshape(-1, o)  # dL/dY                 (R, O)
+        if weight.requires_grad:
+            weight.accumulate_grad((G.T @ P).reshape(weight.shape))         # dWf = G^T P
+        if bias is not None and bias.requires_grad:
+            bias.accumulate_grad(G.sum(axis=0))                             # db = sum_rows G
+        if x.requires_grad:
+            x.accumulate_grad(col2im(G @ Wf, x.shape, m, stride, padding))  # dx = col2im(G Wf)
+
+    out._backward = _backward
+    return out
 
 
 def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor, as_tensor
-from .im2col import conv_output_size
+from .im2col import check_stride_padding, conv_output_size
 
 
 def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
@@ -20,6 +20,9 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
         raise ValueError(f"max_pool2d expects x of shape (N, C, H, W), got shape {x.shape}")
     k = kernel_size
     s = k if stride is None else stride
+    check_stride_padding(s, 0)
+    if int(k) != k or k < 1:
+        raise ValueError(f"kernel_size must be a positive integer, got {kernel_size!r}")
     n, c, h, w = x.shape
     ho, wo = conv_output_size(h, k, s, 0), conv_output_size(w, k, s, 0)
 

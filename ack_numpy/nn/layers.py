@@ -88,13 +88,6 @@ class Flatten(Module):
         return x.reshape(x.shape[0], -1)
 
 
-class GlobalAvgPool2d(Module):
-    """(N, C, H, W) -> (N, C): the mean of each feature map (no parameters)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.mean(axis=(2, 3))
-
-
 class Sequential(Module):
     """Apply layers in order. Parameters are named by position: '0.weight', '3.Q'."""
 
