@@ -15,7 +15,7 @@
 #    of im2col, and we check `<im2col(x), Y> = <x, col2im(Y)>`.
 #
 # The code we read: `ack_numpy/functional/im2col.py` (im2col, col2im) and
-# `ack_numpy/functional/conv.py` (conv2d, conv2d_loops). Tutorial 03 reuses all of it
+# `ack_numpy/functional/conv.py` (conv2d, conv2d_reference, conv2d_loops). Tutorial 03 reuses all of it
 # for the adaptive kernel, so this is the foundation.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
@@ -148,7 +148,8 @@ for H_, m_, s_, p_ in [(5, 3, 1, 0), (7, 3, 1, 0), (7, 3, 2, 0), (7, 3, 2, 1)]:
 #     Y = P @ Wf^T + b         (N*Ho*Wo, D) @ (D, O)  ->  (N*Ho*Wo, O)
 #
 # and a reshape + transpose puts `Y` back into image layout `(N, O, Ho, Wo)`. That is
-# the maths of `conv2d` in `conv.py`. Its code computes the same product transposed,
+# `conv2d_reference` in `conv.py`, line for line. `conv2d`, the one the layers use,
+# computes the same product transposed,
 # `Y^T = Wf P^T`, because im2col stores `P^T` contiguously (and a matrix product costs
 # the same either way round); it also asks im2col for the locations in `(i, j, n)` order
 # (`batch_last=True`), which makes the copies faster, and puts the output back in
@@ -297,7 +298,8 @@ save(fig, "02_col2im_overlap.png")
 #     db  = sum over rows of G      (O,)
 #     dP  = G Wf        (N*Ho*Wo, D)   then   dx = col2im(dP)
 #
-# The `_backward` of `conv2d` in `conv.py` computes these three lines transposed, as
+# The `_backward` of `conv2d_reference` in `conv.py` is these three lines as written.
+# The `_backward` of `conv2d` computes them transposed, as
 # its forward does (`dWf = G^T P` from `G^T` and `P^T`, `dP^T = Wf^T G^T`, then col2im),
 # with the locations in `(i, j, n)` order; the numbers are the same. We check the engine
 # against the plain formulas, and then one entry of `dx` against a finite difference.
