@@ -40,7 +40,9 @@ class AdaptiveConv2d(Module):
     its gradient p p^T is symmetric, so an antisymmetric part would never change. It would
     still show up in every kernel k = Q p + w that we draw, as random noise left over from
     the initialisation. Starting symmetric keeps Q symmetric for the whole training run
-    (SGD and Adam only ever add symmetric updates) and makes the drawn kernels meaningful.
+    (SGD and Adam only ever add symmetric updates; in float32, up to rounding, about 1e-7)
+    and makes the drawn kernels meaningful. Of the D*D numbers in each Q_o, only
+    D*(D+1)/2 are free; `num_parameters()` counts all D*D, as the paper's count does.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
