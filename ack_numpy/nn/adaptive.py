@@ -42,7 +42,7 @@ class AdaptiveConv2d(Module):
     the initialisation. Starting symmetric keeps Q symmetric for the whole training run
     (SGD and Adam only ever add symmetric updates; in float32, up to rounding, about 1e-7)
     and makes the drawn kernels meaningful. Of the D*D numbers in each Q_o, only
-    D*(D+1)/2 are free; `num_parameters()` counts all D*D, as the paper's count does.
+    D*(D+1)/2 are free; `num_parameters()` counts all D*D (the larger, stricter count).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
