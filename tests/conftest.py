@@ -13,8 +13,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def mnist_dir() -> Path | None:
-    """ACK_MNIST_DIR if set, else the shared copy beside the project; None if neither exists."""
-    candidates = [os.environ.get("ACK_MNIST_DIR"), PROJECT_ROOT.parent / "shared" / "data" / "mnist"]
+    """ACK_MNIST_DIR if set, else the shared copy beside the project, else a downloaded copy
+    in data/mnist; None if none exists (the tests that need MNIST then skip)."""
+    candidates = [os.environ.get("ACK_MNIST_DIR"), PROJECT_ROOT.parent / "shared" / "data" / "mnist",
+                  PROJECT_ROOT / "data" / "mnist"]
     for c in candidates:
         if c and Path(c, "train-images-idx3-ubyte.gz").exists():
             return Path(c)

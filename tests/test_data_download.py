@@ -8,7 +8,6 @@ files with patched checksums so the download logic is tested without the data.
 import functools
 import gzip
 import hashlib
-import os
 import shutil
 import socket
 import threading
@@ -21,7 +20,8 @@ import pytest
 from ack_numpy.data import MNIST_FILES, DataFormatError, download_mnist, load_mnist, verify_mnist, write_idx
 from ack_numpy.data import mnist
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from conftest import mnist_dir as find_real_mnist
+
 NAMES = list(MNIST_FILES.values())
 
 
@@ -59,9 +59,9 @@ def no_proxy(monkeypatch):
 
 @pytest.fixture(scope="module")
 def real_dir():
-    directory = Path(os.environ.get("ACK_MNIST_DIR") or PROJECT_ROOT.parent / "shared" / "data" / "mnist")
-    if not all((directory / f"{name}.gz").exists() for name in NAMES):
-        pytest.skip(f"real MNIST .gz files not found in {directory}; set ACK_MNIST_DIR")
+    directory = find_real_mnist()  # the one rule, in conftest.py
+    if directory is None or not all((directory / f"{name}.gz").exists() for name in NAMES):
+        pytest.skip(f"real MNIST .gz files not found ({directory}); set ACK_MNIST_DIR")
     return directory
 
 

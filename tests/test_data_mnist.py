@@ -5,7 +5,6 @@ next to the project; they are skipped when neither holds the data.
 """
 
 import gzip
-import os
 import re
 import shutil
 from pathlib import Path
@@ -27,16 +26,15 @@ from ack_numpy.data import (
 )
 from ack_numpy.data import mnist
 
+from conftest import mnist_dir as find_real_mnist
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def real_mnist_dir() -> Path:
-    directory = Path(os.environ.get("ACK_MNIST_DIR") or PROJECT_ROOT.parent / "shared" / "data" / "mnist")
-    missing = [n for n in MNIST_FILES.values() if not (directory / f"{n}.gz").exists()
-               and not (directory / n).exists()]
-    if missing:
-        pytest.skip(f"real MNIST not found in {directory} (missing {missing}); "
-                    f"set ACK_MNIST_DIR to a folder with the four files")
+    directory = find_real_mnist()  # the one rule, in conftest.py
+    if directory is None:
+        pytest.skip("real MNIST not found: set ACK_MNIST_DIR to a folder with the four files")
     return directory
 
 
