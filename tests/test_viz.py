@@ -106,6 +106,18 @@ def test_feature_maps_are_tanh_sigma(model, images, tmp_path):
     check_png(fig, tmp_path / "maps.png")
 
 
+def test_feature_maps_without_tanh_show_sigma_on_its_own_scale(images, tmp_path):
+    model = build_model("adaptive-lenet", seed=1)
+    layer = model.features[0]
+    layer.activation = "none"
+    fig, arrays = plot_feature_maps(model, images[2], layer=0)
+    sigma = F.adaptive_conv2d_loops(images[2:3], layer.Q.data, layer.w.data, layer.b.data)
+    np.testing.assert_allclose(arrays["outputs"], sigma[0], rtol=1e-5, atol=1e-5)
+    assert "y = sigma" in fig._suptitle.get_text()
+    image = [a for a in fig.findobj() if hasattr(a, "get_clim")][1]
+    assert image.get_clim()[1] == pytest.approx(np.abs(sigma).max(), rel=1e-5)
+
+
 def test_deeper_layer_sees_the_pooled_first_layer(images, tmp_path):
     """--layer 1 of a model with two adaptive layers: its input is pool(tanh(layer 0))."""
     model = build_model("adaptive-lenet", seed=0, adaptive=(True, True), kernel_sizes=(3, 3))

@@ -265,11 +265,14 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
 # ----------------------------------------------------------------------------- 5. feature maps
 def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
                       name: str = "the input") -> tuple[Figure, dict]:
-    """Every output channel y_o = tanh(sigma_o) of the layer for one image (before pooling).
+    """Every output channel y_o = tanh(sigma_o) of the layer for one image (before pooling);
+    sigma_o itself for a layer built with activation="none".
 
     Returns arrays: outputs (O, Ho, Wo), as computed by calling the layer."""
     module = adaptive_layer(model, layer)
     outputs = layer_outputs(model, np.asarray(image)[None], layer)[0]   # (O, Ho, Wo)
+    what = "tanh(sigma)" if module.activation == "tanh" else "sigma"
+    limit = 1.0 if module.activation == "tanh" else max(float(np.abs(outputs).max()), 1e-12)
     o = len(outputs)
     rows = max(1, round(math.sqrt(o / 2)))
     cols = math.ceil(o / rows)
@@ -284,9 +287,9 @@ def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
         if n >= o:
             ax.set_axis_off()
             continue
-        art = ax.imshow(outputs[n], cmap=KERNEL_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+        art = ax.imshow(outputs[n], cmap=KERNEL_CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(f"channel {n}", fontsize=9)
-    right.colorbar(art, ax=axes, shrink=0.8, label="tanh(sigma)")
-    fig.suptitle(f"Feature maps of {describe(layer, module)} for {name}: y = tanh(sigma), before pooling",
+    right.colorbar(art, ax=axes, shrink=0.8, label=what)
+    fig.suptitle(f"Feature maps of {describe(layer, module)} for {name}: y = {what}, before pooling",
                  fontsize=11)
     return fig, {"outputs": outputs}
