@@ -253,7 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130  # the training loop has already saved and said how to resume
-    except (DataFormatError, CheckpointError, ValueError, OSError, RuntimeError) as err:
+    except OSError as err:  # a path we could not read or write: say which, in plain words
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err} (check the paths given with --out, --dest, "
+              f"--json, --data-dir or --checkpoint)", file=sys.stderr)
+        return 1
+    except (DataFormatError, CheckpointError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

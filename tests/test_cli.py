@@ -290,3 +290,11 @@ def test_divergence_exits_with_one_line(mnist_path, tmp_path):
     assert line.startswith("error: training diverged at epoch 1, batch ")
     assert "try a smaller learning rate than 1e+06" in line
     assert not (out / CHECKPOINT_NAME).exists()
+
+
+def test_a_path_that_cannot_be_written_names_the_path(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["download", "--dest", str(blocker / "mnist")]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {blocker / 'mnist'}: ") and "check the paths" in line
