@@ -548,6 +548,11 @@ for name, param in model.named_parameters():
     print(f"  {name:20s} {str(param.shape):14s} {param.size:>6,}")
 print(f"  {'total':20s} {'':14s} {model.num_parameters():>6,}  "
       f"(LeNet / this = {LENET_PARAMETERS / model.num_parameters():.1f}; budget {PAPER_BUDGET:,})")
+# Q stays symmetric (section 3), so of each D x D block only D*(D+1)/2 numbers are free.
+Q = model.features[0].Q
+mirrors = Q.shape[0] * (Q.shape[1] * Q.shape[2] - Q.shape[1] * (Q.shape[1] + 1) // 2)
+print(f"  of these, {mirrors:,} are mirror entries of a symmetric Q: "
+      f"{model.num_parameters() - mirrors:,} free numbers")
 
 # %%
 labels = [f"C={c}, m={m_}" for c, m_, *_ in rows]
