@@ -11,6 +11,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .allocator import keep_freed_memory
 from .checkpoint import CheckpointError
 
 
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # nearly halves step times by avoiding page faults: see allocator.py
     try:
         return args.func(args)
     except KeyboardInterrupt:

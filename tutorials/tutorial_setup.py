@@ -4,7 +4,8 @@
 - QUICK: True when the environment variable ACK_QUICK=1 (small data, few steps; the tests use it),
 - OUT: where figures go (ACK_TUTORIAL_OUT, default tutorials/figures/),
 - RUNS: where training runs go (under ACK_TUTORIAL_OUT if set, else runs/tutorials/),
-- save(fig, name): write a figure to OUT (and show it, in a notebook).
+- save(fig, name): write a figure to OUT (and show it, in a notebook),
+- and keeps freed memory for reuse, as the command line does (ack_numpy/allocator.py).
 """
 import os
 import sys
@@ -20,6 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = next((p for p in [HERE, *HERE.parents] if (p / "ack_numpy" / "__init__.py").is_file()), HERE.parent)
 sys.path.insert(0, str(ROOT))  # use this checkout's package, installed or not
+
+from ack_numpy.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # faster training steps, same numbers: see ack_numpy/allocator.py
 
 QUICK = os.environ.get("ACK_QUICK", "0") not in ("", "0")
 OUT = Path(os.environ.get("ACK_TUTORIAL_OUT", ROOT / "tutorials" / "figures"))
