@@ -8,7 +8,8 @@
    shapes (SHAPES below): time, useful FLOPs (counted analytically, see
    `conv2d_flops` and `adaptive_conv2d_flops`), GFLOP/s and the fraction of the ceiling;
 3. for the same layers, how the forward+backward time splits into im2col, col2im,
-   the matrix products and the rest (each piece timed alone, on the same shapes);
+   the matrix products and the rest (im2col and col2im timed inside the layer's own
+   calls, the products alone on the same shapes);
 4. whole training steps (forward, loss, backward, Adam) of `lenet` and
    `adaptive-lenet`: images per second, seconds per 60,000-image epoch, peak memory.
    Each (model, batch size) runs in a fresh subprocess, so that its memory peak is its own.
@@ -24,6 +25,7 @@ OPENBLAS_NUM_THREADS=1, which is much steadier when the cores are shared.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -40,9 +42,12 @@ import numpy as np
 
 from . import __version__
 from . import functional as F
+from .allocator import keep_freed_memory
 from .autograd import Tensor
+from .functional import adaptive as adaptive_module
+from .functional import conv as conv_module
 from .functional.adaptive import location_blocks
-from .functional.im2col import col2im, conv_output_size, im2col
+from .functional.im2col import conv_output_size, im2col
 
 # The reference layer shapes (issue 6): A is a first layer on MNIST, B a second layer.
 SHAPES = {
@@ -56,8 +61,6 @@ TINY_SHAPES = {  # for the test suite only: the same code paths in milliseconds
 MODELS = ("lenet", "adaptive-lenet")
 EPOCH_IMAGES = 60_000  # the MNIST training set
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# The row order each layer asks im2col/col2im for (see conv.py and adaptive.py).
-BATCH_LAST = {"conv2d": True, "adaptive_conv2d": False}
 
 # How much work each mode does. Parts 1-3: up to `rounds` timed rounds after a warm-up
 # round, stopping early (after at least 3) once `budget` seconds have passed. Part 4: up
@@ -132,6 +135,38 @@ def _page_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+# Seconds spent inside im2col and col2im while `timing_im2col_col2im` is active.
+PIECE_SECONDS = {"im2col": 0.0, "col2im": 0.0}
+
+
+def _timed(name: str, function: Callable) -> Callable:
+    def timed_function(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            PIECE_SECONDS[name] += time.perf_counter() - start
+    return timed_function
+
+
+@contextlib.contextmanager
+def timing_im2col_col2im():
+    """While active, every call the layers make to im2col or col2im adds its wall time to
+    PIECE_SECONDS. It swaps the names conv.py and adaptive.py imported for timed wrappers
+    (put back on exit), so the pieces are timed inside a real forward+backward, with the
+    operands where the layer leaves them: dP^T is still in the cache when col2im reads
+    it, which timing col2im alone on a stored array would miss."""
+    originals = [(module, name, getattr(module, name))
+                 for module in (conv_module, adaptive_module) for name in PIECE_SECONDS]
+    for module, name, function in originals:
+        setattr(module, name, _timed(name, function))
+    try:
+        yield
+    finally:
+        for module, name, function in originals:
+            setattr(module, name, function)
+
+
 def time_round_robin(cases: dict[str, Callable[[], object]], rounds: int,
                      budget: float = float("inf")) -> dict[str, dict[str, list]]:
     """Time every case once per round, after one untimed warm-up round; up to `rounds`
@@ -139,22 +174,26 @@ def time_round_robin(cases: dict[str, Callable[[], object]], rounds: int,
 
     Interleaving (rather than 20 x case 1, then 20 x case 2) spreads the load from other
     processes evenly over the cases, so ratios between them are fair. For every call it
-    records the wall clock ("wall"), the CPU time of this process ("cpu", all threads)
-    and the page faults ("faults": fresh memory the kernel had to map, a hidden cost of
-    allocating new arrays)."""
+    records the wall clock ("wall"), the CPU time of this process ("cpu", all threads),
+    the page faults ("faults": fresh memory the kernel had to map, a hidden cost of
+    allocating new arrays) and the wall time spent inside im2col and col2im."""
     for fn in cases.values():
         fn()
-    records = {name: {"wall": [], "cpu": [], "faults": []} for name in cases}
+    records = {name: {"wall": [], "cpu": [], "faults": [], **{p: [] for p in PIECE_SECONDS}} for name in cases}
     start = time.perf_counter()
-    for done in range(rounds):
-        if done >= MIN_REPEATS and time.perf_counter() - start > budget:
-            break
-        for name, fn in cases.items():
-            faults, wall, cpu = _page_faults(), time.perf_counter(), time.process_time()
-            fn()
-            records[name]["cpu"].append(time.process_time() - cpu)
-            records[name]["wall"].append(time.perf_counter() - wall)
-            records[name]["faults"].append(_page_faults() - faults)
+    with timing_im2col_col2im():
+        for done in range(rounds):
+            if done >= MIN_REPEATS and time.perf_counter() - start > budget:
+                break
+            for name, fn in cases.items():
+                pieces = dict(PIECE_SECONDS)
+                faults, wall, cpu = _page_faults(), time.perf_counter(), time.process_time()
+                fn()
+                records[name]["cpu"].append(time.process_time() - cpu)
+                records[name]["wall"].append(time.perf_counter() - wall)
+                records[name]["faults"].append(_page_faults() - faults)
+                for piece, seconds in PIECE_SECONDS.items():
+                    records[name][piece].append(seconds - pieces[piece])
     return records
 
 
@@ -237,14 +276,9 @@ def layer_benchmarks(shapes: dict, rounds: int, ceiling_n: int, budget: float = 
         m = shape["m"]
         for op in FLOP_COUNTS:
             case = layer_case(op, shape, rng)
-            # im2col and col2im as this layer calls them, dP^T contiguous as the layer makes it
-            x, last = case["x"], BATCH_LAST[op]
-            dPT = np.ascontiguousarray(im2col(x, m, batch_last=last).T)
             key = f"{op}/{shape_name}"
             cases[f"{key}/forward"] = case["forward"]
             cases[f"{key}/forward_backward"] = case["forward_backward"]
-            cases[f"{key}/im2col"] = lambda x=x, m=m, last=last: im2col(x, m, batch_last=last)
-            cases[f"{key}/col2im"] = lambda dPT=dPT, s=x.shape, m=m, last=last: col2im(dPT.T, s, m, batch_last=last)
             cases[f"{key}/matmuls"] = matmul_pieces(op, case)
     records = time_round_robin(cases, rounds, budget)
     wall = {name: summarize(r["wall"]) for name, r in records.items()}
@@ -271,18 +305,18 @@ def layer_benchmarks(shapes: dict, rounds: int, ceiling_n: int, budget: float = 
                     "cpu_seconds": c,
                     "cpu_fraction_of_ceiling": n_flops[pass_] / c / 1e9 / ceiling["gflops_per_cpu_second"],
                     "page_faults": faults[f"{key}/{pass_}"]})
-            pieces = ("im2col", "col2im", "matmuls")
-            total, cpu_total = wall[f"{key}/forward_backward"]["median"], cpu[f"{key}/forward_backward"]
-            seconds = {p: wall[f"{key}/{p}"]["median"] for p in pieces}
+            calls = records[f"{key}/forward_backward"]
+            total = wall[f"{key}/forward_backward"]["median"]
+            seconds = {p: statistics.median(calls[p]) for p in PIECE_SECONDS}
+            seconds["matmuls"] = wall[f"{key}/matmuls"]["median"]
             seconds["other"] = max(total - sum(seconds.values()), 0.0)
-            cpu_seconds = {p: cpu[f"{key}/{p}"] for p in pieces}
-            cpu_seconds["other"] = max(cpu_total - sum(cpu_seconds.values()), 0.0)
+            # The target's figure, call by call: (im2col + col2im) / forward+backward of the same call.
+            per_call = [(a + b) / t for a, b, t in zip(calls["im2col"], calls["col2im"], calls["wall"])]
             breakdown.append({
                 "op": op, "shape": shape_name, "forward_backward_seconds": total, "seconds": seconds,
                 "share": {p: s / total for p, s in seconds.items()},
-                "im2col_col2im_share": (seconds["im2col"] + seconds["col2im"]) / total,
-                "forward_backward_cpu_seconds": cpu_total, "cpu_seconds": cpu_seconds,
-                "cpu_im2col_col2im_share": (cpu_seconds["im2col"] + cpu_seconds["col2im"]) / cpu_total,
+                "im2col_col2im_share": statistics.median(per_call),
+                "im2col_col2im_share_min": min(per_call), "im2col_col2im_share_max": max(per_call),
                 "page_faults": faults[f"{key}/forward_backward"]})
     return {"ceiling": ceiling, "layers": layers, "breakdown": breakdown}
 
@@ -328,6 +362,7 @@ def train_step_worker(model_name: str, batch_size: int, steps: int, warmup: int,
     from .models import build_model
     from .train import train_step
 
+    keep_freed_memory()  # as a training run does (cli.main)
     rss_at_start = peak_rss_bytes()
     rng = np.random.default_rng(seed)
     model = build_model(model_name, seed=seed)
@@ -404,6 +439,8 @@ def format_report(result: dict) -> str:
         f"{env['cpu_count']} CPUs",
         f"load average (1, 5, 15 min): {load} at start, {load_end} at end",
         f"BLAS threads: {env['blas_threads']}",
+        "memory: " + ("freed blocks kept for reuse (allocator.py)" if env["freed_memory_kept"]
+                      else "the C library's defaults (ACK_KEEP_FREED_MEMORY=0, or not glibc)"),
         *([f"note: the load average is above the {env['cpu_count']} CPUs and BLAS may use them all; its threads"
            f" then wait for each other (rerun with --threads 1)"]
           if env["load_average"][0] > (env["cpu_count"] or 1) and not env["blas_threads_set"] else []),
@@ -433,18 +470,21 @@ def format_report(result: dict) -> str:
         "               bwd 2ROD^2 (dQ = GP^T P) + 2ROD^2 + 2ROD (dP = GP Ss + G w) + 2ROD (dw = G^T P)",
         "     not counted: bias, forming GP, Q + Q^T, im2col/col2im and other copies",
         "",
-        "3. shares of forward+backward time (wall-clock medians; the pieces timed alone on the",
-        "   same shapes; other = the rest: elementwise work such as the rowsum and forming GP,",
-        "   layout copies, graph bookkeeping, and mapping fresh memory: see page faults)",
+        "3. shares of forward+backward time (wall-clock medians; im2col and col2im timed inside",
+        "   the layer's own calls, the matrix products alone on the same shapes; other = the rest:",
+        "   elementwise work such as the rowsum and forming GP, layout copies, graph bookkeeping,",
+        "   and mapping fresh memory: see page faults). im2col+col2im per call: the share in each",
+        "   forward+backward call, median (min-max)",
         f"   {'op':16s} {'shape':5s} {'fwd+bwd':>9s} {'im2col':>7s} {'col2im':>7s} {'matmuls':>8s} {'other':>6s}"
-        f"   {'im2col+col2im: wall':>19s} {'CPU-time':>8s} {'page faults':>11s}",
+        f"   {'im2col+col2im per call':>22s} {'page faults':>11s}",
     ]
     for r in result["breakdown"]:
         s = r["share"]
+        per_call = (f"{r['im2col_col2im_share']:.0%} ({r['im2col_col2im_share_min']:.0%}"
+                    f"-{r['im2col_col2im_share_max']:.0%})")
         lines.append(f"   {r['op']:16s} {r['shape']:5s} {r['forward_backward_seconds'] * 1e3:6.2f} ms"
                      f" {s['im2col']:7.0%} {s['col2im']:7.0%} {s['matmuls']:8.0%} {s['other']:6.0%}"
-                     f"   {r['im2col_col2im_share']:19.0%} {r['cpu_im2col_col2im_share']:8.0%}"
-                     f" {r['page_faults']:11.0f}")
+                     f"   {per_call:>22s} {r['page_faults']:11.0f}")
     lines += [
         "",
         "4. training steps (forward, cross-entropy, backward, Adam) on one synthetic batch, each",
@@ -476,6 +516,7 @@ def _blas_threads() -> str:
 def run_benchmark(mode: str = "full") -> dict:
     """All four parts in one run; returns every figure (what --json writes)."""
     settings = MODES[mode]
+    freed_memory_kept = keep_freed_memory()  # as a training run does (cli.main)
     start, load_start = time.perf_counter(), os.getloadavg()
     result = {"mode": mode, "shapes": settings["shapes"]}
     result.update(layer_benchmarks(settings["shapes"], settings["rounds"], settings["ceiling_n"], settings["budget"]))
@@ -485,6 +526,7 @@ def run_benchmark(mode: str = "full") -> dict:
         "ack_numpy": __version__, "numpy": np.__version__, "python": platform.python_version(),
         "platform": platform.platform(), "cpu_count": os.cpu_count(), "blas_threads": _blas_threads(),
         "blas_threads_set": any(k in os.environ for k in BLAS_THREAD_VARIABLES),
+        "freed_memory_kept": freed_memory_kept,
         "load_average": list(load_start), "load_average_end": list(os.getloadavg()),
     }
     result["seconds"] = time.perf_counter() - start
