@@ -29,12 +29,15 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | Path, model_state: dict, optim_state: dict, meta: dict) -> Path:
-    """Write the checkpoint atomically (temp file + os.replace)."""
+    """Write the checkpoint atomically: into a temp file beside it, then os.replace.
+
+    The temp file has one fixed name (.checkpoint.npz.tmp), so a file left behind by a
+    writer killed mid-write is simply overwritten by the next save, then renamed away."""
     path = Path(path)
     arrays = {f"model/{k}": v for k, v in model_state.items()}
     arrays.update({f"optim/{k}": v for k, v in optim_state.items()})
     arrays["meta"] = np.array(json.dumps({"format_version": FORMAT_VERSION, **meta}))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
