@@ -247,14 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .data import DataFormatError
+    from .train import TrainingInterrupted
 
     parser = build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory()  # fewer page faults, faster steps: see allocator.py
     try:
         return args.func(args)
-    except KeyboardInterrupt:
+    except TrainingInterrupted:
         return 130  # the training loop has already saved and said how to resume
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     except OSError as err:  # a path we could not read or write: say which, in plain words
         where = f"{err.filename}: " if err.filename else ""
         print(f"error: {where}{err.strerror or err} (check the paths given with --out, --dest, "

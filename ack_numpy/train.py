@@ -41,6 +41,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left untouched."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the loop has saved (or not) and said so."""
+
+
 @dataclass
 class TrainConfig:
     model: str = "lenet"
@@ -277,8 +281,16 @@ def _run(config: TrainConfig, state, log, progress) -> list[dict]:
         if epoch >= config.epochs:
             log(f"nothing to do: {out} has finished its run ({epoch} of {config.epochs} epochs)")
             return rows
-    train_x, train_y, test_x, test_y = _load_data(config)
+    # The folder first, so that an --out we cannot create fails before the data loads; if the
+    # data then fails (or Ctrl-C comes), no empty run folder is left behind.
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        train_x, train_y, test_x, test_y = _load_data(config)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
     if state is not None:
         log(f"resuming {config.model} from {checkpoint_path}: epoch {epoch + 1}, batch {batch}")
     else:
@@ -350,9 +362,9 @@ def _run(config: TrainConfig, state, log, progress) -> list[dict]:
                 kept = (f"continue from the last checkpoint with: {resume_command}" if checkpoint_path.exists()
                         else "nothing was saved")
                 log(f"interrupted twice: stopped at once without saving; {kept}")
-                raise
+                raise TrainingInterrupted from None
             save(epoch, batch, running)
             log(f"interrupted: saved epoch {epoch + 1}, batch {batch} to {checkpoint_path}; "
                 f"continue with: {resume_command}")
-            raise
+            raise TrainingInterrupted from None
     return rows

@@ -298,3 +298,28 @@ def test_a_path_that_cannot_be_written_names_the_path(tmp_path, capsys):
     assert main(["download", "--dest", str(blocker / "mnist")]) == 1
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: {blocker / 'mnist'}: ") and "check the paths" in line
+
+
+# ----------------------------------------------------------------------------- before the loop
+def test_ctrl_c_before_the_training_loop_says_so(monkeypatch, tmp_path, capsys):
+    import ack_numpy.train as train_module
+
+    def interrupted_while_loading(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_module, "load_mnist", interrupted_while_loading)
+    assert main(["train", "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted (Ctrl-C)"
+    assert not (tmp_path / "run").exists()  # the folder made for the run is taken away again
+
+
+def test_an_output_folder_that_cannot_be_made_fails_before_the_data_is_loaded(monkeypatch, tmp_path, capsys):
+    import ack_numpy.train as train_module
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("MNIST was loaded before the output folder was checked")
+    monkeypatch.setattr(train_module, "load_mnist", must_not_load)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--out", str(blocker / "run"), "--data-dir", str(tmp_path)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert str(blocker / "run") in line and "--out" in line
