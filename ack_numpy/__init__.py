@@ -13,7 +13,8 @@ Reading order, which is also the order the data flows in:
                        the status line and Ctrl-C)
     reproduce.py       the paper's MNIST claims, measured
     viz/               pictures of the dynamic kernels (kernel field, Q bank, digits, ...)
-    bench.py           speed and memory measurements (allocator.py: keeping freed memory for reuse)
+    bench/             speed and memory measurements: FLOP counts, timing, layers, training steps,
+                       the report (allocator.py: keeping freed memory for reuse)
     cli.py             `python -m ack_numpy ...`
 """
 from .autograd import Tensor, no_grad

@@ -7,6 +7,7 @@ import numpy as np
 
 from ack_numpy import Tensor
 from ack_numpy import bench
+from ack_numpy.bench import flops, timing, training
 from ack_numpy import functional as F
 
 from conftest import PROJECT_ROOT
@@ -14,17 +15,17 @@ from conftest import PROJECT_ROOT
 
 def test_conv2d_flops_by_hand():
     # N=2, C=1, 4x4, m=3, O=2: Ho = Wo = 2, so R = 2*2*2 = 8 locations, D = 9
-    counts = bench.conv2d_flops(N=2, C=1, H=4, W=4, m=3, O=2)
+    counts = flops.conv2d_flops(N=2, C=1, H=4, W=4, m=3, O=2)
     assert counts["forward"] == 2 * 8 * 2 * 9 == 288                  # Y = P Wf^T
     assert counts["backward"] == 288 + 288 == 576                     # dW = G^T P, dP = G Wf
     assert counts["forward_backward"] == 864
     # stride 2, padding 1 on 5x5: Ho = (5 + 2 - 3)//2 + 1 = 3, R = 9; C = 2 so D = 18
-    assert bench.conv2d_flops(N=1, C=2, H=5, W=5, m=3, O=3, stride=2, padding=1)["forward"] == 2 * 9 * 3 * 18
+    assert flops.conv2d_flops(N=1, C=2, H=5, W=5, m=3, O=3, stride=2, padding=1)["forward"] == 2 * 9 * 3 * 18
 
 
 def test_adaptive_conv2d_flops_by_hand():
     # the same shape: R = 8, O = 2, D = 9, D^2 = 81
-    counts = bench.adaptive_conv2d_flops(N=2, C=1, H=4, W=4, m=3, O=2)
+    counts = flops.adaptive_conv2d_flops(N=2, C=1, H=4, W=4, m=3, O=2)
     quadratic, linear = 2 * 8 * 2 * 81, 2 * 8 * 2 * 9                 # 2592, 288
     assert counts["forward"] == quadratic + linear + linear == 3168   # Z = P Qs^T, rowsum, P w^T
     assert counts["backward"] == quadratic + (quadratic + linear) + linear == 5760  # dQ, dP, dw
@@ -35,18 +36,18 @@ def test_conv2d_flops_count_the_multiply_adds_of_the_literal_loops():
     # An independent count: conv2d_loops does one multiply-add per (n, o, i, j, c, u, v).
     n, c, h, w, o, m = 2, 3, 6, 5, 4, 3
     multiply_adds = n * o * (h - m + 1) * (w - m + 1) * (c * m * m)
-    assert bench.conv2d_flops(N=n, C=c, H=h, W=w, m=m, O=o)["forward"] == 2 * multiply_adds
+    assert flops.conv2d_flops(N=n, C=c, H=h, W=w, m=m, O=o)["forward"] == 2 * multiply_adds
 
 
 def test_summarize_and_round_robin():
-    stats = bench.summarize([3.0, 1.0, 2.0, 10.0])
+    stats = timing.summarize([3.0, 1.0, 2.0, 10.0])
     assert (stats["median"], stats["min"], stats["max"], stats["repeats"]) == (2.5, 1.0, 10.0, 4)
     calls = []
-    records = bench.time_round_robin({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                                     rounds=5, budget=0.0)
+    records = timing.time_round_robin({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                      rounds=5, budget=0.0)
     # one warm-up round, then at least MIN_REPEATS rounds even with no time budget, interleaved
     assert calls[:4] == ["a", "b", "a", "b"]
-    assert len(records["a"]["wall"]) == len(records["b"]["cpu"]) == bench.MIN_REPEATS
+    assert len(records["a"]["wall"]) == len(records["b"]["cpu"]) == timing.MIN_REPEATS
 
 
 def test_timing_im2col_col2im_times_the_layers_own_calls_and_puts_them_back():
@@ -58,12 +59,12 @@ def test_timing_im2col_col2im_times_the_layers_own_calls_and_puts_them_back():
     F.conv2d(x, w).sum().backward()
     expected, x.grad = x.grad, None
 
-    before = dict(bench.PIECE_SECONDS)
-    with bench.timing_im2col_col2im():
+    before = dict(timing.PIECE_SECONDS)
+    with timing.timing_im2col_col2im():
         assert conv_module.col2im is not original
         F.conv2d(x, w).sum().backward()
     assert conv_module.col2im is original
-    assert all(bench.PIECE_SECONDS[p] > before[p] for p in ("im2col", "col2im"))
+    assert all(timing.PIECE_SECONDS[p] > before[p] for p in ("im2col", "col2im"))
     np.testing.assert_array_equal(x.grad, expected)  # timing changes nothing computed
 
 
@@ -71,8 +72,8 @@ def test_graph_dtypes_sees_every_array():
     x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     loss = (x * 2.0).sum()
     loss.backward()
-    assert bench.graph_dtypes(loss) == ["float32"]
-    assert bench.peak_rss_bytes() > 0
+    assert training.graph_dtypes(loss) == ["float32"]
+    assert training.peak_rss_bytes() > 0
 
 
 def test_bench_cli_writes_all_figures_as_json(tmp_path):
@@ -94,9 +95,9 @@ def test_bench_cli_writes_all_figures_as_json(tmp_path):
     assert layers == {(op, shape, p) for op in ("conv2d", "adaptive_conv2d") for shape in ("A", "B")
                       for p in ("forward", "forward_backward")}
     for r in result["layers"]:
-        assert r["flops"] == bench.FLOP_COUNTS[r["op"]](**r["dims"])[r["pass"]]
+        assert r["flops"] == flops.FLOP_COUNTS[r["op"]](**r["dims"])[r["pass"]]
         assert r["seconds"]["min"] <= r["seconds"]["median"] <= r["seconds"]["max"]
-        assert r["seconds"]["repeats"] >= bench.MIN_REPEATS
+        assert r["seconds"]["repeats"] >= timing.MIN_REPEATS
         assert r["gflops"] > 0 and r["fraction_of_ceiling"] > 0 and r["cpu_fraction_of_ceiling"] > 0
 
     assert len(result["breakdown"]) == 4

@@ -1,0 +1,107 @@
+"""Benchmarks: how fast are the layers, next to what this machine's BLAS can do?
+
+`python -m ack_numpy bench [--quick] [--json F] [--threads N]` measures, in one run:
+
+1. the ceiling: the float32 rate of a large square matrix product (n x n) @ (n x n),
+   2*n^3 FLOPs, about the fastest arithmetic NumPy does on this machine;
+2. `conv2d` and `adaptive_conv2d`, forward and forward+backward, on two reference
+   shapes (SHAPES in layers.py): time, useful FLOPs (counted analytically, see
+   `conv2d_flops` and `adaptive_conv2d_flops` in flops.py), GFLOP/s and the fraction
+   of the ceiling;
+3. for the same layers, how the forward+backward time splits into im2col, col2im,
+   the matrix products and the rest (im2col and col2im timed inside the layer's own
+   calls, the products alone on the same shapes);
+4. whole training steps (forward, loss, backward, Adam) of `lenet` and
+   `adaptive-lenet`: images per second, seconds per 60,000-image epoch, peak memory.
+   Each (model, batch size) runs in a fresh subprocess, so that its memory peak is its own.
+
+Timing on a shared machine. Every figure is a median over repeats after a warm-up,
+printed with its spread (min-max). Parts 1-3 run round-robin: each round times every
+case once, so a burst of load from another process hits all cases alike and the ratios
+(fraction of the ceiling, shares of a layer's time) stay fair. Each call is timed by the
+wall clock and by the CPU time of the process: when other processes compete for the
+cores, wall time includes waiting for a core, CPU time does not. The header prints the
+load average. BLAS may use every core; `--threads 1` reruns the benchmark with
+OPENBLAS_NUM_THREADS=1, which is much steadier when the cores are shared.
+
+Reading order:
+
+    flops.py      the useful FLOPs of each layer, counted by hand
+    timing.py     round-robin timing, and im2col/col2im timed inside the layers' own calls
+    layers.py     parts 1-3: the ceiling, the layers, the split of their time
+    training.py   part 4: training steps, each (model, batch size) in a fresh process
+    report.py     the printed report
+    __init__.py   (this file) the modes, one whole run, and the command's entry point
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..allocator import keep_freed_memory
+from .layers import SHAPES, TINY_SHAPES, layer_benchmarks
+from .report import format_report
+from .training import _child_env, training_benchmarks
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+# How much work each mode does. Parts 1-3: up to `rounds` timed rounds after a warm-up
+# round, stopping early (after at least 3) once `budget` seconds have passed. Part 4: up
+# to `steps` timed training steps after `warmup`, stopping early (after at least 3) after
+# `step_budget` seconds. The budgets keep the run short when the machine is slow or busy.
+MODES = {
+    "full": dict(shapes=SHAPES, ceiling_n=1024, rounds=101, budget=40.0,
+                 batches=(64, 128), warmup=2, steps=60, step_budget=8.0),
+    "quick": dict(shapes=SHAPES, ceiling_n=1024, rounds=7, budget=6.0,
+                  batches=(64, 128), warmup=1, steps=8, step_budget=1.5),
+    "tiny": dict(shapes=TINY_SHAPES, ceiling_n=64, rounds=3, budget=1.0,
+                 batches=(2, 4), warmup=1, steps=3, step_budget=0.5),
+}
+
+
+def _blas_threads() -> str:
+    set_vars = [f"{k}={os.environ[k]}" for k in BLAS_THREAD_VARIABLES if k in os.environ]
+    return ", ".join(set_vars) if set_vars else "library default (" + ", ".join(BLAS_THREAD_VARIABLES) + " unset)"
+
+
+def run_benchmark(mode: str = "full") -> dict:
+    """All four parts in one run; returns every figure (what --json writes)."""
+    settings = MODES[mode]
+    freed_memory_kept = keep_freed_memory()  # as a training run does (cli.main)
+    start, load_start = time.perf_counter(), os.getloadavg()
+    result = {"mode": mode, "shapes": settings["shapes"]}
+    result.update(layer_benchmarks(settings["shapes"], settings["rounds"], settings["ceiling_n"], settings["budget"]))
+    result["training"] = training_benchmarks(settings["batches"], settings["steps"], settings["warmup"],
+                                             settings["step_budget"])
+    result["environment"] = {
+        "ack_numpy": __version__, "numpy": np.__version__, "python": platform.python_version(),
+        "platform": platform.platform(), "cpu_count": os.cpu_count(), "blas_threads": _blas_threads(),
+        "blas_threads_set": any(k in os.environ for k in BLAS_THREAD_VARIABLES),
+        "freed_memory_kept": freed_memory_kept,
+        "load_average": list(load_start), "load_average_end": list(os.getloadavg()),
+    }
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def main(quick: bool = False, tiny: bool = False, json_path: str | None = None, threads: int | None = None) -> int:
+    """What `python -m ack_numpy bench` runs. With `threads`, the benchmark reruns itself in
+    a subprocess whose BLAS uses that many threads (BLAS reads the setting once, at import)."""
+    if threads is not None and os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
+        argv = [sys.executable, "-m", "ack_numpy", "bench", "--threads", str(threads)]
+        argv += ["--quick"] * quick + ["--tiny"] * tiny + (["--json", json_path] if json_path else [])
+        return subprocess.run(argv, env=_child_env({k: str(threads) for k in BLAS_THREAD_VARIABLES})).returncode
+    result = run_benchmark("tiny" if tiny else "quick" if quick else "full")
+    print(format_report(result))
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {json_path}")
+    return 0

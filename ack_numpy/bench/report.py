@@ -1,0 +1,95 @@
+"""The printed report of a benchmark run: one section per part, medians with their (min-max) spread.
+
+`format_report` reads only the result dict (what --json writes), so a saved run can be
+printed again.
+"""
+from __future__ import annotations
+
+from .training import EPOCH_IMAGES
+
+
+def _ms(seconds: dict) -> str:
+    return f"{seconds['median'] * 1e3:.2f} ms ({seconds['min'] * 1e3:.2f}-{seconds['max'] * 1e3:.2f})"
+
+
+def _dims(shape: dict) -> str:
+    return f"N={shape['N']} C={shape['C']} {shape['H']}x{shape['W']} m={shape['m']} O={shape['O']}"
+
+
+def format_report(result: dict) -> str:
+    """The printed report: one section per part, medians with their (min-max) spread."""
+    env, c = result["environment"], result["ceiling"]
+    load = " ".join(f"{v:.2f}" for v in env["load_average"])
+    load_end = " ".join(f"{v:.2f}" for v in env["load_average_end"])
+    repeats = sorted({r["seconds"]["repeats"] for r in result["layers"]})
+    lines = [
+        f"ack_numpy {env['ack_numpy']} bench ({result['mode']}): numpy {env['numpy']}, Python {env['python']}, "
+        f"{env['cpu_count']} CPUs",
+        f"load average (1, 5, 15 min): {load} at start, {load_end} at end",
+        f"BLAS threads: {env['blas_threads']}",
+        "memory: " + ("freed blocks kept for reuse (allocator.py)" if env["freed_memory_kept"]
+                      else "the C library's defaults (ACK_KEEP_FREED_MEMORY=0, or not glibc)"),
+        *([f"note: the load average is above the {env['cpu_count']} CPUs and BLAS may use them all; its threads"
+           f" then wait for each other (rerun with --threads 1)"]
+          if env["load_average"][0] > (env["cpu_count"] or 1) and not env["blas_threads_set"] else []),
+        f"parts 1-3: {'/'.join(map(str, repeats))} timed rounds after a warm-up, round-robin; "
+        f"figures are medians (min-max)",
+        "",
+        f"1. ceiling: float32 ({c['n']} x {c['n']}) @ ({c['n']} x {c['n']}) = {c['flops'] / 1e9:.2f} GFLOP",
+        f"   {_ms(c['seconds'])}  ->  {c['gflops']:.1f} GFLOP/s ({c['gflops_min']:.1f}-{c['gflops_max']:.1f});"
+        f"  per CPU-second: {c['gflops_per_cpu_second']:.1f}",
+        "",
+        "2. layers in float32; every input requires a gradient (forward+backward includes dx)",
+    ]
+    lines += [f"   shape {name}: {_dims(shape)}" for name, shape in result["shapes"].items()]
+    lines.append(f"   {'op':16s} {'shape':5s} {'pass':8s} {'time, median (min-max)':>27s} {'MFLOP':>7s}"
+                 f" {'GFLOP/s (range)':>16s} {'of ceiling':>10s} {'CPU-time':>9s}")
+    for r in result["layers"]:
+        rate = f"{r['gflops']:.1f} ({r['gflops_min']:.0f}-{r['gflops_max']:.0f})"
+        lines.append(f"   {r['op']:16s} {r['shape']:5s} {'fwd' if r['pass'] == 'forward' else 'fwd+bwd':8s}"
+                     f" {_ms(r['seconds']):>27s} {r['flops'] / 1e6:7.1f} {rate:>16s}"
+                     f" {r['fraction_of_ceiling']:10.0%} {r['cpu_fraction_of_ceiling']:9.0%}")
+    lines += [
+        "   of ceiling = GFLOP/s / ceiling GFLOP/s (wall-clock medians); CPU-time = the same ratio",
+        "   from CPU-time medians, which leave out waiting for a core held by another process.",
+        "   Useful FLOPs (a multiply-add = 2; R = N*Ho*Wo, D = C*m*m):",
+        "     conv2d    fwd 2ROD (Y = P Wf^T); bwd 2ROD (dW = G^T P) + 2ROD (dP = G Wf)",
+        "     adaptive  fwd 2ROD^2 (Z = P Qs^T) + 2ROD (rowsum Z*P) + 2ROD (P w^T);",
+        "               bwd 2ROD^2 (dQ = GP^T P) + 2ROD^2 + 2ROD (dP = GP Ss + G w) + 2ROD (dw = G^T P)",
+        "     not counted: bias, forming GP, Q + Q^T, im2col/col2im and other copies",
+        "",
+        "3. shares of forward+backward time (wall-clock medians; im2col and col2im timed inside",
+        "   the layer's own calls, the matrix products alone on the same shapes; other = the rest:",
+        "   elementwise work such as the rowsum and forming GP, layout copies, graph bookkeeping,",
+        "   and mapping fresh memory: see page faults). im2col+col2im per call: the share in each",
+        "   forward+backward call, median (min-max)",
+        f"   {'op':16s} {'shape':5s} {'fwd+bwd':>9s} {'im2col':>7s} {'col2im':>7s} {'matmuls':>8s} {'other':>6s}"
+        f"   {'im2col+col2im per call':>22s} {'page faults':>11s}",
+    ]
+    for r in result["breakdown"]:
+        s = r["share"]
+        per_call = (f"{r['im2col_col2im_share']:.0%} ({r['im2col_col2im_share_min']:.0%}"
+                    f"-{r['im2col_col2im_share_max']:.0%})")
+        lines.append(f"   {r['op']:16s} {r['shape']:5s} {r['forward_backward_seconds'] * 1e3:6.2f} ms"
+                     f" {s['im2col']:7.0%} {s['col2im']:7.0%} {s['matmuls']:8.0%} {s['other']:6.0%}"
+                     f"   {per_call:>22s} {r['page_faults']:11.0f}")
+    lines += [
+        "",
+        "4. training steps (forward, cross-entropy, backward, Adam) on one synthetic batch, each",
+        "   (model, batch) in a fresh process. peak RSS: VmHWM of that process (Python and NumPy",
+        "   included, the dataset not loaded; 'start' = before the model was built); arrays:",
+        "   tracemalloc peak of one step; faults: page faults per step; dtypes: every array in",
+        "   the graph (data and gradients), the parameters and Adam's moments",
+        f"   {'model':15s} {'batch':>5s} {'step, median (min-max)':>28s} {'images/s':>9s} {'s/epoch':>8s}"
+        f" {'peak RSS (start)':>17s} {'arrays':>8s} {'faults':>7s}  dtypes",
+    ]
+    for r in result["training"]:
+        rss = f"{r['peak_rss_bytes'] / 2**20:.0f} MiB ({r['rss_at_start_bytes'] / 2**20:.0f})"
+        lines.append(f"   {r['model']:15s} {r['batch_size']:5d} {_ms(r['step_seconds']):>28s}"
+                     f" {r['images_per_second']:9.0f} {r['epoch_seconds']:8.1f} {rss:>17s}"
+                     f" {r['tracemalloc_peak_bytes'] / 2**20:4.0f} MiB {r['page_faults_per_step']:7.0f}"
+                     f"  {','.join(r['dtypes'])}")
+    lines += [f"   s/epoch = {EPOCH_IMAGES:,} / (images per second): training steps only, without data "
+              f"loading or evaluation",
+              f"total time {result['seconds']:.1f} s"]
+    return "\n".join(lines)
