@@ -49,14 +49,14 @@ from .. import __version__
 from ..allocator import keep_freed_memory
 from .layers import SHAPES, TINY_SHAPES, layer_benchmarks
 from .report import format_report
-from .training import _child_env, training_benchmarks
+from .training import child_env, training_benchmarks
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 # How much work each mode does. Parts 1-3: up to `rounds` timed rounds after a warm-up
-# round, stopping early (after at least 3) once `budget` seconds have passed. Part 4: up
-# to `steps` timed training steps after `warmup`, stopping early (after at least 3) after
-# `step_budget` seconds. The budgets keep the run short when the machine is slow or busy.
+# round, stopping early (after at least MIN_REPEATS) once `budget` seconds have passed.
+# Part 4: up to `steps` timed training steps after `warmup`, stopping early (after at
+# least MIN_REPEATS) after `step_budget` seconds. The budgets keep the run short when the machine is slow or busy.
 MODES = {
     "full": dict(shapes=SHAPES, ceiling_n=1024, rounds=101, budget=40.0,
                  batches=(64, 128), warmup=2, steps=60, step_budget=8.0),
@@ -98,7 +98,7 @@ def main(quick: bool = False, tiny: bool = False, json_path: str | None = None, 
     if threads is not None and os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
         argv = [sys.executable, "-m", "ack_numpy", "bench", "--threads", str(threads)]
         argv += ["--quick"] * quick + ["--tiny"] * tiny + (["--json", json_path] if json_path else [])
-        return subprocess.run(argv, env=_child_env({k: str(threads) for k in BLAS_THREAD_VARIABLES})).returncode
+        return subprocess.run(argv, env=child_env({k: str(threads) for k in BLAS_THREAD_VARIABLES})).returncode
     result = run_benchmark("tiny" if tiny else "quick" if quick else "full")
     print(format_report(result))
     if json_path:

@@ -25,7 +25,8 @@ def summarize(seconds: list[float]) -> dict:
             "q1": q1, "q3": q3, "repeats": len(seconds)}
 
 
-def _page_faults() -> int:
+def page_faults() -> int:
+    """Page faults of this process so far: pages the kernel had to map on first touch."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
@@ -81,11 +82,11 @@ def time_round_robin(cases: dict[str, Callable[[], object]], rounds: int,
                 break
             for name, fn in cases.items():
                 pieces = dict(PIECE_SECONDS)
-                faults, wall, cpu = _page_faults(), time.perf_counter(), time.process_time()
+                faults, wall, cpu = page_faults(), time.perf_counter(), time.process_time()
                 fn()
                 records[name]["cpu"].append(time.process_time() - cpu)
                 records[name]["wall"].append(time.perf_counter() - wall)
-                records[name]["faults"].append(_page_faults() - faults)
+                records[name]["faults"].append(page_faults() - faults)
                 for piece, seconds in PIECE_SECONDS.items():
                     records[name][piece].append(seconds - pieces[piece])
     return records

@@ -20,7 +20,7 @@ import numpy as np
 from .. import functional as F
 from ..allocator import keep_freed_memory
 from ..autograd import Tensor
-from .timing import MIN_REPEATS, _page_faults, summarize
+from .timing import MIN_REPEATS, page_faults, summarize
 
 MODELS = ("lenet", "adaptive-lenet")
 EPOCH_IMAGES = 60_000  # the MNIST training set
@@ -75,12 +75,12 @@ def train_step_worker(model_name: str, batch_size: int, steps: int, warmup: int,
     y = rng.integers(0, 10, size=batch_size)
     for _ in range(warmup):
         train_step(model, optimizer, x, y)
-    seconds, faults, start = [], _page_faults(), time.perf_counter()
+    seconds, faults, start = [], page_faults(), time.perf_counter()
     while len(seconds) < steps and (len(seconds) < MIN_REPEATS or time.perf_counter() - start < budget):
         step_start = time.perf_counter()
         train_step(model, optimizer, x, y)
         seconds.append(time.perf_counter() - step_start)
-    faults = (_page_faults() - faults) / len(seconds)
+    faults = (page_faults() - faults) / len(seconds)
     peak_rss = peak_rss_bytes()
 
     # One more step, written out (the calls of train.train_step) to keep its graph for the dtypes.
@@ -100,7 +100,7 @@ def train_step_worker(model_name: str, batch_size: int, steps: int, warmup: int,
             "tracemalloc_peak_bytes": traced_peak, "dtypes": dtypes}
 
 
-def _child_env(extra: dict | None = None) -> dict:
+def child_env(extra: dict | None = None) -> dict:
     """This environment, plus the folder holding ack_numpy on PYTHONPATH (works without pip install)."""
     package_parent = str(Path(__file__).resolve().parents[2])  # this file is <folder>/ack_numpy/bench/training.py
     env = dict(os.environ, **(extra or {}))
@@ -115,7 +115,7 @@ def training_benchmarks(batches: tuple, steps: int, warmup: int, budget: float =
         for batch_size in batches:
             code = ("import json; from ack_numpy.bench.training import train_step_worker; print(json.dumps("
                     f"train_step_worker({model_name!r}, {batch_size}, {steps}, {warmup}, {budget!r})))")
-            done = subprocess.run([sys.executable, "-c", code], env=_child_env(), capture_output=True, text=True)
+            done = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"bench: the training-step subprocess for {model_name} at batch "
                                    f"{batch_size} failed:\n{done.stderr.strip()}")
