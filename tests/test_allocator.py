@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from ack_numpy.allocator import keep_freed_memory
 from conftest import PROJECT_ROOT
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -55,3 +56,9 @@ def test_freed_memory_is_reused_instead_of_mapped_again():
     # given back to the OS and mapped again.
     assert faults_kept < 300
     assert faults_kept * 10 < faults_default
+
+
+@pytest.mark.parametrize("word", ["0", "false", "No", " off "])
+def test_the_switch_turns_it_off(word, monkeypatch):
+    monkeypatch.setenv("ACK_KEEP_FREED_MEMORY", word)
+    assert keep_freed_memory() is False
