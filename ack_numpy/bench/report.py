@@ -43,28 +43,31 @@ def format_report(result: dict) -> str:
     ]
     lines += [f"   shape {name}: {_dims(shape)}" for name, shape in result["shapes"].items()]
     lines.append(f"   {'op':16s} {'shape':5s} {'pass':8s} {'time, median (min-max)':>27s} {'MFLOP':>7s}"
-                 f" {'GFLOP/s (range)':>16s} {'of ceiling':>10s} {'CPU-time':>9s}")
+                 f" {'GFLOP/s (range)':>16s} {'of ceiling':>10s} {'CPU basis':>9s}")
     for r in result["layers"]:
         rate = f"{r['gflops']:.1f} ({r['gflops_min']:.0f}-{r['gflops_max']:.0f})"
         lines.append(f"   {r['op']:16s} {r['shape']:5s} {'fwd' if r['pass'] == 'forward' else 'fwd+bwd':8s}"
                      f" {_ms(r['seconds']):>27s} {r['flops'] / 1e6:7.1f} {rate:>16s}"
                      f" {r['fraction_of_ceiling']:10.0%} {r['cpu_fraction_of_ceiling']:9.0%}")
     lines += [
-        "   of ceiling = GFLOP/s / ceiling GFLOP/s (wall-clock medians); CPU-time = the same ratio",
-        "   from CPU-time medians, which leave out waiting for a core held by another process.",
-        "   Useful FLOPs (a multiply-add = 2; R = N*Ho*Wo, D = C*m*m):",
+        "   of ceiling = GFLOP/s / ceiling GFLOP/s (wall-clock medians); CPU basis = the same ratio",
+        "   from CPU-time medians (all threads of this process), which leave out waiting for a core",
+        "   held by another process but count BLAS threads that spin while waiting for work, so",
+        "   either figure can be the lower one.",
+        "   Useful FLOPs (a multiply-add = 2; R = N*Ho*Wo, D = C*m*m; for conv2d R*O*D is the same",
+        "   on both shapes, hence the same MFLOP):",
         "     conv2d    fwd 2ROD (Y = P Wf^T); bwd 2ROD (dW = G^T P) + 2ROD (dP = G Wf)",
         "     adaptive  fwd 2ROD^2 (Z = P Qs^T) + 2ROD (rowsum Z*P) + 2ROD (P w^T);",
         "               bwd 2ROD^2 (dQ = GP^T P) + 2ROD^2 + 2ROD (dP = GP Ss + G w) + 2ROD (dw = G^T P)",
         "     not counted: bias, forming GP, Q + Q^T, im2col/col2im and other copies",
         "",
-        "3. shares of forward+backward time (wall-clock medians; im2col and col2im timed inside",
-        "   the layer's own calls, the matrix products alone on the same shapes; other = the rest:",
-        "   elementwise work such as the rowsum and forming GP, layout copies, graph bookkeeping,",
-        "   and mapping fresh memory: see page faults). im2col+col2im per call: the share in each",
-        "   forward+backward call, median (min-max)",
+        "3. shares of forward+backward time. im2col and col2im: their median time inside the layer's",
+        "   own calls / the median fwd+bwd time; matmuls: the products timed alone on the same shapes;",
+        "   other = the rest (elementwise work such as the rowsum and forming GP, layout copies, graph",
+        "   bookkeeping, mapping fresh memory). per call: (im2col + col2im) / fwd+bwd of the same call,",
+        "   median (min-max), the figure the goal uses. faults: page faults per call, median",
         f"   {'op':16s} {'shape':5s} {'fwd+bwd':>9s} {'im2col':>7s} {'col2im':>7s} {'matmuls':>8s} {'other':>6s}"
-        f"   {'im2col+col2im per call':>22s} {'page faults':>11s}",
+        f"   {'per call':>15s} {'faults':>7s}",
     ]
     for r in result["breakdown"]:
         s = r["share"]
@@ -72,14 +75,15 @@ def format_report(result: dict) -> str:
                     f"-{r['im2col_col2im_share_max']:.0%})")
         lines.append(f"   {r['op']:16s} {r['shape']:5s} {r['forward_backward_seconds'] * 1e3:6.2f} ms"
                      f" {s['im2col']:7.0%} {s['col2im']:7.0%} {s['matmuls']:8.0%} {s['other']:6.0%}"
-                     f"   {per_call:>22s} {r['page_faults']:11.0f}")
+                     f"   {per_call:>15s} {r['page_faults']:7.0f}")
     lines += [
         "",
         "4. training steps (forward, cross-entropy, backward, Adam) on one synthetic batch, each",
         "   (model, batch) in a fresh process. peak RSS: VmHWM of that process (Python and NumPy",
         "   included, the dataset not loaded; 'start' = before the model was built); arrays:",
-        "   tracemalloc peak of one step; faults: page faults per step; dtypes: every array in",
-        "   the graph (data and gradients), the parameters and Adam's moments",
+        "   tracemalloc peak of one step; faults: page faults per timed step (mean, after the",
+        "   warm-up); dtypes: every array in the graph (data and gradients), the parameters and",
+        "   Adam's moments",
         f"   {'model':15s} {'batch':>5s} {'step, median (min-max)':>28s} {'images/s':>9s} {'s/epoch':>8s}"
         f" {'peak RSS (start)':>17s} {'arrays':>8s} {'faults':>7s}  dtypes",
     ]
