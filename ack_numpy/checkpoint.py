@@ -13,6 +13,7 @@ checkpoint untouched and a reader never sees a half-written file.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
@@ -31,13 +32,15 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: str | Path, model_state: dict, optim_state: dict, meta: dict) -> Path:
     """Write the checkpoint atomically: into a temp file beside it, then os.replace.
 
-    The temp file has one fixed name (.checkpoint.npz.tmp), so a file left behind by a
-    writer killed mid-write is simply overwritten by the next save, then renamed away."""
+    The temp file is named after this process (.checkpoint.npz.<pid>.tmp), so that two
+    processes saving into one folder by mistake never write into the same file; the ones
+    left behind by writers killed mid-write (kill -9) are removed here."""
     path = Path(path)
     arrays = {f"model/{k}": v for k, v in model_state.items()}
     arrays.update({f"optim/{k}": v for k, v in optim_state.items()})
     arrays["meta"] = np.array(json.dumps({"format_version": FORMAT_VERSION, **meta}))
-    tmp = path.with_name(f".{path.name}.tmp")
+    _remove_temp_files_of_dead_writers(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -48,6 +51,24 @@ def save_checkpoint(path: str | Path, model_state: dict, optim_state: dict, meta
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _remove_temp_files_of_dead_writers(path: Path) -> None:
+    """Delete .<name>.<pid>.tmp files beside `path` whose process no longer runs (POSIX only:
+    elsewhere they stay, and are harmless: nothing ever reads a temp file)."""
+    if os.name != "posix":
+        return
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0 only asks whether the process exists
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        except OSError:
+            pass  # it exists but belongs to someone else: leave its file alone
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict]:

@@ -114,16 +114,27 @@ def test_kill_9_while_writing_leaves_the_previous_checkpoint(tmp_path):
         assert model_state["w"].shape == (2_000_000,)
         assert model_state["w"].min() == model_state["w"].max() == step
         others = [p.name for p in tmp_path.iterdir() if p.name != CHECKPOINT_NAME]
-        assert others in ([], [f".{CHECKPOINT_NAME}.tmp"]), others  # at most the one temp file
+        assert others in ([], [f".{CHECKPOINT_NAME}.{writer.pid}.tmp"]), others  # at most the killed writer's
 
-    # The next save overwrites whatever the killed writer left and leaves no temp file.
+    # The next save removes what the killed writers left.
     save_checkpoint(path, {"w": np.zeros(3, dtype=np.float32)}, {"t": np.array(0)}, {"model": "test", "step": 0})
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]
     assert load_checkpoint(path)[2]["step"] == 0
 
 
+@posix_signals
+def test_a_save_leaves_the_temp_file_of_a_running_writer_alone(tmp_path):
+    path = tmp_path / CHECKPOINT_NAME
+    running = tmp_path / f".{CHECKPOINT_NAME}.{os.getppid()}.tmp"  # our parent process is alive
+    dead = tmp_path / f".{CHECKPOINT_NAME}.999999999.tmp"          # no such process
+    for tmp in (running, dead):
+        tmp.write_bytes(b"half a checkpoint")
+    save_checkpoint(path, {"w": np.zeros(3, dtype=np.float32)}, {"t": np.array(0)}, {"model": "test"})
+    assert running.exists() and not dead.exists()
+
+
 def test_a_leftover_temp_file_is_not_taken_for_a_checkpoint(tmp_path):
-    (tmp_path / f".{CHECKPOINT_NAME}.tmp").write_bytes(b"PK\x03\x04 cut short by kill -9")
+    (tmp_path / f".{CHECKPOINT_NAME}.12345.tmp").write_bytes(b"PK\x03\x04 cut short by kill -9")
     with pytest.raises(CheckpointError, match=f"has no {CHECKPOINT_NAME}"):
         resume(tmp_path)
 
