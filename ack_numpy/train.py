@@ -14,9 +14,12 @@ at (epoch, batch) sees exactly the batches an uninterrupted run would have seen.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,7 +175,8 @@ def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], Non
     """Train `config.model` on MNIST; write config.json, metrics.csv and checkpoint.npz to config.out.
 
     Refuses to start over an existing checkpoint unless overwrite=True (resume instead).
-    On Ctrl-C it saves the current position, says how to resume and re-raises KeyboardInterrupt.
+    On Ctrl-C it saves the current position, says how to resume and raises TrainingInterrupted
+    (a KeyboardInterrupt).
     Returns the metric rows, one per epoch."""
     config.validate()
     checkpoint_path = Path(config.out) / CHECKPOINT_NAME
@@ -281,15 +285,18 @@ def _run(config: TrainConfig, state, log, progress) -> list[dict]:
         if epoch >= config.epochs:
             log(f"nothing to do: {out} has finished its run ({epoch} of {config.epochs} epochs)")
             return rows
-    # The folder first, so that an --out we cannot create fails before the data loads; if the
-    # data then fails (or Ctrl-C comes), no empty run folder is left behind.
-    created = not out.exists()
+    # The folder first, so that an --out we cannot use fails before the data loads; if the
+    # data then fails (or Ctrl-C comes), the empty folders made for the run are taken away.
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
     out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise PermissionError(errno.EACCES, "cannot write in this folder", str(out))
     try:
         train_x, train_y, test_x, test_y = _load_data(config)
     except BaseException:
-        if created and not any(out.iterdir()):
-            out.rmdir()
+        for folder in made:
+            with contextlib.suppress(OSError):  # not empty, or gone: leave it
+                folder.rmdir()
         raise
     if state is not None:
         log(f"resuming {config.model} from {checkpoint_path}: epoch {epoch + 1}, batch {batch}")
@@ -308,6 +315,12 @@ def _run(config: TrainConfig, state, log, progress) -> list[dict]:
                 else "no checkpoint was written")
         return TrainingDiverged(f"training diverged at {where} ({why}); try a smaller learning rate "
                                 f"than {config.lr:g}; {kept}")
+
+    def interrupted_twice(how: str) -> TrainingInterrupted:
+        kept = (f"continue from the last checkpoint with: {resume_command}" if checkpoint_path.exists()
+                else "nothing was saved")
+        log(f"interrupted twice: stopped {how}; {kept}")
+        return TrainingInterrupted()
 
     def save(epoch_: int, batch_: int, running_: dict) -> None:
         # Never replace a good checkpoint with broken weights.
@@ -359,11 +372,11 @@ def _run(config: TrainConfig, state, log, progress) -> list[dict]:
         except KeyboardInterrupt:
             progress.end_epoch()
             if ctrl_c.hard:
-                kept = (f"continue from the last checkpoint with: {resume_command}" if checkpoint_path.exists()
-                        else "nothing was saved")
-                log(f"interrupted twice: stopped at once without saving; {kept}")
-                raise TrainingInterrupted from None
-            save(epoch, batch, running)
+                raise interrupted_twice("at once without saving") from None
+            try:
+                save(epoch, batch, running)  # atomic: a second Ctrl-C leaves the previous checkpoint
+            except KeyboardInterrupt:
+                raise interrupted_twice("while saving") from None
             log(f"interrupted: saved epoch {epoch + 1}, batch {batch} to {checkpoint_path}; "
                 f"continue with: {resume_command}")
             raise TrainingInterrupted from None

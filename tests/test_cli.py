@@ -234,7 +234,7 @@ def test_ctrl_c_saves_says_how_to_resume_and_resume_finishes(mnist_path, tmp_pat
     run.process.send_signal(signal.SIGINT)
     code, output = run.finish()
     assert code == 130, output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and "interrupted (Ctrl-C)" not in output  # the loop said it all
     resume_lines = [line for line in output.splitlines() if "--resume" in line]
     assert len(resume_lines) == 1, output
     assert resume_lines[0].startswith("interrupted: saved epoch 1, batch ")
@@ -307,9 +307,10 @@ def test_ctrl_c_before_the_training_loop_says_so(monkeypatch, tmp_path, capsys):
     def interrupted_while_loading(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(train_module, "load_mnist", interrupted_while_loading)
-    assert main(["train", "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path)]) == 130
+    out = tmp_path / "new" / "deeper" / "run"
+    assert main(["train", "--out", str(out), "--data-dir", str(tmp_path)]) == 130
     assert capsys.readouterr().err.strip() == "interrupted (Ctrl-C)"
-    assert not (tmp_path / "run").exists()  # the folder made for the run is taken away again
+    assert not (tmp_path / "new").exists()  # the folders made for the run are taken away again
 
 
 def test_an_output_folder_that_cannot_be_made_fails_before_the_data_is_loaded(monkeypatch, tmp_path, capsys):
@@ -322,4 +323,17 @@ def test_an_output_folder_that_cannot_be_made_fails_before_the_data_is_loaded(mo
     blocker.write_text("not a folder")
     assert main(["train", "--out", str(blocker / "run"), "--data-dir", str(tmp_path)]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert str(blocker / "run") in line and "--out" in line
+    assert line.startswith(f"error: {blocker / 'run'}: ")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions, not root")
+def test_an_output_folder_that_cannot_be_written_fails_before_the_data_is_loaded(monkeypatch, tmp_path, capsys):
+    import ack_numpy.train as train_module
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("MNIST was loaded before the output folder was checked")
+    monkeypatch.setattr(train_module, "load_mnist", must_not_load)
+    read_only = tmp_path / "read-only"
+    read_only.mkdir(mode=0o555)
+    assert main(["train", "--out", str(read_only), "--data-dir", str(tmp_path)]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(f"error: {read_only}: cannot write in this folder")
