@@ -114,3 +114,12 @@ def test_bench_cli_writes_all_figures_as_json(tmp_path):
         assert r["peak_rss_bytes"] >= r["rss_at_start_bytes"] > 0 and r["tracemalloc_peak_bytes"] > 0
         assert r["dtypes"] == ["float32"]  # no silent float64 anywhere in the graph or Adam
 
+
+
+def test_a_json_path_in_a_missing_folder_fails_before_any_timing(tmp_path, capsys):
+    from ack_numpy.cli import main
+    missing = tmp_path / "no-such-folder"
+    assert main(["bench", "--tiny", "--json", str(missing / "bench.json")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing was measured
+    assert captured.err.startswith(f"error: {missing}: no such folder for the --json file")

@@ -35,6 +35,7 @@ Reading order:
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -95,6 +96,10 @@ def run_benchmark(mode: str = "full") -> dict:
 def main(quick: bool = False, tiny: bool = False, json_path: str | None = None, threads: int | None = None) -> int:
     """What `python -m ack_numpy bench` runs. With `threads`, the benchmark reruns itself in
     a subprocess whose BLAS uses that many threads (BLAS reads the setting once, at import)."""
+    if json_path:  # a folder that is not there should fail now, not after minutes of timing
+        folder = Path(json_path).resolve().parent
+        if not folder.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "no such folder for the --json file", str(folder))
     if threads is not None and os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
         argv = [sys.executable, "-m", "ack_numpy", "bench", "--threads", str(threads)]
         argv += ["--quick"] * quick + ["--tiny"] * tiny + (["--json", json_path] if json_path else [])
