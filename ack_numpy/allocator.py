@@ -11,11 +11,11 @@ page fault: the kernel stops the program, finds a page and fills it with zeros.
 you can watch them (compare a run with ACK_KEEP_FREED_MEMORY=0). Measured on the
 reference machine (2 cores), the same numbers computed either way:
 
-* one forward and backward pass of `adaptive_conv2d` on the bench's shape A: about 5,500
-  page faults in a fresh process (tests/test_allocator.py runs this), about 1,800 and
-  13 ms inside the bench, where earlier cases have already made glibc raise its
-  threshold a little; with this setting none, and 10 ms
-  (data/bench/bench-default-threads*.txt);
+* one forward and backward pass of `adaptive_conv2d` on the bench's shape A: several
+  thousand page faults in a fresh process (tests/test_allocator.py compares the counts),
+  about 1,900 and 12.7 ms inside the bench, where earlier cases have already made glibc
+  raise its threshold a little; with this setting none, and 9.9 ms
+  (data/bench/bench-default-threads-allocator-off.txt against bench-default-threads.txt);
 * training adaptive-lenet on MNIST (data/bench/allocator-train.txt): the first epoch
   took 14.6-15.0 s with the defaults and 6.8-7.7 s with this setting. glibc raises its
   thresholds by itself as it sees large blocks freed, so the second epoch gained less
