@@ -64,7 +64,7 @@ def _remove_temp_files_of_dead_writers(path: Path) -> None:
             continue
         try:
             os.kill(int(pid), 0)  # signal 0 only asks whether the process exists
-        except ProcessLookupError:
+        except (ProcessLookupError, OverflowError):  # no such process (or no such pid at all)
             with contextlib.suppress(OSError):
                 tmp.unlink()
         except OSError:

@@ -127,10 +127,11 @@ def test_a_save_leaves_the_temp_file_of_a_running_writer_alone(tmp_path):
     path = tmp_path / CHECKPOINT_NAME
     running = tmp_path / f".{CHECKPOINT_NAME}.{os.getppid()}.tmp"  # our parent process is alive
     dead = tmp_path / f".{CHECKPOINT_NAME}.999999999.tmp"          # no such process
-    for tmp in (running, dead):
+    impossible = tmp_path / f".{CHECKPOINT_NAME}.{10**30}.tmp"      # not even a valid pid
+    for tmp in (running, dead, impossible):
         tmp.write_bytes(b"half a checkpoint")
     save_checkpoint(path, {"w": np.zeros(3, dtype=np.float32)}, {"t": np.array(0)}, {"model": "test"})
-    assert running.exists() and not dead.exists()
+    assert running.exists() and not dead.exists() and not impossible.exists()
 
 
 def test_a_leftover_temp_file_is_not_taken_for_a_checkpoint(tmp_path):
