@@ -11,7 +11,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .allocator import keep_freed_memory
+from .lab.allocator import keep_freed_memory
 from .checkpoint import CheckpointError
 
 
@@ -157,7 +157,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+    from .lab.reproduce import reproduce
 
     reproduce(args.out, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs, data_dir=args.data_dir,
               limit_train=args.limit_train, limit_test=args.limit_test)
@@ -165,7 +165,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
+    from .lab.bench import main as bench_main
 
     return bench_main(quick=args.quick, tiny=args.tiny, json_path=args.json, threads=args.threads)
 

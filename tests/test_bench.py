@@ -6,8 +6,8 @@ import sys
 import numpy as np
 
 from ack_numpy import Tensor
-from ack_numpy import bench
-from ack_numpy.bench import flops, timing, training
+from ack_numpy.lab import bench
+from ack_numpy.lab.bench import flops, timing, training
 from ack_numpy import functional as F
 
 from conftest import PROJECT_ROOT

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ack_numpy import reproduce as R
+from ack_numpy.lab import reproduce as R
 from ack_numpy.train import write_metrics
 
 

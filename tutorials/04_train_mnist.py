@@ -8,7 +8,7 @@
 #
 # This is a taste, not the reproduction: we train for only an epoch or two and one
 # seed. The full measurement (three models, several seeds, ten epochs, a verdict on each
-# claim) is `python -m ack_numpy reproduce --out DIR`, in `ack_numpy/reproduce.py`.
+# claim) is `python -m ack_numpy reproduce --out DIR`, in `ack_numpy/lab/reproduce.py`.
 #
 # Needs MNIST: `python -m ack_numpy download`, or point `ACK_MNIST_DIR` at a folder with
 # the four files. With `ACK_QUICK=1` it trains on a few thousand images only (accuracy is
@@ -29,7 +29,7 @@ from ack_numpy import Tensor
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import LENET_PARAMETERS, PAPER_BUDGET, build_model
-from ack_numpy.reproduce import RECIPE, TARGET, epochs_to_target
+from ack_numpy.lab.reproduce import RECIPE, TARGET, epochs_to_target
 from ack_numpy.train import TrainConfig, evaluate, learning_rate, make_optimizer, train, train_step
 
 print("project root:", ROOT, "| quick mode:", QUICK, "| figures go to:", OUT, "| runs go to:", RUNS)
@@ -252,7 +252,7 @@ for name, r in results.items():
 # %%
 import inspect
 
-from ack_numpy.reproduce import reproduce
+from ack_numpy.lab.reproduce import reproduce
 
 defaults = {k: v.default for k, v in inspect.signature(reproduce).parameters.items() if k in ("seeds", "epochs")}
 print("reproduce defaults:", defaults)

@@ -34,7 +34,7 @@ import ack_numpy.functional as F
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import adaptive_layers, build_model
-from ack_numpy.reproduce import RECIPE
+from ack_numpy.lab.reproduce import RECIPE
 from ack_numpy.train import TrainConfig, evaluate, train
 from ack_numpy.viz import (dynamic_kernels, plot_adaptation, plot_digit_kernels, plot_feature_maps,
                            plot_kernel_field, plot_q_filters)

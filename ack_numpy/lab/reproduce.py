@@ -36,8 +36,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .models import LENET_PARAMETERS, PAPER_BUDGET, build_model
-from .train import CHECKPOINT_NAME, TrainConfig, read_metrics
+from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
+from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
 
 MODELS = ("lenet", "adaptive-lenet", "plain-small")
 # One recipe for every model, the defaults of `train` (see TrainConfig): Adam, cosine learning

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import functional as F
+from ... import functional as F
 from ..allocator import keep_freed_memory
-from ..autograd import Tensor
+from ...autograd import Tensor
 from .timing import MIN_REPEATS, page_faults, summarize
 
 MODELS = ("lenet", "adaptive-lenet")
@@ -62,9 +62,9 @@ def train_step_worker(model_name: str, batch_size: int, steps: int, warmup: int,
     besides the parameters, gradients and Adam moments. The batch is synthetic: speed and
     memory do not depend on pixel values, and the dataset (60,000 x 784 float32 = 188 MB
     in a real run) is left out of the figure."""
-    from .. import optim
-    from ..models import build_model
-    from ..train import train_step
+    from ... import optim
+    from ...models import build_model
+    from ...train import train_step
 
     keep_freed_memory()  # as a training run does (cli.main)
     rss_at_start = peak_rss_bytes()
@@ -102,7 +102,7 @@ def train_step_worker(model_name: str, batch_size: int, steps: int, warmup: int,
 
 def child_env(extra: dict | None = None) -> dict:
     """This environment, plus the folder holding ack_numpy on PYTHONPATH (works without pip install)."""
-    package_parent = str(Path(__file__).resolve().parents[2])  # this file is <folder>/ack_numpy/bench/training.py
+    package_parent = str(Path(__file__).resolve().parents[3])  # this file is <folder>/ack_numpy/lab/bench/training.py
     env = dict(os.environ, **(extra or {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
     return env
@@ -113,7 +113,7 @@ def training_benchmarks(batches: tuple, steps: int, warmup: int, budget: float =
     results = []
     for model_name in MODELS:
         for batch_size in batches:
-            code = ("import json; from ack_numpy.bench.training import train_step_worker; print(json.dumps("
+            code = ("import json; from ack_numpy.lab.bench.training import train_step_worker; print(json.dumps("
                     f"train_step_worker({model_name!r}, {batch_size}, {steps}, {warmup}, {budget!r})))")
             done = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True)
             if done.returncode != 0:

@@ -5,7 +5,7 @@ themselves are checked by hand in tests/test_bench.py.
 """
 from __future__ import annotations
 
-from ..functional.im2col import conv_output_size
+from ...functional.im2col import conv_output_size
 
 
 def _sizes(N: int, C: int, H: int, W: int, m: int, stride: int = 1, padding: int = 0) -> tuple[int, int]:

@@ -12,10 +12,10 @@ from typing import Callable
 
 import numpy as np
 
-from .. import functional as F
-from ..autograd import Tensor
-from ..functional.adaptive import location_blocks
-from ..functional.im2col import conv_output_size, im2col
+from ... import functional as F
+from ...autograd import Tensor
+from ...functional.adaptive import location_blocks
+from ...functional.im2col import conv_output_size, im2col
 from .flops import FLOP_COUNTS
 from .timing import PIECE_SECONDS, summarize, time_round_robin
 

@@ -12,8 +12,8 @@ import statistics
 import time
 from typing import Callable
 
-from ..functional import adaptive as adaptive_module
-from ..functional import conv as conv_module
+from ...functional import adaptive as adaptive_module
+from ...functional import conv as conv_module
 
 MIN_REPEATS = 3  # timed repeats behind every median, however short the time budget (parts 1-4)
 
