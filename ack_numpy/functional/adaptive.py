@@ -18,6 +18,7 @@ Three implementations live here, side by side, from the most literal to the fast
 * `adaptive_conv2d_loops`: the literal one. It loops over images, output channels and
   output pixels, builds the kernel element by element and applies it. Step through it
   in a debugger to see the equations above happen one number at a time.
+  (`adaptive_kernels_loops` returns the kernels it builds.)
 * `adaptive_conv2d_reference`: the parallel form, with its hand-written backward, exactly
   as the equations read. With P = im2col(x) (R, D), where R = N*Ho*Wo, and Q stacked
   into Qs (O*D, D):
@@ -34,16 +35,18 @@ Three implementations live here, side by side, from the most literal to the fast
 
   The same GP matrix feeds both dQ and dP, so the backward is two large matrix products.
 * `adaptive_conv2d`: the same formulas arranged for speed; this is the one the layer
-  uses. Two things make it faster (`python -m ack_numpy bench` times it): it computes
-  the transposes (Z^T = Qs P^T, dP^T = Ss^T GP^T, ...) because im2col stores P^T
-  contiguously (see im2col.py); and it walks over the R locations in blocks
-  (`location_blocks`), so that Z and GP, (R, O*D) each, never exist whole: one block of
-  them stays in the CPU cache between the product that makes it and the one that
-  consumes it. With D = 25, P Qs^T does only 25 multiply-adds per number it writes, so
-  sending all of Z to main memory and back would be a large part of the cost.
+  uses. `adaptive_kernels` returns the kernels k_o(l) themselves, for the pictures.
 
 The tests check that all three agree (values to 1e-10, and gradients of the two im2col
 versions against each other and against finite differences).
+
+Performance (`python -m ack_numpy bench` times it): `adaptive_conv2d` computes the
+transposes (Z^T = Qs P^T, dP^T = Ss^T GP^T, ...) because im2col stores P^T contiguously
+(see im2col.py); and it walks over the R locations in blocks (`location_blocks`), so that
+Z and GP, (R, O*D) each, never exist whole: one block of them stays in the CPU cache
+between the product that makes it and the one that consumes it. With D = 25, P Qs^T does
+only 25 multiply-adds per number it writes, so sending all of Z to main memory and back
+would be a large part of the cost.
 """
 from __future__ import annotations
 
@@ -207,8 +210,8 @@ def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> 
     x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)
     n, O, D = x.shape[0], Q.shape[0], Q.shape[1]
 
-    # Locations in (n, i, j) order: unlike conv2d, batch_last=True does not pay off here (the
-    # time is in the products, and it makes the transposes of sigma and G slower).
+    # Locations in (n, i, j) order, not conv2d's batch_last: the time here is in the products,
+    # and (n, i, j) keeps the transposes of sigma and G cheap.
     PT = im2col(x.data, m, stride, padding).T                 # P^T: (D, R), R = N*Ho*Wo
     R = PT.shape[1]
     Qs = Q.data.reshape(O * D, D)                             # Q_1..Q_O stacked          (O*D, D)

@@ -12,7 +12,10 @@ a dot product of a row of P with a flattened kernel, i.e. one matrix product.
 `col2im` is the adjoint (the transpose) of `im2col`: it takes one gradient per patch
 element, (N*Ho*Wo, C*m*m), and adds each one back onto the input pixel it was copied
 from. Pixels that belong to several patches receive the sum. That is exactly the
-backward pass of im2col.
+backward pass of im2col. `im2col_loops` and `col2im_loops` are both written as
+the literal loop over patches.
+
+Sizes: Ho = (H + 2*padding - m) // stride + 1, and the same for Wo.
 
 Memory layout: `im2col` returns P as a transposed view. Read P by columns instead of
 rows: column (c, u, v) of P is channel c of every image, shifted by (u, v) and cropped
@@ -27,8 +30,6 @@ then made of runs of Wo*N contiguous numbers instead of Wo, so the copies in im2
 the adds in col2im run in long stretches (several times faster on MNIST-sized layers
 with many channels). conv2d uses it: any order of the rows works for a convolution, as
 long as the output is put back in (n, i, j) order.
-
-Sizes: Ho = (H + 2*padding - m) // stride + 1, and the same for Wo.
 """
 from __future__ import annotations
 

@@ -34,9 +34,8 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
         """Element (u, v) of every window: x[n, c, i*s+u, j*s+v] for all n, c, i, j  (N, C, Ho, Wo), a view."""
         return x.data[:, :, u : u + s * out_h : s, v : v + s * out_w : s]
 
-    # A running maximum over the k*k offsets: k*k vectorised steps over (N, C, Ho, Wo).
-    # (np.argmax over a (..., k*k) copy of the windows gives the same maxima, but copies
-    # the input and then works through k*k = 4 numbers at a time: several times slower.)
+    # A running maximum over the k*k offsets: k*k vectorised steps over (N, C, Ho, Wo), and
+    # no copy of the windows.
     y = at_offset(0, 0).copy()
     for u in range(k):
         for v in range(k):
