@@ -54,7 +54,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor, as_tensor, check_same_dtype
 from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
 
 
@@ -73,14 +73,20 @@ def kernel_size_from(D: int, channels: int) -> int:
 def _check_adaptive_args(x: Tensor, Q: Tensor, w: Tensor | None, b: Tensor | None) -> int:
     if x.ndim != 4:
         raise ValueError(f"adaptive_conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError(f"adaptive_conv2d: x has 0 channels (shape {x.shape}); it needs C >= 1")
     if Q.ndim != 3 or Q.shape[1] != Q.shape[2]:
         raise ValueError(f"adaptive_conv2d expects Q of shape (O, D, D), got shape {Q.shape}")
     o, D, _ = Q.shape
+    if o == 0 or D == 0:
+        raise ValueError(f"adaptive_conv2d: Q of shape {Q.shape} is empty; it needs O >= 1 output "
+                         f"channels and D = C*m*m >= 1")
     m = kernel_size_from(D, x.shape[1])
     if w is not None and w.shape != (o, D):
         raise ValueError(f"adaptive_conv2d expects w of shape (O, D) = ({o}, {D}), got {w.shape}")
     if b is not None and b.shape != (o,):
         raise ValueError(f"adaptive_conv2d expects b of shape (O,) = ({o},), got {b.shape}")
+    check_same_dtype("adaptive_conv2d", {"x": x, "Q": Q, "w": w, "b": b})
     return m
 
 
