@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import tempfile
 import urllib.request
@@ -44,9 +45,14 @@ MNIST_SHA256: dict[str, str] = {
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
 }
 
-# Mean and standard deviation of the training pixels after scaling to [0, 1].
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
+# The shape of each genuine file (all uint8). A header that declares more is refused
+# before its payload is read, so no file makes `load_mnist` allocate more than MNIST needs.
+MNIST_SHAPES: dict[str, tuple[int, ...]] = {
+    "train-images-idx3-ubyte": (60000, 28, 28),
+    "train-labels-idx1-ubyte": (60000,),
+    "t10k-images-idx3-ubyte": (10000, 28, 28),
+    "t10k-labels-idx1-ubyte": (10000,),
+}
 
 ENV_VAR = "ACK_MNIST_DIR"
 DEFAULT_MIRRORS = [
@@ -205,8 +211,10 @@ def verify_mnist(data_dir: Optional[PathLike] = None) -> dict[str, str]:
 
 
 def _read_checked(path: Path, name: str, verify: bool) -> np.ndarray:
-    """Decompress once, hash those bytes, and parse the same bytes."""
-    data = read_idx_bytes(path)
+    """Decompress once, hash those bytes, and parse the same bytes.
+
+    The header is checked against the genuine file's size before the payload is read."""
+    data = read_idx_bytes(path, max_bytes=math.prod(MNIST_SHAPES[name]), kind=f"MNIST's {name}")
     if verify:
         _check_sha256(hashlib.sha256(data).hexdigest(), name, path)
     return parse_idx(data, str(path))
@@ -266,18 +274,6 @@ def _check_shapes(images: np.ndarray, labels: np.ndarray, image_path: Path, labe
         raise DataFormatError(
             f"{label_path}: labels must be digits 0..9, found {int(labels.max())}"
         )
-
-
-def normalize(images: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> np.ndarray:
-    """Standardise pixels: (images - mean) / std, so training pixels have mean 0, std 1.
-
-    images: any shape, values in [0, 1]  ->  same shape, float32.
-
-    Optional, and not used by `train`: the models here are trained on pixels in [0, 1].
-    For the adaptive kernels that keeps the blank background at p = 0, where the kernel
-    k = Q p + w is exactly the static kernel w, which makes the kernel pictures readable.
-    """
-    return ((np.asarray(images, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- downloading
