@@ -37,8 +37,8 @@ def test_batch_last_im2col_reorders_the_rows_and_col2im_is_its_adjoint(case):
     n, c, h, w, _, m, s, p = case
     x = rng.normal(size=(n, c, h, w))
     cols = F.im2col(x, m, s, p, batch_last=True)
-    ho, wo = F.conv_output_size(h, m, s, p), F.conv_output_size(w, m, s, p)
-    expected = F.im2col_loops(x, m, s, p).reshape(n, ho, wo, -1).transpose(1, 2, 0, 3).reshape(cols.shape)
+    out_h, out_w = F.conv_output_size(h, m, s, p), F.conv_output_size(w, m, s, p)
+    expected = F.im2col_loops(x, m, s, p).reshape(n, out_h, out_w, -1).transpose(1, 2, 0, 3).reshape(cols.shape)
     np.testing.assert_array_equal(cols, expected)
     y = rng.normal(size=cols.shape)
     dx = F.col2im(y, x.shape, m, s, p, batch_last=True)
