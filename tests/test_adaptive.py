@@ -6,7 +6,7 @@ import ack_numpy.functional as F
 from ack_numpy import Tensor
 from ack_numpy.nn import AdaptiveConv2d
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 rng = np.random.default_rng(3)
 
