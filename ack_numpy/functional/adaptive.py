@@ -115,18 +115,22 @@ def adaptive_conv2d_loops(x, Q, w=None, b=None, stride: int = 1, padding: int = 
     only, so it returns a plain array. `adaptive_kernels_loops` gives the kernels it builds.
     """
     x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)
+    # plain arrays from here on, so that in a debugger `p Q[o]` prints numbers
+    x, Q = x.data, Q.data
+    w = None if w is None else w.data
+    b = None if b is None else b.data
     n, O, D = x.shape[0], Q.shape[0], Q.shape[1]
-    xp = pad2d(x.data, padding)
-    sigma = np.zeros((n, O, out_h, out_w), dtype=np.result_type(x.data, Q.data))
+    xp = pad2d(x, padding)
+    sigma = np.zeros((n, O, out_h, out_w), dtype=np.result_type(x, Q))
     for img in range(n):
         for o in range(O):
             for i in range(out_h):
                 for j in range(out_w):
                     # the patch under output pixel (i, j), flattened in (c, u, v) order: p (D,)
                     p = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(D)
-                    k = kernel_at(p, Q.data[o], None if w is None else w.data[o])
+                    k = kernel_at(p, Q[o], None if w is None else w[o])
                     # sigma_o(l) = k_o(l) . p + b_o: the dynamic kernel applied to the same patch
-                    sigma[img, o, i, j] = np.dot(k, p) + (0.0 if b is None else b.data[o])
+                    sigma[img, o, i, j] = np.dot(k, p) + (0.0 if b is None else b[o])
     return sigma
 
 
