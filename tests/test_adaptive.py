@@ -6,7 +6,7 @@ import ack_numpy.functional as F
 from ack_numpy import Tensor
 from ack_numpy.nn import AdaptiveConv2d
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 rng = np.random.default_rng(3)
 
@@ -222,3 +222,32 @@ def test_layer_constructor_refuses_bad_sizes_naming_the_argument():
         with pytest.raises(ValueError, match=message):
             AdaptiveConv2d(*args, **kwargs)
     assert AdaptiveConv2d(1, 2, np.int64(3)).kernel_size == 3  # NumPy integers are integers
+
+
+# ----------------------------------------------------------------------------- the literal backward
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("static_kernel", [True, False])
+def test_literal_backward_equals_the_engine_backward(case, static_kernel):
+    from ack_numpy.functional.adaptive import adaptive_conv2d_backward_loops
+
+    x, Q, w, b = random_args(case, static_kernel, bias=static_kernel)
+    s, p = case[6], case[7]
+    tensors = [None if v is None else Tensor(v, requires_grad=True) for v in (x, Q, w, b)]
+    sigma = F.adaptive_conv2d(*tensors, s, p)
+    G = rng.normal(size=sigma.shape)                       # dL/dsigma for L = sum(sigma * G)
+    (sigma * Tensor(G)).sum().backward()
+    literal = adaptive_conv2d_backward_loops(x, Q, w, b, G, s, p)
+    for name, t, mine in zip("xQwb", tensors, literal):
+        if t is None:
+            assert mine is None, f"d{name} should be None when {name} is None"
+        else:
+            assert mine.shape == t.grad.shape, name
+            np.testing.assert_allclose(mine, t.grad, atol=1e-10, rtol=0, err_msg=f"d{name}")
+
+
+def test_literal_backward_rejects_a_gradient_of_the_wrong_shape():
+    from ack_numpy.functional.adaptive import adaptive_conv2d_backward_loops
+
+    x, Q, w, b = random_args(CASES[0])
+    with pytest.raises(ValueError, match=r"grad_sigma must have the shape of sigma \(N, O, Ho, Wo\) = \(2, 3, 4, 4\)"):
+        adaptive_conv2d_backward_loops(x, Q, w, b, np.zeros((2, 3, 6, 6)))

@@ -5,7 +5,7 @@ import pytest
 import ack_numpy.functional as F
 from ack_numpy import Tensor
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 rng = np.random.default_rng(7)
 

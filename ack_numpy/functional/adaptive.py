@@ -121,19 +121,77 @@ def adaptive_conv2d_loops(x, Q, w=None, b=None, stride: int = 1, padding: int = 
     only, so it returns a plain array. `adaptive_kernels_loops` gives the kernels it builds.
     """
     x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)
+    # plain arrays from here on, so that in a debugger `p Q[o]` prints numbers
+    x, Q = x.data, Q.data
+    w = None if w is None else w.data
+    b = None if b is None else b.data
     n, O, D = x.shape[0], Q.shape[0], Q.shape[1]
-    xp = pad2d(x.data, padding)
-    sigma = np.zeros((n, O, out_h, out_w), dtype=np.result_type(x.data, Q.data))
+    xp = pad2d(x, padding)
+    sigma = np.zeros((n, O, out_h, out_w), dtype=np.result_type(x, Q))
     for img in range(n):
         for o in range(O):
             for i in range(out_h):
                 for j in range(out_w):
                     # the patch under output pixel (i, j), flattened in (c, u, v) order: p (D,)
                     p = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(D)
-                    k = kernel_at(p, Q.data[o], None if w is None else w.data[o])
+                    k = kernel_at(p, Q[o], None if w is None else w[o])
                     # sigma_o(l) = k_o(l) . p + b_o: the dynamic kernel applied to the same patch
-                    sigma[img, o, i, j] = np.dot(k, p) + (0.0 if b is None else b.data[o])
+                    sigma[img, o, i, j] = np.dot(k, p) + (0.0 if b is None else b[o])
     return sigma
+
+
+def adaptive_conv2d_backward_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray | None,
+                                   b: np.ndarray | None, grad_sigma: np.ndarray,
+                                   stride: int = 1, padding: int = 0):
+    """The literal backward of the adaptive convolution, one number at a time.
+
+    For g = dL/dsigma_o(l) at each output pixel, with p the patch under it and
+    sigma = sum_de p[d] Q_o[d, e] p[e] + sum_d w_o[d] p[d] + b_o, the chain rule gives
+
+        dL/dQ_o[d, e] += g p[d] p[e]                       dL/dw_o[d] += g p[d]      dL/db_o += g
+        dL/dp[k]       = g ((Q_o p)[k] + (Q_o^T p)[k] + w_o[k])   added to the pixel under p[k]
+
+    x: (N, C, H, W), Q: (O, D, D), w: (O, D) or None, b: (O,) or None,
+    grad_sigma: (N, O, Ho, Wo)  ->  dx: (N, C, H, W), dQ: (O, D, D), dw: (O, D) or None, db: (O,) or None.
+    The vectorised backward of `adaptive_conv2d` computes the same numbers as matrix products.
+    """
+    _, _, _, _, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)  # checks the arguments
+    n, c = x.shape[:2]
+    O, D, _ = Q.shape
+    if np.shape(grad_sigma) != (n, O, out_h, out_w):
+        raise ValueError(f"grad_sigma must have the shape of sigma (N, O, Ho, Wo) = {(n, O, out_h, out_w)}, "
+                         f"got {np.shape(grad_sigma)}")
+    xp = pad2d(x, padding)
+    dtype = np.result_type(x, Q, grad_sigma)
+    dxp = np.zeros(xp.shape, dtype=dtype)             # gradient of the padded image
+    dQ = np.zeros((O, D, D), dtype=dtype)
+    dw = None if w is None else np.zeros((O, D), dtype=dtype)
+    db = None if b is None else np.zeros(O, dtype=dtype)
+
+    for img in range(n):
+        for o in range(O):
+            for i in range(out_h):
+                for j in range(out_w):
+                    g = grad_sigma[img, o, i, j]       # dL/dsigma_o(l) at this output pixel
+                    # the same patch the forward used, (c, u, v) order: p (D,)
+                    p = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(D)
+                    if db is not None:
+                        db[o] += g                     # d sigma / d b_o = 1
+                    for d in range(D):
+                        if dw is not None:
+                            dw[o, d] += g * p[d]       # d sigma / d w_o[d] = p[d]
+                        for e in range(D):
+                            dQ[o, d, e] += g * p[d] * p[e]  # d sigma / d Q_o[d, e] = p[d] p[e]
+                    for k in range(D):
+                        # d sigma / d p[k] = sum_e Q_o[k, e] p[e] + sum_d p[d] Q_o[d, k] + w_o[k]:
+                        # p[k] appears on both sides of p^T Q_o p, and once in w_o . p
+                        dsigma_dpk = np.dot(Q[o, k, :], p) + np.dot(Q[o, :, k], p) + (0.0 if w is None else w[o, k])
+                        # p[k] is a copy of one pixel; every patch that copied it adds its share (col2im)
+                        ch, u, v = np.unravel_index(k, (c, m, m))
+                        dxp[img, ch, i * stride + u, j * stride + v] += g * dsigma_dpk
+    # the padding zeros are not inputs: drop their gradient
+    dx = dxp[:, :, padding : padding + x.shape[2], padding : padding + x.shape[3]]
+    return dx, dQ, dw, db
 
 
 # ----------------------------------------------------------------------------- im2col, plain
