@@ -98,7 +98,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         array = np.asarray(data, dtype=dtype)
-        if array.dtype.kind in "iub" and requires_grad:
+        if requires_grad and array.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got {array.dtype}")
         self.data: np.ndarray = array
         self.grad: np.ndarray | None = None

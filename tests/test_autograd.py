@@ -196,3 +196,16 @@ def test_ack_debug_prints_each_op_with_its_shapes_to_stderr():
 def test_ack_debug_marks_ops_that_record_no_graph():
     done = run_with_debug("from ack_numpy import Tensor\nTensor([1.0, 2.0]) * 2.0", "1")
     assert done.stderr == "ack: mul (2,) float64, () float64 -> (2,) float64   (not recorded)\n"
+
+
+@pytest.mark.parametrize("data", [[1, 2], [True, False], ["a", "b"], [1 + 2j]])
+def test_only_real_floating_tensors_can_require_gradients(data):
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients"):
+        Tensor(data, requires_grad=True)
+
+
+def test_a_parameter_shows_its_gradient_state():
+    from ack_numpy.nn import Parameter
+
+    p = Parameter(np.zeros((8, 9, 9), dtype=np.float32))
+    assert repr(p) == "Parameter(shape=(8, 9, 9), dtype=float32, requires_grad=True, grad=None)"
