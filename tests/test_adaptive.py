@@ -216,6 +216,7 @@ def test_layer_constructor_refuses_bad_sizes_naming_the_argument():
         ((1, 2, "3"), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got '3'"),
         ((1, 2, 3), {"stride": 0}, "AdaptiveConv2d: stride must be a positive integer, got 0"),
         ((1, 2, 3), {"padding": -1}, "AdaptiveConv2d: padding must be a non-negative integer, got -1"),
+        ((1, 2, 3), {"padding": 10**6}, "AdaptiveConv2d: padding 1000000 must be smaller than kernel_size 3"),
         ((1, 2, 3), {"q_scale": float("nan")}, "AdaptiveConv2d: q_scale must be a finite number >= 0"),
         ((1, 2, 3), {"q_scale": -1.0}, "AdaptiveConv2d: q_scale must be a finite number >= 0"),
     ]:

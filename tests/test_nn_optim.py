@@ -153,6 +153,7 @@ def test_optimiser_errors():
     (lambda: Conv2d(1, 4, -1), "Conv2d: kernel_size must be a positive integer, got -1"),
     (lambda: Conv2d(1, 4, 3, stride=1.0), "Conv2d: stride must be a positive integer, got 1.0"),
     (lambda: Conv2d(1, 4, 3, padding=-2), "Conv2d: padding must be a non-negative integer, got -2"),
+    (lambda: Conv2d(1, 4, 3, padding=3), "Conv2d: padding 3 must be smaller than kernel_size 3"),
     (lambda: Linear(0, 10), "Linear: in_features must be a positive integer, got 0"),
     (lambda: Linear(10, -1), "Linear: out_features must be a positive integer, got -1"),
     (lambda: Linear(10, 2.0), "Linear: out_features must be a positive integer, got 2.0"),

@@ -16,11 +16,14 @@ from .module import Module, Parameter
 
 def check_conv_sizes(layer: str, in_channels, out_channels, kernel_size, stride, padding) -> None:
     """The sizes of a convolution layer must be integers: channels, kernel and stride >= 1,
-    padding >= 0. The message names the layer and the argument."""
+    0 <= padding < kernel_size (see `conv_output_size`). The message names the layer and
+    the argument."""
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("kernel_size", kernel_size), ("stride", stride)):
         check_size(f"{layer}: {name}", value)
     check_size(f"{layer}: padding", padding, minimum=0)
+    if padding >= kernel_size:
+        raise ValueError(f"{layer}: padding {padding} must be smaller than kernel_size {kernel_size}")
 
 
 def uniform_init(rng: np.random.Generator, shape: tuple, fan_in: int, dtype=np.float32) -> np.ndarray:
