@@ -278,3 +278,13 @@ def test_bad_arguments(tmp_path):
         load_mnist("validation", data_dir=tmp_path)
     with pytest.raises(ValueError, match="limit must be a positive integer"):
         load_mnist("test", data_dir=tmp_path, limit=0)
+
+
+def test_a_folder_named_like_an_mnist_file_is_reported_as_a_folder(tmp_path):
+    directory = tmp_path / "d"
+    _touch_mnist(directory)
+    (directory / "t10k-labels-idx1-ubyte.gz").unlink()
+    (directory / "t10k-labels-idx1-ubyte.gz").mkdir()
+    with pytest.raises(DataFormatError, match=r"lacks MNIST files: t10k-labels-idx1-ubyte\[\.gz\] "
+                                              r"\('t10k-labels-idx1-ubyte\.gz' is a folder, not a file\)"):
+        find_mnist_dir(directory)

@@ -88,7 +88,14 @@ def _file_in(directory: Path, name: str) -> Optional[Path]:
 
 
 def _missing_files(directory: Path) -> list[str]:
-    return [name for name in MNIST_FILES.values() if _file_in(directory, name) is None]
+    """The base names with no file in `directory`, as the messages print them: NAME[.gz],
+    or what is there instead when a folder has taken the file's name."""
+    missing = []
+    for name in MNIST_FILES.values():
+        if _file_in(directory, name) is None:
+            folders = [p.name for p in (directory / f"{name}.gz", directory / name) if p.is_dir()]
+            missing.append(f"{name}[.gz]" + (f" ('{folders[0]}' is a folder, not a file)" if folders else ""))
+    return missing
 
 
 def _require_complete(directory: Path, where: str) -> Path:
@@ -99,7 +106,7 @@ def _require_complete(directory: Path, where: str) -> Path:
     if missing:
         raise DataFormatError(
             f"{directory} ({where}) lacks MNIST files: "
-            + ", ".join(f"{name}[.gz]" for name in missing)
+            + ", ".join(missing)
             + f". {HOW_TO_GET_DATA}"
         )
     return directory
