@@ -155,7 +155,10 @@ def adaptive_conv2d_backward_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray |
     grad_sigma: (N, O, Ho, Wo)  ->  dx: (N, C, H, W), dQ: (O, D, D), dw: (O, D) or None, db: (O,) or None.
     The vectorised backward of `adaptive_conv2d` computes the same numbers as matrix products.
     """
-    _, _, _, _, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)  # checks the arguments
+    x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)  # checks the arguments
+    x, Q = x.data, Q.data  # plain arrays, as in the forward loops
+    w = None if w is None else w.data
+    b = None if b is None else b.data
     n, c = x.shape[:2]
     O, D, _ = Q.shape
     if np.shape(grad_sigma) != (n, O, out_h, out_w):
