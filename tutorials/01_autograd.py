@@ -258,3 +258,20 @@ save(fig, "01_finite_difference_error.png")
 #
 # Next: `02_convolution_im2col.py`, the convolution and its backward, built on the same
 # machinery.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. `tanh_layer_grads(x, W, g)`: for `y = tanh(x @ W)` and a given `g = dL/dy`, return
+#    `dL/dx` and `dL/dW` by hand, in plain NumPy (section 3 did it with a bias and a mean).
+# 2. `bias_grad(grad, bias_shape)`: a bias of shape `(1, C, 1, 1)`, `(C, 1, 1)` or `(W,)`
+#    was broadcast over an `(N, C, H, W)` array; return its gradient (what `unbroadcast`
+#    does; write it yourself).
+#
+# Write your answers in `tutorials/exercises/ex01.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 01
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex01.py`; look after trying.

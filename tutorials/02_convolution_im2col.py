@@ -332,3 +332,21 @@ print(f"dL/dx{list(index)}: engine {xT.grad[index]:+.8f}, finite difference on t
 # the transpose of the copying, for the input.
 #
 # Next: `03_adaptive_kernels.py`, where the kernel itself is computed from each row of `P`.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. `patch_row(x, n, i, j, m, stride, padding)`: the row of `im2col` for output position
+#    `(n, i, j)`, cut out by hand (padding included).
+# 2. `conv2d_by_matmul(x, weight, b, stride, padding)`: the convolution as one matrix
+#    product with `F.im2col`, back in `(N, O, Ho, Wo)` layout.
+# 3. `copies_per_pixel(H, W, m, stride, padding)`: how many patches contain each pixel
+#    (the numbers of `02_col2im_overlap.png`, now with padding too).
+#
+# Write your answers in `tutorials/exercises/ex02.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 02
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex02.py`; look after trying.

@@ -733,3 +733,21 @@ save(fig, "03_parameter_cost.png")
 # `D^2` cost puts adaptive layers where `C` is small: first.
 #
 # Next: `04_train_mnist.py` trains LeNet and `adaptive-lenet` on MNIST.
+
+# %% [markdown]
+# ## 8. Exercises
+#
+# 1. `adaptive_kernel(p, Q_o, w_o)`: the adaptive kernel of one patch.
+# 2. `dsigma_dp(p, Q_o, w_o)`: derive `d sigma / d p` on paper, write the formula, and let
+#    the checker compare it with finite differences (with a `Q_o` that is *not* symmetric).
+# 3. `most_adapted_location(x, Q, w, o)`: the location whose kernel differs most from
+#    `w_o`. Before you run anything, predict: would making `Q` antisymmetric change the
+#    answer? (It would change every kernel but no `sigma`: section 3.)
+#
+# Write your answers in `tutorials/exercises/ex03.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 03
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex03.py`; look after trying.

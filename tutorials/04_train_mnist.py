@@ -277,3 +277,22 @@ else:
 #
 # Next: `05_looking_at_kernels.py` opens a trained `adaptive-lenet` and draws the kernels
 # its first layer computes.
+
+# %% [markdown]
+# ## Exercises
+#
+# None of them needs MNIST or a training run.
+#
+# 1. `cosine_learning_rate(lr, t, T)`: the cosine schedule of the "words" section.
+# 2. `cross_entropy_grad(logits, labels)`: the gradient of the mean cross-entropy with
+#    respect to the logits (compare with the backward in `functional/losses.py` only after).
+# 3. `adaptive_layer_parameters(C, O, m)`: the parameter count of `AdaptiveConv2d(C, O, m)`;
+#    then check with it that `adaptive-lenet`'s first layer has the count printed in section 2.
+#
+# Write your answers in `tutorials/exercises/ex04.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 04
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex04.py`; look after trying.

@@ -322,3 +322,19 @@ save(fig, "05_feature_maps.png")
 #
 # Try other inputs: change `index` above, or `channel`; or on the command line,
 # `python -m ack_numpy visualize --checkpoint F --digit 7 --channel 3 --out DIR`.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. `kernel_distance_map(x, Q, w, o)`: the map `||k_o(l) - w_o||` over the locations of
+#    one image (the distance section 0 used to choose the channel). Where is it exactly 0?
+# 2. `distance_to_mean_kernel(x, Q, w, o)`: the map of section 2, `||k_o(l) - kbar||`.
+#    Compare the two maps on one digit: which one looks more like the ink?
+#
+# Write your answers in `tutorials/exercises/ex05.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 05
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex05.py`; look after trying.
