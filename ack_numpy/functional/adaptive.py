@@ -17,7 +17,9 @@ Three implementations live here, side by side, from the most literal to the fast
 
 * `adaptive_conv2d_loops`: the literal one. It loops over images, output channels and
   output pixels, builds the kernel element by element and applies it. Step through it
-  in a debugger to see the equations above happen one number at a time.
+  in a debugger to see the equations above happen one number at a time
+  (`python tutorials/one_pixel.py` stops it at one pixel). Its backward twin,
+  `adaptive_conv2d_backward_loops`, applies the chain rule the same way.
 * `adaptive_conv2d_reference`: the parallel form, with its hand-written backward, exactly
   as the equations read. With P = im2col(x) (R, D), where R = N*Ho*Wo, and Q stacked
   into Qs (O*D, D):
@@ -97,7 +99,7 @@ def _prepare(x, Q, w, b, stride: int, padding: int):
 def adaptive_conv2d_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray | None = None,
                           b: np.ndarray | None = None, stride: int = 1, padding: int = 0,
                           return_kernels: bool = False):
-    """The literal adaptive convolution, one output number at a time (forward only).
+    """The literal adaptive convolution, one output number at a time (its backward: the next function).
 
     x: (N, C, H, W), Q: (O, D, D), w: (O, D), b: (O,)
     returns sigma: (N, O, Ho, Wo), and if return_kernels also the kernels (N, O, Ho, Wo, C, m, m).
