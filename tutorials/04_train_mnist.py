@@ -142,9 +142,9 @@ for name, model in models.items():
 #   `AdaptiveConv2d` applies `y = tanh(sigma)` itself (its `activation`, printed below;
 #   tutorial 03, section 6 says why tanh). The functions in `functional/adaptive.py`
 #   return `sigma`; the layer returns `tanh(sigma)`.
-# * **the `static=True` at the end of its line** means the layer has the static kernel
+# * **the `static_kernel=True` at the end of its line** means the layer has the static kernel
 #   `w`: `k = Q p + w`, an ordinary convolution plus the adaptive part. With
-#   `static=False` there is no `w`, `k = Q p`, and the layer is purely quadratic,
+#   `static_kernel=False` there is no `w`, `k = Q p`, and the layer is purely quadratic,
 #   `sigma = p^T Q p + b`.
 
 # %%
