@@ -33,7 +33,9 @@
 #
 # The code: `ack_numpy/functional/adaptive.py` (the maths, three times: the literal loop
 # `adaptive_conv2d_loops`, the plain im2col form `adaptive_conv2d_reference`, and the fast
-# `adaptive_conv2d`) and `ack_numpy/nn/adaptive.py` (the layer `AdaptiveConv2d`).
+# `adaptive_conv2d`; and the literal backward `adaptive_conv2d_backward_loops`) and
+# `ack_numpy/nn/adaptive.py` (the layer `AdaptiveConv2d`). `tutorials/one_pixel.py` stops
+# the literal loop at one pixel in the debugger.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import time
