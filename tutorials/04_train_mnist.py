@@ -137,11 +137,13 @@ for name, model in models.items():
 # Two things the printout does not show about layer 0 of `adaptive-lenet`, the
 # `AdaptiveConv2d`:
 #
-# * **it has its nonlinearity inside.** LeNet's printout lists a `ReLU` after each
-#   convolution; `adaptive-lenet`'s first layer seems to have none, because
-#   `AdaptiveConv2d` applies `y = tanh(sigma)` itself (its `activation`, printed below;
-#   tutorial 03, section 6 says why tanh). The functions in `functional/adaptive.py`
-#   return `sigma`; the layer returns `tanh(sigma)`.
+# * **it has its nonlinearity inside.** The printout shows each nonlinearity as its own
+#   layer: `adaptive-lenet` has a `ReLU` after its second convolution, and layer 0 seems
+#   to have none, because `AdaptiveConv2d` applies `y = tanh(sigma)` itself (its
+#   `activation`, printed below; tutorial 03, section 6 says why tanh). The functions in
+#   `functional/adaptive.py` return `sigma`; the layer returns `tanh(sigma)`. (Caffe's
+#   LeNet really has no nonlinearity between its two convolutions, only max-pools, which
+#   are nonlinear too; its one `ReLU` is in the classifier.)
 # * **the `static_kernel=True` at the end of its line** means the layer has the static kernel
 #   `w`: `k = Q p + w`, an ordinary convolution plus the adaptive part. With
 #   `static_kernel=False` there is no `w`, `k = Q p`, and the layer is purely quadratic,
