@@ -358,8 +358,8 @@ print(f"dL/dx{list(index)}: engine {xT.grad[index]:+.8f}, finite difference on t
 # %% [markdown]
 # **What we saw:** a convolution is a dot product of each patch with each kernel; im2col
 # lays the patches out as rows so that all of those dot products are one matrix product
-# (same numbers as the loops, much faster; the printed breakdown shows that the copy and
-# the product take the time, in comparable shares); the backward uses the same `P` for the weights and `col2im`,
+# (same numbers as the loops, much faster; the printed breakdown shows how its time
+# splits between the copy and the product); the backward uses the same `P` for the weights and `col2im`,
 # the transpose of the copying, for the input.
 #
 # Next: `03_adaptive_kernels.py`, where the kernel itself is computed from each row of `P`.

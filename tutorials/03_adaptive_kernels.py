@@ -170,9 +170,9 @@ draw_cells(fig.add_subplot(grid[1, 2]), k_real.reshape(m, m), "= k = Q p + w")
 draw_cells(fig.add_subplot(grid[1, 3]), (k_real * p_real).reshape(m, m), "k * p, element by element")
 ax = fig.add_subplot(grid[1, 4:6])
 ax.axis("off")
-ax.text(0, 0.5, f"sum of k * p = k . p = {k_real @ p_real:.4f}\n+ b_{o}                = {b_trained[o]:+.4f}\n"
-        f"= sigma               = {sigma_real:.4f}\ntanh(sigma)           = {np.tanh(sigma_real):.4f}"
-        f"\n                  (the layer's output)", family="monospace", fontsize=11, va="center")
+summary = [("sum of k * p = k . p", f"{k_real @ p_real:+.4f}"), (f"+ b_{o}", f"{b_trained[o]:+.4f}"),
+           ("= sigma", f"{sigma_real:+.4f}"), ("tanh(sigma)", f"{np.tanh(sigma_real):+.4f}  (the layer's output)")]
+ax.text(0, 0.5, "\n".join(f"{label:<21}= {value}" for label, value in summary), family="monospace", fontsize=11, va="center")
 fig.suptitle(f"One real patch, every number: channel {o} of {layer_source}; {digit_source}", fontsize=10)
 save(fig, "03_one_patch.png")
 
