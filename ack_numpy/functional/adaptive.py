@@ -17,8 +17,10 @@ Three implementations live here, side by side, from the most literal to the fast
 
 * `adaptive_conv2d_loops`: the literal one. It loops over images, output channels and
   output pixels, builds the kernel element by element and applies it. Step through it
-  in a debugger to see the equations above happen one number at a time.
-  (`adaptive_kernels_loops` returns the kernels it builds.)
+  in a debugger to see the equations above happen one number at a time
+  (`python tutorials/one_pixel.py` stops it at one pixel).
+  (`adaptive_kernels_loops` returns the kernels it builds; `adaptive_conv2d_backward_loops`
+  is its backward, the chain rule applied one number at a time.)
 * `adaptive_conv2d_reference`: the parallel form, with its hand-written backward, exactly
   as the equations read. With P = im2col(x) (R, D), where R = N*Ho*Wo, and Q stacked
   into Qs (O*D, D):
