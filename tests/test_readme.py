@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 README = PROJECT_ROOT / "README.md"
 PACKAGE = PROJECT_ROOT / "ack_numpy"
@@ -67,12 +69,14 @@ def test_readme_example_prints_what_its_comments_say(tmp_path):
 
 
 # ------------------------------------------------------------------ links and records
-def test_readme_links_and_pictures_exist():
-    targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", readme_text())
+@pytest.mark.parametrize("page", ["README.md", "data/README.md", "data/bench/README.md"])
+def test_readme_links_and_pictures_exist(page):
+    path = PROJECT_ROOT / page
+    targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", path.read_text(encoding="utf-8"))
     local = [t for t in targets if "://" not in t]
-    assert local, "README.md links to no file of the project"
-    missing = [t for t in local if not (PROJECT_ROOT / t).exists()]
-    assert not missing, f"README.md links to files that do not exist: {missing}"
+    assert local, f"{page} links to no file of the project"
+    missing = [t for t in local if not (path.parent / t).exists()]
+    assert not missing, f"{page} links to files that do not exist: {missing}"
 
 
 def results_block() -> tuple[str, Path]:
