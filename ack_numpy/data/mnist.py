@@ -5,12 +5,28 @@ MNIST is four IDX files (see `idx.py`), usually gzip-compressed:
     train-images-idx3-ubyte   (60000, 28, 28) uint8     train-labels-idx1-ubyte  (60000,) uint8
     t10k-images-idx3-ubyte    (10000, 28, 28) uint8     t10k-labels-idx1-ubyte   (10000,) uint8
 
-Each may be stored as NAME.gz or as NAME (uncompressed); NAME.gz wins if both exist.
-Checksums are of the *decompressed* content, so every genuine copy passes whichever
-mirror or gzip settings produced it.
+We read them ourselves (`idx.py`, gzip or raw; no dataset library). Each may be stored
+as NAME.gz or as NAME (uncompressed); NAME.gz wins if both exist.
 
-Where we look (`find_mnist_dir`): the `data_dir` argument, then the ACK_MNIST_DIR
-environment variable, then `data/mnist/` in the project root, then `./data/mnist`.
+Genuine or not: the SHA-256 of each file's *decompressed* content is compared with the
+reference sums in MNIST_SHA256, so every genuine copy passes whichever mirror or gzip
+settings produced it, and any other file (truncated, corrupt, tampered, or another
+dataset) is refused with one line naming the file.
+
+Where we look (`find_mnist_dir`): the `data_dir` argument (`--data-dir DIR` on the
+command line), then the ACK_MNIST_DIR environment variable, then `data/mnist/` in the
+project root, then `./data/mnist`. A folder given explicitly or by ACK_MNIST_DIR must
+hold all four files; we never fall back silently to data from somewhere else. A
+relative ACK_MNIST_DIR is read from the current folder, so give an absolute path
+(`export ACK_MNIST_DIR=/path/to/mnist`) to make it work from anywhere.
+
+Downloading (`download_mnist`; `python -m ack_numpy download`, or `train --download`
+when nothing is found): the four NAME.gz files go into `data/mnist/` of the project root
+(or `--dest DIR`), from the first of DEFAULT_MIRRORS that serves a genuine copy. Each
+file is streamed to a temporary file, verified, and only then renamed onto its final
+name, so a failed or interrupted download leaves nothing half-written; files already
+present and verified are kept. MNIST is never committed to the repository
+(`data/mnist/` is git-ignored).
 """
 
 from __future__ import annotations
