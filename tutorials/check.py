@@ -76,7 +76,7 @@ def check_01_bias_grad(answer: Callable) -> None:
 # ----------------------------------------------------------------------------- 02 convolution
 def check_02_patch_row(answer: Callable) -> None:
     rng = np.random.default_rng(3)
-    for shape, m, stride, padding in [((2, 3, 6, 5), 3, 1, 0), ((1, 2, 7, 7), 3, 2, 1), ((2, 1, 5, 6), 2, 2, 2)]:
+    for shape, m, stride, padding in [((2, 3, 6, 5), 3, 1, 0), ((1, 2, 7, 7), 3, 2, 1), ((2, 1, 5, 6), 2, 2, 1)]:
         x = rng.normal(size=shape)
         P = F.im2col(x, m, stride, padding)
         ho, wo = (F.conv_output_size(s, m, stride, padding) for s in shape[2:])
