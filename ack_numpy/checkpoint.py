@@ -10,11 +10,18 @@ Layout of the file (plain NumPy arrays, no pickles, so `np.load` can read it any
 Writes are atomic: the file is written under a temporary name in the same folder and
 renamed over the old one, so a crash (or kill -9) mid-write leaves the previous
 checkpoint untouched and a reader never sees a half-written file.
+
+Reads trust nothing. Every entry's size is checked from the zip directory and the .npy
+header before its payload is read: against the shapes of the model the record names when
+they are known, else against MAX_CHECKPOINT_BYTES; a foreign entry, a non-finite weight
+or a missing optimiser entry is refused by name. The rules for the record are the
+`check_*` functions below; train.py adds those for the training position.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -22,13 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .progress import quote_path
+
 FORMAT_VERSION = 1
+MAX_CHECKPOINT_BYTES = 2**28  # 256 MiB: LeNet with Adam's state needs 5 MiB
+MAX_META_BYTES = 2**22        # the JSON record: settings and one row per epoch
+MAX_CHANNELS, MAX_HIDDEN = 512, 4096
+IMAGE_SIZE = 28               # MNIST
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, corrupt, truncated or not one of ours."""
 
 
+# ----------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | Path, model_state: dict, optim_state: dict, meta: dict) -> Path:
     """Write the checkpoint atomically: into a temp file beside it, then os.replace.
 
@@ -71,48 +85,217 @@ def _remove_temp_files_of_dead_writers(path: Path) -> None:
             pass  # it exists but belongs to someone else: leave its file alone
 
 
+# ----------------------------------------------------------------------------- reading
 def load_checkpoint(path: str | Path) -> tuple[dict, dict, dict]:
-    """Read (model_state, optim_state, meta); raise CheckpointError naming the file on any problem."""
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; a checkpoint is a file, e.g. {path / 'checkpoint.npz'}")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    # An .npz is a zip archive. Checking that first gives one clear message for random bytes,
-    # a truncated download or a plain .npy file (which np.load would return as an array).
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is not an ack_numpy checkpoint: not an .npz (zip) file, "
-                              f"or truncated (an interrupted copy?)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError) as err:
-        raise CheckpointError(f"{path} is not a readable ack_numpy checkpoint "
-                              f"(corrupt or truncated .npz: {err})") from None
-    if "meta" not in arrays:
-        raise CheckpointError(f"{path} is an .npz file but not an ack_numpy checkpoint (no 'meta' entry)")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: the 'meta' record is not valid JSON ({err})") from None
-    if not isinstance(meta, dict) or "model" not in meta:
-        raise CheckpointError(f"{path} is not an ack_numpy checkpoint (its 'meta' record names no model)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {meta.get('format_version')!r}; this "
-                              f"ack_numpy reads version {FORMAT_VERSION} (was it written by another version?)")
-    model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-    optim_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
-    return model_state, optim_state, meta
+    """Read (model_state, optim_state, meta) of any checkpoint, within the generic size bound."""
+    meta = read_meta(path)
+    arrays = read_arrays(path)
+    return _part(arrays, "model/"), _part(arrays, "optim/"), meta
 
 
 def load_model(path: str | Path):
-    """Rebuild the model a checkpoint was saved from and load its weights -> (model, meta)."""
+    """Rebuild the model a checkpoint was saved from and load its weights -> (model, meta).
+
+    The model is built from the record first, so the weights are checked against its
+    shapes before they are read."""
     from .models import build_model  # here, not at the top: models import nn, which is heavier
 
-    model_state, _, meta = load_checkpoint(path)
-    try:
-        model = build_model(meta["model"], seed=0, **meta.get("model_options", {}))
-        model.load_state_dict(model_state)
-    except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{path}: weights do not fit model {meta['model']!r}: {err}") from None
+    meta = read_meta(path)
+    model = build_model(meta["model"], seed=0, **meta.get("model_options", {}))
+    expected = {f"model/{k}": v for k, v in model.state_dict().items()}
+    model.load_state_dict(_part(read_arrays(path, expected, only="model/", fits=f"model {meta['model']!r}"), "model/"))
     return model, meta
+
+
+def read_meta(path: str | Path) -> dict:
+    """The JSON record of a checkpoint, checked by `check_meta`; raises CheckpointError."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        entries = {_entry_name(info): info for info in zf.infolist()}
+        if "meta" not in entries:
+            raise CheckpointError(f"{quote_path(path)} is an .npz file but not an ack_numpy checkpoint "
+                                  f"(no 'meta' entry)")
+        info = entries["meta"]
+        if info.file_size > MAX_META_BYTES:
+            raise CheckpointError(f"{quote_path(path)}: the 'meta' record is {info.file_size:,} bytes, "
+                                  f"more than any checkpoint's ({MAX_META_BYTES:,})")
+        _read_header(zf, info, path)  # the size it declares must be the size it has
+        text = _read_entry(zf, info, path)
+    if text.dtype.kind != "U" or text.shape != ():
+        raise CheckpointError(f"{quote_path(path)}: the 'meta' record is not a JSON string")
+    try:
+        meta = json.loads(str(text))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{quote_path(path)}: the 'meta' record is not valid JSON ({err})") from None
+    try:
+        check_meta(meta)
+    except ValueError as err:
+        raise CheckpointError(f"{quote_path(path)}: {err}") from None
+    return meta
+
+
+def read_arrays(path: str | Path, expected: dict | None = None, only: str = "",
+                fits: str = "the model") -> dict[str, np.ndarray]:
+    """The array entries (names without '.npy') of a checkpoint whose names start with `only`.
+
+    expected: {name: array of the right shape and dtype} for entries that must be there
+    exactly (the model's weights, the optimiser's state); an entry under the same prefix
+    that it does not list is refused. Without it, any numeric array is accepted as long as
+    all of them together stay within MAX_CHECKPOINT_BYTES. Nothing is read before every
+    header has passed, and every float array must be finite. `fits` names what the
+    entries must fit in messages, e.g. "model 'lenet' with optimizer 'adam'"."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        headers = {}
+        for info in zf.infolist():
+            name = _entry_name(info)
+            if name == "meta":
+                continue
+            if not name.startswith(("model/", "optim/")):
+                raise CheckpointError(f"{quote_path(path)} holds an entry {name!r} that no ack_numpy checkpoint has")
+            if name.startswith(only):
+                headers[name] = (info, *_read_header(zf, info, path))
+        _check_entries(headers, expected, only, fits, path)
+        arrays = {name: _read_entry(zf, info, path) for name, (info, _, _) in headers.items()}
+    for name, value in arrays.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CheckpointError(f"{quote_path(path)}: entry {name!r} holds NaN or infinite values "
+                                  f"(saved from a run that diverged, or tampered with)")
+    return arrays
+
+
+def _check_entries(headers: dict, expected: dict | None, prefix: str, fits: str, path: Path) -> None:
+    """Names, shapes, dtypes and sizes of the entries, from their headers alone."""
+    where = quote_path(path)
+    for part, what in (("model/", "weights"), ("optim/", "optimizer state")):
+        if expected is None or not part.startswith(prefix):
+            continue
+        wanted, found = {k for k in expected if k.startswith(part)}, {k for k in headers if k.startswith(part)}
+        missing, extra = sorted(wanted - found), sorted(found - wanted)
+        if missing:
+            names = ", ".join(repr(k[len(part):]) for k in missing[:4]) + (" ..." if len(missing) > 4 else "")
+            raise CheckpointError(f"{where}: the {what} do not fit {fits}: {len(missing)} of its "
+                                  f"{len(wanted)} entries are missing: {names}")
+        if extra:
+            raise CheckpointError(f"{where}: the {what} do not fit {fits}: it has no entry {extra[0][len(part):]!r}")
+    total = 0
+    for name, (info, shape, dtype) in headers.items():
+        if expected is not None and name in expected:
+            want = expected[name]
+            if shape != want.shape or dtype != want.dtype:
+                raise CheckpointError(f"{where}: the entry {name!r} does not fit {fits}: it is {dtype} "
+                                      f"with shape {shape}, expected {want.dtype} with shape {want.shape}")
+        elif dtype.kind not in "biuf":
+            raise CheckpointError(f"{where}: entry {name!r} has dtype {dtype}, not numbers")
+        total += math.prod(shape) * dtype.itemsize
+    if total > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{where}: its arrays would take {total:,} bytes, more than any ack_numpy "
+                              f"model's checkpoint ({MAX_CHECKPOINT_BYTES:,})")
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    if path.is_dir():
+        raise CheckpointError(f"{quote_path(path)} is a folder; a checkpoint is a file, "
+                              f"e.g. {quote_path(path / 'checkpoint.npz')}")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {quote_path(path)}")
+    # An .npz is a zip archive. Checking that first gives one clear message for random bytes,
+    # a truncated download or a plain .npy file (which np.load would return as an array).
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise CheckpointError(f"{quote_path(path)} is not an ack_numpy checkpoint: not an .npz (zip) file, "
+                              f"or truncated (an interrupted copy?) ({err})") from None
+
+
+def _entry_name(info: zipfile.ZipInfo) -> str:
+    return info.filename[: -len(".npy")] if info.filename.endswith(".npy") else info.filename
+
+
+def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) from an entry's .npy header; its declared size must match the zip's."""
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):  # np.save writes these for every numeric array
+                raise ValueError(f".npy format version {version}")
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(f)
+            header_bytes = f.tell()
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError) as err:
+        raise CheckpointError(f"{quote_path(path)} is not a readable ack_numpy checkpoint "
+                              f"(entry {_entry_name(info)!r}: {err})") from None
+    if dtype.hasobject or info.file_size != header_bytes + math.prod(shape) * dtype.itemsize:
+        raise CheckpointError(f"{quote_path(path)}: entry {_entry_name(info)!r} declares {dtype} {shape}, "
+                              f"which does not match its size in the file (tampered with?)")
+    return shape, dtype
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    try:
+        with zf.open(info) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError) as err:
+        raise CheckpointError(f"{quote_path(path)} is not a readable ack_numpy checkpoint "
+                              f"(corrupt or truncated .npz: {err})") from None
+
+
+def _part(arrays: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+# ----------------------------------------------------------------------------- rules for the record
+def check_meta(meta) -> None:
+    """The record every checkpoint holds: format version, model name and options."""
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise ValueError("not an ack_numpy checkpoint (its 'meta' record names no model)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"has checkpoint format version {meta.get('format_version')!r}; this ack_numpy "
+                         f"reads version {FORMAT_VERSION} (was it written by another version?)")
+    check_model(meta["model"], meta.get("model_options", {}))
+    for key in ("epoch", "batch"):
+        if key in meta and not _is_count(meta[key]):
+            raise ValueError(f"'{key}' must be a whole number >= 0, got {meta[key]!r}")
+
+
+def check_model(name, options) -> None:
+    """A model name and its options, as `build_model(name, **options)` takes them, within the
+    sizes a teaching model on 28x28 images can have (so no record can ask for 10^9 channels)."""
+    from .models import MODELS
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    if not isinstance(options, dict):
+        raise ValueError(f"model options must be a record of settings, got {options!r}")
+    if name == "lenet" and options:
+        raise ValueError(f"model 'lenet' takes no options, got {sorted(options)}")
+    unknown = sorted(set(options) - {"channels", "kernel_sizes", "adaptive", "hidden"})
+    if unknown:
+        raise ValueError(f"unknown model option {unknown[0]!r} (the options are channels, kernel_sizes, "
+                         f"adaptive and hidden)")
+    channels = options.get("channels", (8, 16))
+    if not (_pair(channels) and all(_is_count(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
+        raise ValueError(f"model option 'channels' must be two whole numbers from 1 to {MAX_CHANNELS}, got {channels!r}")
+    kernel_sizes, size = options.get("kernel_sizes", (3, 5)), IMAGE_SIZE
+    if not (_pair(kernel_sizes) and all(_is_count(k) and k >= 1 for k in kernel_sizes)):
+        raise ValueError(f"model option 'kernel_sizes' must be two whole numbers >= 1, got {kernel_sizes!r}")
+    for k in kernel_sizes:
+        size = (size - k + 1) // 2  # a convolution without padding, then a 2x2 pool
+    if size < 1:
+        raise ValueError(f"model option 'kernel_sizes' {list(kernel_sizes)} leave nothing of a "
+                         f"{IMAGE_SIZE}x{IMAGE_SIZE} image")
+    adaptive = options.get("adaptive", (True, False))
+    if not (_pair(adaptive) and all(isinstance(a, bool) for a in adaptive)):
+        raise ValueError(f"model option 'adaptive' must be two true/false values, got {adaptive!r}")
+    hidden = options.get("hidden", 0)
+    if not (_is_count(hidden) and hidden <= MAX_HIDDEN):
+        raise ValueError(f"model option 'hidden' must be a whole number from 0 to {MAX_HIDDEN}, got {hidden!r}")
+
+
+def _is_count(value) -> bool:
+    """A whole number >= 0 (JSON has no other integers; True is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _pair(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2

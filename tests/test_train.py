@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 from dataclasses import replace
 
@@ -19,7 +20,7 @@ import ack_numpy.train as T
 from ack_numpy.autograd import Tensor
 from ack_numpy.checkpoint import CheckpointError, load_checkpoint
 from ack_numpy.models import build_model
-from ack_numpy.train import (CHECKPOINT_NAME, METRIC_FIELDS, Progress, StopOnCtrlC, TrainConfig,
+from ack_numpy.train import (CHECKPOINT_NAME, METRIC_FIELDS, Progress, StopOnSignals, TrainConfig,
                              TrainingDiverged, read_metrics, resume, train, train_step)
 
 BATCHES = 8  # per epoch: 256 images / batch 32
@@ -202,17 +203,43 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(mnist_path, t
     assert (out / CHECKPOINT_NAME).read_bytes() == saved["bytes"]
 
 
-def test_ctrl_c_handler_is_only_installed_where_ctrl_c_is_enabled():
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job started in the background
+@posix_signals
+def test_stop_handlers_are_only_installed_where_the_signal_is_enabled():
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.getsignal(s) for s in stops}
     try:
-        with StopOnCtrlC():
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        for s in stops:  # as for a job started in the background, under nohup, or told to ignore TERM
+            signal.signal(s, signal.SIG_IGN)
+        with StopOnSignals():
+            assert all(signal.getsignal(s) is signal.SIG_IGN for s in stops)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        with StopOnCtrlC() as ctrl_c:
-            assert signal.getsignal(signal.SIGINT) == ctrl_c._on_sigint
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with StopOnSignals() as stop:
+            assert all(signal.getsignal(s) == stop._on_signal for s in stops)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@posix_signals
+def test_a_stop_request_remembers_the_first_signal_and_a_second_stops_at_once():
+    previous = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with StopOnSignals() as stop:
+            stop.check()  # nothing asked yet
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert (stop.requested, stop.name, stop.hard) == (True, "SIGTERM", False)
+            with pytest.raises(KeyboardInterrupt):
+                stop.check()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGHUP)  # the second signal interrupts where it lands
+            assert stop.hard and stop.name == "SIGTERM"
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @pytest.mark.mnist
@@ -334,25 +361,53 @@ def test_another_seed_gives_another_run(reference, mnist_path, tmp_path):
         assert not np.allclose(weights[name], reference_weights[name]), name
 
 
+def epoch_labels(seed, epoch, first_batch=0, max_shift=0):
+    """The labels 0..99 in the order epoch `epoch` of a run with `seed` visits them (batches of 10)."""
+    config = TrainConfig(seed=seed, batch_size=10, max_shift=max_shift)
+    images, labels = np.zeros((100, 1, 28, 28), np.float32), np.arange(100)
+    return np.concatenate([y for _, y in T.epoch_batches(config, epoch, images, labels, first_batch)])
+
+
 def test_epoch_order_depends_on_seed_and_epoch_only():
-    assert np.array_equal(T.epoch_order(3, 1, 100), T.epoch_order(3, 1, 100))
-    assert not np.array_equal(T.epoch_order(3, 1, 100), T.epoch_order(3, 2, 100))
-    assert not np.array_equal(T.epoch_order(3, 1, 100), T.epoch_order(4, 1, 100))
-    assert sorted(T.epoch_order(3, 1, 100)) == list(range(100))
+    assert np.array_equal(epoch_labels(3, 1), epoch_labels(3, 1))
+    assert not np.array_equal(epoch_labels(3, 1), epoch_labels(3, 2))
+    assert not np.array_equal(epoch_labels(3, 1), epoch_labels(4, 1))
+    assert sorted(epoch_labels(3, 1)) == list(range(100))
+    # The order is the permutation of default_rng((seed, epoch)), whatever the shifts.
+    np.testing.assert_array_equal(epoch_labels(3, 1, max_shift=2), np.random.default_rng((3, 1)).permutation(100))
+    # Resuming at batch 4 of an epoch gives the rest of the same order.
+    np.testing.assert_array_equal(epoch_labels(3, 1, first_batch=4), epoch_labels(3, 1)[40:])
 
 
 # ----------------------------------------------------------------------------- settings and progress
 @pytest.mark.parametrize("change, message", [
-    ({"epochs": 0}, "epochs must be at least 1"),
-    ({"lr": 0.0}, "learning rate must be a positive number"),
-    ({"lr": float("nan")}, "learning rate must be a positive number"),
-    ({"momentum": 1.5}, "momentum must be in"),
-    ({"weight_decay": -1.0}, "weight decay must be"),
-    ({"seed": -1}, "seed must be 0 or more"),
-    ({"optimizer": "rmsprop"}, "optimizer must be"),
+    ({"epochs": 0}, "epochs must be a whole number >= 1, got 0"),
+    ({"epochs": "3"}, "epochs must be a whole number >= 1, got '3'"),
+    ({"epochs": True}, "epochs must be a whole number >= 1, got True"),
+    ({"batch_size": 2.5}, "batch_size must be a whole number >= 1, got 2.5"),
+    ({"lr": 0.0}, "lr must be a positive number, got 0.0"),
+    ({"lr": None}, "lr must be a positive number, got None"),
+    ({"lr": float("nan")}, "lr must be a positive number, got nan"),
+    ({"momentum": 1.5}, "momentum must be a number in [0, 1), got 1.5"),
+    ({"weight_decay": -1.0}, "weight_decay must be a number >= 0, got -1.0"),
+    ({"weight_decay": float("inf")}, "weight_decay must be a number >= 0, got inf"),
+    ({"seed": -1}, "seed must be a whole number >= 0, got -1"),
+    ({"optimizer": "rmsprop"}, "optimizer must be 'adam' or 'sgd', got 'rmsprop'"),
+    ({"schedule": "step"}, "schedule must be 'cosine' or 'constant', got 'step'"),
+    ({"max_shift": 15}, "max_shift must be a whole number from 0 to 14 (half the 28-pixel image), got 15"),
+    ({"max_shift": 10**7}, "max_shift must be a whole number from 0 to 14"),
+    ({"limit_train": 0}, "limit_train must be a whole number >= 1, got 0"),
+    ({"holdout": -1}, "holdout must be a whole number >= 0, got -1"),
+    ({"model": "resnet"}, "model must be one of lenet, adaptive-lenet, plain-small, got 'resnet'"),
+    ({"model": "adaptive-lenet", "model_options": {"channels": [10**9, 16]}},
+     "model_options do not fit model 'adaptive-lenet': model option 'channels' must be two whole numbers from 1 to 512"),
+    ({"model": "adaptive-lenet", "model_options": {"kernel_sizes": [20, 5]}},
+     r"model option 'kernel_sizes' \[20, 5\] leave nothing of a 28x28 image"),
+    ({"model": "adaptive-lenet", "model_options": {"width": 3}}, "unknown model option 'width'"),
+    ({"model": "lenet", "model_options": {"hidden": 3}}, "model 'lenet' takes no options"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(change, message, tmp_path):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(T.SettingError, match=message if "\\[" in message else re.escape(message)):
         train(replace(TrainConfig(out=str(tmp_path / "run")), **change), log=quiet)
     assert not (tmp_path / "run").exists()
 
