@@ -174,17 +174,17 @@ def _check_entries(headers: dict, expected: dict | None, prefix: str, fits: str,
         missing, extra = sorted(wanted - found), sorted(found - wanted)
         if missing:
             names = ", ".join(repr(k[len(part):]) for k in missing[:4]) + (" ..." if len(missing) > 4 else "")
-            raise CheckpointError(f"{where}: the {what} do not fit {fits}: {len(missing)} of its "
-                                  f"{len(wanted)} entries are missing: {names}")
+            raise CheckpointError(f"{where} does not fit {fits}: {len(missing)} of the {len(wanted)} {what} "
+                                  f"entries it needs are missing: {names}")
         if extra:
-            raise CheckpointError(f"{where}: the {what} do not fit {fits}: it has no entry {extra[0][len(part):]!r}")
+            raise CheckpointError(f"{where} does not fit {fits}: it has no {what} entry {extra[0][len(part):]!r}")
     total = 0
     for name, (info, shape, dtype) in headers.items():
         if expected is not None and name in expected:
             want = expected[name]
             if shape != want.shape or dtype != want.dtype:
-                raise CheckpointError(f"{where}: the entry {name!r} does not fit {fits}: it is {dtype} "
-                                      f"with shape {shape}, expected {want.dtype} with shape {want.shape}")
+                raise CheckpointError(f"{where} does not fit {fits}: entry {name!r} is {dtype} with shape "
+                                      f"{shape}, expected {want.dtype} with shape {want.shape}")
         elif dtype.kind not in "biuf":
             raise CheckpointError(f"{where}: entry {name!r} has dtype {dtype}, not numbers")
         total += math.prod(shape) * dtype.itemsize
@@ -263,7 +263,7 @@ def check_model(name, options) -> None:
     sizes a teaching model on 28x28 images can have (so no record can ask for 10^9 channels)."""
     from .models import MODELS
 
-    if name not in MODELS:
+    if not (isinstance(name, str) and name in MODELS):
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     if not isinstance(options, dict):
         raise ValueError(f"model options must be a record of settings, got {options!r}")

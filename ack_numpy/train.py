@@ -144,14 +144,14 @@ class TrainConfig:
         """Check every setting's type and range; raise SettingError naming the first bad one.
         The command line, `train`, `resume` and a checkpoint's saved settings all come here."""
         rules = [
-            ("model", self.model in MODELS, f"must be one of {', '.join(MODELS)}"),
+            ("model", isinstance(self.model, str) and self.model in MODELS, f"must be one of {', '.join(MODELS)}"),
             ("epochs", _whole(self.epochs, 1), "must be a whole number >= 1"),
             ("batch_size", _whole(self.batch_size, 1), "must be a whole number >= 1"),
             ("lr", _number(self.lr) and self.lr > 0, "must be a positive number"),
-            ("optimizer", self.optimizer in OPTIMIZERS, "must be 'adam' or 'sgd'"),
+            ("optimizer", isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS, "must be 'adam' or 'sgd'"),
             ("momentum", _number(self.momentum) and 0 <= self.momentum < 1, "must be a number in [0, 1)"),
             ("weight_decay", _number(self.weight_decay) and self.weight_decay >= 0, "must be a number >= 0"),
-            ("schedule", self.schedule in SCHEDULES, "must be 'cosine' or 'constant'"),
+            ("schedule", isinstance(self.schedule, str) and self.schedule in SCHEDULES, "must be 'cosine' or 'constant'"),
             ("max_shift", _whole(self.max_shift, 0) and self.max_shift <= MAX_SHIFT,
              f"must be a whole number from 0 to {MAX_SHIFT} (half the {IMAGE_SIZE}-pixel image)"),
             ("seed", _whole(self.seed, 0), "must be a whole number >= 0"),
@@ -435,6 +435,8 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
     """Continue the run saved in out/checkpoint.npz with its own config, from the exact batch
     where it stopped. `epochs` may extend a run that uses the constant schedule (with the
     cosine schedule every learning rate depends on the total, so it must stay the same)."""
+    if epochs is not None:
+        TrainConfig(epochs=epochs).validate()  # the same rule as for a new run, before any file is read
     out = run_folder(out)
     path = out / CHECKPOINT_NAME
     if not path.is_file():
