@@ -7,8 +7,10 @@ reaches the terminal) with real subprocesses.
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -351,3 +353,138 @@ def test_an_output_folder_that_cannot_be_written_fails_before_the_data_is_loaded
     read_only.mkdir(mode=0o555)
     assert main(["train", "--out", str(read_only), "--data-dir", str(tmp_path)]) == 1
     assert one_error_line(capsys.readouterr().err).startswith(f"error: {read_only}: cannot write in this folder")
+
+
+# ----------------------------------------------------------------------------- SIGTERM, SIGHUP
+@posix_signals
+@pytest.mark.mnist
+@pytest.mark.parametrize("signum, name, code", [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGHUP, "SIGHUP", 129)])
+def test_sigterm_and_sighup_save_say_so_and_exit_with_128_plus_the_signal(signum, name, code, mnist_path, tmp_path):
+    out = tmp_path / "run"
+    run = Training("--model", "lenet", "--limit-train", "640", "--limit-test", "50", "--batch-size", "32",
+                   "--data-dir", mnist_path, "--out", out)
+    run.wait_for("epoch 1/1  batch 2/20")
+    run.process.send_signal(signum)
+    code_, output = run.finish()
+    assert code_ == code, output
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if "--resume" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"stopped by {name}: saved epoch 1, batch "), output
+    assert lines[0].endswith(f"; continue with: python -m ack_numpy train --resume {out}")
+    _, _, meta = load_checkpoint(out / CHECKPOINT_NAME)
+    assert meta["epoch"] == 0 and 2 <= meta["batch"] < 20 and f"batch {meta['batch']} to" in lines[0]
+    assert not (out / ".lock").exists()
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    assert [row["epoch"] for row in read_metrics(out / "metrics.csv")] == [1]
+
+
+@posix_signals
+@pytest.mark.mnist
+def test_sighup_is_left_alone_under_nohup(mnist_path, tmp_path):
+    """A run started with SIGHUP ignored (nohup) goes on when the terminal closes."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ack_numpy", "train", "--model", "lenet", "--limit-train", "96", "--limit-test", "20",
+         "--batch-size", "32", "--epochs", "2", "--data-dir", str(mnist_path), "--out", str(out)],
+        cwd=PROJECT_ROOT, env=environment(ACK_PROGRESS_SECONDS="0"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    for line in process.stdout:
+        if "batch 1/3" in line:
+            process.send_signal(signal.SIGHUP)
+            break
+    rest = process.stdout.read()
+    assert process.wait(timeout=120) == 0, rest
+    assert [row["epoch"] for row in read_metrics(out / "metrics.csv")] == [1, 2]
+
+
+# ----------------------------------------------------------------------------- one writer per run folder
+@posix_signals
+@pytest.mark.mnist
+def test_a_second_run_into_the_same_out_is_refused_and_a_dead_owners_lock_is_taken_over(mnist_path, tmp_path):
+    out = tmp_path / "run"
+    first = Training("--model", "lenet", "--limit-train", "3200", "--limit-test", "50", "--batch-size", "32",
+                     "--data-dir", mnist_path, "--out", out)
+    first.wait_for("epoch 1/1  batch 2/100")
+    assert (out / ".lock").read_text() == f"{first.process.pid}\n"
+
+    second = run_cli("train", "--model", "lenet", "--limit-train", "64", "--data-dir", mnist_path, "--out", out)
+    assert second.returncode == 1, second.stderr
+    assert one_error_line(second.stderr) == (f"error: {out} is in use by another training run "
+                                             f"(pid {first.process.pid}); wait for it to finish, or choose another --out")
+    first.process.send_signal(signal.SIGKILL)  # its lock file stays behind, with its pid in it
+    assert first.finish()[0] == -signal.SIGKILL
+    assert (out / ".lock").exists()
+
+    third = run_cli("train", "--model", "lenet", "--limit-train", "64", "--limit-test", "20", "--data-dir",
+                    mnist_path, "--out", out)
+    assert third.returncode == 0, third.stderr
+    assert not (out / ".lock").exists()  # a finished run takes its lock away
+    assert json.loads((out / "config.json").read_text())["limit_train"] == 64
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["config"]["limit_train"] == 64
+
+
+@posix_signals
+@pytest.mark.mnist
+def test_a_resume_while_the_run_goes_on_is_refused(mnist_path, tmp_path):
+    out = tmp_path / "run"
+    args = ("--model", "lenet", "--epochs", "5", "--limit-train", "1600", "--limit-test", "20", "--batch-size", "32",
+            "--data-dir", mnist_path, "--out", out)
+    first = Training(*args)
+    first.wait_for("epoch 1/2: train loss")  # a checkpoint exists from here on
+    resumed = run_cli("train", "--resume", out)
+    assert resumed.returncode == 1 and "is in use by another training run" in one_error_line(resumed.stderr)
+    overwriting = run_cli(*("train", "--overwrite") + args[:-2] + ("--out", out))
+    assert overwriting.returncode == 1 and "is in use by another training run" in one_error_line(overwriting.stderr)
+    assert first.process.poll() is None, "the first run ended before the test was done"
+    first.process.send_signal(signal.SIGKILL)
+    first.finish()
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["config"]["epochs"] == 5  # the refused runs changed nothing
+
+
+# ----------------------------------------------------------------------------- closed stdout
+@pytest.mark.mnist
+@pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout-and-stderr"])
+def test_train_into_head_dash_1_keeps_training(stderr_too, mnist_path, tmp_path):
+    """`train | head -1` (and `2>&1 | head -1`): the reader goes away after one line; the run
+    finishes and saves everything, with no 'Broken pipe' blamed on the paths."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ack_numpy", "train", "--model", "lenet", "--epochs", "2", "--limit-train", "96",
+         "--limit-test", "20", "--batch-size", "32", "--data-dir", str(mnist_path), "--out", str(out)],
+        cwd=PROJECT_ROOT, env=environment(ACK_PROGRESS_SECONDS="0"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE)
+    assert process.stdout.readline()  # what head -1 reads
+    process.stdout.close()            # head exits
+    code = process.wait(timeout=120)
+    errors = b"" if stderr_too else process.stderr.read()
+    assert code == 0, errors
+    assert b"Broken pipe" not in errors and b"Traceback" not in errors and b"Exception ignored" not in errors
+    assert [row["epoch"] for row in read_metrics(out / "metrics.csv")] == [1, 2]
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["epoch"] == 2
+
+
+def test_evaluate_into_a_closed_pipe_exits_quietly(tmp_path):
+    path = save_untrained(tmp_path / CHECKPOINT_NAME)
+    result = subprocess.run(f"{shlex.quote(sys.executable)} -m ack_numpy evaluate --checkpoint {path} "
+                            f"--data-dir {tmp_path / 'no-mnist'} | true", shell=True, cwd=PROJECT_ROOT,
+                            env=environment(), capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in result.stderr and "Broken pipe" not in result.stderr
+
+
+# ----------------------------------------------------------------------------- paths in messages
+def test_paths_in_messages_are_quoted_when_a_space_would_hide(tmp_path, capsys):
+    nowhere = f"{tmp_path / 'run'} "  # a stray trailing space
+    assert main(["train", "--resume", nowhere]) == 1
+    assert f"cannot resume: '{nowhere}' does not exist" in one_error_line(capsys.readouterr().err)
+    assert main(["evaluate", "--checkpoint", f"{tmp_path / CHECKPOINT_NAME} "]) == 1
+    assert one_error_line(capsys.readouterr().err) == f"error: checkpoint not found: '{tmp_path / CHECKPOINT_NAME} '"
+
+
+def test_out_pointing_to_a_file_says_so(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["train", "--out", str(a_file), "--data-dir", str(tmp_path)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {a_file}: is a file, not a folder (--out names the folder of a run)")
+    assert a_file.read_text() == "mine"
