@@ -428,10 +428,10 @@ def test_a_second_run_into_the_same_out_is_refused_and_a_dead_owners_lock_is_tak
 @pytest.mark.mnist
 def test_a_resume_while_the_run_goes_on_is_refused(mnist_path, tmp_path):
     out = tmp_path / "run"
-    args = ("--model", "lenet", "--epochs", "5", "--limit-train", "1600", "--limit-test", "20", "--batch-size", "32",
+    args = ("--model", "lenet", "--epochs", "10", "--limit-train", "1600", "--limit-test", "20", "--batch-size", "32",
             "--data-dir", mnist_path, "--out", out)
     first = Training(*args)
-    first.wait_for("epoch 1/2: train loss")  # a checkpoint exists from here on
+    first.wait_for("epoch 1/10: train loss")  # a checkpoint exists from here on
     resumed = run_cli("train", "--resume", out)
     assert resumed.returncode == 1 and "is in use by another training run" in one_error_line(resumed.stderr)
     overwriting = run_cli(*("train", "--overwrite") + args[:-2] + ("--out", out))
@@ -439,7 +439,7 @@ def test_a_resume_while_the_run_goes_on_is_refused(mnist_path, tmp_path):
     assert first.process.poll() is None, "the first run ended before the test was done"
     first.process.send_signal(signal.SIGKILL)
     first.finish()
-    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["config"]["epochs"] == 5  # the refused runs changed nothing
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["config"]["epochs"] == 10  # the refused runs changed nothing
 
 
 # ----------------------------------------------------------------------------- closed stdout
