@@ -407,3 +407,103 @@ def test_an_entry_that_is_not_ours_is_refused_by_name(tmp_path):
     path.write_bytes(npz_bytes(meta=meta(format_version=FORMAT_VERSION, model="lenet"), junk=np.zeros(3)))
     with pytest.raises(CheckpointError, match="holds an entry 'junk' that no ack_numpy checkpoint has"):
         load_checkpoint(path)
+
+
+# ----------------------------------------------------------------------------- bounded memory
+MEMORY_LIMIT = 1 << 30  # 1 GiB of address space: ample for evaluate, far below what the bombs ask
+LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+if sys.argv[1] == "allocate":  # the limit is real: 1.5 GiB cannot be had under it
+    import numpy as np
+    try:
+        np.ones(3 << 29, dtype=np.uint8)
+    except MemoryError:
+        sys.exit(7)
+    sys.exit(0)
+from ack_numpy.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_limited(*args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    return subprocess.run([sys.executable, "-c", LIMITED.format(limit=MEMORY_LIMIT), *map(str, args)],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def with_entry(good: Path, path: Path, name: str, header_shape: tuple, payload_bytes: int,
+               declared_shape_matches: bool = True) -> Path:
+    """A copy of the checkpoint `good` with one more (or a replaced) entry `name`: an .npy header
+    for float32 `header_shape`, then `payload_bytes` zero bytes, deflated as it is written."""
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        for info in src.infolist():
+            if info.filename != f"{name}.npy":
+                dst.writestr(info.filename, src.read(info))
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(header, {"descr": "<f4", "fortran_order": False, "shape": header_shape})
+        with dst.open(f"{name}.npy", "w", force_zip64=True) as f:
+            f.write(header.getvalue())
+            chunk = bytes(1 << 24)
+            for start in range(0, payload_bytes, len(chunk)):
+                f.write(chunk[: min(len(chunk), payload_bytes - start)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory):
+    """Small files that would make a trusting reader allocate 1.5 GiB or more."""
+    folder = tmp_path_factory.mktemp("bombs")
+    good = save_model(folder / "good.npz", config=asdict(TrainConfig(model="adaptive-lenet", out=str(folder))))
+    huge = 3 << 29  # 1.5 GiB
+    return {
+        # the .npy header declares 10^10 floats; the payload is 40 bytes
+        "huge header": with_entry(good, folder / "huge-header.npz", "model/features.0.Q", (10**10,), 40),
+        # a consistent entry of 1.5 GiB of zeros, deflated to a few MB, in place of a weight
+        "deflated weight": with_entry(good, folder / "deflated-weight.npz", "model/features.0.Q", (huge // 4,), huge),
+        # the same as an extra optimiser entry
+        "deflated extra entry": with_entry(good, folder / "deflated-extra.npz", "optim/extra", (huge // 4,), huge),
+    }
+
+
+def test_the_memory_limit_is_real():
+    assert run_limited("allocate").returncode == 7
+
+
+@posix_signals
+@pytest.mark.parametrize("kind", ["huge header", "deflated weight", "deflated extra entry"])
+@pytest.mark.parametrize("command", ["evaluate", "resume"])
+def test_a_checkpoint_that_claims_gigabytes_is_refused_before_its_payload_is_read(kind, command, bombs, tmp_path):
+    bomb = bombs[kind]
+    assert bomb.stat().st_size < 20 << 20  # a small file...
+    if command == "evaluate":
+        result = run_limited("evaluate", "--checkpoint", bomb)
+    else:
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / CHECKPOINT_NAME).write_bytes(bomb.read_bytes())
+        result = run_limited("train", "--resume", run)
+    assert "MemoryError" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    if command == "evaluate" and kind == "deflated extra entry":
+        # evaluate reads the weights only, and never touches the optimiser's entries
+        assert "MNIST" in result.stderr or result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 1, result.stderr
+    line, = result.stderr.strip().splitlines()
+    expected = {"huge header": "declares float32 (10000000000,), which does not match its size in the file",
+                "deflated weight": "entry 'model/features.0.Q' is float32 with shape (402653184,), expected float32",
+                "deflated extra entry": "it has no optimizer state entry 'extra'"}[kind]
+    assert expected in line and str(bomb.name if command == "evaluate" else CHECKPOINT_NAME) in line
+
+
+def test_load_checkpoint_without_a_model_still_bounds_the_size(bombs):
+    with pytest.raises(CheckpointError, match=r"its arrays would take 1,610,\d{3},\d{3} bytes, more than any"):
+        load_checkpoint(bombs["deflated extra entry"])
+
+
+@pytest.mark.mnist
+def test_a_genuine_checkpoint_evaluates_under_the_same_limit(mnist_path, tmp_path):
+    path = save_model(tmp_path / CHECKPOINT_NAME)
+    result = run_limited("evaluate", "--checkpoint", path, "--data-dir", mnist_path, "--limit-test", "500")
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
