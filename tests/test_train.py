@@ -8,6 +8,7 @@ a chosen point, exactly as a terminal does.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ from ack_numpy.checkpoint import CheckpointError, load_checkpoint
 from ack_numpy.models import build_model
 from ack_numpy.train import (CHECKPOINT_NAME, METRIC_FIELDS, Progress, StopOnSignals, TrainConfig,
                              TrainingDiverged, read_metrics, resume, train, train_step)
+from ack_numpy.runs import write_metrics
 
 BATCHES = 8  # per epoch: 256 images / batch 32
 
@@ -485,3 +487,99 @@ def test_adaptive_lenet_learns_mnist_in_a_short_run(mnist_path, tmp_path):
                          out=str(tmp_path))
     rows = train(config, log=quiet, progress=Silent())
     assert rows[-1]["test_acc"] >= 0.95, rows
+
+
+# ----------------------------------------------------------------------------- the run folder agrees with its checkpoint
+class Killed(BaseException):
+    """Stands for kill -9 at one chosen moment: nothing after it runs, nothing catches it."""
+
+
+@pytest.mark.mnist
+def test_a_kill_between_the_checkpoint_and_the_metrics_is_repaired_by_resume(reference, mnist_path, tmp_path,
+                                                                              monkeypatch):
+    out = tmp_path / "run"
+    writes = []
+
+    def killed_before_the_second_write(path, rows):
+        writes.append(len(rows))
+        if len(rows) == 2:  # the final checkpoint is in place; metrics.csv would get its last row now
+            raise Killed
+        write_metrics(path, rows)
+
+    monkeypatch.setattr(T, "write_metrics", killed_before_the_second_write)
+    with pytest.raises(Killed):
+        train(tiny_config(out, mnist_path), log=quiet, progress=Silent())
+    monkeypatch.undo()
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["epoch"] == 2
+    assert len(read_metrics(out / "metrics.csv")) == 1  # one row short: the files disagree
+    (out / "config.json").write_text("{ half written")   # and config.json too, for good measure
+
+    messages = []
+    rows = resume(out, log=messages.append)
+    assert messages == [f"nothing to do: {out} has finished its run (2 of 2 epochs)"]
+    assert_same_run(out, rows, *reference)  # metrics.csv now holds both rows, as the checkpoint does
+    assert json.loads((out / "config.json").read_text()) == load_checkpoint(out / CHECKPOINT_NAME)[2]["config"]
+
+
+@pytest.mark.mnist
+def test_overwrite_that_fails_before_training_keeps_the_old_run(reference, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in (CHECKPOINT_NAME, "metrics.csv", "config.json"):
+        (out / name).write_bytes((reference[0] / name).read_bytes())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    config = tiny_config(out, tmp_path / "no-mnist-here")
+    with pytest.raises(ValueError, match="no such directory"):
+        train(config, overwrite=True, log=quiet, progress=Silent())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.mnist
+def test_overwrite_leaves_no_file_of_the_old_run(reference, mnist_path, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in (CHECKPOINT_NAME, "metrics.csv"):
+        (out / name).write_bytes((reference[0] / name).read_bytes())
+    with pytest.raises(KeyboardInterrupt):  # stopped in epoch 1, before its checkpoint
+        train(tiny_config(out, mnist_path), overwrite=True, log=quiet, progress=RaiseAt(epoch=1, batch=2))
+    assert read_metrics(out / "metrics.csv") == []  # not the old run's two rows beside a new config.json
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2
+
+
+# ----------------------------------------------------------------------------- on_epoch_end
+@pytest.mark.mnist
+def test_on_epoch_end_is_called_after_each_evaluation_and_checkpoint(reference, mnist_path, tmp_path):
+    out = tmp_path / "run"
+    seen = []
+
+    def look(epoch, model):
+        meta = load_checkpoint(out / CHECKPOINT_NAME)[2]
+        weights = dict(model.named_parameters())["features.0.Q"].data.copy()
+        seen.append((epoch, meta["epoch"], len(read_metrics(out / "metrics.csv")), weights))
+
+    rows = train(tiny_config(out, mnist_path), log=quiet, progress=Silent(), on_epoch_end=look)
+    assert [s[:3] for s in seen] == [(1, 1, 1), (2, 2, 2)]
+    np.testing.assert_array_equal(seen[-1][3], load_checkpoint(out / CHECKPOINT_NAME)[0]["features.0.Q"])
+    assert_same_run(out, rows, *reference, exact=True)  # looking changes nothing
+
+
+@posix_signals
+@pytest.mark.mnist
+def test_on_epoch_end_is_called_by_resume_for_the_remaining_epochs(mnist_path, tmp_path, ctrl_c):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(out, mnist_path), log=quiet, progress=CtrlCAt(epoch=1, batch=3))
+    epochs = []
+    resume(out, log=quiet, progress=Silent(), on_epoch_end=lambda epoch, model: epochs.append(epoch))
+    assert epochs == [1, 2]
+
+
+# ----------------------------------------------------------------------------- evaluate's arguments
+@pytest.mark.parametrize("images, labels, batch_size, message", [
+    (np.zeros((0, 1, 28, 28), np.float32), np.zeros(0, np.int64), 1000, "evaluate: images is empty (0 images)"),
+    (np.zeros((3, 1, 28, 28), np.float32), np.zeros(2, np.int64), 1000, "images and labels differ in length (3 vs 2)"),
+    (np.zeros((3, 1, 28, 28), np.float32), np.zeros(3, np.int64), 0, "batch_size must be a whole number >= 1, got 0"),
+])
+def test_evaluate_refuses_arguments_it_cannot_average_over(images, labels, batch_size, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        T.evaluate(build_model("lenet"), images, labels, batch_size=batch_size)
