@@ -15,7 +15,8 @@ Reads trust nothing. Every entry's size is checked from the zip directory and th
 header before its payload is read: against the shapes of the model the record names when
 they are known, else against MAX_CHECKPOINT_BYTES; a foreign entry, a non-finite weight
 or a missing optimiser entry is refused by name. The rules for the record are the
-`check_*` functions below; train.py adds those for the training position.
+functions at the end: `check_meta` for every checkpoint, `saved_config`,
+`check_training_state` and `check_position_in_epoch` for one that a run resumes from.
 """
 from __future__ import annotations
 
@@ -23,19 +24,20 @@ import contextlib
 import json
 import math
 import os
+from dataclasses import fields
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .config import SettingError, TrainConfig, check_model, is_count, is_number
 from .progress import quote_path
+from .runs import METRIC_FIELDS
 
 FORMAT_VERSION = 1
 MAX_CHECKPOINT_BYTES = 2**28  # 256 MiB: LeNet with Adam's state needs 5 MiB
 MAX_META_BYTES = 2**22        # the JSON record: settings and one row per epoch
-MAX_CHANNELS, MAX_HIDDEN = 512, 4096
-IMAGE_SIZE = 28               # MNIST
 
 
 class CheckpointError(ValueError):
@@ -254,48 +256,76 @@ def check_meta(meta) -> None:
                          f"reads version {FORMAT_VERSION} (was it written by another version?)")
     check_model(meta["model"], meta.get("model_options", {}))
     for key in ("epoch", "batch"):
-        if key in meta and not _is_count(meta[key]):
+        if key in meta and not is_count(meta[key]):
             raise ValueError(f"'{key}' must be a whole number >= 0, got {meta[key]!r}")
 
 
-def check_model(name, options) -> None:
-    """A model name and its options, as `build_model(name, **options)` takes them, within the
-    sizes a teaching model on 28x28 images can have (so no record can ask for 10^9 channels)."""
-    from .models import MODELS
-
-    if not (isinstance(name, str) and name in MODELS):
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    if not isinstance(options, dict):
-        raise ValueError(f"model options must be a record of settings, got {options!r}")
-    if name == "lenet" and options:
-        raise ValueError(f"model 'lenet' takes no options, got {sorted(options)}")
-    unknown = sorted(set(options) - {"channels", "kernel_sizes", "adaptive", "hidden"})
-    if unknown:
-        raise ValueError(f"unknown model option {unknown[0]!r} (the options are channels, kernel_sizes, "
-                         f"adaptive and hidden)")
-    channels = options.get("channels", (8, 16))
-    if not (_pair(channels) and all(_is_count(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
-        raise ValueError(f"model option 'channels' must be two whole numbers from 1 to {MAX_CHANNELS}, got {channels!r}")
-    kernel_sizes, size = options.get("kernel_sizes", (3, 5)), IMAGE_SIZE
-    if not (_pair(kernel_sizes) and all(_is_count(k) and k >= 1 for k in kernel_sizes)):
-        raise ValueError(f"model option 'kernel_sizes' must be two whole numbers >= 1, got {kernel_sizes!r}")
-    for k in kernel_sizes:
-        size = (size - k + 1) // 2  # a convolution without padding, then a 2x2 pool
-    if size < 1:
-        raise ValueError(f"model option 'kernel_sizes' {list(kernel_sizes)} leave nothing of a "
-                         f"{IMAGE_SIZE}x{IMAGE_SIZE} image")
-    adaptive = options.get("adaptive", (True, False))
-    if not (_pair(adaptive) and all(isinstance(a, bool) for a in adaptive)):
-        raise ValueError(f"model option 'adaptive' must be two true/false values, got {adaptive!r}")
-    hidden = options.get("hidden", 0)
-    if not (_is_count(hidden) and hidden <= MAX_HIDDEN):
-        raise ValueError(f"model option 'hidden' must be a whole number from 0 to {MAX_HIDDEN}, got {hidden!r}")
+# ----------------------------------------------------------------------------- rules for a saved training run
+RUNNING_FIELDS = ("loss", "correct", "seen", "seconds")  # sums over the batches of the current epoch
 
 
-def _is_count(value) -> bool:
-    """A whole number >= 0 (JSON has no other integers; True is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def saved_config(meta: dict, path: Path) -> TrainConfig:
+    """The TrainConfig of a checkpoint: every setting present, none unknown, all valid (the
+    rules of the command line), and the same model as the record. Raises CheckpointError."""
+    where = quote_path(path)
+    saved = meta.get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{where} holds no training state to resume from (no saved 'config')")
+    names = [f.name for f in fields(TrainConfig)]
+    unknown, missing = sorted(set(saved) - set(names)), [n for n in names if n not in saved]
+    if unknown or missing:
+        raise CheckpointError(f"{where} holds no training state to resume from (its saved config "
+                              + (f"has an unknown setting {unknown[0]!r})" if unknown else f"lacks {missing[0]!r})"))
+    config = TrainConfig(**saved)
+    try:
+        config.validate()
+    except SettingError as err:
+        raise CheckpointError(f"{where}: saved setting {err}") from None
+    if (meta["model"], meta.get("model_options", {})) != (config.model, config.model_options):
+        raise CheckpointError(f"{where}: its record names model {meta['model']!r} but its saved "
+                              f"config model {config.model!r} (with other options?)")
+    return config
 
 
-def _pair(value) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) == 2
+def check_training_state(meta: dict, path: Path) -> None:
+    """Where the checkpoint stopped: whole epochs and batches, one metrics row per finished
+    epoch, and running sums a real run could have made (`saved_config` has passed)."""
+    where = quote_path(path)
+    missing = [key for key in ("epoch", "batch", "running", "metrics") if key not in meta]
+    if missing:
+        raise CheckpointError(f"{where} holds no training state to resume from (missing or unexpected "
+                              f"entry: {missing[0]!r})")
+    running, rows, epochs = meta["running"], meta["metrics"], meta["config"]["epochs"]
+    if not (isinstance(running, dict) and set(running) == set(RUNNING_FIELDS)):
+        raise CheckpointError(f"{where}: 'running' must hold the numbers {', '.join(RUNNING_FIELDS)}")
+    for name in ("correct", "seen"):
+        if not is_count(running[name]):
+            raise CheckpointError(f"{where}: 'running.{name}' must be a whole number >= 0, got {running[name]!r}")
+    for name in ("loss", "seconds"):
+        if not (is_number(running[name]) and running[name] >= 0):
+            raise CheckpointError(f"{where}: 'running.{name}' must be a number >= 0, got {running[name]!r}")
+    if running["correct"] > running["seen"]:
+        raise CheckpointError(f"{where}: 'running' counts {running['correct']} correct of {running['seen']} images")
+    if meta["epoch"] > epochs:
+        raise CheckpointError(f"{where}: 'epoch' is {meta['epoch']}, beyond the run's {epochs}")
+    if not (isinstance(rows, list) and len(rows) == meta["epoch"]
+            and all(_metrics_row(row, e + 1) for e, row in enumerate(rows))):
+        raise CheckpointError(f"{where}: 'metrics' must hold one row of numbers ({', '.join(METRIC_FIELDS)}) for "
+                              f"each of the {meta['epoch']} finished epochs")
+
+
+def _metrics_row(row, epoch: int) -> bool:
+    return (isinstance(row, dict) and set(row) == set(METRIC_FIELDS) and row["epoch"] == epoch
+            and all(is_number(row[k]) for k in METRIC_FIELDS))
+
+
+def check_position_in_epoch(batch: int, seen: int, n: int, batch_size: int, path: Path) -> None:
+    """The saved batch must lie inside an epoch of this data (n images), with as many images
+    seen as it says (known only once the data is loaded)."""
+    n_batches = math.ceil(n / batch_size)
+    if batch > n_batches:
+        raise CheckpointError(f"{quote_path(path)}: 'batch' is {batch}, beyond the end of an epoch "
+                              f"({n_batches} batches of {batch_size} of {n:,} images)")
+    if seen != min(batch * batch_size, n):
+        raise CheckpointError(f"{quote_path(path)}: 'running.seen' is {seen} images, but {batch} batches "
+                              f"of {batch_size} hold {min(batch * batch_size, n)}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -36,10 +36,11 @@ import numpy as np
 from . import functional as F
 from . import optim
 from .autograd import Tensor, no_grad
-from .checkpoint import (IMAGE_SIZE, CheckpointError, check_meta, check_model, read_arrays, read_meta,
-                         save_checkpoint)
+from .checkpoint import (CheckpointError, check_position_in_epoch, check_training_state, read_arrays,
+                         read_meta, save_checkpoint, saved_config)
+from .config import SettingError, TrainConfig, is_whole
 from .data import batches, load_mnist, random_shift
-from .models import MODELS, build_model
+from .models import build_model
 from .nn import Module
 from .progress import Progress, StopOnSignals, quote_path, silence_stdout
 from .runs import (CHECKPOINT_NAME, METRIC_FIELDS, METRICS_NAME, RunLock, make_folder, read_metrics,
@@ -79,9 +80,6 @@ the same result.
   Progress lines come twice a second on a terminal and every 30 s in a log file
   (ACK_PROGRESS_SECONDS=5 changes that)."""
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("cosine", "constant")
-MAX_SHIFT = IMAGE_SIZE // 2  # a larger shift moves most of a digit out of the picture
 
 
 class TrainingDiverged(RuntimeError):
@@ -96,87 +94,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
 
-class SettingError(ValueError):
-    """A TrainConfig setting of the wrong type or out of range; `name` is the setting."""
-
-    def __init__(self, name: str, rule: str, value):
-        super().__init__(f"{name} {rule}, got {value!r}")
-        self.name, self.rule, self.value = name, rule, value
-
-
-# ----------------------------------------------------------------------------- settings
-def setting(default, help: str, **cli):
-    """A TrainConfig field with its command-line help; `cli` may add metavar, choices and
-    default_text (what the help says when the default is None)."""
-    return field(default=default, metadata={"help": help, **cli})
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run, with its default: the one place they live.
-
-    The default recipe is the one `reproduce` uses for every model (chosen on held-out
-    training images): Adam, lr 3e-3 annealed to 0 with a cosine, batch 64, shifts of <= 2 px."""
-    model: str = setting("lenet", "the network", choices=tuple(MODELS))
-    epochs: int = setting(1, "passes over the training images")
-    batch_size: int = setting(64, "images per minibatch (one optimiser step each)")
-    lr: float = setting(3e-3, "learning rate at the first step")
-    optimizer: str = setting("adam", "the optimiser", choices=OPTIMIZERS)
-    momentum: float = setting(0.9, "SGD momentum (adam ignores it)")
-    weight_decay: float = setting(0.0, "L2 weight decay")
-    schedule: str = setting("cosine", "learning rate: cosine (to 0 over all epochs) or constant",
-                            choices=SCHEDULES)
-    max_shift: int = setting(2, f"augment with random shifts of up to N pixels, 0 to {MAX_SHIFT} (0 turns it off)",
-                             metavar="N")
-    seed: int = setting(0, "seed for the weights, the order of the images and the shifts")
-    data_dir: str | None = setting(None, "folder with the four MNIST files", metavar="DIR",
-                                   default_text="$ACK_MNIST_DIR, else data/mnist")
-    out: str | None = setting(None, "output folder of the run", metavar="DIR", default_text="runs/MODEL")
-    limit_train: int | None = setting(None, "use only the first N training images", metavar="N",
-                                      default_text="all 60,000")
-    limit_test: int | None = setting(None, "use only the first N test images", metavar="N",
-                                     default_text="all 10,000")
-    holdout: int = setting(0, "evaluate on the last N training images instead of the test set "
-                              "(for design choices)", metavar="N")
-    model_options: dict = field(default_factory=dict)  # build_model's options (Python only)
-
-    def validate(self) -> None:
-        """Check every setting's type and range; raise SettingError naming the first bad one.
-        The command line, `train`, `resume` and a checkpoint's saved settings all come here."""
-        rules = [
-            ("model", isinstance(self.model, str) and self.model in MODELS, f"must be one of {', '.join(MODELS)}"),
-            ("epochs", _whole(self.epochs, 1), "must be a whole number >= 1"),
-            ("batch_size", _whole(self.batch_size, 1), "must be a whole number >= 1"),
-            ("lr", _number(self.lr) and self.lr > 0, "must be a positive number"),
-            ("optimizer", isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS, "must be 'adam' or 'sgd'"),
-            ("momentum", _number(self.momentum) and 0 <= self.momentum < 1, "must be a number in [0, 1)"),
-            ("weight_decay", _number(self.weight_decay) and self.weight_decay >= 0, "must be a number >= 0"),
-            ("schedule", isinstance(self.schedule, str) and self.schedule in SCHEDULES, "must be 'cosine' or 'constant'"),
-            ("max_shift", _whole(self.max_shift, 0) and self.max_shift <= MAX_SHIFT,
-             f"must be a whole number from 0 to {MAX_SHIFT} (half the {IMAGE_SIZE}-pixel image)"),
-            ("seed", _whole(self.seed, 0), "must be a whole number >= 0"),
-            ("data_dir", self.data_dir is None or isinstance(self.data_dir, str), "must be a folder name"),
-            ("out", self.out is None or (isinstance(self.out, str) and self.out != ""), "must be a folder name"),
-            ("limit_train", self.limit_train is None or _whole(self.limit_train, 1), "must be a whole number >= 1"),
-            ("limit_test", self.limit_test is None or _whole(self.limit_test, 1), "must be a whole number >= 1"),
-            ("holdout", _whole(self.holdout, 0), "must be a whole number >= 0"),
-        ]
-        for name, ok, rule in rules:
-            if not ok:
-                raise SettingError(name, rule, getattr(self, name))
-        try:
-            check_model(self.model, self.model_options)
-        except ValueError as err:
-            raise SettingError("model_options", f"do not fit model {self.model!r}: {err}",
-                               self.model_options) from None
-
-
-def _whole(value, low: int) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -217,7 +134,7 @@ def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: 
         raise ValueError("evaluate: images is empty (0 images); an accuracy needs at least one")
     if len(images) != len(labels):
         raise ValueError(f"evaluate: images and labels differ in length ({len(images)} vs {len(labels)})")
-    if not _whole(batch_size, 1):
+    if not is_whole(batch_size, 1):
         raise ValueError(f"evaluate: batch_size must be a whole number >= 1, got {batch_size!r}")
     was_training = model.training
     model.eval()
@@ -462,7 +379,8 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
     arrays = read_arrays(path, expected, fits=fits)  # shapes checked before a byte of payload is read
     model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
     optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
-    position = saved_position(meta, path)
+    check_training_state(meta, path)
+    position = Position(meta["epoch"], meta["batch"], **meta["running"])
     run = Run(config, model, optimizer, position, meta["metrics"])
     return run_in_folder(run, log, progress, on_epoch_end, start_again=False)
 
@@ -482,7 +400,8 @@ def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool) -> l
                     f"{config.epochs} epochs)")
                 return run.rows
             data = load_data(config)
-            check_position_in_epoch(run.position, len(data.train_y), config.batch_size, run.checkpoint)
+            check_position_in_epoch(run.position.batch, run.position.seen, len(data.train_y), config.batch_size,
+                                    run.checkpoint)
             if start_again:  # --overwrite: nothing of the previous run may be left to disagree
                 (out / CHECKPOINT_NAME).unlink(missing_ok=True)
             write_run_files(out, asdict(config), run.rows)
@@ -510,76 +429,6 @@ def load_data(config: TrainConfig) -> Data:
                            config.holdout)
     return Data(train_x[: -config.holdout], train_y[: -config.holdout],
                 train_x[-config.holdout :], train_y[-config.holdout :])
-
-
-# ----------------------------------------------------------------------------- rules for a saved run
-def saved_config(meta: dict, path: Path) -> TrainConfig:
-    """The TrainConfig of a checkpoint: every setting present, none unknown, all valid, and
-    the same model as the record. Raises CheckpointError naming the setting."""
-    where = quote_path(path)
-    saved = meta.get("config")
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"{where} holds no training state to resume from (no saved 'config')")
-    names = [f.name for f in fields(TrainConfig)]
-    unknown, missing = sorted(set(saved) - set(names)), [n for n in names if n not in saved]
-    if unknown or missing:
-        raise CheckpointError(f"{where} holds no training state to resume from (its saved config "
-                              + (f"has an unknown setting {unknown[0]!r})" if unknown else f"lacks {missing[0]!r})"))
-    config = TrainConfig(**saved)
-    try:
-        config.validate()
-    except SettingError as err:
-        raise CheckpointError(f"{where}: saved setting {err}") from None
-    if (meta["model"], meta.get("model_options", {})) != (config.model, config.model_options):
-        raise CheckpointError(f"{where}: its record names model {meta['model']!r} but its saved "
-                              f"config model {config.model!r} (with other options?)")
-    return config
-
-
-def saved_position(meta: dict, path: Path) -> Position:
-    """Where the checkpoint stopped: whole epochs and batches, one metrics row per finished
-    epoch, and running sums that a real run could have made."""
-    where = quote_path(path)
-    try:
-        check_meta(meta)
-        epoch, batch, running, rows = meta["epoch"], meta["batch"], meta["running"], meta["metrics"]
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{where} holds no training state to resume from (missing or unexpected "
-                              f"entry: {err})") from None
-    if not (isinstance(running, dict) and set(running) == {"loss", "correct", "seen", "seconds"}):
-        raise CheckpointError(f"{where}: 'running' must hold the numbers loss, correct, seen and seconds")
-    position = Position(epoch, batch, running["loss"], running["correct"], running["seen"], running["seconds"])
-    for name in ("correct", "seen"):
-        if not _whole(getattr(position, name), 0):
-            raise CheckpointError(f"{where}: 'running.{name}' must be a whole number >= 0, got {running[name]!r}")
-    for name in ("loss", "seconds"):
-        if not (_number(getattr(position, name)) and getattr(position, name) >= 0):
-            raise CheckpointError(f"{where}: 'running.{name}' must be a number >= 0, got {running[name]!r}")
-    if position.correct > position.seen:
-        raise CheckpointError(f"{where}: 'running' counts {position.correct} correct of {position.seen} images")
-    if position.epoch > meta["config"]["epochs"]:
-        raise CheckpointError(f"{where}: 'epoch' is {position.epoch}, beyond the run's {meta['config']['epochs']}")
-    if not (isinstance(rows, list) and len(rows) == position.epoch
-            and all(_metrics_row(row, e + 1) for e, row in enumerate(rows))):
-        raise CheckpointError(f"{where}: 'metrics' must hold one row of numbers ({', '.join(METRIC_FIELDS)}) for "
-                              f"each of the {position.epoch} finished epochs")
-    return position
-
-
-def _metrics_row(row, epoch: int) -> bool:
-    return (isinstance(row, dict) and set(row) == set(METRIC_FIELDS) and row["epoch"] == epoch
-            and all(_number(row[k]) for k in METRIC_FIELDS))
-
-
-def check_position_in_epoch(position: Position, n: int, batch_size: int, path: Path) -> None:
-    """The saved batch must lie inside an epoch of this data, with as many images seen as it says."""
-    n_batches = math.ceil(n / batch_size)
-    if position.batch > n_batches:
-        raise CheckpointError(f"{quote_path(path)}: 'batch' is {position.batch}, beyond the end of an epoch "
-                              f"({n_batches} batches of {batch_size} of {n:,} images)")
-    if position.seen != min(position.batch * batch_size, n):
-        raise CheckpointError(f"{quote_path(path)}: 'running.seen' is {position.seen} images, but "
-                              f"{position.batch} batches of {batch_size} hold {min(position.batch * batch_size, n)}")
 
 
 __all__ = ["CHECKPOINT_NAME", "METRIC_FIELDS", "TrainConfig", "train", "resume", "evaluate", "read_metrics",

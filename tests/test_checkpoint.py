@@ -318,7 +318,7 @@ TAMPERED = [
     (entry("epoch", 5), "'epoch' is 5, beyond the run's 1"),
     (entry("batch", -1), "'batch' must be a whole number >= 0, got -1"),
     (entry("batch", 1.5), "'batch' must be a whole number >= 0, got 1.5"),
-    (entry("running", [1, 2]), "'running' must hold the numbers loss, correct, seen and seconds"),
+    (entry("running", [1, 2]), "'running' must hold the numbers loss, correct, seen, seconds"),
     (entry("running", {"loss": 0.0, "correct": 3, "seen": 2, "seconds": 0.0}), "'running' counts 3 correct of 2 images"),
     (entry("running", {"loss": float("nan"), "correct": 0, "seen": 0, "seconds": 0.0}),
      "'running.loss' must be a number >= 0, got nan"),

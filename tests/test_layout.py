@@ -24,6 +24,7 @@ LAYERS = {
     "data": 5,
     "progress": 6,
     "runs": 6,
+    "config": 6,
     "checkpoint": 6,
     "train": 6,
     "viz": 7,
