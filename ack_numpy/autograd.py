@@ -168,7 +168,7 @@ class Tensor:
         if grad.shape != self.shape:
             raise ValueError(f"gradient shape {grad.shape} does not match tensor shape {self.shape}")
 
-        order = self._topological_order()
+        order = self.topological_order()
         for node in order:
             if node is not self and node._parents:
                 node.grad = None  # intermediate grads are rebuilt for this backward pass
@@ -177,7 +177,7 @@ class Tensor:
             if node._parents and node.grad is not None:
                 node._backward(node)  # passed in, not captured: see the module docstring
 
-    def _topological_order(self) -> list["Tensor"]:
+    def topological_order(self) -> list["Tensor"]:
         # Iterative DFS (a recursive one would hit Python's recursion limit on long graphs).
         order, visited = [], set()
         stack: list[tuple[Tensor, bool]] = [(self, False)]

@@ -6,7 +6,7 @@ import ack_numpy.functional as F
 from ack_numpy import Tensor
 from ack_numpy.nn import AdaptiveConv2d
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 rng = np.random.default_rng(3)
 
@@ -19,22 +19,22 @@ CASES = [  # (N, C, H, W, O, m, stride, padding)
 ]
 
 
-def random_args(case, static=True, bias=True):
+def random_args(case, static_kernel=True, bias=True):
     n, c, h, w, o, m, _, _ = case
     D = c * m * m
     return (rng.normal(size=(n, c, h, w)), rng.normal(size=(o, D, D)),
-            rng.normal(size=(o, D)) if static else None, rng.normal(size=o) if bias else None)
+            rng.normal(size=(o, D)) if static_kernel else None, rng.normal(size=o) if bias else None)
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("static", [True, False])
-def test_im2col_version_equals_literal_loops(case, static):
-    x, Q, w, b = random_args(case, static)
+@pytest.mark.parametrize("static_kernel", [True, False])
+def test_im2col_version_equals_literal_loops(case, static_kernel):
+    x, Q, w, b = random_args(case, static_kernel)
     s, p = case[6], case[7]
     fast = F.adaptive_conv2d(x, Q, w, b, s, p).data
-    slow, slow_kernels = F.adaptive_conv2d_loops(x, Q, w, b, s, p, return_kernels=True)
-    np.testing.assert_allclose(fast, slow, atol=1e-10, rtol=0)
-    np.testing.assert_allclose(F.adaptive_kernels(x, Q, w, s, p), slow_kernels, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(fast, F.adaptive_conv2d_loops(x, Q, w, b, s, p), atol=1e-10, rtol=0)
+    np.testing.assert_allclose(F.adaptive_kernels(x, Q, w, s, p), F.adaptive_kernels_loops(x, Q, w, s, p),
+                               atol=1e-10, rtol=0)
 
 
 def test_sigma_is_the_quadratic_form_at_one_location():
@@ -79,7 +79,7 @@ def test_location_blocks_do_not_change_values_or_gradients(case, monkeypatch):
 
 
 def test_gradients_without_static_kernel_and_bias():
-    x, Q, _, _ = random_args(CASES[1], static=False, bias=False)
+    x, Q, _, _ = random_args(CASES[1], static_kernel=False, bias=False)
     check_gradients(lambda x_, Q_: F.adaptive_conv2d(x_, Q_, None, None, 2, 1), x, Q)
 
 
@@ -120,7 +120,7 @@ def test_layer_parameters_and_output():
     assert y.shape == (3, 4, 8, 8) and y.dtype == np.float32
     assert np.all(np.abs(y.data) < 1)  # tanh
     np.testing.assert_allclose(layer.kernels(x), F.adaptive_kernels(x, layer.Q, layer.w, 1, 1))
-    no_static = AdaptiveConv2d(1, 2, 3, static=False)
+    no_static = AdaptiveConv2d(1, 2, 3, static_kernel=False)
     assert [n for n, _ in no_static.named_parameters()] == ["Q", "b"]
     with pytest.raises(ValueError, match="activation"):
         AdaptiveConv2d(1, 2, 3, activation="sigmoid")
@@ -169,5 +169,34 @@ def test_reference_im2col_version_matches_loops_and_fast_version_values_and_grad
 def test_reference_version_gradient_check():
     x, Q, w, b = random_args(CASES[1])
     check_gradients(lambda x_, Q_, w_, b_: F.adaptive_conv2d_reference(x_, Q_, w_, b_, 2, 1), x, Q, w, b)
-    x, Q, _, _ = random_args(CASES[0], static=False, bias=False)
+    x, Q, _, _ = random_args(CASES[0], static_kernel=False, bias=False)
     check_gradients(lambda x_, Q_: F.adaptive_conv2d_reference(x_, Q_), x, Q)
+
+
+# ----------------------------------------------------------------------------- the literal backward
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("static", [True, False])
+def test_literal_backward_equals_the_engine_backward(case, static):
+    from ack_numpy.functional.adaptive import adaptive_conv2d_backward_loops
+
+    x, Q, w, b = random_args(case, static, bias=static)
+    s, p = case[6], case[7]
+    tensors = [None if v is None else Tensor(v, requires_grad=True) for v in (x, Q, w, b)]
+    sigma = F.adaptive_conv2d(*tensors, s, p)
+    G = rng.normal(size=sigma.shape)                       # dL/dsigma for L = sum(sigma * G)
+    (sigma * Tensor(G)).sum().backward()
+    literal = adaptive_conv2d_backward_loops(x, Q, w, b, G, s, p)
+    for name, t, mine in zip("xQwb", tensors, literal):
+        if t is None:
+            assert mine is None, f"d{name} should be None when {name} is None"
+        else:
+            assert mine.shape == t.grad.shape, name
+            np.testing.assert_allclose(mine, t.grad, atol=1e-10, rtol=0, err_msg=f"d{name}")
+
+
+def test_literal_backward_rejects_a_gradient_of_the_wrong_shape():
+    from ack_numpy.functional.adaptive import adaptive_conv2d_backward_loops
+
+    x, Q, w, b = random_args(CASES[0])
+    with pytest.raises(ValueError, match=r"grad_sigma must have the shape of sigma \(N, O, Ho, Wo\) = \(2, 3, 4, 4\)"):
+        adaptive_conv2d_backward_loops(x, Q, w, b, np.zeros((2, 3, 6, 6)))

@@ -5,7 +5,7 @@ import pytest
 from ack_numpy import Tensor, no_grad
 from ack_numpy.autograd import unbroadcast
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 rng = np.random.default_rng(42)
 

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ack_numpy"
 # The first dotted part after `ack_numpy.` names the layer; a larger number is higher up.
 LAYERS = {
     "autograd": 0,
+    "gradcheck": 0,  # uses only Tensor
     "functional": 1,
     "nn": 2,
     "optim": 3,

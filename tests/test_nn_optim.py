@@ -8,7 +8,7 @@ from ack_numpy import optim
 from ack_numpy.models import LENET_PARAMETERS, PAPER_BUDGET, MODELS, adaptive_layers, build_model
 from ack_numpy.nn import Conv2d, Flatten, Linear, MaxPool2d, Parameter, ReLU, Sequential, Tanh
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 
 def test_lenet_has_exactly_the_caffe_parameter_count():

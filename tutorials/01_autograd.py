@@ -75,7 +75,7 @@ for name, t in [("a", a), ("b", b), ("c", c), ("d", d), ("L", L)]:
 # `_backward` runs, its own `.grad` is complete.
 
 # %%
-order = L._topological_order()
+order = L.topological_order()
 print("topological order (inputs first):", [t._op or f"leaf {t.data:+.1f}" for t in order])
 print("backward() visits them in reverse:", [t._op or f"leaf {t.data:+.1f}" for t in reversed(order)])
 

@@ -85,8 +85,8 @@ print(f"        sigma = k.p + b = {k @ p + b_o:.4f};  |p|^2 + w.p + b = {p @ p +
 # `adaptive_conv2d_loops` in `adaptive.py` does the equations above one number at a
 # time: for each image, output channel and location, it cuts out the patch `p`, builds
 # the kernel element by element with `k[e] = Q[o, e, :] . p + w[o, e]`, and applies it.
-# Step through it in a debugger if you like; here we call it with
-# `return_kernels=True` to get every kernel it built.
+# Step through it in a debugger if you like; its twin `adaptive_kernels_loops` returns
+# every kernel it builds.
 #
 # Our input is a small synthetic image (a ring, like the loop of a handwritten 0), and a
 # layer with `O = 2` output channels of 3x3 kernels, with random `Q`, `w`, `b`.
@@ -102,7 +102,7 @@ Q = rng.normal(scale=0.5, size=(O, D, D))                          # (O, D, D): 
 w = rng.normal(scale=0.5, size=(O, D))                             # (O, D): the static kernels
 b = rng.normal(scale=0.1, size=O)                                  # (O,)
 
-sigma_loops, kernels = F.adaptive_conv2d_loops(x, Q, w, b, return_kernels=True)
+sigma_loops, kernels = F.adaptive_conv2d_loops(x, Q, w, b), F.adaptive_kernels_loops(x, Q, w)
 print("x", x.shape, "Q", Q.shape, "w", w.shape, "b", b.shape)
 print("sigma", sigma_loops.shape, "= (N, O, Ho, Wo)")
 print("kernels", kernels.shape, "= (N, O, Ho, Wo, C, m, m): one 3x3 kernel per channel AND location")
@@ -194,7 +194,7 @@ print(f"channel {o}, location ({i}, {j}):  p^T Q p + w.p + b = {p @ Q[o] @ p + w
 # %%
 A_extra = rng.normal(size=(O, D, D))
 A_extra = A_extra - A_extra.transpose(0, 2, 1)                     # antisymmetric: A^T = -A
-sigma_2, kernels_2 = F.adaptive_conv2d_loops(x, Q + A_extra, w, b, return_kernels=True)
+sigma_2, kernels_2 = F.adaptive_conv2d_loops(x, Q + A_extra, w, b), F.adaptive_kernels_loops(x, Q + A_extra, w)
 print(f"Q -> Q + A (A antisymmetric):  kernels change by up to {np.abs(kernels_2 - kernels).max():.3f}, "
       f"sigma by up to {np.abs(sigma_2 - sigma_loops).max():.1e}")
 

@@ -12,7 +12,7 @@ Typical use:
         xb = random_shift(xb, 2, rng)
 """
 
-from .batching import batches, random_shift, shift_image_reference, shift_images
+from .batching import batches, random_shift, shift_image_loops, shift_images
 from .idx import DataFormatError, read_idx, write_idx
 from .mnist import (
     MNIST_FILES,
@@ -44,5 +44,5 @@ __all__ = [
     "batches",
     "random_shift",
     "shift_images",
-    "shift_image_reference",
+    "shift_image_loops",
 ]

@@ -5,7 +5,7 @@ from the `np.random.Generator` you pass, so a seed reproduces a run exactly.
 
 `random_shift` is the classic MNIST augmentation: move each image by a few pixels,
 filling the uncovered border with zeros. `shift_images` does the work for given
-shifts (vectorised); `shift_image_reference` is its slow, literal twin for tests.
+shifts (vectorised); `shift_image_loops` is its slow, literal twin for tests.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarr
     ]  # broadcasts to (N, C, H, W)
 
 
-def shift_image_reference(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+def shift_image_loops(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Slow literal version of `shift_images` for one (C, H, W) image: copy the
     overlapping window with slices."""
     _, h, w = image.shape

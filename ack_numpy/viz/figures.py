@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..nn import AdaptiveConv2d, Module
-from .kernels import (adaptive_layer, check_channel, distance_to_mean_kernel,
+from .kernels import (select_adaptive_layer, check_channel, distance_to_mean_kernel,
                       layer_input, layer_outputs, patch_origin, q_filters, sampled_locations,
                       static_kernel)
 
@@ -89,7 +89,7 @@ def plot_kernel_field(model: Module, image: np.ndarray, layer: int = 0, channel:
 
     image: (1, H, W). Returns arrays: kernels (Ho, Wo, C, m, m), every location of this
     channel; rows, cols: the sampled output locations; tiles (rows, cols, m, m), as drawn."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     x = input_frame(model, image, layer)                           # (C, H, W)
     kernels = module.kernels(x[None])[0, channel]                  # (Ho, Wo, C, m, m)
@@ -137,7 +137,7 @@ def plot_q_filters(model: Module, layer: int = 0, channel: int = 0) -> tuple[Fig
 
     Returns arrays: filters (C, m, m, C, m, m) (see `kernels.q_filters`), w (C, m, m),
     shown (m, m, m, m): the blocks drawn (for C > 1: kernel channel 0, patch channel 0)."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     filters, w = q_filters(module, channel), static_kernel(module, channel)
     m, c = module.kernel_size, module.in_channels
     shown = filters[0, :, :, 0]                                    # (m, m, m, m)
@@ -177,7 +177,7 @@ def plot_digit_kernels(model: Module, images: np.ndarray, labels: np.ndarray, la
 
     images: (K, 1, H, W), labels: (K,). location: output (row, col), default the centre.
     Returns arrays: kernels (K, C, m, m) at that location, mean and std (C, m, m), location."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     all_kernels = module.kernels(layer_input(model, images, layer))[:, channel]   # (K, Ho, Wo, C, m, m)
     ho, wo = all_kernels.shape[1:3]
@@ -230,7 +230,7 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     locations for this input; drawn in the input's coordinates with its outline on top.
 
     Returns arrays: kernels (Ho, Wo, C, m, m), mean_kernel (C, m, m), distance (Ho, Wo)."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     x = input_frame(model, image, layer)
     kernels = module.kernels(x[None])[0, channel]                  # (Ho, Wo, C, m, m)
@@ -269,7 +269,7 @@ def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
     sigma_o itself for a layer built with activation="none".
 
     Returns arrays: outputs (O, Ho, Wo), as computed by calling the layer."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     outputs = layer_outputs(model, np.asarray(image)[None], layer)[0]   # (O, Ho, Wo)
     what = "tanh(sigma)" if module.activation == "tanh" else "sigma"
     limit = 1.0 if module.activation == "tanh" else max(float(np.abs(outputs).max()), 1e-12)
