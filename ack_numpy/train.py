@@ -357,7 +357,8 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
     out = run_folder(out)
     path = out / CHECKPOINT_NAME
     if not path.is_file():
-        what = "does not exist" if not out.exists() else f"has no {CHECKPOINT_NAME}"
+        what = ("does not exist" if not out.exists() else f"has no {CHECKPOINT_NAME}" if out.is_dir()
+                else f"is a file, not a run folder (or its {CHECKPOINT_NAME})")
         raise CheckpointError(f"cannot resume: {quote_path(out)} {what} (a run saves its checkpoint there at the "
                               f"end of each epoch and when interrupted); to start a new run, use --out instead")
     meta = read_meta(path)

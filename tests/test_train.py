@@ -265,6 +265,9 @@ def test_resume_without_a_checkpoint_says_so(tmp_path):
         resume(tmp_path)
     with pytest.raises(CheckpointError, match="does not exist"):
         resume(tmp_path / "never-trained")
+    (tmp_path / "notes.txt").write_text("not a run")
+    with pytest.raises(CheckpointError, match=f"cannot resume: {tmp_path / 'notes.txt'} is a file, not a run folder"):
+        resume(tmp_path / "notes.txt")
 
 
 def test_train_refuses_to_overwrite_a_checkpoint(tmp_path):
