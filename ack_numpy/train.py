@@ -25,6 +25,7 @@ prints it.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass
@@ -361,8 +362,10 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
                 else f"is a file, not a run folder (or its {CHECKPOINT_NAME})")
         raise CheckpointError(f"cannot resume: {quote_path(out)} {what} (a run saves its checkpoint there at the "
                               f"end of each epoch and when interrupted); to start a new run, use --out instead")
+    read_at = os.stat(path)
     meta = read_meta(path)
     config = saved_config(meta, path)
+    check_training_state(meta, path)
     config.out = str(out)
     if data_dir is not None:
         config.data_dir = data_dir  # the data may live elsewhere on this machine
@@ -380,13 +383,13 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
     arrays = read_arrays(path, expected, fits=fits)  # shapes checked before a byte of payload is read
     model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
     optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
-    check_training_state(meta, path)
     position = Position(meta["epoch"], meta["batch"], **meta["running"])
     run = Run(config, model, optimizer, position, meta["metrics"])
-    return run_in_folder(run, log, progress, on_epoch_end, start_again=False)
+    return run_in_folder(run, log, progress, on_epoch_end, start_again=False, read_at=read_at)
 
 
-def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool) -> list[dict]:
+def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
+                  read_at: os.stat_result | None = None) -> list[dict]:
     """Hold the run folder's lock, make its files agree with the checkpoint, load the data, train.
 
     The folder is made first, so that an --out we cannot use fails before the data loads; if
@@ -395,6 +398,9 @@ def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool) -> l
     made = make_folder(out)
     try:
         with RunLock(out):
+            if read_at is not None and not os.path.samestat(read_at, os.stat(run.checkpoint)):
+                raise CheckpointError(f"{quote_path(run.checkpoint)} was replaced by another run while it was "
+                                      f"being read; resume again")
             if run.position.epoch >= config.epochs:
                 write_run_files(out, asdict(config), run.rows)  # the checkpoint is the source of truth
                 log(f"nothing to do: {quote_path(out)} has finished its run ({run.position.epoch} of "

@@ -586,3 +586,23 @@ def test_on_epoch_end_is_called_by_resume_for_the_remaining_epochs(mnist_path, t
 def test_evaluate_refuses_arguments_it_cannot_average_over(images, labels, batch_size, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         T.evaluate(build_model("lenet"), images, labels, batch_size=batch_size)
+
+
+def test_resume_refuses_a_checkpoint_replaced_while_it_was_read(tmp_path, monkeypatch):
+    from ack_numpy.checkpoint import save_checkpoint
+
+    model = build_model("lenet")
+    optimizer = T.make_optimizer(TrainConfig(), model)
+    config = TrainConfig(out=str(tmp_path), epochs=2)
+    meta = {"model": "lenet", "model_options": {}, "config": T.asdict(config), "epoch": 0, "batch": 0,
+            "running": {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}, "metrics": []}
+    path = save_checkpoint(tmp_path / CHECKPOINT_NAME, model.state_dict(), optimizer.state_dict(), meta)
+    make_folder = T.make_folder
+
+    def another_run_saves_meanwhile(out):  # between our read and our taking the lock
+        save_checkpoint(path, model.state_dict(), optimizer.state_dict(), meta)
+        return make_folder(out)
+
+    monkeypatch.setattr(T, "make_folder", another_run_saves_meanwhile)
+    with pytest.raises(CheckpointError, match="was replaced by another run while it was being read; resume again"):
+        resume(tmp_path, log=quiet)
