@@ -319,9 +319,11 @@ def _metrics_row(row, epoch: int) -> bool:
             and all(is_number(row[k]) for k in METRIC_FIELDS))
 
 
-def check_position_in_epoch(batch: int, seen: int, n: int, batch_size: int, path: Path) -> None:
+def check_position_in_epoch(epoch: int, batch: int, seen: int, n: int, batch_size: int, path: Path,
+                            steps: int | None = None) -> None:
     """The saved batch must lie inside an epoch of this data (n images), with as many images
-    seen as it says (known only once the data is loaded)."""
+    seen as it says, and an optimiser that counts its steps (Adam's t) must have taken one per
+    batch so far (all known only once the data is loaded)."""
     n_batches = math.ceil(n / batch_size)
     if batch > n_batches:
         raise CheckpointError(f"{quote_path(path)}: 'batch' is {batch}, beyond the end of an epoch "
@@ -329,3 +331,6 @@ def check_position_in_epoch(batch: int, seen: int, n: int, batch_size: int, path
     if seen != min(batch * batch_size, n):
         raise CheckpointError(f"{quote_path(path)}: 'running.seen' is {seen} images, but {batch} batches "
                               f"of {batch_size} hold {min(batch * batch_size, n)}")
+    if steps is not None and steps != epoch * n_batches + batch:
+        raise CheckpointError(f"{quote_path(path)}: 'optim/t' counts {steps} steps, but epoch {epoch} and batch "
+                              f"{batch} of {n_batches} batches per epoch mean {epoch * n_batches + batch}")

@@ -407,8 +407,9 @@ def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
                     f"{config.epochs} epochs)")
                 return run.rows
             data = load_data(config)
-            check_position_in_epoch(run.position.batch, run.position.seen, len(data.train_y), config.batch_size,
-                                    run.checkpoint)
+            at = run.position
+            check_position_in_epoch(at.epoch, at.batch, at.seen, len(data.train_y), config.batch_size, run.checkpoint,
+                                    steps=getattr(run.optimizer, "t", None))
             if start_again:  # --overwrite: nothing of the previous run may be left to disagree
                 (out / CHECKPOINT_NAME).unlink(missing_ok=True)
             write_run_files(out, asdict(config), run.rows)

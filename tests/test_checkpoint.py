@@ -347,6 +347,8 @@ def test_resume_checks_every_field_of_the_record(change, message, tmp_path):
      "'batch' is 1000000, beyond the end of an epoch (2 batches of 32 of 64 images)"),
     ({"batch": 2, "running": {"loss": 1.0, "correct": 0, "seen": 0, "seconds": 0.0}},
      "'running.seen' is 0 images, but 2 batches of 32 hold 64"),
+    ({"batch": 1, "running": {"loss": 1.0, "correct": 0, "seen": 32, "seconds": 0.0}},  # Adam's t is still 0
+     "'optim/t' counts 0 steps, but epoch 0 and batch 1 of 2 batches per epoch mean 1"),
 ])
 def test_resume_checks_the_position_against_the_data(position, message, mnist_path, tmp_path):
     path = save_model(tmp_path / CHECKPOINT_NAME, config=asdict(TrainConfig(
