@@ -93,7 +93,8 @@ class StopOnSignals:
     others not, and a checkpoint of that state would match no point of a real run. So the
     first signal only sets `signum`; the loop looks at it before each batch (`check`), where
     the state is consistent, and saves. A second signal stops at once (`hard`) without
-    saving: the last checkpoint stays as it was.
+    saving: the last checkpoint stays as it was. Before the loop sets `deferred` (while the
+    data loads) a signal stops at once, as Ctrl-C does anywhere else.
 
     A signal that the process was started with ignored (Ctrl-C for a background job, SIGHUP
     under nohup) stays ignored; only the main thread may set handlers."""
@@ -101,6 +102,7 @@ class StopOnSignals:
     def __init__(self):
         self.signum: int | None = None
         self.hard = False
+        self.deferred = False  # until the loop starts, there is nothing to save: stop at once
         self.previous: dict[int, object] = {}
 
     @property
@@ -125,8 +127,9 @@ class StopOnSignals:
         return self
 
     def _on_signal(self, signum, frame) -> None:
-        if self.requested:
-            self.hard = True
+        if self.requested or not self.deferred:
+            self.hard = self.requested
+            self.signum = self.signum or signum
             raise KeyboardInterrupt
         self.signum = signum
 

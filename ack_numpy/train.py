@@ -282,14 +282,14 @@ def diverged(run: Run, where: str, why: str) -> TrainingDiverged:
 
 
 # ----------------------------------------------------------------------------- Ctrl-C, SIGTERM, SIGHUP
-def train_until_stopped(run: Run, data: Data, log, progress, on_epoch_end) -> list[dict]:
+def train_until_stopped(run: Run, data: Data, stop: StopOnSignals, log, progress, on_epoch_end) -> list[dict]:
     """train_epochs, with a stop request (Ctrl-C, SIGTERM, SIGHUP) turned into a saved checkpoint."""
-    with StopOnSignals() as stop:
-        try:
-            return train_epochs(run, data, stop, log, progress, on_epoch_end)
-        except KeyboardInterrupt:
-            progress.end_epoch()
-            raise stop_and_save(run, stop, log) from None
+    stop.deferred = True  # from here on, a signal waits for the end of the batch
+    try:
+        return train_epochs(run, data, stop, log, progress, on_epoch_end)
+    except KeyboardInterrupt:
+        progress.end_epoch()
+        raise stop_and_save(run, stop, log) from None
 
 
 def stop_and_save(run: Run, stop: StopOnSignals, log: Callable[[str], None]) -> TrainingInterrupted:
@@ -396,8 +396,9 @@ def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
     the data then fails (or Ctrl-C comes), the empty folders made for the run are taken away."""
     out, config = Path(run.config.out), run.config
     made = make_folder(out)
+    stop = StopOnSignals()
     try:
-        with RunLock(out):
+        with stop, RunLock(out):
             if read_at is not None and not os.path.samestat(read_at, os.stat(run.checkpoint)):
                 raise CheckpointError(f"{quote_path(run.checkpoint)} was replaced by another run while it was "
                                       f"being read; resume again")
@@ -419,8 +420,15 @@ def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
             else:
                 log(f"resuming {config.model} from {quote_path(run.checkpoint)}: epoch {run.position.epoch + 1}, "
                     f"batch {run.position.batch}")
-            return train_until_stopped(run, data, log, progress if progress is not None else Progress(),
+            return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(),
                                        on_epoch_end)
+    except KeyboardInterrupt as err:
+        remove_empty(made)
+        if isinstance(err, TrainingInterrupted) or stop.signum is None:
+            raise
+        log(f"{'interrupted' if stop.signum == signal.SIGINT else 'stopped by ' + stop.name} before training "
+            f"began: nothing was saved")
+        raise TrainingInterrupted(stop.signum) from None
     except BaseException:
         remove_empty(made)
         raise

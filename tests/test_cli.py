@@ -488,3 +488,24 @@ def test_out_pointing_to_a_file_says_so(tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: {a_file}: is a file, not a folder (--out names the folder of a run)")
     assert a_file.read_text() == "mine"
+
+
+@posix_signals
+def test_sigterm_while_the_data_loads_stops_at_once_and_says_so(monkeypatch, tmp_path, capsys):
+    import ack_numpy.train as train_module
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a fresh process
+
+    def terminated_while_loading(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the loading")
+    monkeypatch.setattr(train_module, "load_mnist", terminated_while_loading)
+    out = tmp_path / "new" / "run"
+    try:
+        assert main(["train", "--out", str(out), "--data-dir", str(tmp_path)]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "stopped by SIGTERM before training began: nothing was saved"
+    assert captured.err == ""
+    assert not (tmp_path / "new").exists()  # the folders made for the run (and their lock) are gone

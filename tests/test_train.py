@@ -231,6 +231,11 @@ def test_a_stop_request_remembers_the_first_signal_and_a_second_stops_at_once():
     previous = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with StopOnSignals() as stop:
+            with pytest.raises(KeyboardInterrupt):  # before the loop: nothing to save, so at once
+                os.kill(os.getpid(), signal.SIGHUP)
+            assert (stop.name, stop.hard) == ("SIGHUP", False)
+        with StopOnSignals() as stop:
+            stop.deferred = True  # as the loop sets it
             stop.check()  # nothing asked yet
             os.kill(os.getpid(), signal.SIGTERM)
             assert (stop.requested, stop.name, stop.hard) == (True, "SIGTERM", False)
