@@ -2,9 +2,9 @@
 
 `train_epochs` is the loop itself, as a textbook writes it. Around it, as small named
 functions: `train` and `resume` (start a run, or continue a saved one), `run_in_folder`
-(the run folder, its lock and the data), `stop_and_save` (Ctrl-C, SIGTERM, SIGHUP) and
-`guarded_step` / `save` (the divergence guard). `TrainConfig` holds every setting with
-its default; the command line builds `train`'s options from it.
+and `start_in_folder` (the run folder, its lock and the data), `stop_and_save` (Ctrl-C,
+SIGTERM, SIGHUP) and `guarded_step` / `save` (the divergence guard). The settings are
+`TrainConfig` (config.py); the rules for a saved run are in checkpoint.py.
 
 One run writes into its output folder (see runs.py):
 
@@ -390,48 +390,51 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
 
 def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
                   read_at: os.stat_result | None = None) -> list[dict]:
-    """Hold the run folder's lock, make its files agree with the checkpoint, load the data, train.
+    """Make the run folder and hold its lock, then `start_in_folder`.
 
     The folder is made first, so that an --out we cannot use fails before the data loads; if
-    the data then fails (or Ctrl-C comes), the empty folders made for the run are taken away."""
-    out, config = Path(run.config.out), run.config
-    made = make_folder(out)
-    stop = StopOnSignals()
-    try:
-        with stop, RunLock(out):
-            if read_at is not None and not os.path.samestat(read_at, os.stat(run.checkpoint)):
-                raise CheckpointError(f"{quote_path(run.checkpoint)} was replaced by another run while it was "
-                                      f"being read; resume again")
-            if run.position.epoch >= config.epochs:
-                write_run_files(out, asdict(config), run.rows)  # the checkpoint is the source of truth
-                log(f"nothing to do: {quote_path(out)} has finished its run ({run.position.epoch} of "
-                    f"{config.epochs} epochs)")
-                return run.rows
-            data = load_data(config)
-            at = run.position
-            check_position_in_epoch(at.epoch, at.batch, at.seen, len(data.train_y), config.batch_size, run.checkpoint,
-                                    steps=getattr(run.optimizer, "t", None))
-            if start_again:  # --overwrite: nothing of the previous run may be left to disagree
-                (out / CHECKPOINT_NAME).unlink(missing_ok=True)
-            write_run_files(out, asdict(config), run.rows)
-            if start_again:
-                log(f"training {config.model} ({run.model.num_parameters():,} parameters) on {len(data.train_x):,} "
-                    f"images, {'validating on the last' if config.holdout else 'testing on'} {len(data.test_x):,}")
-            else:
-                log(f"resuming {config.model} from {quote_path(run.checkpoint)}: epoch {run.position.epoch + 1}, "
-                    f"batch {run.position.batch}")
-            return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(),
-                                       on_epoch_end)
-    except KeyboardInterrupt as err:
-        remove_empty(made)
-        if isinstance(err, TrainingInterrupted) or stop.signum is None:
+    the data then fails (or a signal comes), the empty folders made for the run are taken away."""
+    out = Path(run.config.out)
+    with StopOnSignals() as stop:  # a signal from here on is answered in one line
+        made = make_folder(out)
+        try:
+            with RunLock(out):
+                return start_in_folder(run, stop, log, progress, on_epoch_end, start_again, read_at)
+        except KeyboardInterrupt as err:
+            remove_empty(made)
+            if isinstance(err, TrainingInterrupted) or stop.signum is None:
+                raise
+            how = "interrupted" if stop.signum == signal.SIGINT else f"stopped by {stop.name}"
+            log(f"{how} before training began: nothing was saved")
+            raise TrainingInterrupted(stop.signum) from None
+        except BaseException:
+            remove_empty(made)
             raise
-        log(f"{'interrupted' if stop.signum == signal.SIGINT else 'stopped by ' + stop.name} before training "
-            f"began: nothing was saved")
-        raise TrainingInterrupted(stop.signum) from None
-    except BaseException:
-        remove_empty(made)
-        raise
+
+
+def start_in_folder(run: Run, stop: StopOnSignals, log, progress, on_epoch_end, start_again: bool,
+                    read_at: os.stat_result | None) -> list[dict]:
+    """Make the folder's files agree with the checkpoint, load the data, train."""
+    out, config, at = Path(run.config.out), run.config, run.position
+    if read_at is not None and not os.path.samestat(read_at, os.stat(run.checkpoint)):
+        raise CheckpointError(f"{quote_path(run.checkpoint)} was replaced by another run while it was being read; "
+                              f"resume again")
+    if at.epoch >= config.epochs:
+        write_run_files(out, asdict(config), run.rows)  # the checkpoint is the source of truth
+        log(f"nothing to do: {quote_path(out)} has finished its run ({at.epoch} of {config.epochs} epochs)")
+        return run.rows
+    data = load_data(config)
+    check_position_in_epoch(at.epoch, at.batch, at.seen, len(data.train_y), config.batch_size, run.checkpoint,
+                            steps=getattr(run.optimizer, "t", None))
+    if start_again:  # --overwrite: nothing of the previous run may be left to disagree
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+    write_run_files(out, asdict(config), run.rows)
+    if start_again:
+        log(f"training {config.model} ({run.model.num_parameters():,} parameters) on {len(data.train_x):,} images, "
+            f"{'validating on the last' if config.holdout else 'testing on'} {len(data.test_x):,}")
+    else:
+        log(f"resuming {config.model} from {quote_path(run.checkpoint)}: epoch {at.epoch + 1}, batch {at.batch}")
+    return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(), on_epoch_end)
 
 
 def load_data(config: TrainConfig) -> Data:
