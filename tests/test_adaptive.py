@@ -173,13 +173,65 @@ def test_reference_version_gradient_check():
     check_gradients(lambda x_, Q_: F.adaptive_conv2d_reference(x_, Q_), x, Q)
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda: F.adaptive_conv2d(np.zeros((1, 0, 6, 6)), np.zeros((1, 0, 0))), "x has 0 channels"),
+    (lambda: F.adaptive_conv2d(np.zeros((1, 1, 6, 6)), np.zeros((0, 9, 9))), r"Q of shape \(0, 9, 9\) is empty"),
+    (lambda: F.adaptive_conv2d(np.zeros((1, 1, 6, 6)), np.zeros((2, 0, 0))), r"Q of shape \(2, 0, 0\) is empty"),
+    (lambda: F.adaptive_conv2d(np.zeros((1, 1, 6, 6)), np.zeros((2, 9, 9)), padding=3), "padding 3 must be smaller"),
+    (lambda: F.adaptive_conv2d(np.zeros((1, 1, 6, 6)), np.zeros((2, 9, 9)), stride=0.5), "stride must be a positive"),
+    (lambda: F.adaptive_kernels(np.zeros((1, 0, 6, 6)), np.zeros((1, 0, 0))), "x has 0 channels"),
+])
+@pytest.mark.parametrize("rung", ["fast", "loops"])
+def test_empty_and_bad_sizes_are_value_errors(call, message, rung, monkeypatch):
+    if rung == "loops":  # the literal rung refuses the same arguments the same way
+        monkeypatch.setattr(F, "adaptive_conv2d", F.adaptive_conv2d_loops)
+        monkeypatch.setattr(F, "adaptive_kernels", F.adaptive_kernels_loops)
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("x_dtype", [np.float16, np.float64, np.int64])
+def test_mixed_dtypes_are_refused_at_forward_naming_x_and_Q(x_dtype):
+    # The rule: every input of an op has one dtype; ack_numpy does not promote.
+    layer = AdaptiveConv2d(1, 2, 3, rng=np.random.default_rng(0))
+    x = np.ones((1, 1, 5, 5), dtype=x_dtype)
+    expected = rf"adaptive_conv2d: inputs of different dtypes \(x \(1, 1, 5, 5\) {np.dtype(x_dtype)}, Q \(2, 9, 9\) float32"
+    for op in (F.adaptive_conv2d, F.adaptive_conv2d_reference, F.adaptive_conv2d_loops):
+        with pytest.raises(TypeError, match=expected):
+            op(x, layer.Q, layer.w, layer.b)
+    with pytest.raises(TypeError, match=expected):
+        layer(Tensor(x))
+    with pytest.raises(TypeError, match="does not promote"):
+        layer.kernels(x)
+    assert layer(Tensor(x.astype(np.float32))).dtype == np.float32  # the fix the message names works
+
+
+def test_layer_constructor_refuses_bad_sizes_naming_the_argument():
+    for args, kwargs, message in [
+        ((1, 0, 3), {}, "AdaptiveConv2d: out_channels must be a positive integer, got 0"),
+        ((0, 2, 3), {}, "AdaptiveConv2d: in_channels must be a positive integer, got 0"),
+        ((1, 2, 0), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got 0"),
+        ((1, 2, -3), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got -3"),
+        ((1, 2, 2.5), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got 2.5"),
+        ((1, 2, "3"), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got '3'"),
+        ((1, 2, 3), {"stride": 0}, "AdaptiveConv2d: stride must be a positive integer, got 0"),
+        ((1, 2, 3), {"padding": -1}, "AdaptiveConv2d: padding must be a non-negative integer, got -1"),
+        ((1, 2, 3), {"padding": 10**6}, "AdaptiveConv2d: padding 1000000 must be smaller than kernel_size 3"),
+        ((1, 2, 3), {"q_scale": float("nan")}, "AdaptiveConv2d: q_scale must be a finite number >= 0"),
+        ((1, 2, 3), {"q_scale": -1.0}, "AdaptiveConv2d: q_scale must be a finite number >= 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            AdaptiveConv2d(*args, **kwargs)
+    assert AdaptiveConv2d(1, 2, np.int64(3)).kernel_size == 3  # NumPy integers are integers
+
+
 # ----------------------------------------------------------------------------- the literal backward
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("static", [True, False])
-def test_literal_backward_equals_the_engine_backward(case, static):
+@pytest.mark.parametrize("static_kernel", [True, False])
+def test_literal_backward_equals_the_engine_backward(case, static_kernel):
     from ack_numpy.functional.adaptive import adaptive_conv2d_backward_loops
 
-    x, Q, w, b = random_args(case, static, bias=static)
+    x, Q, w, b = random_args(case, static_kernel, bias=static_kernel)
     s, p = case[6], case[7]
     tensors = [None if v is None else Tensor(v, requires_grad=True) for v in (x, Q, w, b)]
     sigma = F.adaptive_conv2d(*tensors, s, p)

@@ -115,8 +115,9 @@ def same_line(documented: str, printed: str) -> bool:
     documented, printed = strip(documented), strip(printed)
     if documented == "-> ...":
         return printed.startswith("-> ")
-    if documented.startswith("breakpoint: ..."):
-        return printed.startswith("breakpoint: ") and printed.endswith(documented[len("breakpoint: ..."):])
+    if documented.startswith("breakpoint: ..."):   # '...' a path, 'LINE' a line number
+        pattern = re.escape(documented[len("breakpoint: ..."):]).replace("LINE", r"\d+")
+        return re.fullmatch(r"breakpoint: /.*" + pattern, printed) is not None
     pattern = r"[-+]?\d+\.\d+"
     if re.sub(pattern, "#", documented) != re.sub(pattern, "#", printed):
         return False

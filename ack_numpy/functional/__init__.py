@@ -17,7 +17,7 @@ the graph. The tests check that the rungs agree (to 1e-10 in float64).
 """
 from __future__ import annotations
 
-from ..autograd import Tensor
+from ..autograd import Tensor, as_tensor, check_same_dtype
 from .adaptive import (adaptive_conv2d, adaptive_conv2d_loops, adaptive_conv2d_reference, adaptive_kernels,
                        adaptive_kernels_loops)
 from .conv import conv2d, conv2d_loops, conv2d_reference
@@ -36,6 +36,9 @@ def tanh(x: Tensor) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b.  x: (N, in), weight: (out, in), bias: (out,) -> (N, out)."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    check_same_dtype("linear", {"x": x, "weight": weight, "bias": bias})
     y = x @ weight.T
     return y if bias is None else y + bias
 

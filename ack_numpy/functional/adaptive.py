@@ -17,8 +17,10 @@ Three implementations live here, side by side, from the most literal to the fast
 
 * `adaptive_conv2d_loops`: the literal one. It loops over images, output channels and
   output pixels, builds the kernel element by element and applies it. Step through it
-  in a debugger to see the equations above happen one number at a time.
-  (`adaptive_kernels_loops` returns the kernels it builds.)
+  in a debugger to see the equations above happen one number at a time
+  (`python tutorials/one_pixel.py` stops it at one pixel).
+  (`adaptive_kernels_loops` returns the kernels it builds; `adaptive_conv2d_backward_loops`
+  is its backward, the chain rule applied one number at a time.)
 * `adaptive_conv2d_reference`: the parallel form, with its hand-written backward, exactly
   as the equations read. With P = im2col(x) (R, D), where R = N*Ho*Wo, and Q stacked
   into Qs (O*D, D):
@@ -54,7 +56,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor, as_tensor, check_same_dtype
 from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
 
 
@@ -73,14 +75,20 @@ def kernel_size_from(D: int, channels: int) -> int:
 def _check_adaptive_args(x: Tensor, Q: Tensor, w: Tensor | None, b: Tensor | None) -> int:
     if x.ndim != 4:
         raise ValueError(f"adaptive_conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError(f"adaptive_conv2d: x has 0 channels (shape {x.shape}); it needs C >= 1")
     if Q.ndim != 3 or Q.shape[1] != Q.shape[2]:
         raise ValueError(f"adaptive_conv2d expects Q of shape (O, D, D), got shape {Q.shape}")
     o, D, _ = Q.shape
+    if o == 0 or D == 0:
+        raise ValueError(f"adaptive_conv2d: Q of shape {Q.shape} is empty; it needs O >= 1 output "
+                         f"channels and D = C*m*m >= 1")
     m = kernel_size_from(D, x.shape[1])
     if w is not None and w.shape != (o, D):
         raise ValueError(f"adaptive_conv2d expects w of shape (O, D) = ({o}, {D}), got {w.shape}")
     if b is not None and b.shape != (o,):
         raise ValueError(f"adaptive_conv2d expects b of shape (O,) = ({o},), got {b.shape}")
+    check_same_dtype("adaptive_conv2d", {"x": x, "Q": Q, "w": w, "b": b})
     return m
 
 
@@ -149,11 +157,14 @@ def adaptive_conv2d_backward_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray |
     grad_sigma: (N, O, Ho, Wo)  ->  dx: (N, C, H, W), dQ: (O, D, D), dw: (O, D) or None, db: (O,) or None.
     The vectorised backward of `adaptive_conv2d` computes the same numbers as matrix products.
     """
-    _, _, _, _, m, ho, wo = _prepare(x, Q, w, b, stride, padding)  # checks the arguments
+    x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)  # checks the arguments
+    x, Q = x.data, Q.data  # plain arrays, as in the forward loops
+    w = None if w is None else w.data
+    b = None if b is None else b.data
     n, c = x.shape[:2]
     O, D, _ = Q.shape
-    if np.shape(grad_sigma) != (n, O, ho, wo):
-        raise ValueError(f"grad_sigma must have the shape of sigma (N, O, Ho, Wo) = {(n, O, ho, wo)}, "
+    if np.shape(grad_sigma) != (n, O, out_h, out_w):
+        raise ValueError(f"grad_sigma must have the shape of sigma (N, O, Ho, Wo) = {(n, O, out_h, out_w)}, "
                          f"got {np.shape(grad_sigma)}")
     xp = pad2d(x, padding)
     dtype = np.result_type(x, Q, grad_sigma)
@@ -164,8 +175,8 @@ def adaptive_conv2d_backward_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray |
 
     for img in range(n):
         for o in range(O):
-            for i in range(ho):
-                for j in range(wo):
+            for i in range(out_h):
+                for j in range(out_w):
                     g = grad_sigma[img, o, i, j]       # dL/dsigma_o(l) at this output pixel
                     # the same patch the forward used, (c, u, v) order: p (D,)
                     p = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(D)

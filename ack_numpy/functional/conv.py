@@ -28,19 +28,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor, as_tensor, check_same_dtype
 from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
 
 
 def _check_conv_args(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     if x.ndim != 4:
         raise ValueError(f"conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError(f"conv2d: x has 0 channels (shape {x.shape}); it needs C >= 1")
     if weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
         raise ValueError(f"conv2d expects a weight of shape (O, C, m, m), got shape {weight.shape}")
+    if 0 in weight.shape:
+        raise ValueError(f"conv2d: the weight of shape {weight.shape} is empty; it needs O >= 1 output "
+                         f"channels and a kernel size m >= 1")
     if weight.shape[1] != x.shape[1]:
         raise ValueError(f"conv2d: x has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    check_same_dtype("conv2d", {"x": x, "weight": weight, "bias": bias})
 
 
 def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:

@@ -38,7 +38,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
-    """Number of kernel positions along one axis: (size + 2*padding - m) // stride + 1."""
+    """Number of kernel positions along one axis: (size + 2*padding - m) // stride + 1.
+
+    The padding must be smaller than the kernel: with padding >= m, the outermost windows
+    lie wholly in the padding and see only zeros."""
+    check_size("kernel_size", kernel_size)
+    if padding >= kernel_size:
+        raise ValueError(f"padding {padding} must be smaller than the kernel size {kernel_size}: "
+                         f"windows wholly inside the padding see only zeros")
     out = (size + 2 * padding - kernel_size) // stride + 1
     if out < 1:
         raise ValueError(

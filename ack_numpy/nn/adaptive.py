@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
-from .layers import uniform_init
+from .layers import check_conv_sizes, uniform_init
 from .module import Module, Parameter
 
 ACTIVATIONS = ("tanh", "none")
@@ -49,8 +49,11 @@ class AdaptiveConv2d(Module):
                  padding: int = 0, static_kernel: bool = True, activation: str = "tanh",
                  q_scale: float | None = None, rng: np.random.Generator | None = None,
                  dtype=np.float32):
+        check_conv_sizes("AdaptiveConv2d", in_channels, out_channels, kernel_size, stride, padding)
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+            raise ValueError(f"AdaptiveConv2d: activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if q_scale is not None and not (isinstance(q_scale, (int, float)) and np.isfinite(q_scale) and q_scale >= 0):
+            raise ValueError(f"AdaptiveConv2d: q_scale must be a finite number >= 0, got {q_scale!r}")
         rng = rng if rng is not None else np.random.default_rng()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding

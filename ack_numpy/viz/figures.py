@@ -180,10 +180,10 @@ def plot_digit_kernels(model: Module, images: np.ndarray, labels: np.ndarray, la
     module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     all_kernels = module.kernels(layer_input(model, images, layer))[:, channel]   # (K, Ho, Wo, C, m, m)
-    ho, wo = all_kernels.shape[1:3]
-    i, j = (ho // 2, wo // 2) if location is None else location
-    if not (0 <= i < ho and 0 <= j < wo):
-        raise ValueError(f"location ({i}, {j}) is outside the layer's {ho}x{wo} output locations")
+    out_h, out_w = all_kernels.shape[1:3]
+    i, j = (out_h // 2, out_w // 2) if location is None else location
+    if not (0 <= i < out_h and 0 <= j < out_w):
+        raise ValueError(f"location ({i}, {j}) is outside the layer's {out_h}x{out_w} output locations")
     kernels = all_kernels[:, i, j]                                 # (K, C, m, m)
     mean, std = kernels.mean(axis=0), kernels.std(axis=0)
     m, c, k = module.kernel_size, module.in_channels, len(images)
@@ -236,7 +236,7 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     kernels = module.kernels(x[None])[0, channel]                  # (Ho, Wo, C, m, m)
     mean, distance = distance_to_mean_kernel(kernels)
     background, m, s, c = x.mean(axis=0), module.kernel_size, module.stride, module.in_channels
-    ho, wo = distance.shape
+    out_h, out_w = distance.shape
     # output (i, j) is centred on input pixel patch_origin + (m-1)/2; each cell is s pixels wide
     edge = patch_origin(0, module) + (m - 1) / 2 - s / 2      # where the first cell starts
 
@@ -244,7 +244,7 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     ax_img, ax_map, ax_mean = fig.subplots(1, 3, width_ratios=[1, 1.25, 0.8])
     show_image(ax_img, background, f"what the layer sees: {name}" + channel_note(c))
     art = ax_map.imshow(distance, cmap="magma", vmin=0, interpolation="nearest",
-                        extent=(edge, edge + wo * s, edge + ho * s, edge))
+                        extent=(edge, edge + out_w * s, edge + out_h * s, edge))
     outline(ax_map, background, color="cyan")
     ax_map.set_xlim(-0.5, background.shape[1] - 0.5)
     ax_map.set_ylim(background.shape[0] - 0.5, -0.5)
@@ -256,7 +256,7 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     art = ax_mean.imshow(channel_view(mean), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
     ax_mean.set_xticks(range(m))
     ax_mean.set_yticks(range(m))
-    ax_mean.set_title(f"mean kernel over the\n{ho}x{wo} locations", fontsize=10)
+    ax_mean.set_title(f"mean kernel over the\n{out_h}x{out_w} locations", fontsize=10)
     fig.colorbar(art, ax=ax_mean, shrink=0.6)
     fig.suptitle(f"How much the kernel adapts: {describe(layer, module, channel)}, {name}", fontsize=11)
     return fig, {"kernels": kernels, "mean_kernel": mean, "distance": distance}
