@@ -24,6 +24,8 @@ LAYERS = {
     "models": 4,
     "data": 5,
     "progress": 6,
+    "runs": 6,
+    "config": 6,
     "checkpoint": 6,
     "train": 6,
     "viz": 7,
