@@ -63,6 +63,17 @@ def checkpoint(tmp_path_factory, model):
     return save_model(tmp_path_factory.mktemp("ckpt") / "checkpoint.npz", model)
 
 
+def assert_diverging_scales_centred(fig) -> None:
+    """Every image on the red-blue map has limits -a..a and shares its scale with a colour bar."""
+    images = [a for a in fig.findobj() if hasattr(a, "get_clim") and a.get_cmap().name == "RdBu_r"]
+    bars = [a.colorbar for a in images if getattr(a, "colorbar", None) is not None]
+    assert images and bars
+    for image in images:
+        lo, hi = image.get_clim()
+        assert lo == -hi and hi > 0
+        assert any(bar.mappable.norm is image.norm for bar in bars), "a diverging image without a colour bar"
+
+
 # ----------------------------------------------------------------------------- figures vs references
 def test_kernel_field_matches_literal_loops(model, images, tmp_path):
     layer = model.features[0]
@@ -70,9 +81,19 @@ def test_kernel_field_matches_literal_loops(model, images, tmp_path):
     expected = F.adaptive_kernels_loops(images[:1], layer.Q.data, layer.w.data)
     np.testing.assert_allclose(arrays["kernels"], expected[0, 3], rtol=1e-5, atol=1e-6)
     rows, cols = arrays["rows"], arrays["cols"]
-    np.testing.assert_array_equal(rows, np.arange(0, 26, 4))  # 3x3 patches one pixel apart
+    np.testing.assert_array_equal(rows, np.arange(1, 26, 4))  # 3x3 patches one pixel apart, through 13
     np.testing.assert_allclose(arrays["tiles"], expected[0, 3][np.ix_(rows, cols)][:, :, 0], rtol=1e-5, atol=1e-6)
+    assert arrays["location"] == (13, 13)
+    assert_diverging_scales_centred(fig)
     check_png(fig, tmp_path / "field.png")
+
+
+@pytest.mark.parametrize("location", [(0, 25), (7, 2), (22, 13)])
+def test_kernel_field_grid_passes_through_the_chosen_location(model, images, location):
+    fig, arrays = plot_kernel_field(model, images[0], layer=0, channel=0, location=location)
+    assert location[0] in arrays["rows"] and location[1] in arrays["cols"]
+    assert np.all(np.diff(arrays["rows"]) == 4) and np.all(np.diff(arrays["cols"]) == 4)
+    assert "showing through" in fig.get_supxlabel()
 
 
 def test_q_filters_are_rows_of_Q(model, tmp_path):
@@ -83,6 +104,7 @@ def test_q_filters_are_rows_of_Q(model, tmp_path):
             e = 3 * u + v  # kernel element (u, v) of a 1-channel 3x3 kernel
             np.testing.assert_array_equal(arrays["shown"][u, v], layer.Q.data[5, e].reshape(3, 3))
     np.testing.assert_array_equal(arrays["w"][0], layer.w.data[5].reshape(3, 3))
+    assert_diverging_scales_centred(fig)
     check_png(fig, tmp_path / "q.png")
 
 
@@ -143,7 +165,51 @@ def test_digit_kernels_on_real_mnist(model, mnist_path, tmp_path):
     np.testing.assert_allclose(arrays["kernels"], expected)
     np.testing.assert_allclose(arrays["std"], expected.std(axis=0), rtol=1e-5, atol=1e-7)
     assert arrays["std"].max() > 0  # different digits really get different kernels
+    # the drawn parts: w, Q p (adaptive_kernels without w), and the patch (k = Q p + w by hand)
+    np.testing.assert_array_equal(arrays["w"], layer.w.data[1].reshape(1, 3, 3))
+    qp = F.adaptive_kernels(x[firsts], layer.Q.data, None)[:, 1, 13, 13]
+    np.testing.assert_allclose(arrays["qp"], qp, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(arrays["patches"], x[firsts][:, :, 13:16, 13:16])
+    by_hand = arrays["patches"].reshape(10, 9) @ layer.Q.data[1].T + layer.w.data[1]
+    np.testing.assert_allclose(arrays["kernels"].reshape(10, 9), by_hand, rtol=1e-5, atol=1e-6)
+    blank = arrays["blank"]
+    np.testing.assert_array_equal(blank, x[firsts][:, 0, 13:16, 13:16].max(axis=(1, 2)) == 0)
+    assert blank.any() and not blank.all()  # the real centre patches: some blank, some inked
+    np.testing.assert_array_equal(arrays["kernels"][blank], np.broadcast_to(arrays["w"], (blank.sum(), 1, 3, 3)))
+    assert_diverging_scales_centred(fig)
     check_png(fig, tmp_path / "digits.png")
+
+
+def test_digit_kernels_honour_location_and_chosen_image(model, mnist_path, tmp_path):
+    from ack_numpy.data import load_mnist
+
+    x, y = load_mnist("test", mnist_path, limit=100)
+    picked = np.array([5, 0, 1])
+    layer = model.features[0]
+    fig, arrays = plot_digit_kernels(model, x[picked], y[picked], layer=0, channel=0, location=(4, 20),
+                                     names=["a", "b", "c"], chosen=0)
+    assert arrays["location"] == (4, 20)
+    expected = F.adaptive_kernels(x[picked], layer.Q.data, layer.w.data)[:, 0, 4, 20]
+    np.testing.assert_allclose(arrays["kernels"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(arrays["patches"], x[picked][:, :, 4:7, 20:23])
+    assert "(chosen)" in fig.axes[0].get_title()
+
+
+def test_write_figures_puts_the_chosen_image_first(checkpoint, mnist_path, tmp_path, monkeypatch):
+    from ack_numpy import viz
+
+    seen = {}
+    real = viz.plot_digit_kernels
+
+    def spy(model, images, labels, *args, **kwargs):
+        seen.update(labels=labels, kwargs=kwargs, args=args)
+        return real(model, images, labels, *args, **kwargs)
+
+    monkeypatch.setattr(viz, "plot_digit_kernels", spy)
+    write_figures(checkpoint, tmp_path, data_dir=mnist_path, digit=4, location=(3, 5))
+    assert seen["labels"][0] == 4 and sorted(seen["labels"]) == list(range(10))
+    assert seen["args"][2] == (3, 5) and seen["kwargs"]["chosen"] == 0
+    assert seen["kwargs"]["names"][0].startswith("test 4")  # the first 4 in the test set is image 4
 
 
 def test_training_curves(tmp_path):
@@ -175,7 +241,7 @@ def test_visualize_command_writes_every_figure(checkpoint, mnist_path, tmp_path,
     for name in FIGURE_FILES + ("curves.png",):
         assert 0 < (out / name).stat().st_size < 300_000, name
         width, height = png_size(out / name)
-        assert 400 <= width <= 1500 and 300 <= height <= 700, (name, width, height)
+        assert 400 <= width <= 1500 and 300 <= height <= 720, (name, width, height)
     printed = capsys.readouterr().out
     assert "to write them again: python -m ack_numpy visualize --checkpoint" in printed
     assert "--digit 3 --layer 0 --channel 2" in printed

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .curves import plot_training_curves
 from .figures import (DPI, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
                       plot_q_filters, save)
@@ -50,9 +52,13 @@ def write_figures(checkpoint: str | Path, out: str | Path, data_dir: str | None 
     image, name = images[i], f"test image {i} (digit {labels[i]})"
     firsts = first_of_each_digit(labels)
 
-    figures = [plot_kernel_field(model, image, layer, channel, name),
+    # digits.png: the chosen image first, then the first test image of every other digit
+    shown = np.concatenate([[i], firsts[labels[firsts] != labels[i]]])
+    names = [f"test {n}\n(digit {labels[n]})" for n in shown]
+    figures = [plot_kernel_field(model, image, layer, channel, name, location),
                plot_q_filters(model, layer, channel),
-               plot_digit_kernels(model, images[firsts], labels[firsts], layer, channel, location),
+               plot_digit_kernels(model, images[shown], labels[shown], layer, channel, location,
+                                  names=names, chosen=0),
                plot_adaptation(model, image, layer, channel, name),
                plot_feature_maps(model, image, layer, name)]
     out = Path(out)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..nn import AdaptiveConv2d, Module
-from .kernels import (select_adaptive_layer, check_channel, distance_to_mean_kernel,
-                      layer_input, layer_outputs, patch_origin, q_filters, sampled_locations,
+from .kernels import (select_adaptive_layer, check_channel, check_location, distance_to_mean_kernel,
+                      layer_input, layer_outputs, patch_origin, patches_at, q_filters, sampled_locations,
                       static_kernel)
 
 DPI = 100
@@ -45,6 +46,22 @@ def save(fig: Figure, path) -> None:
 def limit(a: np.ndarray) -> float:
     """Symmetric colour limit: the largest |value| (never 0, so a blank array still draws)."""
     return float(np.abs(a).max()) or 1e-12
+
+
+def centred(*arrays: np.ndarray) -> Normalize:
+    """One diverging colour scale -lim..lim, 0 in the middle (white), shared by every image
+    drawn with it; its colour bar then speaks for all of them."""
+    lim = max(limit(a) for a in arrays)
+    return Normalize(-lim, lim)
+
+
+def write_values(ax, a: np.ndarray, norm: Normalize, fmt: str = "{:.2f}", dark_above: bool = False) -> None:
+    """Write each cell's value in it: white on strong colours, black on pale ones.
+    dark_above: the map is dark for large values (gray_r) rather than for large |values|."""
+    for (r, c), v in np.ndenumerate(a):
+        strong = norm(v) > 0.6 if dark_above else abs(norm(v) - 0.5) > 0.3
+        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=6.5,
+                color="white" if strong else "black")
 
 
 def channel_view(a: np.ndarray) -> np.ndarray:
@@ -84,17 +101,21 @@ def input_frame(model: Module, image: np.ndarray, layer: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- 1. kernel field
 def plot_kernel_field(model: Module, image: np.ndarray, layer: int = 0, channel: int = 0,
-                      name: str = "the input") -> tuple[Figure, dict]:
+                      name: str = "the input", location: tuple[int, int] | None = None) -> tuple[Figure, dict]:
     """The dynamic kernel at a grid of output locations, each drawn over the patch it is applied to.
 
-    image: (1, H, W). Returns arrays: kernels (Ho, Wo, C, m, m), every location of this
-    channel; rows, cols: the sampled output locations; tiles (rows, cols, m, m), as drawn."""
+    image: (1, H, W). location: output (row, col) the grid passes through and outlines
+    (default the centre, the location `plot_digit_kernels` uses by default).
+    Returns arrays: kernels (Ho, Wo, C, m, m), every location of this channel; rows, cols:
+    the sampled output locations; tiles (rows, cols, m, m), as drawn; location."""
     module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     x = input_frame(model, image, layer)                           # (C, H, W)
     kernels = module.kernels(x[None])[0, channel]                  # (Ho, Wo, C, m, m)
-    rows = sampled_locations(kernels.shape[0], module)
-    cols = sampled_locations(kernels.shape[1], module)
+    out_h, out_w = kernels.shape[:2]
+    i, j = check_location((out_h // 2, out_w // 2) if location is None else location, out_h, out_w)
+    rows = sampled_locations(out_h, module, through=i)
+    cols = sampled_locations(out_w, module, through=j)
     tiles = channel_view(kernels[np.ix_(rows, cols)])             # (rows, cols, m, m)
     background, m, c = x.mean(axis=0), module.kernel_size, module.in_channels
 
@@ -105,18 +126,24 @@ def plot_kernel_field(model: Module, image: np.ndarray, layer: int = 0, channel:
     every = "every location" if step == 1 else f"every {step}th location (row and column)"
     show_image(right, background, f"kernel at {every},\n"
                "each drawn over the patch it is applied to" + channel_note(c, " "), alpha=0.3)
-    lim = limit(tiles)
-    for a, i in enumerate(rows):
-        for b, j in enumerate(cols):
-            r0, c0 = patch_origin(i, module), patch_origin(j, module)
-            art = right.imshow(tiles[a, b], cmap=KERNEL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest",
+    norm = centred(tiles)
+    for a, r in enumerate(rows):
+        for b, q in enumerate(cols):
+            r0, c0 = patch_origin(r, module), patch_origin(q, module)
+            art = right.imshow(tiles[a, b], cmap=KERNEL_CMAP, norm=norm, interpolation="nearest",
                                extent=(c0 - 0.5, c0 + m - 0.5, r0 + m - 0.5, r0 - 0.5))
     outline(right, background)
+    r0, c0 = patch_origin(i, module), patch_origin(j, module)
+    for ax in (left, right):
+        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), m, m, fill=False, edgecolor="tab:green", lw=2))
     right.set_xlim(-0.5, background.shape[1] - 0.5)
     right.set_ylim(background.shape[0] - 0.5, -0.5)
     fig.colorbar(art, ax=right, shrink=0.85, label="kernel value k(i, j) = Q p + w")
     fig.suptitle(f"Dynamic kernels of {describe(layer, module, channel)} for {name}", fontsize=11)
-    return fig, {"kernels": kernels, "rows": rows, "cols": cols, "tiles": tiles}
+    fig.supxlabel(f"green box: the patch of location ({i}, {j}) (the grid passes through it);  "
+                  "black line: outline of the input;\ngrey between the tiles is the input itself, "
+                  "drawn faded, showing through the one-pixel gaps", fontsize=9)
+    return fig, {"kernels": kernels, "rows": rows, "cols": cols, "tiles": tiles, "location": (i, j)}
 
 
 # ----------------------------------------------------------------------------- 2. Q filter bank
@@ -145,19 +172,28 @@ def plot_q_filters(model: Module, layer: int = 0, channel: int = 0) -> tuple[Fig
 
     fig = new_figure(9.5, 5.0)
     left, right = fig.subplots(1, 2, width_ratios=[1.6, 1])
-    lim = limit(shown)
-    art = left.imshow(filter_mosaic(shown), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+    art = left.imshow(filter_mosaic(shown), cmap=KERNEL_CMAP, norm=centred(shown), interpolation="nearest")
     centres = np.arange(m) * (m + 1) + (m - 1) / 2
     left.set_xticks(centres, [f"v={v}" for v in range(m)])
     left.set_yticks(centres, [f"u={u}" for u in range(m)])
     left.set_xlabel("kernel element column v")
     left.set_ylabel("kernel element row u")
+    # inside each block: which patch pixel each filter weight multiplies
+    pixels = (np.arange(m)[:, None] * (m + 1) + np.arange(m)[None, :]).ravel()
+    inner = [str(t) for t in range(m)] * m
+    top, side = left.secondary_xaxis("top"), left.secondary_yaxis("right")
+    top.set_xticks(pixels, inner, fontsize=6)
+    side.set_yticks(pixels, inner, fontsize=6)
+    top.set_xlabel("patch column (inside each block)", fontsize=8)
+    side.set_ylabel("patch row (inside each block)", fontsize=8)
     left.set_title(f"Q filters: block (u, v) is the {m}x{m} filter\nthat computes kernel element (u, v)" + note,
                    fontsize=10)
     fig.colorbar(art, ax=left, shrink=0.85, label="Q value")
     w_shown = w[0]
-    lim_w = limit(w_shown)
-    art = right.imshow(w_shown, cmap=KERNEL_CMAP, vmin=-lim_w, vmax=lim_w, interpolation="nearest")
+    norm_w = centred(w_shown)
+    art = right.imshow(w_shown, cmap=KERNEL_CMAP, norm=norm_w, interpolation="nearest")
+    if m <= 4:
+        write_values(right, w_shown, norm_w)
     right.set_xticks(range(m))
     right.set_yticks(range(m))
     right.set_xlabel("column v")
@@ -171,56 +207,98 @@ def plot_q_filters(model: Module, layer: int = 0, channel: int = 0) -> tuple[Fig
 
 # ----------------------------------------------------------------------------- 3. same place, other inputs
 def plot_digit_kernels(model: Module, images: np.ndarray, labels: np.ndarray, layer: int = 0,
-                       channel: int = 0, location: tuple[int, int] | None = None) -> tuple[Figure, dict]:
-    """The kernel one location applies, for each image given (typically one per digit 0-9),
-    and its mean and spread (std over these inputs) per element.
+                       channel: int = 0, location: tuple[int, int] | None = None,
+                       names: list[str] | None = None, chosen: int | None = None) -> tuple[Figure, dict]:
+    """The kernel one location applies, for each image given (typically the chosen test
+    image and one example of every other digit), taken apart as k = w + Q p:
+
+        row 1  the image, a green box where the patch is
+        row 2  the patch p itself, values in the cells (blank patch: Q p = 0, so k = w exactly)
+        row 3  Q p = k - w, the part that adapts to the input
+        row 4  k = w + Q p, the kernel applied
+        right  w (the same for every input), and the mean and std of k over these inputs
 
     images: (K, 1, H, W), labels: (K,). location: output (row, col), default the centre.
-    Returns arrays: kernels (K, C, m, m) at that location, mean and std (C, m, m), location."""
+    names: column titles (default "digit d"); chosen: which column to mark as the chosen image.
+    Values are written in the cells for kernels up to 4x4. Returns arrays: kernels (K, C, m, m)
+    at that location, patches (K, C, m, m), w (C, m, m), qp = kernels - w (K, C, m, m),
+    blank (K,) bool, mean and std (C, m, m), location."""
     module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
-    all_kernels = module.kernels(layer_input(model, images, layer))[:, channel]   # (K, Ho, Wo, C, m, m)
+    x = layer_input(model, images, layer)                          # (K, C, H', W')
+    all_kernels = module.kernels(x)[:, channel]                    # (K, Ho, Wo, C, m, m)
     out_h, out_w = all_kernels.shape[1:3]
-    i, j = (out_h // 2, out_w // 2) if location is None else location
-    if not (0 <= i < out_h and 0 <= j < out_w):
-        raise ValueError(f"location ({i}, {j}) is outside the layer's {out_h}x{out_w} output locations")
+    i, j = check_location((out_h // 2, out_w // 2) if location is None else location, out_h, out_w)
     kernels = all_kernels[:, i, j]                                 # (K, C, m, m)
+    patches = patches_at(x, module, i, j)                          # (K, C, m, m)
+    w = static_kernel(module, channel)                             # (C, m, m)
+    qp = kernels - w                                               # Q p, the adaptive part
+    blank = ~np.any(patches != 0, axis=(1, 2, 3))
     mean, std = kernels.mean(axis=0), kernels.std(axis=0)
     m, c, k = module.kernel_size, module.in_channels, len(images)
+    names = [f"digit {d}" for d in labels] if names is None else names
     on_image = model.features[0] is module                         # patch coordinates are image pixels
+    values = m <= 4
 
-    fig = new_figure(1.05 * k + 2.6, 4.6)
-    grid = fig.add_gridspec(2, k + 1, width_ratios=[1] * k + [1.6])
-    axes = np.array([[fig.add_subplot(grid[r, n]) for n in range(k)] for r in range(2)])
-    lim = limit(channel_view(kernels))
+    fig = new_figure(1.05 * k + 1.9, 6.9)
+    grid = fig.add_gridspec(4, k + 1, width_ratios=[1] * k + [1.25])
+    axes = np.array([[fig.add_subplot(grid[r, n]) for n in range(k)] for r in range(4)])
+    norm = centred(channel_view(kernels), channel_view(qp), channel_view(w))
+    shown_patches = channel_view(patches)
+    lo = min(0.0, float(shown_patches.min()))
+    patch_norm = Normalize(lo, max(float(shown_patches.max()), lo + 1e-12))
+    r0, c0 = patch_origin(i, module), patch_origin(j, module)
     for n in range(k):
-        axes[0, n].imshow(images[n, 0], cmap=IMAGE_CMAP, interpolation="nearest")
-        axes[0, n].set_title(f"digit {labels[n]}", fontsize=10)
-        if on_image:
-            r0, c0 = patch_origin(i, module), patch_origin(j, module)
-            axes[0, n].add_patch(Rectangle((c0 - 0.5, r0 - 0.5), m, m, fill=False, edgecolor="tab:orange", lw=1.5))
-        art = axes[1, n].imshow(channel_view(kernels[n]), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim,
-                                interpolation="nearest")
+        axes[0, n].imshow(channel_view(x[n]), cmap=IMAGE_CMAP, interpolation="nearest")
+        axes[0, n].add_patch(Rectangle((c0 - 0.5, r0 - 0.5), m, m, fill=False, edgecolor="tab:green", lw=1.5))
+        title = names[n] + ("\n(chosen)" if n == chosen else "")
+        axes[0, n].set_title(title, fontsize=9, fontweight="bold" if n == chosen else "normal")
+        patch_art = axes[1, n].imshow(shown_patches[n], cmap=IMAGE_CMAP, norm=patch_norm, interpolation="nearest")
+        axes[1, n].set_title("blank: k = w" if blank[n] else "touches ink" if on_image else "non-zero",
+                             fontsize=8, color="tab:red" if blank[n] else "black")
+        for row, a in ((2, qp[n]), (3, kernels[n])):
+            art = axes[row, n].imshow(channel_view(a), cmap=KERNEL_CMAP, norm=norm, interpolation="nearest")
+            if values:
+                write_values(axes[row, n], channel_view(a), norm)
+        if values:
+            write_values(axes[1, n], shown_patches[n], patch_norm, dark_above=True)
         for ax in axes[:, n]:
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[0, 0].set_ylabel("input", fontsize=10)
-    axes[1, 0].set_ylabel(f"kernel at ({i}, {j})", fontsize=10)
-    fig.colorbar(art, ax=axes[1, :], location="bottom", shrink=0.4, aspect=40, label="kernel value")
+        if n == chosen:
+            for spine in axes[0, n].spines.values():
+                spine.set_edgecolor("tab:green")
+                spine.set_linewidth(3)
+    axes[0, 0].set_ylabel("input", fontsize=9)
+    axes[1, 0].set_ylabel("patch p", fontsize=9)
+    axes[2, 0].set_ylabel("Q p = k - w", fontsize=9)
+    axes[3, 0].set_ylabel(f"k at ({i}, {j})", fontsize=9)
+    fig.colorbar(art, ax=axes[2:, :], location="bottom", shrink=0.4, aspect=40,
+                 label="kernel value (one scale for w, Q p and k, centred on 0)")
 
-    mean_ax, std_ax = fig.add_subplot(grid[0, k]), fig.add_subplot(grid[1, k])
-    mean_ax.imshow(channel_view(mean), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
-    mean_ax.set_title(f"mean over the {k}\n(same colours)", fontsize=10)
-    art = std_ax.imshow(channel_view(std), cmap="viridis", vmin=0, interpolation="nearest")
-    std_ax.set_title(f"std over the {k}:\nhow much each\nelement adapts", fontsize=10)
-    fig.colorbar(art, ax=std_ax, shrink=0.9)
-    for ax in (mean_ax, std_ax):
+    w_ax, mean_ax, std_ax = (fig.add_subplot(grid[r, k]) for r in (1, 2, 3))
+    corner = fig.add_subplot(grid[0, k])                           # the patch colour bar sits here
+    corner.set_axis_off()
+    fig.colorbar(patch_art, cax=corner.inset_axes([0.05, 0.45, 0.9, 0.14]), orientation="horizontal",
+                 label="patch value")
+    w_ax.imshow(channel_view(w), cmap=KERNEL_CMAP, norm=norm, interpolation="nearest")
+    w_ax.set_title("w: the same\nfor every input", fontsize=9)
+    mean_ax.imshow(channel_view(mean), cmap=KERNEL_CMAP, norm=norm, interpolation="nearest")
+    mean_ax.set_title(f"mean k over the {k}", fontsize=9)
+    std_art = std_ax.imshow(channel_view(std), cmap="viridis", vmin=0, interpolation="nearest")
+    std_ax.set_title(f"std of k over the {k}:\nhow much it adapts", fontsize=9)
+    fig.colorbar(std_art, ax=std_ax, shrink=0.9)
+    if values:
+        write_values(w_ax, channel_view(w), norm)
+        write_values(mean_ax, channel_view(mean), norm)
+    for ax in (w_ax, mean_ax, std_ax):
         ax.set_xticks([])
         ax.set_yticks([])
-    box = "; orange box: the patch" if on_image else ""
     fig.suptitle(f"Same place, different inputs: {describe(layer, module, channel)}, "
-                 f"location ({i}, {j}){channel_note(c, ' ')}{box}", fontsize=11)
-    return fig, {"kernels": kernels, "mean": mean, "std": std, "location": (i, j)}
+                 f"location ({i}, {j}){channel_note(c, ' ')}\n"
+                 f"k = w + Q p: where the patch is blank, Q p = 0 and k = w exactly", fontsize=11)
+    return fig, {"kernels": kernels, "patches": patches, "w": w, "qp": qp, "blank": blank,
+                 "mean": mean, "std": std, "location": (i, j)}
 
 
 # ----------------------------------------------------------------------------- 4. how much it adapts
@@ -252,8 +330,8 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     ax_map.set_ylabel("row")
     ax_map.set_title("distance ||k(i, j) - mean kernel||\u2082\n(cyan: outline of the input)", fontsize=10)
     fig.colorbar(art, ax=ax_map, shrink=0.85, label="L2 distance")
-    lim = limit(channel_view(mean))
-    art = ax_mean.imshow(channel_view(mean), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+    art = ax_mean.imshow(channel_view(mean), cmap=KERNEL_CMAP, norm=centred(channel_view(mean)),
+                         interpolation="nearest")
     ax_mean.set_xticks(range(m))
     ax_mean.set_yticks(range(m))
     ax_mean.set_title(f"mean kernel over the\n{out_h}x{out_w} locations", fontsize=10)
@@ -272,7 +350,7 @@ def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
     module = select_adaptive_layer(model, layer)
     outputs = layer_outputs(model, np.asarray(image)[None], layer)[0]   # (O, Ho, Wo)
     what = "tanh(sigma)" if module.activation == "tanh" else "sigma"
-    limit = 1.0 if module.activation == "tanh" else max(float(np.abs(outputs).max()), 1e-12)
+    norm = Normalize(-1.0, 1.0) if module.activation == "tanh" else centred(outputs)
     o = len(outputs)
     rows = max(1, round(math.sqrt(o / 2)))
     cols = math.ceil(o / rows)
@@ -287,7 +365,7 @@ def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
         if n >= o:
             ax.set_axis_off()
             continue
-        art = ax.imshow(outputs[n], cmap=KERNEL_CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
+        art = ax.imshow(outputs[n], cmap=KERNEL_CMAP, norm=norm, interpolation="nearest")
         ax.set_title(f"channel {n}", fontsize=9)
     right.colorbar(art, ax=axes, shrink=0.8, label=what)
     fig.suptitle(f"Feature maps of {describe(layer, module)} for {name}: y = {what}, before pooling",

@@ -134,9 +134,27 @@ def patch_origin(index: int, module: AdaptiveConv2d) -> int:
     return index * module.stride - module.padding
 
 
-def sampled_locations(size: int, module: AdaptiveConv2d) -> np.ndarray:
+def sampled_locations(size: int, module: AdaptiveConv2d, through: int | None = None) -> np.ndarray:
     """Output rows (or columns) whose patches do not overlap: every ceil((m+1)/stride)-th one,
-    centred, so an m x m tile drawn over each patch leaves a one-pixel gap to the next."""
+    chosen so that `through` (default the centre, size // 2) is one of them; an m x m tile
+    drawn over each patch then leaves a one-pixel gap to the next."""
     step = -(-(module.kernel_size + 1) // module.stride)
-    used = step * ((size - 1) // step)
-    return np.arange((size - 1 - used) // 2, size, step)
+    through = size // 2 if through is None else through
+    return np.arange(through % step, size, step)
+
+
+def patches_at(x: np.ndarray, module: AdaptiveConv2d, row: int, col: int) -> np.ndarray:
+    """The patch p under output location (row, col) of each input: x (N, C, H, W) -> (N, C, m, m).
+
+    Zero padding as the layer pads, so k = Q p + w holds with this p (k = w where p is all 0)."""
+    m, pad = module.kernel_size, module.padding
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    r0, c0 = row * module.stride, col * module.stride               # patch_origin + padding
+    return padded[:, :, r0 : r0 + m, c0 : c0 + m]
+
+
+def check_location(location: tuple[int, int], out_h: int, out_w: int) -> tuple[int, int]:
+    i, j = location
+    if not (0 <= i < out_h and 0 <= j < out_w):
+        raise ValueError(f"location ({i}, {j}) is outside the layer's {out_h}x{out_w} output locations")
+    return int(i), int(j)
