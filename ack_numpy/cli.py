@@ -56,11 +56,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             if refused:
                 raise ValueError(f"--resume continues {quote_path(args.resume)} with the settings it was started "
                                  f"with; leave out {', '.join(refused)} (only --data-dir and --epochs may be given)")
-            resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
+            recorder = _kernel_recorder(run_folder(args.resume), args.data_dir, True) if args.visualize else None
+            resume(args.resume, data_dir=args.data_dir, epochs=args.epochs, on_epoch_end=recorder)
             out = str(run_folder(args.resume))
         else:
             config = TrainConfig(**given)
-            train(config, overwrite=args.overwrite)
+            recorder = _kernel_recorder(config.out, args.data_dir, False) if args.visualize else None
+            train(config, overwrite=args.overwrite, on_epoch_end=recorder)
             out = config.out
     except SettingError as err:
         if err.name not in given:
@@ -90,17 +92,33 @@ def add_train_settings(parser: argparse.ArgumentParser) -> None:
                             metavar=meta.get("metavar"), help=f"{meta['help']} (default {default})")
 
 
+def _kernel_recorder(out, data_dir: str | None, keep: bool):
+    """train --visualize: records layer 0's kernels (channel 0) after every epoch for the first
+    test 0, 1 and 7, at the centre and upper-centre locations, into out/figures/kernel_evolution.npz.
+    --resume (keep) continues that record; a new run starts it again."""
+    import numpy as np
+
+    from .data import load_mnist
+    from .viz.evolution import RECORD_FILE, KernelRecorder
+
+    images, labels = load_mnist("test", data_dir)
+    indices = np.array([np.flatnonzero(labels == d)[0] for d in (0, 1, 7)])
+    return KernelRecorder(images[indices], labels=labels[indices], indices=indices,
+                          path=Path(out) / "figures" / RECORD_FILE, keep=keep)
+
+
 def _draw_run(out: str, data_dir: str | None) -> None:
     """train --visualize: the training curves, and the kernel figures if the model is adaptive."""
     from .checkpoint import load_model
     from .models import adaptive_layers
-    from .viz import write_curves, write_figures
+    from .viz import write_curves, write_evolution, write_figures
 
     figures = Path(out) / "figures"
     written = [write_curves([out], figures)]
     model, _ = load_model(Path(out) / "checkpoint.npz")
     if adaptive_layers(model):
         written += write_figures(Path(out) / "checkpoint.npz", figures, data_dir=data_dir)
+        written += write_evolution(figures)
     print("figures: " + ", ".join(str(p) for p in written))
 
 
@@ -187,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its own settings are used)")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a checkpoint")
     p.add_argument("--visualize", action="store_true",
-                   help="afterwards, draw the training curves and (for adaptive models) the kernels into OUT/figures")
+                   help="afterwards, draw the training curves and (for adaptive models) the kernels into OUT/figures; "
+                        "adaptive models also get their kernels recorded after every epoch (kernel_evolution.npz "
+                        "and .png there; --resume continues the record)")
     p.add_argument("--download", action="store_true",
                    help="if MNIST is not found (and no --data-dir / $ACK_MNIST_DIR is given), download it to data/mnist")
     p.set_defaults(func=cmd_train, parser=p)

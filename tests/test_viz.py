@@ -298,3 +298,67 @@ def test_bad_image_arguments(args, message, checkpoint, mnist_path, tmp_path, ca
     err = capsys.readouterr().err
     assert code != 0 and err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- kernels across training
+def test_kernel_recorder_stores_adaptive_kernels_each_epoch(images, tmp_path):
+    from ack_numpy.viz.evolution import KernelRecorder, plot_kernel_evolution, read_record
+
+    model = build_model("adaptive-lenet", seed=3)
+    layer = model.features[0]
+    recorder = KernelRecorder(images[:2], locations=[(13, 13), (2, 20)], channel=4, path=tmp_path / "rec.npz")
+    expected = []
+    for epoch in (1, 2):
+        recorder(epoch, model)
+        expected.append(F.adaptive_kernels(images[:2], layer.Q.data, layer.w.data)[:, 4][:, [13, 2], [13, 20]])
+        layer.Q.data += 0.05  # stands in for an epoch of training
+    record = read_record(tmp_path / "rec.npz")
+    np.testing.assert_array_equal(record["epochs"], [1, 2])
+    np.testing.assert_allclose(record["kernels"], np.stack(expected), rtol=1e-6)
+    assert not np.allclose(record["kernels"][0], record["kernels"][1])
+    fig, arrays = plot_kernel_evolution(record)
+    np.testing.assert_allclose(arrays["kernels"][:, 3], np.stack(expected)[:, 1, 1, 0], rtol=1e-6)  # image 1, (2, 20)
+    np.testing.assert_allclose(arrays["change"], arrays["kernels"][-1] - arrays["kernels"][0])
+    assert arrays["rows"][3] == (1, 2, 20)
+    assert_diverging_scales_centred(fig)
+    check_png(fig, tmp_path / "evolution.png")
+
+
+def test_kernel_recorder_continues_a_record_when_resuming(images, tmp_path):
+    from ack_numpy.viz.evolution import KernelRecorder, read_record
+
+    model, path = build_model("adaptive-lenet", seed=3), tmp_path / "rec.npz"
+    KernelRecorder(images[:1], path=path)(1, model)
+    resumed = KernelRecorder(images[:1], path=path, keep=True)
+    resumed(2, model)
+    resumed(2, model)  # an epoch recorded again replaces its entry
+    assert list(read_record(path)["epochs"]) == [1, 2]
+    assert list(read_record(path)["locations"].ravel()) == [13, 13, 8, 13]  # centre and upper centre
+    KernelRecorder(images[:1], path=path)(1, model)  # a new run starts the record again
+    assert list(read_record(path)["epochs"]) == [1]
+    with pytest.raises(ValueError, match="other images"):
+        KernelRecorder(images[1:2], path=path, keep=True)
+    KernelRecorder(images[:1], path=path)(1, build_model("lenet", seed=0))  # no adaptive layer: nothing
+    assert list(read_record(path)["epochs"]) == [1]
+
+
+def test_train_visualize_draws_kernels_across_training(mnist_path, tmp_path, capsys):
+    from ack_numpy.checkpoint import load_model
+    from ack_numpy.data import load_mnist
+    from ack_numpy.viz.evolution import read_record
+
+    out = tmp_path / "run"
+    tiny = ["--limit-train", "256", "--limit-test", "64", "--schedule", "constant", "--data-dir", str(mnist_path)]
+    assert main(["train", "--model", "adaptive-lenet", "--epochs", "2", "--out", str(out), "--visualize", *tiny]) == 0
+    record = read_record(out / "figures" / "kernel_evolution.npz")
+    assert list(record["epochs"]) == [1, 2] and (out / "figures" / "kernel_evolution.png").stat().st_size > 0
+    x, y = load_mnist("test", mnist_path)
+    firsts = [int(np.flatnonzero(y == d)[0]) for d in (0, 1, 7)]
+    assert list(record["indices"]) == firsts and list(record["labels"]) == [0, 1, 7]
+    model, _ = load_model(out / "checkpoint.npz")  # the kernels after the last epoch are the saved model's
+    layer = model.features[0]
+    final = F.adaptive_kernels(x[firsts], layer.Q.data, layer.w.data)[:, 0][:, [13, 8], [13, 13]]
+    np.testing.assert_allclose(record["kernels"][-1], final, rtol=1e-5, atol=1e-6)
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--visualize", "--data-dir", str(mnist_path)]) == 0
+    assert list(read_record(out / "figures" / "kernel_evolution.npz")["epochs"]) == [1, 2, 3]
+    assert "kernel_evolution.png" in capsys.readouterr().out

@@ -4,6 +4,8 @@
     figures.py   plot_kernel_field, plot_q_filters, plot_digit_kernels, plot_adaptation,
                  plot_feature_maps: each returns (Figure, arrays drawn)
     curves.py    plot_training_curves: test accuracy and loss per epoch of run folders
+    evolution.py KernelRecorder (an on_epoch_end callback) and plot_kernel_evolution:
+                 the kernels at fixed test images and locations after every epoch
 
 `write_figures` is what `python -m ack_numpy visualize` runs: it loads a checkpoint and
 the MNIST test set and writes figures 1-5 as PNGs into one folder.
@@ -15,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from .curves import plot_training_curves
+from .evolution import FIGURE_FILE as EVOLUTION_FILE, RECORD_FILE, KernelRecorder, plot_kernel_evolution, read_record
 from .figures import (DPI, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
                       plot_q_filters, save)
 from ..models import adaptive_layers
 from .kernels import select_adaptive_layer, check_channel, dynamic_kernels, first_of_each_digit, select_image
 
-__all__ = ["DPI", "FIGURE_FILES", "dynamic_kernels", "plot_adaptation", "plot_digit_kernels",
+__all__ = ["DPI", "FIGURE_FILES", "KernelRecorder", "dynamic_kernels", "plot_kernel_evolution", "write_evolution", "plot_adaptation", "plot_digit_kernels",
            "plot_feature_maps", "plot_kernel_field", "plot_q_filters", "plot_training_curves",
            "write_curves", "write_figures"]
 
@@ -77,3 +80,14 @@ def write_curves(runs: list[str | Path], out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     save(fig, out / CURVES_FILE)
     return out / CURVES_FILE
+
+
+def write_evolution(folder: str | Path) -> list[Path]:
+    """Draw EVOLUTION_FILE from the RECORD_FILE in `folder` (written by a KernelRecorder);
+    nothing if there is no record. Returns the paths written."""
+    folder = Path(folder)
+    if not (folder / RECORD_FILE).exists():
+        return []
+    fig, _ = plot_kernel_evolution(read_record(folder / RECORD_FILE))
+    save(fig, folder / EVOLUTION_FILE)
+    return [folder / EVOLUTION_FILE]
