@@ -60,7 +60,9 @@ def write_values(ax, a: np.ndarray, norm: Normalize, fmt: str = "{:.2f}", dark_a
     dark_above: the map is dark for large values (gray_r) rather than for large |values|."""
     for (r, c), v in np.ndenumerate(a):
         strong = norm(v) > 0.6 if dark_above else abs(norm(v) - 0.5) > 0.3
-        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=6.5,
+        text = fmt.format(v)
+        text = text[1:] if text.startswith("-") and float(text) == 0 else text   # no "-0.00"
+        ax.text(c, r, text, ha="center", va="center", fontsize=6.5,
                 color="white" if strong else "black")
 
 
@@ -330,8 +332,10 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     ax_map.set_ylabel("row")
     ax_map.set_title("distance ||k(i, j) - mean kernel||\u2082\n(cyan: outline of the input)", fontsize=10)
     fig.colorbar(art, ax=ax_map, shrink=0.85, label="L2 distance")
-    art = ax_mean.imshow(channel_view(mean), cmap=KERNEL_CMAP, norm=centred(channel_view(mean)),
-                         interpolation="nearest")
+    norm = centred(channel_view(mean))
+    art = ax_mean.imshow(channel_view(mean), cmap=KERNEL_CMAP, norm=norm, interpolation="nearest")
+    if m <= 4:
+        write_values(ax_mean, channel_view(mean), norm)
     ax_mean.set_xticks(range(m))
     ax_mean.set_yticks(range(m))
     ax_mean.set_title(f"mean kernel over the\n{out_h}x{out_w} locations", fontsize=10)
