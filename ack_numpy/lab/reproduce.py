@@ -39,7 +39,7 @@ from pathlib import Path
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
 
-MODELS = ("lenet", "adaptive-lenet", "plain-small")
+STUDY_MODELS = ("lenet", "adaptive-lenet", "plain-small")
 # One recipe for every model, the defaults of `train` (see TrainConfig): Adam, cosine learning
 # rate from 3e-3 to 0, batch 64, random shifts of up to 2 pixels. Chosen on held-out training images.
 _DEFAULTS = TrainConfig()
@@ -115,7 +115,7 @@ def _median_epochs(values: list[int | None]) -> float | None:
     return None if median == math.inf else median
 
 
-def summarize(out: Path, seeds: list[int], epochs: int, models=MODELS, limit_train: int | None = None,
+def summarize(out: Path, seeds: list[int], epochs: int, models=STUDY_MODELS, limit_train: int | None = None,
               limit_test: int | None = None) -> dict:
     """Per model: parameters, accuracy per epoch (median/min/max over seeds), epochs to 99%, seconds."""
     summary = {"recipe": RECIPE, "epochs": epochs, "seeds": seeds, "target": TARGET,
@@ -248,7 +248,7 @@ def median_seed(summary: dict, model: str) -> int:
 
 
 def reproduce(out: str | Path, seeds: int = 3, epochs: int = 10, jobs: int = 1, data_dir: str | None = None,
-              limit_train: int | None = None, limit_test: int | None = None, models=MODELS,
+              limit_train: int | None = None, limit_test: int | None = None, models=STUDY_MODELS,
               log=print) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

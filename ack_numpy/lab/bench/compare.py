@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .training import MODELS, THREADS, run_worker
+from .training import THREADS, TIMED_MODELS, run_worker
 
 THIS_CHECKOUT = Path(__file__).resolve().parents[3]
 
@@ -49,7 +49,7 @@ def run_rounds(before: Path, rounds: int, batches: tuple, steps: int, budget: fl
     for round_ in range(rounds):
         load_start = _load()
         order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
-        for model in MODELS:
+        for model in TIMED_MODELS:
             for batch in batches:
                 for threads in THREADS:
                     settings = dict(model=model, batch=batch, steps=steps, warmup=3, budget=budget,
@@ -95,7 +95,7 @@ def format_record(run: dict, before: Path, command: str, started: str) -> str:
         lines.append(f"{model:15s} {batch:5d} {threads:>3s} {_spread(b, 1e3):>22s} {_spread(a, 1e3):>22s}"
                      f" {_spread(ratios) + 'x':>18s} {f'{rss_b:.0f} / {rss_a:.0f} MiB':>22s}  {dtypes}")
     lines += ["", "one thread -> all cores (step time with 1 thread / with all, per round), median (min-max):"]
-    for model in MODELS:
+    for model in TIMED_MODELS:
         for batch in sorted({k[1] for k in results}):
             one, every = results.get((model, batch, "1")), results.get((model, batch, "all"))
             if not (one and every):

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODELS = ("lenet", "adaptive-lenet", "plain-small")
+TIMED_MODELS = ("lenet", "adaptive-lenet", "plain-small")
 EPOCH_IMAGES = 60_000  # the MNIST training set
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 THREADS = ("1", "all")  # one BLAS thread; the library's default (every core)
@@ -55,7 +55,7 @@ def training_benchmarks(batches: tuple, steps: int, warmup: int, budget: float =
     `eval_images` runs in the first batch size's process only (its speed does not depend
     on the training batch)."""
     results = []
-    for model in MODELS:
+    for model in TIMED_MODELS:
         for batch in batches:
             for threads in THREADS:
                 settings = dict(model=model, batch=batch, steps=steps, warmup=warmup, budget=budget,
