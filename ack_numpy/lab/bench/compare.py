@@ -74,7 +74,8 @@ def format_record(run: dict, before: Path, command: str, started: str) -> str:
         f"#   {command}",
         f"# started {started}; before = {before} at {describe_checkout(before)},",
         f"# after = {THIS_CHECKOUT} at {describe_checkout(THIS_CHECKOUT)}",
-        f"# {os.cpu_count()} CPUs; load average (1, 5, 15 min) at the start and end of each round:",
+        f"# {os.cpu_count()} CPUs; this process's niceness {os.nice(0)}; load average (1, 5, 15 min)"
+        f" at the start and end of each round:",
         *[f"#   round {i + 1}: {a} -> {b}" for i, (a, b) in enumerate(run["loads"])],
         "# Each round runs every case for both checkouts back to back (alternating which goes",
         "# first), each in a fresh process running this checkout's step_worker.py. Figures: median",
