@@ -349,7 +349,7 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
     spots = [(i, j) for i in range(0, ho, step) for j in range(0, wo, step)]
     lim = limit(kernels)
 
-    fig = Figure(figsize=(9, 3.4), dpi=72)
+    fig = Figure(figsize=(9, 3.5), dpi=72)  # 648 x 252 pixels
     left, middle, right = fig.subplots(1, 3)
     fig.subplots_adjust(left=0.03, right=0.97, top=0.8, bottom=0.05, wspace=0.25)
     left.imshow(x[0].mean(axis=0), cmap=IMAGE_CMAP, interpolation="nearest")
