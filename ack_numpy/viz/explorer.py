@@ -332,7 +332,8 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
                     step: int = 2, name: str = "the input", fps: int = 8) -> int:
     """An animated GIF of the kernel sweeping over the image, one frame per visited location
     (every `step`-th row and column): the patch outlined on the input, the kernel k = w + Q p
-    used there (values in the cells), and the output y = tanh(sigma) filled in so far.
+    used there (values in the cells), and the output y = tanh(sigma) filled in so far (each
+    frame reveals the step x step block of outputs it stands for).
 
     image: (1, H, W). One colour scale for every frame's kernel. Returns the number of frames."""
     from matplotlib.animation import FuncAnimation, PillowWriter
@@ -348,10 +349,11 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
     ho, wo, m = y.shape[0], y.shape[1], module.kernel_size
     spots = [(i, j) for i in range(0, ho, step) for j in range(0, wo, step)]
     lim = limit(kernels)
+    w = static_kernel(module, channel)                                                         # (C, m, m)
 
     fig = Figure(figsize=(9, 3.5), dpi=72)  # 648 x 252 pixels
     left, middle, right = fig.subplots(1, 3)
-    fig.subplots_adjust(left=0.03, right=0.97, top=0.8, bottom=0.05, wspace=0.25)
+    fig.subplots_adjust(left=0.02, right=0.94, top=0.8, bottom=0.05, wspace=0.3)
     left.imshow(x[0].mean(axis=0), cmap=IMAGE_CMAP, interpolation="nearest")
     box = left.add_patch(Rectangle((0, 0), m, m, fill=False, color="tab:red", lw=2))
     kernel_art = middle.imshow(channel_view(kernels[0, 0]), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim,
@@ -359,6 +361,8 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
     cells = [[middle.text(v, u, "", ha="center", va="center", fontsize=9) for v in range(m)] for u in range(m)]
     filled = np.full((ho, wo), np.nan)
     out_art = right.imshow(filled, cmap=KERNEL_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+    fig.colorbar(kernel_art, ax=middle, fraction=0.046, pad=0.03)
+    fig.colorbar(out_art, ax=right, fraction=0.046, pad=0.03)
     for ax in (left, middle, right):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -375,9 +379,11 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
         for u in range(m):
             for v in range(m):
                 cells[u][v].set_text(f"{k[u, v]:.2f}")
-        filled[i, j] = y[i, j]
+        filled[i : i + step, j : j + step] = y[i : i + step, j : j + step]
         out_art.set_data(filled)
-        middle.set_title(f"kernel k at location ({i}, {j})", fontsize=10)
+        qp = np.abs(kernels[i, j] - w).max()
+        change = "blank patch: k = w" if qp == 0 else f"largest |Q p| = {qp:.2f}"
+        middle.set_title(f"kernel k at ({i}, {j})\n{change}", fontsize=10)
         return [box, kernel_art, out_art]
 
     animation = FuncAnimation(fig, frame, frames=len(spots), blit=False)
