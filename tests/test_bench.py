@@ -68,12 +68,65 @@ def test_timing_im2col_col2im_times_the_layers_own_calls_and_puts_them_back():
     np.testing.assert_array_equal(x.grad, expected)  # timing changes nothing computed
 
 
-def test_graph_dtypes_sees_every_array():
-    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
-    loss = (x * 2.0).sum()
-    loss.backward()
-    assert training.graph_dtypes(loss) == ["float32"]
-    assert training.peak_rss_bytes() > 0
+def test_layer_step_flops_by_hand():
+    # lenet's second conv at batch 64: 20 -> 50 channels, 5x5, 12x12 -> 8x8: R = 64*8*8 = 4096, D = 500
+    product = 2 * 4096 * 50 * 500
+    assert flops.layer_step_flops("Conv2d", (64, 20, 12, 12), (64, 50, 8, 8), (50, 20, 5, 5)) == 3 * product
+    # the first layer's input needs no gradient: no dx = col2im(G Wf), so two products, not three
+    assert flops.layer_step_flops("Conv2d", (64, 1, 28, 28), (64, 20, 24, 24), (20, 1, 5, 5),
+                                  input_grad=False) == 2 * (2 * 64 * 24 * 24 * 20 * 25)
+    assert flops.layer_step_flops("Linear", (64, 800), (64, 500), (500, 800)) == 3 * 2 * 64 * 800 * 500
+    # adaptive first layer of adaptive-lenet: O = 8, D = 9, R = 64*26*26; forward Z, rowsum, w;
+    # backward dQ and dw only (no dP for the first layer)
+    R, O, D = 64 * 26 * 26, 8, 9
+    expected = (2 * R * O * D * D + 2 * R * O * D + 2 * R * O * D) + (2 * R * O * D * D + 2 * R * O * D)
+    assert flops.layer_step_flops("AdaptiveConv2d", (64, 1, 28, 28), (64, 8, 26, 26), (8, 9, 9),
+                                  input_grad=False) == expected
+    # and it agrees with the layer benchmark's count when dx is needed
+    full = flops.adaptive_conv2d_flops(N=64, C=1, H=28, W=28, m=3, O=8)["forward_backward"]
+    assert flops.layer_step_flops("AdaptiveConv2d", (64, 1, 28, 28), (64, 8, 26, 26), (8, 9, 9)) == full
+
+
+def test_step_worker_profiles_a_step_and_counts_its_flops():
+    # in-process: the worker's profile covers every layer, forward and backward, and sums to the step
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("step_worker", training.WORKER)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    r = worker.measure("adaptive-lenet", batch=4, steps=3, warmup=1, budget=0.1, profile_steps=1, eval_images=10)
+    layers = ["0 AdaptiveConv2d", "1 MaxPool2d", "2 Conv2d", "3 ReLU", "4 MaxPool2d", "5 Flatten", "6 Linear"]
+    assert [k for k in r["by_op_seconds"] if k.startswith("fwd ")] == [f"fwd {n}" for n in layers] + ["fwd loss"]
+    assert {f"bwd {n}" for n in layers} <= set(r["by_op_seconds"])
+    timed = sum(v for k, v in r["by_op_seconds"].items() if k != "step (profiled)")
+    assert abs(timed - r["by_op_seconds"]["step (profiled)"]) < 1e-9
+    assert set(r["flops_by_layer"]) == {"0 AdaptiveConv2d", "2 Conv2d", "6 Linear"}
+    assert r["flops_by_layer"]["6 Linear"] == 3 * 2 * 4 * 256 * 10
+    assert r["flops"] == sum(r["flops_by_layer"].values()) and r["dtypes"] == ["float32"]
+    assert r["eval_images"] == 10 and r["eval_images_per_second"] > 0
+
+
+def test_compare_record_pairs_rounds_and_names_its_command(tmp_path):
+    from ack_numpy.lab.bench import compare
+    def fake(model, batch, threads, step, rss=100 * 2**20):
+        return {"model": model, "batch_size": batch, "threads": threads, "step_seconds": {"median": step},
+                "peak_rss_bytes": rss, "dtypes": ["float32"], "eval_images": 10, "eval_images_per_second": 1 / step}
+    results = {("lenet", 64, "1"): {"before": [fake("lenet", 64, "1", 0.020), fake("lenet", 64, "1", 0.030)],
+                                    "after": [fake("lenet", 64, "1", 0.010), fake("lenet", 64, "1", 0.010)]},
+               ("lenet", 64, "all"): {"before": [fake("lenet", 64, "all", 0.010), fake("lenet", 64, "all", 0.010)],
+                                      "after": [fake("lenet", 64, "all", 0.005), fake("lenet", 64, "all", 0.010)]}}
+    record = compare.format_record({"results": results, "loads": [("0.1 0.1 0.1", "0.2 0.2 0.2")] * 2},
+                                   tmp_path, "python -m ack_numpy.lab.bench.compare X", "now")
+    assert "python -m ack_numpy.lab.bench.compare X" in record and "round 2: 0.1 0.1 0.1 -> 0.2 0.2 0.2" in record
+    # per-round ratios 2.0 and 3.0: median 2.50, range 2.00-3.00; steps 25.00 ms (20.00-30.00)
+    assert "25.00 (20.00-30.00)" in record and "2.50 (2.00-3.00)x" in record
+    # one thread -> all cores, after: 0.010/0.005 = 2 and 0.010/0.010 = 1
+    assert "after 1.50 (1.00-2.00)x" in record
+
+
+def test_compare_refuses_a_folder_that_is_not_a_checkout(tmp_path, capsys):
+    from ack_numpy.lab.bench import compare
+    assert compare.main([str(tmp_path)]) == 1
+    assert "not a checkout" in capsys.readouterr().err
 
 
 def test_bench_cli_writes_all_figures_as_json(tmp_path):
@@ -107,12 +160,17 @@ def test_bench_cli_writes_all_figures_as_json(tmp_path):
         assert 0 < r["im2col_col2im_share_min"] <= r["im2col_col2im_share"] <= r["im2col_col2im_share_max"] < 1
     assert isinstance(env["freed_memory_kept"], bool)
 
-    assert {(r["model"], r["batch_size"]) for r in result["training"]} == {
-        (m, b) for m in ("lenet", "adaptive-lenet") for b in bench.MODES["tiny"]["batches"]}
+    assert "whole training steps" in done.stdout and "where a step of plain-small" in done.stdout
+    assert {(r["model"], r["batch_size"], r["threads"]) for r in result["training"]} == {
+        (m, b, t) for m in ("lenet", "adaptive-lenet", "plain-small") for b in bench.MODES["tiny"]["batches"]
+        for t in ("1", "all")}
     for r in result["training"]:
-        assert r["images_per_second"] > 0 and r["epoch_seconds"] > 0
+        assert r["images_per_second"] > 0 and r["epoch_seconds"] > 0 and r["ceiling_gflops"] > 0
         assert r["peak_rss_bytes"] >= r["rss_at_start_bytes"] > 0 and r["tracemalloc_peak_bytes"] > 0
         assert r["dtypes"] == ["float32"]  # no silent float64 anywhere in the graph or Adam
+        assert r["flops"] > 0 and ("eval_images_per_second" in r) == (r["batch_size"] == 2)
+        # each worker ran with its own thread setting, whatever the parent's
+        assert r["blas_threads"]["OPENBLAS_NUM_THREADS"] == (None if r["threads"] == "all" else "1")
 
 
 

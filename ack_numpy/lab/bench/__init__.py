@@ -11,9 +11,16 @@
 3. for the same layers, how the forward+backward time splits into im2col, col2im,
    the matrix products and the rest (im2col and col2im timed inside the layer's own
    calls, the products alone on the same shapes);
-4. whole training steps (forward, loss, backward, Adam) of `lenet` and
-   `adaptive-lenet`: images per second, seconds per 60,000-image epoch, peak memory.
-   Each (model, batch size) runs in a fresh subprocess, so that its memory peak is its own.
+4. whole training steps (forward, loss, backward, Adam) of `lenet`, `adaptive-lenet` and
+   `plain-small` at two batch sizes, with one BLAS thread and with all cores: time,
+   images per second, useful FLOPs per step (counted analytically from the layers'
+   shapes, `layer_step_flops` in flops.py), GFLOP/s, the fraction of the ceiling
+   measured in the same process, the speedup from one thread to all cores, peak memory,
+   where the time of a step goes by op (every layer's forward and backward, the loss,
+   Adam, the rest), and the no-gradient evaluation pass (images per second). Each case
+   runs step_worker.py in a fresh subprocess, so that its memory peak and thread count
+   are its own. `python -m ack_numpy.lab.bench.compare OTHER_CHECKOUT` runs the same
+   worker against two checkouts, interleaved (compare.py).
 
 Timing on a shared machine. Every figure is a median over repeats after a warm-up,
 printed with its spread (min-max). Parts 1-3 run round-robin: each round times every
@@ -29,7 +36,9 @@ Reading order:
     flops.py      the useful FLOPs of each layer, counted by hand
     timing.py     round-robin timing, and im2col/col2im timed inside the layers' own calls
     layers.py     parts 1-3: the ceiling, the layers, the split of their time
-    training.py   part 4: training steps, each (model, batch size) in a fresh process
+    step_worker.py  part 4 in one process: one model's training step, by op, and evaluation
+    training.py   part 4: every (model, batch, threads) in a fresh process
+    compare.py    part 4 for two checkouts, interleaved: the before/after record
     report.py     the printed report
     __init__.py   (this file) the modes, one whole run, and the command's entry point
 """
@@ -60,11 +69,11 @@ BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THR
 # least MIN_REPEATS) after `step_budget` seconds. The budgets keep the run short when the machine is slow or busy.
 MODES = {
     "full": dict(shapes=SHAPES, ceiling_n=1024, rounds=101, budget=40.0,
-                 batches=(64, 128), warmup=2, steps=60, step_budget=8.0),
+                 batches=(64, 128), warmup=2, steps=60, step_budget=8.0, profile_steps=7, eval_images=10_000),
     "quick": dict(shapes=SHAPES, ceiling_n=1024, rounds=7, budget=6.0,
-                  batches=(64, 128), warmup=1, steps=8, step_budget=1.5),
+                  batches=(64, 128), warmup=1, steps=8, step_budget=1.5, profile_steps=3, eval_images=2_000),
     "tiny": dict(shapes=TINY_SHAPES, ceiling_n=64, rounds=3, budget=1.0,
-                 batches=(2, 4), warmup=1, steps=3, step_budget=0.5),
+                 batches=(2, 4), warmup=1, steps=3, step_budget=0.5, profile_steps=1, eval_images=20),
 }
 
 
@@ -81,7 +90,8 @@ def run_benchmark(mode: str = "full") -> dict:
     result = {"mode": mode, "shapes": settings["shapes"]}
     result.update(layer_benchmarks(settings["shapes"], settings["rounds"], settings["ceiling_n"], settings["budget"]))
     result["training"] = training_benchmarks(settings["batches"], settings["steps"], settings["warmup"],
-                                             settings["step_budget"])
+                                             settings["step_budget"], settings["profile_steps"],
+                                             settings["eval_images"])
     result["environment"] = {
         "ack_numpy": __version__, "numpy": np.__version__, "python": platform.python_version(),
         "platform": platform.platform(), "cpu_count": os.cpu_count(), "blas_threads": _blas_threads(),

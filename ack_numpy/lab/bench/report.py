@@ -5,7 +5,7 @@ printed again.
 """
 from __future__ import annotations
 
-from .training import EPOCH_IMAGES
+from .training import EPOCH_IMAGES, step_speedups
 
 
 def _ms(seconds: dict) -> str:
@@ -76,24 +76,53 @@ def format_report(result: dict) -> str:
         lines.append(f"   {r['op']:16s} {r['shape']:5s} {r['forward_backward_seconds'] * 1e3:6.2f} ms"
                      f" {s['im2col']:7.0%} {s['col2im']:7.0%} {s['matmuls']:8.0%} {s['other']:6.0%}"
                      f"   {per_call:>15s} {r['page_faults']:7.0f}")
-    lines += [
-        "",
-        "4. training steps (forward, cross-entropy, backward, Adam) on one synthetic batch, each",
-        "   (model, batch) in a fresh process. peak RSS: VmHWM of that process (Python and NumPy",
-        "   included, the dataset not loaded; 'start' = before the model was built); arrays:",
-        "   tracemalloc peak of one step; faults: page faults per timed step (mean, after the",
-        "   warm-up); dtypes: every array in the graph (data and gradients), the parameters and",
-        "   Adam's moments",
-        f"   {'model':15s} {'batch':>5s} {'step, median (min-max)':>28s} {'images/s':>9s} {'s/epoch':>8s}"
-        f" {'peak RSS (start)':>17s} {'arrays':>8s} {'faults':>7s}  dtypes",
+    lines += ["", *format_steps(result["training"])]
+    lines += [f"total time {result['seconds']:.1f} s"]
+    return "\n".join(lines)
+
+
+def format_steps(steps: list[dict]) -> list[str]:
+    """Part 4: the whole-step table, the evaluation pass, and where a step's time goes."""
+    speedups = step_speedups(steps)
+    lines = [
+        "4. whole training steps (forward, cross-entropy, backward, Adam) on one synthetic batch, each",
+        "   (model, batch, threads) in a fresh process; threads 1 = OPENBLAS_NUM_THREADS=1 (and OMP_, MKL_),",
+        "   all = the library's default. MFLOP: useful FLOPs per step, counted from the layers' shapes",
+        "   (products only: conv 2ROD each for Y, dW and dx; adaptive 2ROD^2 for Z, dQ and dP plus 2ROD",
+        "   for the rowsum and w; linear 2*N*in*out for y, dW, dx; no dx for the first layer, whose input",
+        "   needs no gradient; pooling, activations, loss and Adam count 0). of ceiling: GFLOP/s over the",
+        "   matmul ceiling measured in the same process. 1->all: one-thread step time / all-cores step time.",
+        f"   {'model':15s} {'batch':>5s} {'thr':>3s} {'step, median (min-max)':>28s} {'images/s':>9s} {'s/epoch':>8s}"
+        f" {'MFLOP':>7s} {'GFLOP/s':>7s} {'of ceil.':>8s} {'1->all':>6s} {'peak RSS':>8s}  dtypes",
     ]
-    for r in result["training"]:
-        rss = f"{r['peak_rss_bytes'] / 2**20:.0f} MiB ({r['rss_at_start_bytes'] / 2**20:.0f})"
-        lines.append(f"   {r['model']:15s} {r['batch_size']:5d} {_ms(r['step_seconds']):>28s}"
-                     f" {r['images_per_second']:9.0f} {r['epoch_seconds']:8.1f} {rss:>17s}"
-                     f" {r['tracemalloc_peak_bytes'] / 2**20:4.0f} MiB {r['page_faults_per_step']:7.0f}"
+    for r in steps:
+        gflops = r["flops"] / r["step_seconds"]["median"] / 1e9
+        speedup = speedups.get((r["model"], r["batch_size"])) if r["threads"] == "all" else None
+        lines.append(f"   {r['model']:15s} {r['batch_size']:5d} {r['threads']:>3s} {_ms(r['step_seconds']):>28s}"
+                     f" {r['images_per_second']:9.0f} {r['epoch_seconds']:8.1f} {r['flops'] / 1e6:7.1f}"
+                     f" {gflops:7.1f} {gflops / r['ceiling_gflops']:8.0%} "
+                     f"{f'{speedup:.2f}x' if speedup else '':>6s} {r['peak_rss_bytes'] / 2**20:5.0f} MiB"
                      f"  {','.join(r['dtypes'])}")
     lines += [f"   s/epoch = {EPOCH_IMAGES:,} / (images per second): training steps only, without data "
-              f"loading or evaluation",
-              f"total time {result['seconds']:.1f} s"]
-    return "\n".join(lines)
+              f"loading or evaluation", "",
+              "   evaluation (train.evaluate: no gradient, batches of 1,000) over synthetic images:"]
+    for r in steps:
+        if "eval_images_per_second" in r:
+            lines.append(f"   {r['model']:15s} threads {r['threads']:>3s}: {r['eval_images']:,} images in "
+                         f"{r['eval_seconds']:.2f} s = {r['eval_images_per_second']:,.0f} images/s")
+    first_batch = steps[0]["batch_size"] if steps else None
+    for model in dict.fromkeys(r["model"] for r in steps):
+        rows = {r["threads"]: r for r in steps if r["model"] == model and r["batch_size"] == first_batch}
+        lines += ["", f"   where a step of {model} at batch {first_batch} goes: median ms over the profiled "
+                  f"steps (share of the profiled step); rest = graph walk, zero_grad, Python glue"]
+        ops = list(next(iter(rows.values()))["by_op_seconds"])
+        lines.append(f"   {'op':24s}" + "".join(f" {'threads ' + t:>17s}" for t in rows))
+        for op in ops:
+            cells = ""
+            for r in rows.values():
+                by_op = r["by_op_seconds"]
+                seconds, total = by_op.get(op, 0.0), by_op["step (profiled)"]
+                cells += f" {seconds * 1e3:9.2f} ({seconds / total:4.0%})" if op != "step (profiled)" \
+                    else f" {seconds * 1e3:9.2f}       "
+            lines.append(f"   {op:24s}{cells}")
+    return lines

@@ -1,0 +1,59 @@
+"""Fingerprint of one-thread float32 training: SHA-256 of every parameter after a few steps.
+
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=<checkout> python data/bench/step_fingerprint.py
+
+prints one JSON object: for each model, the hash of its parameters after STEPS Adam steps
+(batch BATCH, seed 0, synthetic images), then the hash of the logits of a no-gradient
+evaluation batch. It uses only calls that exist in every version of the engine
+(build_model, optim.Adam, train.train_step), so the same script run on two checkouts
+tells whether their one-thread arithmetic is bit-identical. Hashes depend on the BLAS
+build, so the record also names numpy's version and BLAS; tests/test_parallel.py compares
+against data/bench/one-thread-fingerprint.json only on a matching build.
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from ack_numpy import optim
+from ack_numpy.autograd import Tensor, no_grad
+from ack_numpy.models import build_model
+from ack_numpy.train import train_step
+
+MODELS, STEPS, BATCH, EVAL_BATCH = ("lenet", "adaptive-lenet", "plain-small"), 3, 64, 200
+
+
+def blas_build() -> str:
+    """numpy's version, the BLAS it was built with and the CPU (hashes are only comparable within one build)."""
+    config = np.show_config(mode="dicts")
+    blas = config.get("Build Dependencies", {}).get("blas", {})
+    cpu = "?"
+    if os.path.exists("/proc/cpuinfo"):  # OpenBLAS picks its kernels by CPU (DYNAMIC_ARCH)
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"numpy {np.__version__}, {blas.get('name', '?')} {blas.get('version', '?')}, CPU {cpu}"
+
+
+def fingerprint(model_name: str) -> dict:
+    rng = np.random.default_rng(0)
+    model = build_model(model_name, seed=0)
+    optimizer = optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(STEPS):
+        x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
+        train_step(model, optimizer, x, rng.integers(0, 10, size=BATCH))
+    parameters = hashlib.sha256(b"".join(p.data.tobytes() for p in model.parameters())).hexdigest()
+    with no_grad():
+        logits = model(Tensor(rng.random((EVAL_BATCH, 1, 28, 28), dtype=np.float32))).data
+    return {"parameters": parameters, "eval_logits": hashlib.sha256(logits.tobytes()).hexdigest(),
+            "dtype": str(logits.dtype)}
+
+
+def main() -> dict:
+    threads = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    return {"blas_build": blas_build(), "threads": threads, "steps": STEPS, "batch": BATCH,
+            "models": {name: fingerprint(name) for name in MODELS}}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
