@@ -5,6 +5,7 @@ figure's own canvas, exactly as a GUI would deliver them; the arrays it reports 
 compared with `adaptive_kernels` called directly."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,7 +191,7 @@ def test_explore_save_writes_a_png(mnist_path, tmp_path, capsys):
 
 
 def run_explore(*args) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     return subprocess.run([sys.executable, "-m", "ack_numpy", "explore", *map(str, args)], cwd=PROJECT_ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
 

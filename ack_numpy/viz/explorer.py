@@ -270,7 +270,10 @@ class Explorer:
             return None
         scale = self.x.shape[1] / 28 if event.inaxes is self.ax_input else 1.0  # input pixels -> layer input
         centre = (self.module.kernel_size - 1) / 2
-        to_index = lambda z: int(round((z * scale - centre + self.module.padding) / self.module.stride))
+
+        def to_index(z: float) -> int:  # the patch of output index i starts at i*stride - padding
+            return int(round((z * scale - centre + self.module.padding) / self.module.stride))
+
         return to_index(event.ydata), to_index(event.xdata)
 
     # ------------------------------------------------------------------------- event handlers
