@@ -177,6 +177,51 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    """explore: the interactive window, or (with --save / --gif) its picture and the sweep animation."""
+    import os
+
+    import matplotlib
+
+    if args.save is None and args.gif is None:
+        if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            raise ValueError("explore needs a screen (no DISPLAY is set); use --save FILE.png or --gif FILE.gif")
+        if matplotlib.get_backend().lower() in ("agg", "pdf", "ps", "svg", "cairo", "template"):
+            raise ValueError(f"explore needs an interactive matplotlib backend (MPLBACKEND is "
+                             f"{matplotlib.get_backend()}); use --save FILE.png or --gif FILE.gif")
+    else:
+        matplotlib.use("Agg")  # files only: never open a window
+    from .checkpoint import load_model
+    from .data import load_mnist
+    from .models import adaptive_layers
+    from .viz.explorer import Explorer, free_keys, write_sweep_gif
+    from .viz.kernels import select_image
+
+    if args.index is not None and args.digit is not None:
+        raise ValueError("give either --index or --digit, not both")
+    model, meta = load_model(args.checkpoint)
+    if not adaptive_layers(model):
+        raise ValueError(f"{args.checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
+                         f"no dynamic kernels to show; use a checkpoint of adaptive-lenet")
+    images, labels = load_mnist("test", args.data_dir)
+    index = select_image(labels, index=args.index, digit=args.digit)
+    free_keys()
+    explorer = Explorer(model, images, labels, layer=args.layer, channel=args.channel, index=index,
+                        location=None if args.location is None else tuple(args.location))
+    if args.save is not None:
+        explorer.fig.savefig(args.save)
+        print(f"wrote {args.save}")
+    if args.gif is not None:
+        frames = write_sweep_gif(model, images[index], args.gif, layer=args.layer, channel=args.channel,
+                                 name=f"test image {index} (digit {labels[index]})")
+        print(f"wrote {args.gif} ({frames} frames)")
+    if args.save is None and args.gif is None:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .lab.reproduce import reproduce
 
@@ -235,6 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the PNGs: kernel_field, q_filters, digits, "
                    "adaptation, feature_maps (with --checkpoint) and curves (with --runs)")
     p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("explore", help="a window that recomputes the kernels as you point and draw (or --save / --gif)")
+    p.add_argument("--checkpoint", default="data/reproduction/adaptive-lenet-median.npz",
+                   help="a checkpoint of a model with adaptive layers (default the committed adaptive-lenet)")
+    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
+    p.add_argument("--index", type=int, help="test-set index of the first image (default 0)")
+    p.add_argument("--digit", type=int, help="start at the first test image of this digit instead of --index")
+    p.add_argument("--layer", type=int, default=0, help="which adaptive layer, counted among adaptive layers (default 0)")
+    p.add_argument("--channel", type=int, default=0, help="output channel of that layer (default 0)")
+    p.add_argument("--location", type=int, nargs=2, metavar=("ROW", "COL"),
+                   help="output location shown first (default the centre)")
+    p.add_argument("--save", metavar="FILE.png", help="write the window as a picture instead of opening it")
+    p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (every 2nd location)")
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("reproduce", help="train lenet, adaptive-lenet and plain-small on every seed; judge the paper's claims")
     p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds, 0..N-1 (default 3)")

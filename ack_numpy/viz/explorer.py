@@ -1,0 +1,394 @@
+"""Ask the kernels questions: one matplotlib window that recomputes them as you point and draw.
+
+    Explorer(model, images, labels)   the window: input, kernel field, k = w + Q p at one
+                                      location, the model's class probabilities
+    write_sweep_gif(...)              an animation of the kernel sweeping over the image
+
+For the adaptive layer and output channel o shown, at output location l = (i, j):
+
+    p         the patch under l                         (C, m, m)
+    Q_o p     what the patch adds to the kernel          (C, m, m)  adaptive_kernels(x, Q, None)
+    k_o(l)    = w_o + Q_o p, the kernel applied there    (C, m, m)  adaptive_kernels(x, Q, w)
+    sigma     = k_o(l) . p + b_o,  y = tanh(sigma)       ()         adaptive_conv2d(x, Q, w, b)
+
+Every number drawn comes from those functions of `ack_numpy.functional` and from the
+model's forward (the probabilities are the softmax of its output); nothing is computed a
+second way here. A blank patch (p = 0) gives Q_o p = 0, so k = w exactly.
+
+The window is driven by matplotlib events; the handlers `on_key`, `on_press`, `on_motion`,
+`on_release` and `set_location` also work without a screen (the tests send them synthetic
+events on the Agg backend), and `shown()` returns the arrays last drawn.
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import pyplot as plt
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.patches import Rectangle
+
+from .. import functional as F
+from ..autograd import Tensor, no_grad
+from ..models import adaptive_layers
+from ..nn import Module
+from .figures import IMAGE_CMAP, KERNEL_CMAP, channel_view, limit
+from .kernels import (check_channel, layer_input, patch_origin, sampled_locations, select_adaptive_layer,
+                      select_image, static_kernel)
+
+HELP = ("keys: arrows move the location   n / p next / previous image   0-9 first image of that digit   "
+        "[ ] channel   l next adaptive layer   c clear   h more help\n"
+        "mouse: move over the input or the field to pick a location; left button paints, right button erases")
+MORE_HELP = ("k = w + Q p: w is the layer's fixed kernel, Q p the part the patch adds. Paint a stroke next "
+             "to the outlined patch and watch Q p, k and the probabilities change; erase it and k returns to w.")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """exp(z) / sum exp(z), shifted by max(z) so nothing overflows.  (10,) -> (10,)."""
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+class Explorer:
+    """One figure that shows, for the current input, the kernels of one adaptive layer and channel.
+
+    images: (N, 1, 28, 28) test images in [0, 1], labels: (N,). The input starts as
+    images[index] and can be painted on; `location` is an output location (row, col) of the
+    layer (default its centre)."""
+
+    def __init__(self, model: Module, images: np.ndarray, labels: np.ndarray, layer: int = 0,
+                 channel: int = 0, index: int = 0, location: tuple[int, int] | None = None):
+        self.model, self.images, self.labels = model, images, labels
+        self.module = select_adaptive_layer(model, layer)
+        check_channel(self.module, channel)
+        self.layer, self.channel = layer, channel
+        self.index = select_image(labels, index=index)
+        self.image = images[self.index, 0].astype(np.float32).copy()   # (28, 28), what the mouse paints on
+        self.drawn = False            # True once the mouse has changed the image
+        self.painting = 0             # 0, or the mouse button held down on the input (1 paint, 3 erase)
+        self.status = ""
+        self.long_help = False
+        self._compute()
+        self.location = self._centre() if location is None else self._checked_location(*location)
+        self._build_figure()
+        self._redraw()
+
+    # ------------------------------------------------------------------------- the numbers
+    def _compute(self) -> None:
+        """Everything that depends on the input, layer and channel (not on the location)."""
+        module, o = self.module, self.channel
+        self.x = layer_input(self.model, self.image[None, None], self.layer)[0]       # (C, H', W')
+        x = self.x[None]
+        self.kernels = F.adaptive_kernels(x, module.Q, module.w, module.stride, module.padding)[0, o]
+        self.qp = F.adaptive_kernels(x, module.Q, None, module.stride, module.padding)[0, o]  # (Ho, Wo, C, m, m)
+        with no_grad():
+            self.sigma = F.adaptive_conv2d(x, module.Q, module.w, module.b, module.stride,
+                                           module.padding).data[0, o]                 # (Ho, Wo)
+            logits = self.model(Tensor(self.image[None, None])).data[0]               # (10,)
+        self.w = static_kernel(module, o)                                             # (C, m, m)
+        self.probabilities = softmax(logits.astype(np.float64))
+
+    def patch(self, i: int, j: int) -> np.ndarray:
+        """The patch p under output location (i, j): (C, m, m), zeros where it hangs over the padding."""
+        m, pad = self.module.kernel_size, self.module.padding
+        xp = np.pad(self.x, ((0, 0), (pad, pad), (pad, pad)))
+        r0, c0 = patch_origin(i, self.module) + pad, patch_origin(j, self.module) + pad
+        return xp[:, r0 : r0 + m, c0 : c0 + m]
+
+    def _centre(self) -> tuple[int, int]:
+        return self.sigma.shape[0] // 2, self.sigma.shape[1] // 2
+
+    def _checked_location(self, i: int, j: int) -> tuple[int, int]:
+        ho, wo = self.sigma.shape
+        if not (0 <= i < ho and 0 <= j < wo):
+            raise ValueError(f"location ({i}, {j}) is out of range: adaptive layer {self.layer} has "
+                             f"{ho}x{wo} output locations, rows 0..{ho - 1} and columns 0..{wo - 1}")
+        return int(i), int(j)
+
+    def shown(self) -> dict:
+        """The arrays drawn for the current location: k, w, Qp, patch (C, m, m), sigma, y,
+        probabilities (10,), and location, layer, channel, image (28, 28)."""
+        i, j = self.location
+        return {"k": self.kernels[i, j], "w": self.w, "Qp": self.qp[i, j], "patch": self.patch(i, j),
+                "sigma": float(self.sigma[i, j]), "y": float(np.tanh(self.sigma[i, j])),
+                "probabilities": self.probabilities, "location": self.location,
+                "layer": self.layer, "channel": self.channel, "image": self.image}
+
+    # ------------------------------------------------------------------------- the figure
+    def _build_figure(self) -> None:
+        self.fig = plt.figure(figsize=(13, 8.2), dpi=100)
+        gs = self.fig.add_gridspec(2, 10, height_ratios=[4.3, 2.4], left=0.04, right=0.97, top=0.88,
+                                   bottom=0.2, hspace=0.45, wspace=0.6)
+        self.ax_input = self.fig.add_subplot(gs[0, 0:3])
+        self.ax_field = self.fig.add_subplot(gs[0, 3:6])
+        self.ax_probs = self.fig.add_subplot(gs[0, 7:10])
+        self.ax_small = [self.fig.add_subplot(gs[1, 2 * n : 2 * n + 2]) for n in range(4)]
+        self.ax_cbar = self.fig.add_subplot(gs[1, 8])
+
+        self.input_art = self.ax_input.imshow(self.image, cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        self.input_box = self.ax_input.add_patch(Rectangle((0, 0), 1, 1, fill=False, color="tab:red", lw=2))
+        self.ax_input.set_xlabel("column")
+        self.ax_input.set_ylabel("row")
+
+        self.field_background = self.ax_field.imshow(self.x.mean(axis=0), cmap=IMAGE_CMAP, alpha=0.3,
+                                                     interpolation="nearest")
+        self.field_art = self.ax_field.imshow(self._field_mosaic(), cmap=KERNEL_CMAP, interpolation="nearest")
+        self.field_box = self.ax_field.add_patch(Rectangle((0, 0), 1, 1, fill=False, color="tab:red", lw=2))
+        self.fig.colorbar(self.field_art, cax=self.ax_field.inset_axes([1.04, 0, 0.05, 1]), label="kernel value")
+        self.cells_norm = ScalarMappable(Normalize(-1, 1), KERNEL_CMAP)
+        self.fig.colorbar(self.cells_norm, cax=self.ax_cbar, label="value (one scale for all four)")
+        self.ax_cbar.set_box_aspect(6)
+
+        self.bars = self.ax_probs.bar(range(10), self.probabilities, color="tab:gray")
+        self.ax_probs.set_xticks(range(10))
+        self.ax_probs.set_ylim(0, 1)
+        self.ax_probs.set_xlabel("digit")
+        self.ax_probs.set_ylabel("probability")
+
+        self.info_text = self.fig.text(0.04, 0.115, "", fontsize=11, family="monospace")
+        self.help_text = self.fig.text(0.04, 0.015, "", fontsize=9, color="dimgray")
+        for name, handler in (("key_press_event", self.on_key), ("button_press_event", self.on_press),
+                              ("motion_notify_event", self.on_motion), ("button_release_event", self.on_release)):
+            self.fig.canvas.mpl_connect(name, handler)
+
+    def _field_mosaic(self) -> np.ndarray:
+        """The kernel of every sampled location (and of the chosen one) laid over its patch:
+        (H', W') with NaN (drawn blank) between the tiles. For C > 1, the mean over input channels."""
+        module, m = self.module, self.module.kernel_size
+        h, w = self.x.shape[1:]
+        mosaic = np.full((h, w), np.nan)
+        rows, cols = sampled_locations(self.sigma.shape[0], module), sampled_locations(self.sigma.shape[1], module)
+        spots = [(i, j) for i in rows for j in cols] + [self.location]  # the chosen one last, on top
+        for i, j in spots:
+            r0, c0 = patch_origin(i, module), patch_origin(j, module)
+            tile = channel_view(self.kernels[i, j])
+            for u in range(m):
+                for v in range(m):
+                    if 0 <= r0 + u < h and 0 <= c0 + v < w:
+                        mosaic[r0 + u, c0 + v] = tile[u, v]
+        return mosaic
+
+    def _redraw(self) -> None:
+        """Bring every panel up to date with the input, layer, channel and location."""
+        module, m, (i, j) = self.module, self.module.kernel_size, self.location
+        c, (h, w) = module.in_channels, self.x.shape[1:]
+        shown = self.shown()
+        mean_note = "" if c == 1 else f" (mean over {c} input channels)"
+
+        # the input, with the patch outlined (for a deeper layer: the region its patch covers)
+        self.input_art.set_data(self.image)
+        scale = 28 / h
+        r0, c0 = patch_origin(i, module) * scale, patch_origin(j, module) * scale
+        self.input_box.set_bounds(c0 - 0.5, r0 - 0.5, m * scale, m * scale)
+        source = "drawn with the mouse" if self.drawn else f"test image {self.index} (digit {self.labels[self.index]})"
+        self.ax_input.set_title(f"input: {source}", fontsize=10)
+
+        # the kernel field over what the layer sees
+        extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+        self.field_background.set_data(self.x.mean(axis=0))
+        self.field_background.set_extent(extent)
+        self.field_background.set_clim(float(self.x.min()), float(self.x.max()) or 1.0)
+        self.field_art.set_data(self._field_mosaic())
+        self.field_art.set_extent(extent)
+        lim = limit(self.kernels)
+        self.field_art.set_clim(-lim, lim)
+        r0, c0 = patch_origin(i, module), patch_origin(j, module)
+        self.field_box.set_bounds(c0 - 0.5, r0 - 0.5, m, m)
+        self.ax_field.set_title(f"kernel field of adaptive layer {self.layer}, channel {self.channel}{mean_note}\n"
+                                f"location ({i}, {j}) of {self.sigma.shape[0]}x{self.sigma.shape[1]} outlined",
+                                fontsize=10)
+        self.ax_field.set_xlim(-0.5, w - 0.5)
+        self.ax_field.set_ylim(h - 0.5, -0.5)
+
+        # patch, w, Q p, k on one colour scale centred on 0, with their values in the cells
+        panels = [("patch p", shown["patch"]), ("w (fixed)", shown["w"]), ("Q p (from the patch)", shown["Qp"]),
+                  ("k = w + Q p", shown["k"])]
+        lim = max(limit(a) for _, a in panels)
+        self.cells_norm.set_clim(-lim, lim)
+        for ax, (title, a) in zip(self.ax_small, panels):
+            cells = channel_view(a)
+            ax.clear()
+            ax.imshow(cells, cmap=KERNEL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+            for u in range(m):
+                for v in range(m):
+                    ink = "white" if abs(cells[u, v]) > 0.6 * lim else "black"
+                    ax.text(v, u, f"{cells[u, v]:.2f}", ha="center", va="center", fontsize=9 if m <= 3 else 7,
+                            color=ink)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title + ("" if c == 1 else "\n(mean over channels)"), fontsize=10)
+
+        # the probabilities from the model's forward
+        best = int(np.argmax(self.probabilities))
+        for d, bar in enumerate(self.bars):
+            bar.set_height(self.probabilities[d])
+            bar.set_color("tab:blue" if d == best else "tab:gray")
+        self.ax_probs.set_title(f"class probabilities (softmax of the model's output)\n"
+                                f"predicts {best} with p = {self.probabilities[best]:.3f}", fontsize=10)
+
+        blank = "blank patch: k = w exactly" if not np.any(shown["patch"]) else "patch not blank: k = w + Q p"
+        self.info_text.set_text(f"location ({i}, {j}):  sigma = k . p + b = {shown['sigma']:+.4f}    "
+                                f"y = tanh(sigma) = {shown['y']:+.4f}    {blank}")
+        self.help_text.set_text((self.status + "\n" if self.status else "") + HELP
+                                + ("\n" + MORE_HELP if self.long_help else ""))
+        self.fig.suptitle("What kernel does this input produce?  k = w + Q p, recomputed as you point and draw",
+                          fontsize=12)
+        self.fig.canvas.draw_idle()
+
+    # ------------------------------------------------------------------------- changing the state
+    def set_location(self, i: int, j: int) -> None:
+        """Show output location (i, j), clipped to the layer's output grid."""
+        ho, wo = self.sigma.shape
+        self.location = (int(np.clip(i, 0, ho - 1)), int(np.clip(j, 0, wo - 1)))
+        self._redraw()
+
+    def show_image(self, index: int) -> None:
+        self.index = index % len(self.labels)
+        self.image = self.images[self.index, 0].astype(np.float32).copy()
+        self.drawn = False
+        self._compute()
+        self._redraw()
+
+    def set_layer_channel(self, layer: int, channel: int) -> None:
+        self.module = select_adaptive_layer(self.model, layer)
+        self.layer, self.channel = layer, channel % self.module.out_channels
+        self._compute()
+        self.set_location(*self.location)
+
+    def paint(self, row: int, col: int, erase: bool = False) -> None:
+        """A round 3-pixel brush: ink 1 at (row, col), 0.5 at its four neighbours (erase: 0 all five)."""
+        for dr, dc, ink in ((0, 0, 1.0), (-1, 0, 0.5), (1, 0, 0.5), (0, -1, 0.5), (0, 1, 0.5)):
+            r, c = row + dr, col + dc
+            if 0 <= r < 28 and 0 <= c < 28:
+                self.image[r, c] = 0.0 if erase else max(self.image[r, c], ink)
+        self.drawn = True
+        self._compute()
+        self._redraw()
+
+    def _location_under(self, event) -> tuple[int, int] | None:
+        """The output location whose patch is centred nearest the mouse (None if not over an image)."""
+        if event.inaxes not in (self.ax_input, self.ax_field) or event.xdata is None:
+            return None
+        scale = self.x.shape[1] / 28 if event.inaxes is self.ax_input else 1.0  # input pixels -> layer input
+        centre = (self.module.kernel_size - 1) / 2
+
+        def to_index(z: float) -> int:  # the patch of output index i starts at i*stride - padding
+            return int(round((z * scale - centre + self.module.padding) / self.module.stride))
+
+        return to_index(event.ydata), to_index(event.xdata)
+
+    # ------------------------------------------------------------------------- event handlers
+    def on_key(self, event) -> None:
+        key, (i, j) = event.key, self.location
+        self.status = ""
+        moves = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
+        if key in moves:
+            self.set_location(i + moves[key][0], j + moves[key][1])
+        elif key in ("n", "p"):
+            self.show_image(self.index + (1 if key == "n" else -1))
+        elif key is not None and key.isdigit() and len(key) == 1:
+            try:
+                self.show_image(select_image(self.labels, digit=int(key)))
+            except ValueError as err:
+                self.status = str(err)
+                self._redraw()
+        elif key in ("[", "]"):
+            self.set_layer_channel(self.layer, self.channel + (1 if key == "]" else -1))
+        elif key == "l":
+            count = len(adaptive_layers(self.model))
+            if count == 1:
+                self.status = "this model has one adaptive layer"
+            self.set_layer_channel((self.layer + 1) % count, self.channel)
+        elif key == "c":
+            self.image[:] = 0.0
+            self.drawn = True
+            self._compute()
+            self._redraw()
+        elif key == "h":
+            self.long_help = not self.long_help
+            self._redraw()
+
+    def on_press(self, event) -> None:
+        if event.inaxes is self.ax_input and event.xdata is not None and event.button in (1, 3):
+            self.painting = int(event.button)
+            self.paint(int(round(event.ydata)), int(round(event.xdata)), erase=self.painting == 3)
+
+    def on_motion(self, event) -> None:
+        if self.painting and event.inaxes is self.ax_input and event.xdata is not None:
+            self.paint(int(round(event.ydata)), int(round(event.xdata)), erase=self.painting == 3)
+        spot = self._location_under(event)
+        if spot is not None and spot != self.location:
+            self.set_location(*spot)
+
+    def on_release(self, event) -> None:
+        self.painting = 0
+
+
+def free_keys() -> None:
+    """Take the explorer's keys away from matplotlib's own shortcuts (l = log scale, p = pan, ...)."""
+    ours = {"left", "right", "up", "down", "n", "p", "[", "]", "l", "c", "h", *"0123456789"}
+    for name in [k for k in plt.rcParams if k.startswith("keymap.")]:
+        plt.rcParams[name] = [key for key in plt.rcParams[name] if key not in ours]
+
+
+# ----------------------------------------------------------------------------- the sweep animation
+def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, channel: int = 0,
+                    step: int = 2, name: str = "the input", fps: int = 8) -> int:
+    """An animated GIF of the kernel sweeping over the image, one frame per visited location
+    (every `step`-th row and column): the patch outlined on the input, the kernel k = w + Q p
+    used there (values in the cells), and the output y = tanh(sigma) filled in so far (each
+    frame reveals the step x step block of outputs it stands for).
+
+    image: (1, H, W). One colour scale for every frame's kernel. Returns the number of frames."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.figure import Figure
+
+    module = select_adaptive_layer(model, layer)
+    check_channel(module, channel)
+    x = layer_input(model, np.asarray(image, dtype=np.float32)[None], layer)                  # (1, C, H', W')
+    kernels = F.adaptive_kernels(x, module.Q, module.w, module.stride, module.padding)[0, channel]
+    with no_grad():
+        y = np.tanh(F.adaptive_conv2d(x, module.Q, module.w, module.b, module.stride,
+                                      module.padding).data[0, channel])                       # (Ho, Wo)
+    ho, wo, m = y.shape[0], y.shape[1], module.kernel_size
+    spots = [(i, j) for i in range(0, ho, step) for j in range(0, wo, step)]
+    lim = limit(kernels)
+    w = static_kernel(module, channel)                                                         # (C, m, m)
+
+    fig = Figure(figsize=(9, 3.5), dpi=72)  # 648 x 252 pixels
+    left, middle, right = fig.subplots(1, 3)
+    fig.subplots_adjust(left=0.02, right=0.94, top=0.8, bottom=0.05, wspace=0.3)
+    left.imshow(x[0].mean(axis=0), cmap=IMAGE_CMAP, interpolation="nearest")
+    box = left.add_patch(Rectangle((0, 0), m, m, fill=False, color="tab:red", lw=2))
+    kernel_art = middle.imshow(channel_view(kernels[0, 0]), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim,
+                               interpolation="nearest")
+    cells = [[middle.text(v, u, "", ha="center", va="center", fontsize=9) for v in range(m)] for u in range(m)]
+    filled = np.full((ho, wo), np.nan)
+    out_art = right.imshow(filled, cmap=KERNEL_CMAP, vmin=-1, vmax=1, interpolation="nearest")
+    fig.colorbar(kernel_art, ax=middle, fraction=0.046, pad=0.03)
+    fig.colorbar(out_art, ax=right, fraction=0.046, pad=0.03)
+    for ax in (left, middle, right):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    left.set_title(f"{name}: patch p", fontsize=10)
+    right.set_title("y = tanh(k . p + b) so far", fontsize=10)
+    fig.suptitle(f"adaptive layer {layer}, channel {channel}: every location gets its own kernel k = w + Q p",
+                 fontsize=11)
+
+    def frame(n: int):
+        i, j = spots[n]
+        k = channel_view(kernels[i, j])
+        box.set_xy((patch_origin(j, module) - 0.5, patch_origin(i, module) - 0.5))
+        kernel_art.set_data(k)
+        for u in range(m):
+            for v in range(m):
+                cells[u][v].set_text(f"{k[u, v]:.2f}")
+        filled[i : i + step, j : j + step] = y[i : i + step, j : j + step]
+        out_art.set_data(filled)
+        qp = np.abs(kernels[i, j] - w).max()
+        change = "blank patch: k = w" if qp == 0 else f"largest |Q p| = {qp:.2f}"
+        middle.set_title(f"kernel k at ({i}, {j})\n{change}", fontsize=10)
+        return [box, kernel_art, out_art]
+
+    animation = FuncAnimation(fig, frame, frames=len(spots), blit=False)
+    animation.save(str(path), writer=PillowWriter(fps=fps))
+    return len(spots)

@@ -1,0 +1,218 @@
+"""The explorer (ack_numpy/viz/explorer.py) driven without a screen, and `python -m ack_numpy explore`.
+
+The window is sent synthetic matplotlib mouse and key events on the Agg backend through the
+figure's own canvas, exactly as a GUI would deliver them; the arrays it reports drawing are
+compared with `adaptive_kernels` called directly."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.backend_bases import KeyEvent, MouseEvent
+from PIL import Image
+
+from ack_numpy import functional as F
+from ack_numpy.checkpoint import save_checkpoint
+from ack_numpy.cli import main
+from ack_numpy.models import build_model
+from ack_numpy.viz.explorer import Explorer, write_sweep_gif
+from ack_numpy.viz.kernels import layer_input, select_adaptive_layer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_images() -> tuple[np.ndarray, np.ndarray]:
+    """Ten 28x28 images, one per digit label: a bar at a different place in each, zeros elsewhere."""
+    images = np.zeros((10, 1, 28, 28), dtype=np.float32)
+    for d in range(10):
+        images[d, 0, 4 + 2 * d : 7 + 2 * d, 6:20] = 1.0
+    return images, np.arange(10)
+
+
+@pytest.fixture
+def explorer():
+    images, labels = synthetic_images()
+    e = Explorer(build_model("adaptive-lenet", seed=0), images, labels)
+    e.fig.canvas.draw()
+    yield e
+    matplotlib.pyplot.close(e.fig)
+
+
+def send_key(e: Explorer, key: str) -> None:
+    event = KeyEvent("key_press_event", e.fig.canvas, key)
+    e.fig.canvas.callbacks.process(event.name, event)
+
+
+def send_mouse(e: Explorer, name: str, ax, row: float, col: float, button=None) -> None:
+    """A mouse event at data point (row, col) of `ax`, placed in display pixels as a GUI would."""
+    x, y = ax.transData.transform((col, row))
+    event = MouseEvent(name, e.fig.canvas, x, y, button=button)
+    assert event.inaxes is ax
+    e.fig.canvas.callbacks.process(name, event)
+
+
+def kernels_now(e: Explorer, w: bool = True) -> np.ndarray:
+    """adaptive_kernels called directly on the explorer's current input: (Ho, Wo, C, m, m)."""
+    module = select_adaptive_layer(e.model, e.layer)
+    x = layer_input(e.model, e.image[None, None], e.layer)
+    return F.adaptive_kernels(x, module.Q, module.w if w else None, module.stride, module.padding)[0, e.channel]
+
+
+# ----------------------------------------------------------------------------- the window's logic
+def test_painting_changes_the_input_and_the_probabilities(explorer):
+    before_image = explorer.image.copy()
+    before = explorer.shown()["probabilities"].copy()
+    send_mouse(explorer, "button_press_event", explorer.ax_input, 20, 5, button=1)
+    for col in range(6, 20):
+        send_mouse(explorer, "motion_notify_event", explorer.ax_input, 20, col, button=1)
+    send_mouse(explorer, "button_release_event", explorer.ax_input, 20, 20, button=1)
+    assert explorer.image[20, 5:20].min() == 1.0 and before_image[20, 5:20].max() == 0.0
+    after = explorer.shown()["probabilities"]
+    assert np.isclose(after.sum(), 1.0) and np.abs(after - before).max() > 1e-4
+    with_stroke = explorer.image.copy()
+
+    send_mouse(explorer, "button_press_event", explorer.ax_input, 20, 10, button=3)  # the right button erases
+    assert explorer.image[20, 10] == 0.0 and explorer.image[20, 5] == 1.0
+    send_mouse(explorer, "button_release_event", explorer.ax_input, 20, 10, button=3)
+    send_mouse(explorer, "motion_notify_event", explorer.ax_input, 20, 14)           # no button: only moves
+    assert explorer.image[20, 14] == 1.0 and (explorer.image != with_stroke).sum() == 5
+
+    send_key(explorer, "c")
+    assert not explorer.image.any()
+
+
+def test_moving_the_mouse_and_the_arrows_change_the_location(explorer):
+    assert explorer.shown()["location"] == (13, 13)                 # the centre of 26x26
+    send_mouse(explorer, "motion_notify_event", explorer.ax_input, 5, 20)
+    assert explorer.shown()["location"] == (4, 19)                  # the 3x3 patch centred on pixel (5, 20)
+    send_mouse(explorer, "motion_notify_event", explorer.ax_field, 10, 2)
+    assert explorer.shown()["location"] == (9, 1)
+    send_key(explorer, "down")
+    send_key(explorer, "right")
+    send_key(explorer, "right")
+    assert explorer.shown()["location"] == (10, 3)
+    explorer.set_location(-4, 99)
+    assert explorer.shown()["location"] == (0, 25)                  # clipped to the grid
+
+
+def test_shown_kernel_is_adaptive_kernels_and_w_on_a_blank_patch(explorer):
+    explorer.show_image(3)                                          # bar in rows 10..12, columns 6..19
+    explorer.set_location(9, 10)
+    shown = explorer.shown()
+    assert shown["patch"].any()
+    assert np.array_equal(shown["k"], kernels_now(explorer)[9, 10])
+    assert np.allclose(shown["k"], shown["w"] + shown["Qp"], atol=1e-6)
+    assert np.array_equal(shown["Qp"], kernels_now(explorer, w=False)[9, 10])
+    assert np.abs(shown["Qp"]).max() > 1e-3                          # the patch changed the kernel
+    assert np.isclose(shown["y"], np.tanh(shown["sigma"]))
+    assert np.isclose(shown["sigma"], float((shown["k"] * shown["patch"]).sum())
+                      + float(explorer.module.b.data[0]), atol=1e-5)
+    assert "patch not blank" in explorer.info_text.get_text()
+
+    explorer.set_location(22, 2)                                    # far from the bar: the patch is empty
+    shown = explorer.shown()
+    assert not shown["patch"].any()
+    assert np.array_equal(shown["k"], shown["w"])
+    assert "blank patch: k = w exactly" in explorer.info_text.get_text()
+
+
+def test_keys_change_image_digit_channel_and_layer():
+    images, labels = synthetic_images()
+    model = build_model("adaptive-lenet", seed=1, kernel_sizes=(3, 3), adaptive=(True, True))
+    e = Explorer(model, images, labels)
+    send_key(e, "n")
+    assert e.index == 1 and np.array_equal(e.image, images[1, 0])
+    send_key(e, "p")
+    send_key(e, "p")
+    assert e.index == 9                                             # wraps around
+    send_key(e, "4")
+    assert e.index == 4 and "digit 4" in e.ax_input.get_title()
+    send_key(e, "]")
+    assert e.channel == 1
+    send_key(e, "[")
+    send_key(e, "[")
+    assert e.channel == 7
+    send_key(e, "l")                                                # the second adaptive layer: 8 -> 16 channels on 13x13
+    shown = e.shown()
+    assert e.layer == 1 and shown["k"].shape == (8, 3, 3) and e.sigma.shape == (11, 11)
+    i, j = shown["location"]
+    assert np.array_equal(shown["k"], kernels_now(e)[i, j])         # its input is the activation before it
+    send_key(e, "h")
+    assert "w is the layer's fixed kernel" in e.help_text.get_text()
+    assert "arrows move the location" in e.help_text.get_text()
+    matplotlib.pyplot.close(e.fig)
+
+
+def test_explorer_rejects_bad_layer_channel_location():
+    images, labels = synthetic_images()
+    model = build_model("adaptive-lenet", seed=0)
+    with pytest.raises(ValueError, match="channel 8 is out of range"):
+        Explorer(model, images, labels, channel=8)
+    with pytest.raises(ValueError, match="layer 1 does not exist"):
+        Explorer(model, images, labels, layer=1)
+    with pytest.raises(ValueError, match=r"location \(26, 0\) is out of range"):
+        Explorer(model, images, labels, location=(26, 0))
+
+
+def test_sweep_gif_frames_and_size(tmp_path):
+    images, _ = synthetic_images()
+    path = tmp_path / "sweep.gif"
+    frames = write_sweep_gif(build_model("adaptive-lenet", seed=0), images[2], path, step=6)
+    assert frames == 5 * 5                                          # rows and columns 0, 6, 12, 18, 24 of 26
+    with Image.open(path) as gif:
+        assert gif.n_frames == frames
+        assert gif.size == (648, 252)                   # figsize (9, 3.5) at 72 dpi
+    assert path.stat().st_size < 2_000_000
+
+
+# ----------------------------------------------------------------------------- the command
+def untrained_checkpoint(path: Path, name: str = "adaptive-lenet") -> Path:
+    return save_checkpoint(path, build_model(name, seed=0).state_dict(), {},
+                           {"model": name, "model_options": {}, "epoch": 0})
+
+
+@pytest.mark.mnist
+def test_explore_save_writes_a_png(mnist_path, tmp_path, capsys):
+    checkpoint = untrained_checkpoint(tmp_path / "model.npz")
+    out = tmp_path / "explorer.png"
+    assert main(["explore", "--checkpoint", str(checkpoint), "--data-dir", str(mnist_path), "--digit", "7",
+                 "--location", "3", "4", "--save", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    with Image.open(out) as png:
+        assert png.format == "PNG" and png.size == (1300, 820)
+
+
+def run_explore(*args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    return subprocess.run([sys.executable, "-m", "ack_numpy", "explore", *map(str, args)], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.mnist
+def test_explore_bad_arguments_give_one_line(mnist_path, tmp_path):
+    checkpoint = untrained_checkpoint(tmp_path / "model.npz")
+    plain = untrained_checkpoint(tmp_path / "plain.npz", "plain-small")
+    png = tmp_path / "x.png"
+    cases = {
+        "no adaptive layers": ["--checkpoint", plain, "--save", png],
+        "channel 8 is out of range": ["--checkpoint", checkpoint, "--channel", "8", "--save", png],
+        "layer 2 does not exist": ["--checkpoint", checkpoint, "--layer", "2", "--save", png],
+        "location (0, 26) is out of range": ["--checkpoint", checkpoint, "--location", "0", "26", "--save", png],
+        "not both": ["--checkpoint", checkpoint, "--index", "1", "--digit", "2", "--save", png],
+        "needs a screen": ["--checkpoint", checkpoint],
+    }
+    for expected, args in cases.items():
+        result = run_explore(*args, "--data-dir", mnist_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0, expected
+        assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], (expected, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not png.exists()
