@@ -15,6 +15,9 @@ from .checkpoint import CheckpointError
 from .lab.allocator import keep_freed_memory
 from .progress import quote_path, silence_stdout
 
+# The trained checkpoint committed with the project, found from this file so that it works from any folder.
+COMMITTED_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "reproduction" / "adaptive-lenet-median.npz"
+
 
 # ----------------------------------------------------------------------------- argument types
 def _integer(text: str) -> int:
@@ -282,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_visualize)
 
     p = sub.add_parser("explore", help="a window that recomputes the kernels as you point and draw (or --save / --gif)")
-    p.add_argument("--checkpoint", default="data/reproduction/adaptive-lenet-median.npz",
-                   help="a checkpoint of a model with adaptive layers (default the committed adaptive-lenet)")
+    p.add_argument("--checkpoint", default=str(COMMITTED_CHECKPOINT),
+                   help="a checkpoint of a model with adaptive layers (default the committed adaptive-lenet, "
+                        "data/reproduction/adaptive-lenet-median.npz in this checkout)")
     p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
     p.add_argument("--index", type=int, help="test-set index of the first image (default 0)")
     p.add_argument("--digit", type=int, help="start at the first test image of this digit instead of --index")
