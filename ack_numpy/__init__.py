@@ -9,8 +9,8 @@ Reading order, which is also the order the data flows in:
     optim.py           SGD, Adam
     models.py          LeNet and AdaptiveLeNet, looked up by name: lenet, adaptive-lenet, plain-small
     data/              IDX files, MNIST (checksums, download), batches, augmentation
-    train.py           the training loop and its metrics (checkpoint.py: saving; progress.py:
-                       the status line and Ctrl-C)
+    train.py           the training loop and its metrics (config.py: the settings; checkpoint.py:
+                       saving; runs.py: the run folder; progress.py: the status line and Ctrl-C)
     reproduce.py       the paper's MNIST claims, measured
     viz/               pictures of the dynamic kernels (kernel field, Q bank, digits, ...)
     bench/             speed and memory measurements: FLOP counts, timing, layers, training steps,

@@ -13,9 +13,9 @@ exactly as in karpathy/micrograd, but on whole arrays instead of scalars.
 One difference from micrograd: `_backward` receives its output tensor as an argument
 (`node._backward(node)`) instead of capturing `out` from the op that made it. A closure
 that captured `out` and was stored in `out._backward` would form a reference cycle
-(out -> _backward -> out); NumPy arrays held by cycles are freed only when Python's
-cycle collector happens to run, and in a training loop old graphs piled up to
-gigabytes. Without the cycle, each step's graph is freed as soon as it is unused.
+(out -> _backward -> out), and NumPy arrays held by a cycle are freed only when Python's
+cycle collector happens to run. Without the cycle, each step's graph is freed as soon
+as it is unused.
 
 The one subtlety of arrays is broadcasting: if `a` of shape (3, 1) is added to `b` of
 shape (3, 4), the gradient that flows back to `a` has shape (3, 4) and must be summed
@@ -24,10 +24,22 @@ over the broadcast axes. `unbroadcast` does that, and every binary op uses it.
 Bigger operations (convolution, pooling, the adaptive kernel, the losses) live in
 `ack_numpy.functional`; they build their output with `Tensor.from_op` and write their
 own backward next to their forward, the same way as the ops in this file.
+
+Dtypes are never promoted: all inputs of an op must have one dtype (a Python number
+takes the dtype of the tensor it meets), so float32 training stays float32 and a
+float64 or int64 array that slips in is refused at the op that received it, naming
+the dtypes, instead of surfacing later as a wrong-dtype gradient.
+
+Debugging: `repr(t)` shows shape, dtype, the op that made t and its gradient state;
+`t.topological_order()` lists the graph behind t; and with the environment variable
+ACK_DEBUG=1 every op prints one line to stderr as it runs (name, input and output
+shapes and dtypes), from `Tensor.from_op`, the one place every op passes through.
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from typing import Callable, Iterator, Sequence, Union
 
 import numpy as np
@@ -37,6 +49,9 @@ ArrayLike = Union["Tensor", np.ndarray, float, int]
 # Whether new operations record the graph. `no_grad()` switches it off for evaluation,
 # so that inference neither keeps activations alive nor spends time on closures.
 _GRAD_ENABLED = True
+
+# ACK_DEBUG=1 (any value but "" and "0") prints every op as it runs; see `debug_line`.
+DEBUG = os.environ.get("ACK_DEBUG", "") not in ("", "0")
 
 
 @contextlib.contextmanager
@@ -83,7 +98,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         array = np.asarray(data, dtype=dtype)
-        if array.dtype.kind in "iub" and requires_grad:
+        if requires_grad and array.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got {array.dtype}")
         self.data: np.ndarray = array
         self.grad: np.ndarray | None = None
@@ -95,12 +110,18 @@ class Tensor:
     @classmethod
     def from_op(cls, data: np.ndarray, parents: Sequence["Tensor"], op: str) -> "Tensor":
         """Make the output of an operation. It records its parents only if some parent
-        needs a gradient and grad mode is on; the caller then sets `out._backward`."""
+        needs a gradient and grad mode is on; the caller then sets `out._backward`.
+
+        Every op passes through here, so this is where mixed dtypes are refused and
+        where ACK_DEBUG prints."""
+        check_same_dtype(op, {f"input {i}": p for i, p in enumerate(parents)})
         out = cls(data)
+        out._op = op
         if _GRAD_ENABLED and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out._parents = tuple(parents)
-            out._op = op
+        if DEBUG:
+            print(debug_line(op, parents, out), file=sys.stderr)
         return out
 
     # ---------------------------------------------------------------- basics
@@ -133,8 +154,19 @@ class Tensor:
         return Tensor(self.data)
 
     def __repr__(self) -> str:
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad})"
+        """Tensor([1.5, -2.], shape=(2,), dtype=float32, op=mul, requires_grad=True, grad=None).
+
+        Values are shown for tensors of at most REPR_VALUES numbers; `op` names the op
+        that made the tensor (none for an input); `grad` is None until backward reaches it."""
+        parts = [f"shape={self.shape}", f"dtype={self.dtype}"]
+        if self.data.size <= REPR_VALUES:
+            parts.insert(0, np.array2string(self.data, precision=4, separator=", ").replace("\n", ""))
+        if self._op:
+            parts.append(f"op={self._op}")
+        if self.requires_grad:
+            parts.append("requires_grad=True")
+            parts.append("grad=None" if self.grad is None else f"grad=<{self.grad.dtype} array>")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def accumulate_grad(self, grad: np.ndarray) -> None:
         """Add `grad` into self.grad (a tensor used twice receives both contributions).
@@ -168,7 +200,7 @@ class Tensor:
         if grad.shape != self.shape:
             raise ValueError(f"gradient shape {grad.shape} does not match tensor shape {self.shape}")
 
-        order = self._topological_order()
+        order = self.topological_order()
         for node in order:
             if node is not self and node._parents:
                 node.grad = None  # intermediate grads are rebuilt for this backward pass
@@ -177,7 +209,7 @@ class Tensor:
             if node._parents and node.grad is not None:
                 node._backward(node)  # passed in, not captured: see the module docstring
 
-    def _topological_order(self) -> list["Tensor"]:
+    def topological_order(self) -> list["Tensor"]:
         # Iterative DFS (a recursive one would hit Python's recursion limit on long graphs).
         order, visited = [], set()
         stack: list[tuple[Tensor, bool]] = [(self, False)]
@@ -380,6 +412,30 @@ class Tensor:
 
         out._backward = _backward
         return out
+
+
+REPR_VALUES = 8  # repr shows the values of tensors up to this size
+
+
+def describe(t: Tensor) -> str:
+    """'(64, 1, 28, 28) float32': shape and dtype, as the error and debug lines print them."""
+    return f"{t.shape} {t.dtype}"
+
+
+def check_same_dtype(op: str, inputs: dict[str, Tensor | None]) -> None:
+    """Refuse an op whose inputs (by name; None entries are absent inputs) have different
+    dtypes: ack_numpy never promotes."""
+    given = {name: t for name, t in inputs.items() if t is not None}
+    if len({t.dtype for t in given.values()}) > 1:
+        shown = ", ".join(f"{name} {describe(t)}" for name, t in given.items())
+        raise TypeError(f"{op}: inputs of different dtypes ({shown}); ack_numpy does not promote "
+                        f"dtypes: convert them to one, e.g. x.astype(np.float32) or Tensor(x, dtype=np.float32)")
+
+
+def debug_line(op: str, inputs: Sequence[Tensor], out: Tensor) -> str:
+    """One line per op for ACK_DEBUG: 'ack: matmul (64, 800) float32, (800, 500) float32 -> (64, 500) float32'."""
+    recorded = "" if out._parents else "   (not recorded)"
+    return f"ack: {op} {', '.join(describe(t) for t in inputs)} -> {describe(out)}{recorded}"
 
 
 def as_tensor(value: ArrayLike, like: Tensor | None = None) -> Tensor:

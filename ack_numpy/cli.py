@@ -11,8 +11,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .lab.allocator import keep_freed_memory
 from .checkpoint import CheckpointError
+from .lab.allocator import keep_freed_memory
+from .progress import quote_path, silence_stdout
 
 
 # ----------------------------------------------------------------------------- argument types
@@ -23,6 +24,13 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
     value = _integer(text)
     if value < 1:
@@ -30,61 +38,56 @@ def positive_int(text: str) -> int:
     return value
 
 
-def non_negative_int(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def model_name(text: str) -> str:
-    from .models import MODELS
-
-    if text not in MODELS:
-        raise argparse.ArgumentTypeError(f"unknown model {text!r} (choose from {', '.join(MODELS)})")
-    return text
-
-
 # ----------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, resume, run_folder, train
+    from .train import SettingError, TrainConfig, resume, run_folder, train
 
     if args.download:
         from .data import find_or_download_mnist
 
         args.data_dir = str(find_or_download_mnist(args.data_dir))
-    names = {f.name for f in fields(TrainConfig)}
-    if args.resume:
-        # A resumed run keeps its own settings; say so rather than silently ignore new ones.
-        given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
-                 if k in names - {"data_dir", "epochs"} and v is not None]
-        if args.overwrite:
-            given.append("--overwrite")
-        if given:
-            raise ValueError(f"--resume continues {args.resume} with the settings it was started with; "
-                             f"leave out {', '.join(given)} (only --data-dir and --epochs may be given)")
-        resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
-        out = str(run_folder(args.resume))
-    else:
-        values = {k: v for k, v in vars(args).items() if k in names and v is not None}
-        config = TrainConfig(**values)
-        if args.out is None:
-            config.out = f"runs/{config.model}"
-        train(config, overwrite=args.overwrite)
-        out = config.out
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    try:
+        if args.resume:
+            # A resumed run keeps its own settings; say so rather than silently ignore new ones.
+            refused = [_option(name) for name in given if name not in ("data_dir", "epochs")]
+            refused += ["--overwrite"] if args.overwrite else []
+            if refused:
+                raise ValueError(f"--resume continues {quote_path(args.resume)} with the settings it was started "
+                                 f"with; leave out {', '.join(refused)} (only --data-dir and --epochs may be given)")
+            resume(args.resume, data_dir=args.data_dir, epochs=args.epochs)
+            out = str(run_folder(args.resume))
+        else:
+            config = TrainConfig(**given)
+            train(config, overwrite=args.overwrite)
+            out = config.out
+    except SettingError as err:
+        if err.name not in given:
+            raise  # a setting saved in a checkpoint, or one the data rules out: one error line
+        args.parser.error(f"argument {_option(err.name)}: {err.rule}, got {err.value!r}")
     if args.visualize:
         _draw_run(out, args.data_dir)
     return 0
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_train_settings(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig setting, with its help and default taken from TrainConfig.
+    The options only convert text to numbers; TrainConfig.validate checks the values."""
+    from .train import TrainConfig
+
+    convert = {"int": _integer, "float": _number, "str": str}
+    for f in fields(TrainConfig):
+        if "help" not in f.metadata:
+            continue  # model_options: Python only
+        meta = f.metadata
+        default = meta.get("default_text", f.default)
+        parser.add_argument(_option(f.name), type=convert[f.type.replace(" | None", "")], choices=meta.get("choices"),
+                            metavar=meta.get("metavar"), help=f"{meta['help']} (default {default})")
 
 
 def _draw_run(out: str, data_dir: str | None) -> None:
@@ -193,30 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Adaptive Convolutional Kernels in NumPy: train, evaluate and look at the kernels.")
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
 
-    p = sub.add_parser("train", help="train a model on MNIST")
-    p.add_argument("--model", type=model_name, help="lenet, adaptive-lenet or plain-small (default lenet)")
-    p.add_argument("--epochs", type=positive_int, help="number of epochs (default 1)")
-    p.add_argument("--batch-size", type=positive_int, help="minibatch size (default 64)")
-    p.add_argument("--lr", type=positive_float, help="learning rate (default 3e-3)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], help="default adam")
-    p.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
-    p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
-    p.add_argument("--schedule", choices=["cosine", "constant"], help="learning-rate schedule (default cosine)")
-    p.add_argument("--max-shift", type=non_negative_int, help="augment with random shifts of up to N pixels (default 2; 0 turns it off)")
-    p.add_argument("--seed", type=int, help="seed for weights, order and augmentation (default 0)")
-    p.add_argument("--data-dir", help="folder with the four MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
-    p.add_argument("--out", help="output folder (default runs/MODEL)")
-    p.add_argument("--limit-train", type=positive_int, help="use only the first N training images")
-    p.add_argument("--limit-test", type=positive_int, help="use only the first N test images")
-    p.add_argument("--holdout", type=non_negative_int,
-                   help="evaluate on the last N training images instead of the test set (for design choices)")
+    from .train import RESUME_NOTES
+
+    p = sub.add_parser("train", help="train a model on MNIST", epilog=RESUME_NOTES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_settings(p)
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its own settings are used)")
     p.add_argument("--overwrite", action="store_true", help="start again even if --out holds a checkpoint")
     p.add_argument("--visualize", action="store_true",
                    help="afterwards, draw the training curves and (for adaptive models) the kernels into OUT/figures")
     p.add_argument("--download", action="store_true",
                    help="if MNIST is not found (and no --data-dir / $ACK_MNIST_DIR is given), download it to data/mnist")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, parser=p)
 
     p = sub.add_parser("evaluate", help="test accuracy and parameter count of a checkpoint")
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by train")
@@ -287,20 +278,22 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # fewer page faults, faster steps: see allocator.py
     try:
         return args.func(args)
-    except TrainingInterrupted:
-        return 130  # the training loop has already saved and said how to resume
+    except TrainingInterrupted as stopped:
+        return stopped.exit_code  # the training loop has already saved and said how to resume
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing to say to it
+        silence_stdout()
+        return 141  # the shell's code for a process ended by SIGPIPE
     except OSError as err:  # a path we could not read or write: say which, in plain words
-        where = f"{err.filename}: " if err.filename else ""
+        where = f"{quote_path(err.filename)}: " if err.filename else ""
         print(f"error: {where}{err.strerror or err} (check the paths given with --out, --dest, "
               f"--json, --data-dir or --checkpoint)", file=sys.stderr)
         return 1
     except (DataFormatError, CheckpointError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,12 +2,15 @@
 
     Progress      the status line: batches, images/s, loss, ETA (rewritten in place on a
                   terminal, a plain line every 30 s in a log file)
-    StopOnCtrlC   Ctrl-C as a request to stop between two batches, where the state is
-                  consistent enough to save (see train.py, which uses both)
+    StopOnSignals Ctrl-C, SIGTERM or SIGHUP as a request to stop between two batches, where
+                  the state is consistent enough to save (see train.py, which uses both)
+    quote_path    how a path is printed in a message
+    silence_stdout  after the reader of stdout went away
 """
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -42,6 +45,7 @@ class Progress:
         self.in_place = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = every if every is not None else _progress_seconds(0.5 if self.in_place else 30.0)
         self.last = 0.0
+        self.open = False  # a line rewritten in place is waiting for its newline
 
     def start_epoch(self, first_batch: int) -> None:
         self.start, self.first_batch = time.perf_counter(), first_batch
@@ -57,43 +61,101 @@ class Progress:
         eta = (batches - batch) * (now - self.start) / max(batch - self.first_batch, 1)
         line = (f"epoch {epoch}/{epochs}  batch {batch}/{batches}  {images_per_s:6.0f} img/s  "
                 f"loss {loss:.4f}  ETA {_format_seconds(eta)}")
-        self.stream.write(f"\r{line}  " if self.in_place else line + "\n")
-        self.stream.flush()
+        self._write(f"\r{line}  " if self.in_place else line + "\n")
+        self.open = self.in_place
 
     def end_epoch(self) -> None:
-        if self.in_place:
-            self.stream.write("\n")
+        if self.open:
+            self._write("\n")
+            self.open = False
+
+    def _write(self, text: str) -> None:
+        # A closed terminal or pipe (`2>&1 | head`) must not stop training: stop writing.
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
             self.stream.flush()
+        except (OSError, ValueError):
+            self.stream = None
 
 
-# ----------------------------------------------------------------------------- Ctrl-C
-class StopOnCtrlC:
-    """While training, turn Ctrl-C (SIGINT) into a request to stop between two batches.
+# ----------------------------------------------------------------------------- Ctrl-C, SIGTERM, SIGHUP
+# The signals that ask a training run to stop: Ctrl-C at a terminal, SIGTERM from a cluster
+# scheduler or `kill`, SIGHUP when the terminal closes. Exit codes follow the shell's 128 + N.
+STOP_SIGNALS = {"SIGINT": "Ctrl-C", "SIGTERM": "SIGTERM", "SIGHUP": "SIGHUP"}
+
+
+class StopOnSignals:
+    """While training, turn Ctrl-C, SIGTERM and SIGHUP into a request to stop between two batches.
 
     A KeyboardInterrupt raised in the middle of a step could leave some weights updated and
     others not, and a checkpoint of that state would match no point of a real run. So the
-    first Ctrl-C only sets `requested`; the loop looks at it before each batch, where the
-    state is consistent, and saves. A second Ctrl-C stops at once (`hard`) without saving:
-    the last checkpoint stays as it was."""
+    first signal only sets `signum`; the loop looks at it before each batch (`check`), where
+    the state is consistent, and saves. A second signal stops at once (`hard`) without
+    saving: the last checkpoint stays as it was. Before the loop sets `deferred` (while the
+    data loads) a signal stops at once, as Ctrl-C does anywhere else.
+
+    A signal that the process was started with ignored (Ctrl-C for a background job, SIGHUP
+    under nohup) stays ignored; only the main thread may set handlers."""
 
     def __init__(self):
-        self.requested = self.hard = False
-        self.previous = None
+        self.signum: int | None = None
+        self.hard = False
+        self.deferred = False  # until the loop starts, there is nothing to save: stop at once
+        self.previous: dict[int, object] = {}
 
-    def __enter__(self) -> "StopOnCtrlC":
-        # Only the main thread may set signal handlers, and a process started with Ctrl-C
-        # ignored (in the background, under nohup) should go on ignoring it.
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        """How the user stopped the run: "Ctrl-C", "SIGTERM" or "SIGHUP"."""
+        return STOP_SIGNALS.get(signal.Signals(self.signum).name, "a signal") if self.requested else ""
+
+    def __enter__(self) -> "StopOnSignals":
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in STOP_SIGNALS:
+            signum = getattr(signal, name, None)  # SIGHUP does not exist on Windows
+            if signum is None:
+                continue
+            default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            if signal.getsignal(signum) is default:
+                self.previous[signum] = signal.signal(signum, self._on_signal)
         return self
 
-    def _on_sigint(self, signum, frame) -> None:
-        if self.requested:
-            self.hard = True
+    def _on_signal(self, signum, frame) -> None:
+        if self.requested or not self.deferred:
+            self.hard = self.requested
+            self.signum = self.signum or signum
             raise KeyboardInterrupt
-        self.requested = True
+        self.signum = signum
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop was asked for (called between two batches)."""
+        if self.requested:
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+
+def quote_path(path) -> str:
+    """A path as messages print it: quoted when it holds spaces or other characters a shell
+    would split on (a stray trailing space becomes visible), so it can be pasted back."""
+    return shlex.quote(str(path))
+
+
+def silence_stdout() -> None:
+    """Send the rest of this process's stdout to /dev/null, after its reader went away (a closed
+    pipe or terminal), so that later prints and Python's flush at exit raise nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -1,43 +1,86 @@
-"""The training loop: minibatches -> loss -> backward -> optimiser step, with honest bookkeeping.
+"""The training loop: minibatches -> loss -> backward -> optimiser step -> evaluate -> save.
 
-One run writes into its output folder:
+`train_epochs` is the loop itself, as a textbook writes it. Around it, as small named
+functions: `train` and `resume` (start a run, or continue a saved one), `run_in_folder`
+and `start_in_folder` (the run folder, its lock and the data), `stop_and_save` (Ctrl-C,
+SIGTERM, SIGHUP) and `guarded_step` / `save` (the divergence guard). The settings are
+`TrainConfig` (config.py); the rules for a saved run are in checkpoint.py.
 
-    config.json      the arguments of the run
+One run writes into its output folder (see runs.py):
+
+    config.json      the settings of the run
     metrics.csv      one row per epoch: train loss/accuracy, test loss/accuracy, seconds, lr
-    checkpoint.npz   weights + optimiser state + position, rewritten atomically every epoch
+    checkpoint.npz   weights + optimiser state + position, rewritten atomically every epoch;
+                     the other two files are copies of what it holds
 
 Randomness is explicit and derived from the seed, so runs are reproducible and can be
 resumed exactly: the weights come from default_rng(seed); the order of epoch e from
 default_rng((seed, e)); the random shifts of batch b of epoch e from
 default_rng((seed, e, b)). Nothing depends on a global random state, so a run resumed
 at (epoch, batch) sees exactly the batches an uninterrupted run would have seen.
+
+RESUME_NOTES below says what a user of `train` sees when a run stops; `train --help`
+prints it.
 """
 from __future__ import annotations
 
-import contextlib
-import csv
-import errno
-import json
 import math
 import os
+import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from . import functional as F
 from . import optim
 from .autograd import Tensor, no_grad
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import load_mnist, random_shift
+from .checkpoint import (CheckpointError, check_position_in_epoch, check_training_state, read_arrays,
+                         read_meta, save_checkpoint, saved_config)
+from .config import SettingError, TrainConfig, is_whole
+from .data import batches, load_mnist, random_shift
 from .models import build_model
 from .nn import Module
-from .progress import Progress, StopOnCtrlC
+from .progress import Progress, StopOnSignals, quote_path, silence_stdout
+from .runs import (CHECKPOINT_NAME, METRIC_FIELDS, METRICS_NAME, RunLock, make_folder, read_metrics,
+                   remove_empty, run_folder, write_metrics, write_run_files)
 
-METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "lr"]
-CHECKPOINT_NAME = "checkpoint.npz"
+RESUME_NOTES = """\
+Interrupting and resuming: a run can be stopped at any moment and continued later with
+the same result.
+
+  Ctrl-C, SIGTERM (a scheduler, `kill`) or SIGHUP (the terminal closed) lets the current
+  batch finish, then saves OUT/checkpoint.npz (weights, optimiser state, position in the
+  epoch, metrics so far), prints one line and exits with 128 + the signal number (130
+  for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP):
+    interrupted: saved epoch 3, batch 412 to runs/lenet/checkpoint.npz; continue with:
+    python -m ack_numpy train --resume runs/lenet
+  A second signal stops at once without saving; the checkpoint of the last finished
+  epoch is kept.
+
+  train --resume DIR carries on from that exact batch with the run's own settings. Every
+  random choice comes from the seed (the weights from seed, the order of epoch e from
+  (seed, e), the shifts of batch b from (seed, e, b)), so a resumed run ends with the
+  same metrics and weights as one never stopped. Only --data-dir and --epochs may be
+  given with --resume, and --epochs only with --schedule constant (the cosine schedule
+  depends on the total). --resume first rewrites config.json and metrics.csv from the
+  checkpoint, the one file of the folder that counts.
+
+  A crash or kill -9 loses at most the current epoch: checkpoints are written under a
+  temporary name and renamed into place, so the file is always the old one or the new
+  one, never half written. A second run into the same --out while one runs is refused.
+
+  An --out that already holds a checkpoint is never overwritten by accident: train
+  refuses and suggests --resume DIR, or --overwrite to start again.
+
+  A NaN or infinite loss stops training with one line naming the epoch and batch and
+  suggesting a smaller learning rate; the last checkpoint is left as it was.
+
+  Progress lines come twice a second on a terminal and every 30 s in a log file
+  (ACK_PROGRESS_SECONDS=5 changes that)."""
+
 
 
 class TrainingDiverged(RuntimeError):
@@ -45,48 +88,13 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after the loop has saved (or not) and said so."""
+    """Ctrl-C, SIGTERM or SIGHUP during training, after the loop has saved (or not) and said so."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__()
+        self.exit_code = 128 + signum  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
 
-@dataclass
-class TrainConfig:
-    model: str = "lenet"
-    epochs: int = 1
-    # The default recipe is the one `reproduce` uses for every model (chosen on held-out
-    # training images): Adam, lr 3e-3 annealed to 0 with a cosine, batch 64, shifts of <= 2 px.
-    batch_size: int = 64
-    lr: float = 3e-3
-    optimizer: str = "adam"          # "adam" or "sgd"
-    momentum: float = 0.9            # SGD only
-    weight_decay: float = 0.0
-    schedule: str = "cosine"         # "cosine" (to 0 over all epochs) or "constant"
-    max_shift: int = 2               # augmentation: random shifts of up to this many pixels
-    seed: int = 0
-    data_dir: str | None = None
-    out: str = "runs/lenet"
-    limit_train: int | None = None
-    limit_test: int | None = None
-    holdout: int = 0                 # >0: evaluate on the last N training images instead of the test set
-    model_options: dict = field(default_factory=dict)
-
-    def validate(self) -> None:
-        checks = [
-            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be a positive number, got {self.lr}"),
-            (self.optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}"),
-            (self.schedule in ("cosine", "constant"), f"schedule must be 'cosine' or 'constant', got {self.schedule!r}"),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (0 <= self.weight_decay < math.inf, f"weight decay must be a number >= 0, got {self.weight_decay}"),
-            (self.seed >= 0, f"seed must be 0 or more, got {self.seed}"),
-            (self.max_shift >= 0, f"max shift must be >= 0, got {self.max_shift}"),
-            (self.limit_train is None or self.limit_train >= 1, f"limit-train must be >= 1, got {self.limit_train}"),
-            (self.limit_test is None or self.limit_test >= 1, f"limit-test must be >= 1, got {self.limit_test}"),
-            (self.holdout >= 0, f"holdout must be >= 0, got {self.holdout}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -105,17 +113,30 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
 
 
-def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    """The shuffled order of the n training images in `epoch` (0-based)."""
-    return np.random.default_rng((seed, epoch)).permutation(n)
+def epoch_batches(config: TrainConfig, epoch: int, images: np.ndarray, labels: np.ndarray,
+                  first_batch: int = 0):
+    """The minibatches (x, y) of `epoch` (0-based) from `first_batch` on: the epoch's order
+    from default_rng((seed, epoch)), batch b shifted with default_rng((seed, epoch, b))."""
+    order = np.random.default_rng((config.seed, epoch))
+    for b, (x, y) in enumerate(batches(images, labels, config.batch_size, rng=order, first_batch=first_batch),
+                               start=first_batch):
+        if config.max_shift:
+            x = random_shift(x, config.max_shift, np.random.default_rng((config.seed, epoch, b)))
+        yield x, y
 
 
 def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of model on a dataset, without building a graph.
 
-    images: (N, 1, 28, 28) float32, labels: (N,) int. The model's train/eval mode is
-    restored afterwards (no layer here behaves differently in eval mode yet, but a
+    images: (N, 1, 28, 28) float32, labels: (N,) int, N >= 1. The model's train/eval mode
+    is restored afterwards (no layer here behaves differently in eval mode yet, but a
     reader adding dropout would expect it)."""
+    if len(images) == 0:
+        raise ValueError("evaluate: images is empty (0 images); an accuracy needs at least one")
+    if len(images) != len(labels):
+        raise ValueError(f"evaluate: images and labels differ in length ({len(images)} vs {len(labels)})")
+    if not is_whole(batch_size, 1):
+        raise ValueError(f"evaluate: batch_size must be a whole number >= 1, got {batch_size!r}")
     was_training = model.training
     model.eval()
     total_loss, correct = 0.0, 0
@@ -147,70 +168,204 @@ def train_step(model: Module, optimizer: optim.Optimizer, x: np.ndarray, y: np.n
     return value, int((logits.data.argmax(axis=1) == y).sum())
 
 
-# ----------------------------------------------------------------------------- files
-def write_metrics(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+# ----------------------------------------------------------------------------- the state of a run
+@dataclass
+class Position:
+    """Where a run is: epochs finished, batches finished in the current epoch, and the
+    sums over those batches that become the epoch's train loss and accuracy."""
+    epoch: int = 0
+    batch: int = 0
+    loss: float = 0.0   # sum of (batch loss * batch size)
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+    def add_batch(self, loss: float, correct: int, size: int, seconds: float) -> None:
+        self.batch += 1
+        self.loss += loss * size
+        self.correct += correct
+        self.seen += size
+        self.seconds = seconds
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of a metrics.csv as dicts of floats (epoch as int)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+@dataclass
+class Run:
+    """What the loop carries from batch to batch, and what a checkpoint holds."""
+    config: TrainConfig
+    model: Module
+    optimizer: optim.Optimizer
+    position: Position
+    rows: list[dict]  # metrics of the finished epochs
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.config.out) / CHECKPOINT_NAME
+
+
+class Data(NamedTuple):
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
 
 
 # ----------------------------------------------------------------------------- the loop
+def train_epochs(run: Run, data: Data, stop: StopOnSignals, log: Callable[[str], None], progress: Progress,
+                 on_epoch_end: Callable[[int, Module], None] | None = None) -> list[dict]:
+    """The loop, from where `run` stands to the last epoch:
+
+        for each epoch:
+            for each minibatch (x, y), in the epoch's shuffled order, randomly shifted:
+                lr = schedule(step);  loss = cross_entropy(model(x), y);  backward;  step
+            evaluate on the test images  -> one row of metrics.csv
+            save the checkpoint;  on_epoch_end(epoch, model)
+
+    Before each batch it stops if asked to (`stop`: Ctrl-C, SIGTERM, SIGHUP)."""
+    config, at = run.config, run.position
+    n_batches = math.ceil(len(data.train_y) / config.batch_size)
+    total_steps = config.epochs * n_batches
+    while at.epoch < config.epochs:
+        progress.start_epoch(at.batch)
+        clock = time.perf_counter() - at.seconds
+        for x, y in epoch_batches(config, at.epoch, data.train_x, data.train_y, first_batch=at.batch):
+            stop.check()  # between two batches: a state worth saving
+            run.optimizer.lr = learning_rate(config, at.epoch * n_batches + at.batch, total_steps)
+            loss, correct = guarded_step(run, x, y)
+            at.add_batch(loss, correct, len(y), time.perf_counter() - clock)
+            progress.update(at.epoch + 1, config.epochs, at.batch, n_batches,
+                            at.seen / max(at.seconds, 1e-9), at.loss / at.seen)
+        progress.end_epoch()
+        test_loss, test_acc = evaluate(run.model, data.test_x, data.test_y)
+        last_lr = learning_rate(config, (at.epoch + 1) * n_batches - 1, total_steps)
+        run.rows.append({"epoch": at.epoch + 1, "train_loss": at.loss / at.seen, "train_acc": at.correct / at.seen,
+                         "test_loss": test_loss, "test_acc": test_acc, "seconds": at.seconds, "lr": last_lr})
+        run.position = at = Position(epoch=at.epoch + 1)
+        save(run)
+        write_metrics(Path(config.out) / METRICS_NAME, run.rows)
+        log(epoch_summary(run.rows[-1], config.epochs))
+        if on_epoch_end is not None:
+            on_epoch_end(at.epoch, run.model)
+    return run.rows
+
+
+def epoch_summary(row: dict, epochs: int) -> str:
+    return (f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}, train acc "
+            f"{row['train_acc']:.4f}, test acc {row['test_acc']:.4f}, {row['seconds']:.1f} s")
+
+
+# ----------------------------------------------------------------------------- divergence
+def guarded_step(run: Run, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """train_step, with a loss that is not finite reported as where it happened."""
+    try:
+        return train_step(run.model, run.optimizer, x, y)
+    except TrainingDiverged as err:
+        raise diverged(run, f"epoch {run.position.epoch + 1}, batch {run.position.batch + 1}", str(err)) from None
+
+
+def save(run: Run) -> None:
+    """Write the checkpoint (atomically); never replace a good one with weights that are not finite."""
+    at = run.position
+    if not all(np.isfinite(p.data).all() for p in run.model.parameters()):
+        raise diverged(run, f"epoch {at.epoch + 1 if at.batch else at.epoch}", "the weights are no longer finite")
+    meta = {"model": run.config.model, "model_options": run.config.model_options, "config": asdict(run.config),
+            "epoch": at.epoch, "batch": at.batch,
+            "running": {"loss": at.loss, "correct": at.correct, "seen": at.seen, "seconds": at.seconds},
+            "metrics": run.rows, "num_parameters": run.model.num_parameters()}
+    save_checkpoint(run.checkpoint, run.model.state_dict(), run.optimizer.state_dict(), meta)
+
+
+def diverged(run: Run, where: str, why: str) -> TrainingDiverged:
+    kept = (f"the last checkpoint, {quote_path(run.checkpoint)}, was left as it was" if run.checkpoint.exists()
+            else "no checkpoint was written")
+    return TrainingDiverged(f"training diverged at {where} ({why}); try a smaller learning rate "
+                            f"than {run.config.lr:g}; {kept}")
+
+
+# ----------------------------------------------------------------------------- Ctrl-C, SIGTERM, SIGHUP
+def train_until_stopped(run: Run, data: Data, stop: StopOnSignals, log, progress, on_epoch_end) -> list[dict]:
+    """train_epochs, with a stop request (Ctrl-C, SIGTERM, SIGHUP) turned into a saved checkpoint."""
+    stop.deferred = True  # from here on, a signal waits for the end of the batch
+    try:
+        return train_epochs(run, data, stop, log, progress, on_epoch_end)
+    except KeyboardInterrupt:
+        progress.end_epoch()
+        raise stop_and_save(run, stop, log) from None
+
+
+def stop_and_save(run: Run, stop: StopOnSignals, log: Callable[[str], None]) -> TrainingInterrupted:
+    """Save the position reached (between two batches), say how to continue, and return the
+    exception to stop with. After a second signal nothing more is saved."""
+    signum = stop.signum or signal.SIGINT
+    how = "interrupted" if signum == signal.SIGINT else f"stopped by {stop.name}"
+    again = f"python -m ack_numpy train --resume {quote_path(run.config.out)}"
+    kept = f"continue from the last checkpoint with: {again}" if run.checkpoint.exists() else "nothing was saved"
+    if stop.hard:
+        log(f"{how} twice: stopped at once without saving; {kept}")
+        return TrainingInterrupted(signum)
+    try:
+        save(run)  # atomic: a second signal during the write leaves the previous checkpoint
+    except KeyboardInterrupt:
+        log(f"{how} twice: stopped while saving; {kept}")
+        return TrainingInterrupted(signum)
+    log(f"{how}: saved epoch {run.position.epoch + 1}, batch {run.position.batch} to "
+        f"{quote_path(run.checkpoint)}; continue with: {again}")
+    return TrainingInterrupted(signum)
+
+
+# ----------------------------------------------------------------------------- starting and resuming
 def _say(message: str) -> None:
-    """The default `log`: print at once, so that a log file shows each epoch as it ends."""
-    print(message, flush=True)
+    """The default `log`: print at once, so that a log file shows each epoch as it ends.
+
+    A closed stdout (`train | head -1`, a closed terminal) must not stop a run: the line is
+    dropped, and the rest of the run's lines go to /dev/null."""
+    try:
+        print(message, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        silence_stdout()
 
 
 def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], None] = _say,
-          progress: Progress | None = None) -> list[dict]:
-    """Train `config.model` on MNIST; write config.json, metrics.csv and checkpoint.npz to config.out.
+          progress: Progress | None = None,
+          on_epoch_end: Callable[[int, Module], None] | None = None) -> list[dict]:
+    """Train `config.model` on MNIST; write config.json, metrics.csv and checkpoint.npz to config.out
+    (runs/MODEL if None).
 
     Refuses to start over an existing checkpoint unless overwrite=True (resume instead).
-    On Ctrl-C it saves the current position, says how to resume and raises TrainingInterrupted
-    (a KeyboardInterrupt).
+    On Ctrl-C, SIGTERM or SIGHUP it saves the current position, says how to resume and raises
+    TrainingInterrupted (a KeyboardInterrupt). on_epoch_end(epoch, model), if given, is
+    called after each epoch's evaluation and checkpoint (epoch counts from 1).
     Returns the metric rows, one per epoch."""
     config.validate()
-    checkpoint_path = Path(config.out) / CHECKPOINT_NAME
-    if checkpoint_path.exists() and not overwrite:
-        raise ValueError(f"{checkpoint_path} already exists: continue it with --resume {config.out}, "
-                         f"or choose another --out (or pass --overwrite to start again)")
-    return _run(config, None, log, progress)
-
-
-def run_folder(path: str | Path) -> Path:
-    """The run folder, whether given as the folder or as the checkpoint.npz inside it."""
-    path = Path(path)
-    return path.parent if path.name == CHECKPOINT_NAME and path.is_file() else path
+    if config.out is None:
+        config.out = f"runs/{config.model}"
+    checkpoint = Path(config.out) / CHECKPOINT_NAME
+    if checkpoint.exists() and not overwrite:
+        raise ValueError(f"{quote_path(checkpoint)} already exists: continue it with --resume "
+                         f"{quote_path(config.out)}, or choose another --out (or pass --overwrite to start again)")
+    model = build_model(config.model, seed=config.seed, **config.model_options)
+    run = Run(config, model, make_optimizer(config, model), Position(), [])
+    return run_in_folder(run, log, progress, on_epoch_end, start_again=True)
 
 
 def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = None,
-           log: Callable[[str], None] = _say, progress: Progress | None = None) -> list[dict]:
+           log: Callable[[str], None] = _say, progress: Progress | None = None,
+           on_epoch_end: Callable[[int, Module], None] | None = None) -> list[dict]:
     """Continue the run saved in out/checkpoint.npz with its own config, from the exact batch
     where it stopped. `epochs` may extend a run that uses the constant schedule (with the
     cosine schedule every learning rate depends on the total, so it must stay the same)."""
+    if epochs is not None:
+        TrainConfig(epochs=epochs).validate()  # the same rule as for a new run, before any file is read
     out = run_folder(out)
-    checkpoint_path = out / CHECKPOINT_NAME
-    if not checkpoint_path.is_file():
-        what = "does not exist" if not out.exists() else f"has no {CHECKPOINT_NAME}"
-        raise CheckpointError(f"cannot resume: {out} {what} (a run saves its checkpoint there at the end of "
-                              f"each epoch and when interrupted); to start a new run, use --out instead")
-    model_state, optim_state, meta = load_checkpoint(checkpoint_path)
-    try:
-        config = TrainConfig(**meta["config"])
-        position = {key: meta[key] for key in ("epoch", "batch", "running", "metrics")}
-        _check_position(position)
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{checkpoint_path} holds no training state to resume from "
-                              f"(missing or unexpected entry: {err})") from None
+    path = out / CHECKPOINT_NAME
+    if not path.is_file():
+        what = ("does not exist" if not out.exists() else f"has no {CHECKPOINT_NAME}" if out.is_dir()
+                else f"is a file, not a run folder (or its {CHECKPOINT_NAME})")
+        raise CheckpointError(f"cannot resume: {quote_path(out)} {what} (a run saves its checkpoint there at the "
+                              f"end of each epoch and when interrupted); to start a new run, use --out instead")
+    read_at = os.stat(path)
+    meta = read_meta(path)
+    config = saved_config(meta, path)
+    check_training_state(meta, path)
     config.out = str(out)
     if data_dir is not None:
         config.data_dir = data_dir  # the data may live elsewhere on this machine
@@ -219,165 +374,82 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
             raise ValueError(f"cannot change the number of epochs from {config.epochs} to {epochs} when "
                              f"resuming a run with the cosine schedule (its learning rates depend on the total)")
         config.epochs = epochs
-    config.validate()
-    return _run(config, (model_state, optim_state, position), log, progress)
+        config.validate()
+    model = build_model(config.model, seed=config.seed, **config.model_options)
+    optimizer = make_optimizer(config, model)
+    fits = f"model {config.model!r} with optimizer {config.optimizer!r}"
+    expected = {f"model/{k}": v for k, v in model.state_dict().items()}
+    expected.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+    arrays = read_arrays(path, expected, fits=fits)  # shapes checked before a byte of payload is read
+    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
+    position = Position(meta["epoch"], meta["batch"], **meta["running"])
+    run = Run(config, model, optimizer, position, meta["metrics"])
+    return run_in_folder(run, log, progress, on_epoch_end, start_again=False, read_at=read_at)
 
 
-def _check_position(position: dict) -> None:
-    """The saved position must have the types the loop uses (a foreign file may not)."""
-    if not all(isinstance(position[k], int) and position[k] >= 0 for k in ("epoch", "batch")):
-        raise ValueError("epoch and batch must be non-negative integers")
-    running = position["running"]
-    if not (isinstance(running, dict) and set(running) == {"loss", "correct", "seen", "seconds"}
-            and all(isinstance(v, (int, float)) for v in running.values())):
-        raise ValueError("'running' must hold the numbers loss, correct, seen and seconds")
-    if not (isinstance(position["metrics"], list) and all(isinstance(r, dict) for r in position["metrics"])):
-        raise ValueError("'metrics' must be a list of rows")
+def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
+                  read_at: os.stat_result | None = None) -> list[dict]:
+    """Make the run folder and hold its lock, then `start_in_folder`.
+
+    The folder is made first, so that an --out we cannot use fails before the data loads; if
+    the data then fails (or a signal comes), the empty folders made for the run are taken away."""
+    out = Path(run.config.out)
+    with StopOnSignals() as stop:  # a signal from here on is answered in one line
+        made = make_folder(out)
+        try:
+            with RunLock(out):
+                return start_in_folder(run, stop, log, progress, on_epoch_end, start_again, read_at)
+        except KeyboardInterrupt as err:
+            remove_empty(made)
+            if isinstance(err, TrainingInterrupted) or stop.signum is None:
+                raise
+            how = "interrupted" if stop.signum == signal.SIGINT else f"stopped by {stop.name}"
+            log(f"{how} before training began: nothing was saved")
+            raise TrainingInterrupted(stop.signum) from None
+        except BaseException:
+            remove_empty(made)
+            raise
 
 
-def _load_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def start_in_folder(run: Run, stop: StopOnSignals, log, progress, on_epoch_end, start_again: bool,
+                    read_at: os.stat_result | None) -> list[dict]:
+    """Make the folder's files agree with the checkpoint, load the data, train."""
+    out, config, at = Path(run.config.out), run.config, run.position
+    if read_at is not None and not os.path.samestat(read_at, os.stat(run.checkpoint)):
+        raise CheckpointError(f"{quote_path(run.checkpoint)} was replaced by another run while it was being read; "
+                              f"resume again")
+    if at.epoch >= config.epochs:
+        write_run_files(out, asdict(config), run.rows)  # the checkpoint is the source of truth
+        log(f"nothing to do: {quote_path(out)} has finished its run ({at.epoch} of {config.epochs} epochs)")
+        return run.rows
+    data = load_data(config)
+    check_position_in_epoch(at.epoch, at.batch, at.seen, len(data.train_y), config.batch_size, run.checkpoint,
+                            steps=getattr(run.optimizer, "t", None))
+    if start_again:  # --overwrite: nothing of the previous run may be left to disagree
+        (out / CHECKPOINT_NAME).unlink(missing_ok=True)
+    write_run_files(out, asdict(config), run.rows)
+    if start_again:
+        log(f"training {config.model} ({run.model.num_parameters():,} parameters) on {len(data.train_x):,} images, "
+            f"{'validating on the last' if config.holdout else 'testing on'} {len(data.test_x):,}")
+    else:
+        log(f"resuming {config.model} from {quote_path(run.checkpoint)}: epoch {at.epoch + 1}, batch {at.batch}")
+    return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(), on_epoch_end)
+
+
+def load_data(config: TrainConfig) -> Data:
     """(train_x, train_y, test_x, test_y); with holdout, the test set is the last training images."""
     train_x, train_y = load_mnist("train", config.data_dir, limit=config.limit_train)
     if not config.holdout:
-        return (train_x, train_y) + load_mnist("test", config.data_dir, limit=config.limit_test)
+        return Data(train_x, train_y, *load_mnist("test", config.data_dir, limit=config.limit_test))
     # Design decisions are made on held-out training images, never on the test set.
     if config.holdout >= len(train_x):
-        raise ValueError(f"holdout ({config.holdout}) must be smaller than the training set ({len(train_x)})")
-    return (train_x[: -config.holdout], train_y[: -config.holdout],
-            train_x[-config.holdout :], train_y[-config.holdout :])
+        raise SettingError("holdout", f"must be smaller than the training set ({len(train_x)} images)",
+                           config.holdout)
+    return Data(train_x[: -config.holdout], train_y[: -config.holdout],
+                train_x[-config.holdout :], train_y[-config.holdout :])
 
 
-def _all_finite(model: Module) -> bool:
-    return all(np.isfinite(p.data).all() for p in model.parameters())
-
-
-def _run(config: TrainConfig, state, log, progress) -> list[dict]:
-    """The loop. Without its bookkeeping (resume, Ctrl-C, progress, divergence, saving) it is:
-
-        for epoch in range(config.epochs):
-            order = epoch_order(config.seed, epoch, n)
-            for batch in range(batches):
-                idx = order[batch * B : (batch + 1) * B]
-                x = random_shift(train_x[idx], config.max_shift, default_rng((seed, epoch, batch)))
-                optimizer.lr = learning_rate(config, epoch * batches + batch, total_steps)
-                train_step(model, optimizer, x, train_y[idx])    # forward, loss, backward, update
-            evaluate(model, test_x, test_y)                       # -> one row of metrics.csv
-    """
-    out = Path(config.out)
-    checkpoint_path = out / CHECKPOINT_NAME
-    resume_command = f"python -m ack_numpy train --resume {out}"
-    try:  # before loading the data, so that a checkpoint that does not fit fails at once
-        model = build_model(config.model, seed=config.seed, **config.model_options)
-        optimizer = make_optimizer(config, model)
-        if state is not None:
-            model.load_state_dict(state[0])
-            optimizer.load_state_dict(state[1])
-    except (ValueError, KeyError, TypeError) as err:
-        if state is None:
-            raise
-        raise CheckpointError(f"{checkpoint_path} does not fit model {config.model!r} with optimizer "
-                              f"{config.optimizer!r}: {err}") from None
-    fresh = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-    rows, epoch, batch, running = [], 0, 0, dict(fresh)
-    if state is not None:
-        position = state[2]
-        rows, epoch, batch, running = position["metrics"], position["epoch"], position["batch"], position["running"]
-        if epoch >= config.epochs:
-            log(f"nothing to do: {out} has finished its run ({epoch} of {config.epochs} epochs)")
-            return rows
-    # The folder first, so that an --out we cannot use fails before the data loads; if the
-    # data then fails (or Ctrl-C comes), the empty folders made for the run are taken away.
-    made = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise PermissionError(errno.EACCES, "cannot write in this folder", str(out))
-    try:
-        train_x, train_y, test_x, test_y = _load_data(config)
-    except BaseException:
-        for folder in made:
-            with contextlib.suppress(OSError):  # not empty, or gone: leave it
-                folder.rmdir()
-        raise
-    if state is not None:
-        log(f"resuming {config.model} from {checkpoint_path}: epoch {epoch + 1}, batch {batch}")
-    else:
-        log(f"training {config.model} ({model.num_parameters():,} parameters) on {len(train_x):,} images, "
-            f"{'validating on the last' if config.holdout else 'testing on'} {len(test_x):,}")
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-
-    n = len(train_x)
-    batches = math.ceil(n / config.batch_size)
-    total_steps = config.epochs * batches
-    progress = progress if progress is not None else Progress()
-
-    def diverged(where: str, why: str) -> TrainingDiverged:
-        kept = (f"the last checkpoint, {checkpoint_path}, was left as it was" if checkpoint_path.exists()
-                else "no checkpoint was written")
-        return TrainingDiverged(f"training diverged at {where} ({why}); try a smaller learning rate "
-                                f"than {config.lr:g}; {kept}")
-
-    def interrupted_twice(how: str) -> TrainingInterrupted:
-        kept = (f"continue from the last checkpoint with: {resume_command}" if checkpoint_path.exists()
-                else "nothing was saved")
-        log(f"interrupted twice: stopped {how}; {kept}")
-        return TrainingInterrupted()
-
-    def save(epoch_: int, batch_: int, running_: dict) -> None:
-        # Never replace a good checkpoint with broken weights.
-        if not _all_finite(model):
-            raise diverged(f"epoch {epoch_ + 1 if batch_ else epoch_}", "the weights are no longer finite")
-        meta = {"model": config.model, "model_options": config.model_options, "config": asdict(config),
-                "epoch": epoch_, "batch": batch_, "running": running_, "metrics": rows,
-                "num_parameters": model.num_parameters()}
-        save_checkpoint(checkpoint_path, model.state_dict(), optimizer.state_dict(), meta)
-
-    with StopOnCtrlC() as ctrl_c:
-        try:
-            while epoch < config.epochs:
-                order = epoch_order(config.seed, epoch, n)
-                progress.start_epoch(batch)
-                t0 = time.perf_counter() - running["seconds"]
-                while batch < batches:
-                    if ctrl_c.requested:
-                        raise KeyboardInterrupt  # between two batches: a consistent state to save
-                    idx = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-                    x = train_x[idx]
-                    if config.max_shift:
-                        x = random_shift(x, config.max_shift, np.random.default_rng((config.seed, epoch, batch)))
-                    optimizer.lr = learning_rate(config, epoch * batches + batch, total_steps)
-                    try:
-                        loss, correct = train_step(model, optimizer, x, train_y[idx])
-                    except TrainingDiverged as err:
-                        progress.end_epoch()
-                        raise diverged(f"epoch {epoch + 1}, batch {batch + 1}", str(err)) from None
-                    running["loss"] += loss * len(idx)
-                    running["correct"] += correct
-                    running["seen"] += len(idx)
-                    running["seconds"] = time.perf_counter() - t0
-                    batch += 1
-                    progress.update(epoch + 1, config.epochs, batch, batches,
-                                    running["seen"] / max(running["seconds"], 1e-9), running["loss"] / running["seen"])
-                progress.end_epoch()
-                test_loss, test_acc = evaluate(model, test_x, test_y)
-                rows.append({"epoch": epoch + 1, "train_loss": running["loss"] / running["seen"],
-                             "train_acc": running["correct"] / running["seen"], "test_loss": test_loss,
-                             "test_acc": test_acc, "seconds": running["seconds"],
-                             "lr": learning_rate(config, (epoch + 1) * batches - 1, total_steps)})
-                epoch, batch, running = epoch + 1, 0, dict(fresh)
-                save(epoch, batch, running)
-                write_metrics(out / "metrics.csv", rows)
-                r = rows[-1]
-                log(f"epoch {r['epoch']}/{config.epochs}: train loss {r['train_loss']:.4f}, train acc "
-                    f"{r['train_acc']:.4f}, test acc {r['test_acc']:.4f}, {r['seconds']:.1f} s")
-        except KeyboardInterrupt:
-            progress.end_epoch()
-            if ctrl_c.hard:
-                raise interrupted_twice("at once without saving") from None
-            try:
-                save(epoch, batch, running)  # atomic: a second Ctrl-C leaves the previous checkpoint
-            except KeyboardInterrupt:
-                raise interrupted_twice("while saving") from None
-            log(f"interrupted: saved epoch {epoch + 1}, batch {batch} to {checkpoint_path}; "
-                f"continue with: {resume_command}")
-            raise TrainingInterrupted from None
-    return rows
+__all__ = ["CHECKPOINT_NAME", "METRIC_FIELDS", "TrainConfig", "train", "resume", "evaluate", "read_metrics",
+           "run_folder", "train_step", "learning_rate", "make_optimizer", "epoch_batches", "Progress",
+           "StopOnSignals", "TrainingDiverged", "TrainingInterrupted", "SettingError"]

@@ -6,7 +6,7 @@ import ack_numpy.functional as F
 from ack_numpy import Tensor
 from ack_numpy.nn import AdaptiveConv2d
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 rng = np.random.default_rng(3)
 
@@ -19,22 +19,22 @@ CASES = [  # (N, C, H, W, O, m, stride, padding)
 ]
 
 
-def random_args(case, static=True, bias=True):
+def random_args(case, static_kernel=True, bias=True):
     n, c, h, w, o, m, _, _ = case
     D = c * m * m
     return (rng.normal(size=(n, c, h, w)), rng.normal(size=(o, D, D)),
-            rng.normal(size=(o, D)) if static else None, rng.normal(size=o) if bias else None)
+            rng.normal(size=(o, D)) if static_kernel else None, rng.normal(size=o) if bias else None)
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("static", [True, False])
-def test_im2col_version_equals_literal_loops(case, static):
-    x, Q, w, b = random_args(case, static)
+@pytest.mark.parametrize("static_kernel", [True, False])
+def test_im2col_version_equals_literal_loops(case, static_kernel):
+    x, Q, w, b = random_args(case, static_kernel)
     s, p = case[6], case[7]
     fast = F.adaptive_conv2d(x, Q, w, b, s, p).data
-    slow, slow_kernels = F.adaptive_conv2d_loops(x, Q, w, b, s, p, return_kernels=True)
-    np.testing.assert_allclose(fast, slow, atol=1e-10, rtol=0)
-    np.testing.assert_allclose(F.adaptive_kernels(x, Q, w, s, p), slow_kernels, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(fast, F.adaptive_conv2d_loops(x, Q, w, b, s, p), atol=1e-10, rtol=0)
+    np.testing.assert_allclose(F.adaptive_kernels(x, Q, w, s, p), F.adaptive_kernels_loops(x, Q, w, s, p),
+                               atol=1e-10, rtol=0)
 
 
 def test_sigma_is_the_quadratic_form_at_one_location():
@@ -79,7 +79,7 @@ def test_location_blocks_do_not_change_values_or_gradients(case, monkeypatch):
 
 
 def test_gradients_without_static_kernel_and_bias():
-    x, Q, _, _ = random_args(CASES[1], static=False, bias=False)
+    x, Q, _, _ = random_args(CASES[1], static_kernel=False, bias=False)
     check_gradients(lambda x_, Q_: F.adaptive_conv2d(x_, Q_, None, None, 2, 1), x, Q)
 
 
@@ -120,7 +120,7 @@ def test_layer_parameters_and_output():
     assert y.shape == (3, 4, 8, 8) and y.dtype == np.float32
     assert np.all(np.abs(y.data) < 1)  # tanh
     np.testing.assert_allclose(layer.kernels(x), F.adaptive_kernels(x, layer.Q, layer.w, 1, 1))
-    no_static = AdaptiveConv2d(1, 2, 3, static=False)
+    no_static = AdaptiveConv2d(1, 2, 3, static_kernel=False)
     assert [n for n, _ in no_static.named_parameters()] == ["Q", "b"]
     with pytest.raises(ValueError, match="activation"):
         AdaptiveConv2d(1, 2, 3, activation="sigmoid")
@@ -169,5 +169,86 @@ def test_reference_im2col_version_matches_loops_and_fast_version_values_and_grad
 def test_reference_version_gradient_check():
     x, Q, w, b = random_args(CASES[1])
     check_gradients(lambda x_, Q_, w_, b_: F.adaptive_conv2d_reference(x_, Q_, w_, b_, 2, 1), x, Q, w, b)
-    x, Q, _, _ = random_args(CASES[0], static=False, bias=False)
+    x, Q, _, _ = random_args(CASES[0], static_kernel=False, bias=False)
     check_gradients(lambda x_, Q_: F.adaptive_conv2d_reference(x_, Q_), x, Q)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: F.adaptive_conv2d(np.zeros((1, 0, 6, 6)), np.zeros((1, 0, 0))), "x has 0 channels"),
+    (lambda: F.adaptive_conv2d(np.zeros((1, 1, 6, 6)), np.zeros((0, 9, 9))), r"Q of shape \(0, 9, 9\) is empty"),
+    (lambda: F.adaptive_conv2d(np.zeros((1, 1, 6, 6)), np.zeros((2, 0, 0))), r"Q of shape \(2, 0, 0\) is empty"),
+    (lambda: F.adaptive_conv2d(np.zeros((1, 1, 6, 6)), np.zeros((2, 9, 9)), padding=3), "padding 3 must be smaller"),
+    (lambda: F.adaptive_conv2d(np.zeros((1, 1, 6, 6)), np.zeros((2, 9, 9)), stride=0.5), "stride must be a positive"),
+    (lambda: F.adaptive_kernels(np.zeros((1, 0, 6, 6)), np.zeros((1, 0, 0))), "x has 0 channels"),
+])
+@pytest.mark.parametrize("rung", ["fast", "loops"])
+def test_empty_and_bad_sizes_are_value_errors(call, message, rung, monkeypatch):
+    if rung == "loops":  # the literal rung refuses the same arguments the same way
+        monkeypatch.setattr(F, "adaptive_conv2d", F.adaptive_conv2d_loops)
+        monkeypatch.setattr(F, "adaptive_kernels", F.adaptive_kernels_loops)
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("x_dtype", [np.float16, np.float64, np.int64])
+def test_mixed_dtypes_are_refused_at_forward_naming_x_and_Q(x_dtype):
+    # The rule: every input of an op has one dtype; ack_numpy does not promote.
+    layer = AdaptiveConv2d(1, 2, 3, rng=np.random.default_rng(0))
+    x = np.ones((1, 1, 5, 5), dtype=x_dtype)
+    expected = rf"adaptive_conv2d: inputs of different dtypes \(x \(1, 1, 5, 5\) {np.dtype(x_dtype)}, Q \(2, 9, 9\) float32"
+    for op in (F.adaptive_conv2d, F.adaptive_conv2d_reference, F.adaptive_conv2d_loops):
+        with pytest.raises(TypeError, match=expected):
+            op(x, layer.Q, layer.w, layer.b)
+    with pytest.raises(TypeError, match=expected):
+        layer(Tensor(x))
+    with pytest.raises(TypeError, match="does not promote"):
+        layer.kernels(x)
+    assert layer(Tensor(x.astype(np.float32))).dtype == np.float32  # the fix the message names works
+
+
+def test_layer_constructor_refuses_bad_sizes_naming_the_argument():
+    for args, kwargs, message in [
+        ((1, 0, 3), {}, "AdaptiveConv2d: out_channels must be a positive integer, got 0"),
+        ((0, 2, 3), {}, "AdaptiveConv2d: in_channels must be a positive integer, got 0"),
+        ((1, 2, 0), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got 0"),
+        ((1, 2, -3), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got -3"),
+        ((1, 2, 2.5), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got 2.5"),
+        ((1, 2, "3"), {}, "AdaptiveConv2d: kernel_size must be a positive integer, got '3'"),
+        ((1, 2, 3), {"stride": 0}, "AdaptiveConv2d: stride must be a positive integer, got 0"),
+        ((1, 2, 3), {"padding": -1}, "AdaptiveConv2d: padding must be a non-negative integer, got -1"),
+        ((1, 2, 3), {"padding": 10**6}, "AdaptiveConv2d: padding 1000000 must be smaller than kernel_size 3"),
+        ((1, 2, 3), {"q_scale": float("nan")}, "AdaptiveConv2d: q_scale must be a finite number >= 0"),
+        ((1, 2, 3), {"q_scale": -1.0}, "AdaptiveConv2d: q_scale must be a finite number >= 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            AdaptiveConv2d(*args, **kwargs)
+    assert AdaptiveConv2d(1, 2, np.int64(3)).kernel_size == 3  # NumPy integers are integers
+
+
+# ----------------------------------------------------------------------------- the literal backward
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("static_kernel", [True, False])
+def test_literal_backward_equals_the_engine_backward(case, static_kernel):
+    from ack_numpy.functional.adaptive import adaptive_conv2d_backward_loops
+
+    x, Q, w, b = random_args(case, static_kernel, bias=static_kernel)
+    s, p = case[6], case[7]
+    tensors = [None if v is None else Tensor(v, requires_grad=True) for v in (x, Q, w, b)]
+    sigma = F.adaptive_conv2d(*tensors, s, p)
+    G = rng.normal(size=sigma.shape)                       # dL/dsigma for L = sum(sigma * G)
+    (sigma * Tensor(G)).sum().backward()
+    literal = adaptive_conv2d_backward_loops(x, Q, w, b, G, s, p)
+    for name, t, mine in zip("xQwb", tensors, literal):
+        if t is None:
+            assert mine is None, f"d{name} should be None when {name} is None"
+        else:
+            assert mine.shape == t.grad.shape, name
+            np.testing.assert_allclose(mine, t.grad, atol=1e-10, rtol=0, err_msg=f"d{name}")
+
+
+def test_literal_backward_rejects_a_gradient_of_the_wrong_shape():
+    from ack_numpy.functional.adaptive import adaptive_conv2d_backward_loops
+
+    x, Q, w, b = random_args(CASES[0])
+    with pytest.raises(ValueError, match=r"grad_sigma must have the shape of sigma \(N, O, Ho, Wo\) = \(2, 3, 4, 4\)"):
+        adaptive_conv2d_backward_loops(x, Q, w, b, np.zeros((2, 3, 6, 6)))

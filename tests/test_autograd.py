@@ -1,11 +1,17 @@
-"""The autograd engine: every op's backward against finite differences (float64)."""
+"""The autograd engine: every op's backward against finite differences (float64), the dtype
+rule, and the debugging aids (repr, topological_order, ACK_DEBUG)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from ack_numpy import Tensor, no_grad
 from ack_numpy.autograd import unbroadcast
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 rng = np.random.default_rng(42)
 
@@ -114,3 +120,92 @@ def test_a_backward_that_changes_the_dtype_is_caught_not_cast():
     x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
     with pytest.raises(TypeError, match="float64 for a float32 tensor"):
         x.accumulate_grad(np.ones(3, dtype=np.float64))
+
+
+# ----------------------------------------------------------------------------- dtypes
+@pytest.mark.parametrize("other", [np.ones(3), np.ones(3, dtype=np.float16), np.array([1, 2, 3])])
+def test_mixed_dtypes_are_refused_at_forward_naming_both(other):
+    a = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match=rf"mul: inputs of different dtypes .*float32.*{other.dtype}.*does not promote"):
+        a * other
+    with pytest.raises(TypeError, match="add: inputs of different dtypes"):
+        Tensor(other) + a
+    with no_grad():  # the rule does not depend on grad mode
+        with pytest.raises(TypeError, match="different dtypes"):
+            a * other
+    assert (a * 2).dtype == np.float32 and (a * np.float64(2.0)).dtype == np.float32  # numbers take a's dtype
+
+
+# ----------------------------------------------------------------------------- debugging aids
+def test_topological_order_is_public_and_puts_parents_first():
+    a, b = Tensor(np.array(2.0), requires_grad=True), Tensor(np.array(3.0), requires_grad=True)
+    c = a * b
+    loss = (c + a).tanh()
+    order = loss.topological_order()
+    assert order[-1] is loss and len(order) == 5 and len({id(t) for t in order}) == 5
+    position = {id(t): i for i, t in enumerate(order)}
+    for node in order:
+        for parent in node._parents:
+            assert position[id(parent)] < position[id(node)]
+    assert [t._op for t in order if t._parents] == ["mul", "add", "tanh"]
+
+
+def test_repr_shows_values_shape_dtype_op_and_gradient_state():
+    a = Tensor(np.array([1.5, -2.0], dtype=np.float32), requires_grad=True)
+    y = (a * a).sum()
+    assert repr(a) == "Tensor([ 1.5, -2. ], shape=(2,), dtype=float32, requires_grad=True, grad=None)"
+    assert repr(y) == "Tensor(6.25, shape=(), dtype=float32, op=sum, requires_grad=True, grad=None)"
+    y.backward()
+    assert repr(a).endswith("requires_grad=True, grad=<float32 array>)")
+    big = Tensor(np.zeros((64, 1, 28, 28)))
+    assert repr(big) == "Tensor(shape=(64, 1, 28, 28), dtype=float64)"  # no values, no gradient state
+    with no_grad():
+        assert "op=relu" in repr(big.relu())  # the op is named even when no graph is recorded
+
+
+def run_with_debug(code: str, value: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ACK_DEBUG=value, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+
+DEBUG_PROGRAM = """
+import numpy as np
+from ack_numpy import Tensor
+from ack_numpy.nn import AdaptiveConv2d
+x = Tensor(np.ones((2, 1, 5, 5), dtype=np.float32))
+layer = AdaptiveConv2d(1, 3, 3, rng=np.random.default_rng(0))
+y = layer(x).sum()
+print("result", y.shape)
+"""
+
+
+def test_ack_debug_prints_each_op_with_its_shapes_to_stderr():
+    done = run_with_debug(DEBUG_PROGRAM, "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "result ()\n"  # stdout is the program's own
+    assert done.stderr.splitlines() == [
+        "ack: adaptive_conv2d (2, 1, 5, 5) float32, (3, 9, 9) float32, (3, 9) float32, (3,) float32"
+        " -> (2, 3, 3, 3) float32",
+        "ack: tanh (2, 3, 3, 3) float32 -> (2, 3, 3, 3) float32",
+        "ack: sum (2, 3, 3, 3) float32 -> () float32",
+    ]
+    silent = run_with_debug(DEBUG_PROGRAM, "0")
+    assert silent.returncode == 0 and silent.stderr == ""
+
+
+def test_ack_debug_marks_ops_that_record_no_graph():
+    done = run_with_debug("from ack_numpy import Tensor\nTensor([1.0, 2.0]) * 2.0", "1")
+    assert done.stderr == "ack: mul (2,) float64, () float64 -> (2,) float64   (not recorded)\n"
+
+
+@pytest.mark.parametrize("data", [[1, 2], [True, False], ["a", "b"], [1 + 2j]])
+def test_only_real_floating_tensors_can_require_gradients(data):
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients"):
+        Tensor(data, requires_grad=True)
+
+
+def test_a_parameter_shows_its_gradient_state():
+    from ack_numpy.nn import Parameter
+
+    p = Parameter(np.zeros((8, 9, 9), dtype=np.float32))
+    assert repr(p) == "Parameter(shape=(8, 9, 9), dtype=float32, requires_grad=True, grad=None)"

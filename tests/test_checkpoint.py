@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def save_model(path, name="adaptive-lenet", **meta):
     model = build_model(name, seed=0)
     optimizer = make_optimizer(TrainConfig(model=name), model)
     config = TrainConfig(model=name, out=str(Path(path).parent))
-    record = {"model": name, "model_options": {}, "config": asdict(config), "epoch": 1, "batch": 0,
+    record = {"model": name, "model_options": {}, "config": asdict(config), "epoch": 0, "batch": 0,
               "running": {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}, "metrics": [], **meta}
     return save_checkpoint(path, model.state_dict(), optimizer.state_dict(), record)
 
@@ -89,7 +90,7 @@ path, step = sys.argv[1], 0
 while True:
     step += 1
     weights = np.full(2_000_000, step, dtype=np.float32)  # 8 MB, so that kills land mid-write
-    save_checkpoint(path, {"w": weights}, {"t": np.array(step)}, {"model": "test", "step": step})
+    save_checkpoint(path, {"w": weights}, {"t": np.array(step)}, {"model": "lenet", "step": step})
     print(step, flush=True)
 """
 
@@ -117,7 +118,7 @@ def test_kill_9_while_writing_leaves_the_previous_checkpoint(tmp_path):
         assert others in ([], [f".{CHECKPOINT_NAME}.{writer.pid}.tmp"]), others  # at most the killed writer's
 
     # The next save removes what the killed writers left.
-    save_checkpoint(path, {"w": np.zeros(3, dtype=np.float32)}, {"t": np.array(0)}, {"model": "test", "step": 0})
+    save_checkpoint(path, {"w": np.zeros(3, dtype=np.float32)}, {"t": np.array(0)}, {"model": "lenet", "step": 0})
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]
     assert load_checkpoint(path)[2]["step"] == 0
 
@@ -130,7 +131,7 @@ def test_a_save_leaves_the_temp_file_of_a_running_writer_alone(tmp_path):
     impossible = tmp_path / f".{CHECKPOINT_NAME}.{10**30}.tmp"      # not even a valid pid
     for tmp in (running, dead, impossible):
         tmp.write_bytes(b"half a checkpoint")
-    save_checkpoint(path, {"w": np.zeros(3, dtype=np.float32)}, {"t": np.array(0)}, {"model": "test"})
+    save_checkpoint(path, {"w": np.zeros(3, dtype=np.float32)}, {"t": np.array(0)}, {"model": "lenet"})
     assert running.exists() and not dead.exists() and not impossible.exists()
 
 
@@ -186,7 +187,7 @@ def test_bad_files_give_a_clear_error_naming_the_file(kind, good_bytes, tmp_path
 def test_corrupt_compressed_data_gives_a_clear_error(tmp_path):
     buffer = io.BytesIO()
     np.savez_compressed(buffer, meta=meta(format_version=FORMAT_VERSION, model="lenet"),
-                        weights=np.arange(100_000))
+                        **{"model/weights": np.arange(100_000)})
     data = bytearray(buffer.getvalue())
     data[400:420] = b"x" * 20  # inside the compressed weights: the zip directory is still fine
     path = tmp_path / "checkpoint.npz"
@@ -213,12 +214,14 @@ def test_missing_file_and_folder(tmp_path):
 def test_weights_that_do_not_fit_the_model(tmp_path):
     lenet_weights = build_model("lenet", seed=0).state_dict()
     path = save_checkpoint(tmp_path / "mislabelled.npz", lenet_weights, {}, {"model": "adaptive-lenet"})
-    with pytest.raises(CheckpointError, match=f"{path}: weights do not fit model 'adaptive-lenet'"):
+    with pytest.raises(CheckpointError, match=f"{path} does not fit model 'adaptive-lenet': 3 of the 7 weights "
+                                              f"entries it needs are missing: 'features.0.Q', 'features.0.b'"):
         load_model(path)
     shapes = build_model("adaptive-lenet", seed=0).state_dict()
     shapes["features.0.Q"] = np.zeros((8, 3, 3), dtype=np.float32)
     path = save_checkpoint(tmp_path / "wrong_shape.npz", shapes, {}, {"model": "adaptive-lenet"})
-    with pytest.raises(CheckpointError, match="features.0.Q.*shape"):
+    with pytest.raises(CheckpointError, match=r"entry 'model/features.0.Q' is float32 with shape \(8, 3, 3\), "
+                                              r"expected float32 with shape \(8, 9, 9\)"):
         load_model(path)
     path = save_checkpoint(tmp_path / "unknown_model.npz", shapes, {}, {"model": "resnet"})
     with pytest.raises(CheckpointError, match="unknown model 'resnet'"):
@@ -227,9 +230,17 @@ def test_weights_that_do_not_fit_the_model(tmp_path):
 
 # ----------------------------------------------------------------------------- resuming from bad files
 def test_resume_from_a_checkpoint_whose_weights_do_not_fit(tmp_path):
+    save_model(tmp_path / CHECKPOINT_NAME, name="adaptive-lenet", model="lenet",
+               config=asdict(TrainConfig(model="lenet", out=str(tmp_path))))
+    with pytest.raises(CheckpointError, match=f"{tmp_path / CHECKPOINT_NAME} does not fit model 'lenet' with "
+                                              f"optimizer 'adam': 4 of the 8 weights entries it needs are missing: 'classifier.3.bias'"):
+        resume(tmp_path)
+
+
+def test_resume_from_a_checkpoint_whose_record_and_config_disagree(tmp_path):
     save_model(tmp_path / CHECKPOINT_NAME, name="adaptive-lenet",
                config=asdict(TrainConfig(model="lenet", out=str(tmp_path))))
-    with pytest.raises(CheckpointError, match=f"{tmp_path / CHECKPOINT_NAME} does not fit model 'lenet'"):
+    with pytest.raises(CheckpointError, match="its record names model 'adaptive-lenet' but its saved config model 'lenet'"):
         resume(tmp_path)
 
 
@@ -252,22 +263,249 @@ def test_resume_from_a_checkpoint_without_training_state(record, tmp_path):
 
 
 def test_resume_accepts_the_checkpoint_file_itself(tmp_path):
-    save_model(tmp_path / CHECKPOINT_NAME, epoch=1)  # a finished 1-epoch run: nothing left to do
+    save_model(tmp_path / CHECKPOINT_NAME, epoch=1, metrics=[ROW])  # a finished 1-epoch run: nothing left to do
     messages = []
-    assert resume(tmp_path / CHECKPOINT_NAME, log=messages.append) == []
+    assert resume(tmp_path / CHECKPOINT_NAME, log=messages.append) == [ROW]
     assert messages == [f"nothing to do: {tmp_path} has finished its run (1 of 1 epochs)"]
 
 
-@pytest.mark.parametrize("bad", [{"epoch": "0"}, {"batch": -1}, {"running": [1, 2]}, {"metrics": "none"}])
-def test_resume_refuses_a_position_of_the_wrong_types(tmp_path, bad):
-    from ack_numpy.models import build_model
-    from ack_numpy.optim import Adam
+ROW = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "test_loss": 0.4, "test_acc": 0.85, "seconds": 3.0, "lr": 0.0}
 
-    model = build_model("adaptive-lenet")
-    config = TrainConfig(model="adaptive-lenet", out=str(tmp_path))
-    meta = {"model": "adaptive-lenet", "model_options": {}, "config": asdict(config), "epoch": 0,
-            "batch": 0, "running": {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}, "metrics": []}
-    meta.update(bad)
-    save_checkpoint(tmp_path / CHECKPOINT_NAME, model.state_dict(), Adam(model.parameters()).state_dict(), meta)
-    with pytest.raises(CheckpointError, match="no training state to resume from"):
-        resume(tmp_path)
+
+def tampered(path: Path, change) -> Path:
+    """The checkpoint at `path` with its JSON record changed by `change(record)`."""
+    model_state, optim_state, record = load_checkpoint(path)
+    change(record)
+    return save_checkpoint(path, model_state, optim_state, record)
+
+
+def setting(name, value):
+    return lambda record: record["config"].__setitem__(name, value)
+
+
+def entry(name, value):
+    return lambda record: record.__setitem__(name, value)
+
+
+def options(value):
+    def change(record):
+        record["config"]["model_options"] = record["model_options"] = value
+    return change
+
+
+# Each field a checkpoint's record holds, given a wrong type, an absurd range or a value that
+# disagrees with the rest: one CheckpointError naming the field, before anything is built or read.
+TAMPERED = [
+    (setting("lr", None), "saved setting lr must be a positive number, got None"),
+    (setting("epochs", "2"), "saved setting epochs must be a whole number >= 1, got '2'"),
+    (setting("batch_size", 2.5), "saved setting batch_size must be a whole number >= 1, got 2.5"),
+    (setting("max_shift", 10**7), "saved setting max_shift must be a whole number from 0 to 14"),
+    (setting("momentum", float("nan")), "saved setting momentum must be a number in [0, 1), got nan"),
+    (setting("optimizer", "lbfgs"), "saved setting optimizer must be 'adam' or 'sgd', got 'lbfgs'"),
+    (setting("seed", -5), "saved setting seed must be a whole number >= 0, got -5"),
+    (setting("limit_train", 0), "saved setting limit_train must be a whole number >= 1, got 0"),
+    (setting("out", 7), "saved setting out must be a folder name, got 7"),
+    (lambda r: r["config"].pop("lr"), "its saved config lacks 'lr'"),
+    (setting("no_such_setting", 1), "its saved config has an unknown setting 'no_such_setting'"),
+    (entry("config", [1, 2]), "holds no training state to resume from (no saved 'config')"),
+    (options({"channels": [10**9, 16]}), "model option 'channels' must be two whole numbers from 1 to 512"),
+    (options({"kernel_sizes": [3, "5"]}), "model option 'kernel_sizes' must be two whole numbers >= 1"),
+    (options({"hidden": 10**6}), "model option 'hidden' must be a whole number from 0 to 4096"),
+    (entry("model_options", {"hidden": 8}), "its record names model 'adaptive-lenet' but its saved config"),
+    (entry("model", "lenet"), "its record names model 'lenet' but its saved config model 'adaptive-lenet'"),
+    (entry("model", ["lenet"]), "unknown model ['lenet']"),
+    (entry("epoch", "0"), "'epoch' must be a whole number >= 0, got '0'"),
+    (entry("epoch", 5), "'epoch' is 5, beyond the run's 1"),
+    (entry("batch", -1), "'batch' must be a whole number >= 0, got -1"),
+    (entry("batch", 1.5), "'batch' must be a whole number >= 0, got 1.5"),
+    (entry("running", [1, 2]), "'running' must hold the numbers loss, correct, seen, seconds"),
+    (entry("running", {"loss": 0.0, "correct": 3, "seen": 2, "seconds": 0.0}), "'running' counts 3 correct of 2 images"),
+    (entry("running", {"loss": float("nan"), "correct": 0, "seen": 0, "seconds": 0.0}),
+     "'running.loss' must be a number >= 0, got nan"),
+    (entry("running", {"loss": 0.0, "correct": -1, "seen": 0, "seconds": 0.0}),
+     "'running.correct' must be a whole number >= 0, got -1"),
+    (entry("metrics", "none"), "'metrics' must hold one row of numbers"),
+    (entry("metrics", [ROW]), "'metrics' must hold one row of numbers (epoch, train_loss"),  # a row for epoch 0
+    (entry("format_version", "1"), "has checkpoint format version '1'"),
+    (lambda r: r.pop("running"), "holds no training state to resume from (missing or unexpected entry: 'running')"),
+]
+
+
+@pytest.mark.parametrize("change, message", TAMPERED, ids=[m[:40] for _, m in TAMPERED])
+def test_resume_checks_every_field_of_the_record(change, message, tmp_path):
+    path = tampered(save_model(tmp_path / CHECKPOINT_NAME), change)
+    with pytest.raises(CheckpointError) as err:
+        resume(tmp_path, log=lambda m: None)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]  # nothing written beside it
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("position, message", [
+    ({"batch": 10**6, "running": {"loss": 1.0, "correct": 0, "seen": 64, "seconds": 0.0}},
+     "'batch' is 1000000, beyond the end of an epoch (2 batches of 32 of 64 images)"),
+    ({"batch": 2, "running": {"loss": 1.0, "correct": 0, "seen": 0, "seconds": 0.0}},
+     "'running.seen' is 0 images, but 2 batches of 32 hold 64"),
+    ({"batch": 1, "running": {"loss": 1.0, "correct": 0, "seen": 32, "seconds": 0.0}},  # Adam's t is still 0
+     "'optim/t' counts 0 steps, but epoch 0 and batch 1 of 2 batches per epoch mean 1"),
+])
+def test_resume_checks_the_position_against_the_data(position, message, mnist_path, tmp_path):
+    path = save_model(tmp_path / CHECKPOINT_NAME, config=asdict(TrainConfig(
+        model="adaptive-lenet", out=str(tmp_path), batch_size=32, limit_train=64, limit_test=10,
+        data_dir=str(mnist_path))), **position)
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        resume(tmp_path, log=lambda m: None)
+
+
+# ----------------------------------------------------------------------------- arrays
+def replace_entry(path: Path, name: str, value: np.ndarray | None) -> Path:
+    model_state, optim_state, record = load_checkpoint(path)
+    part, key = name.split("/", 1)
+    state = model_state if part == "model" else optim_state
+    if value is None:
+        del state[key]
+    else:
+        state[key] = value
+    return save_checkpoint(path, model_state, optim_state, record)
+
+
+@pytest.mark.parametrize("name", ["model/features.0.Q", "optim/m.0", "optim/v.3"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_or_optimizer_state_that_are_not_finite_are_refused(name, bad, tmp_path):
+    path = save_model(tmp_path / CHECKPOINT_NAME)
+    value = load_checkpoint(path)[0 if name.startswith("model") else 1][name.split("/", 1)[1]].copy()
+    value.flat[7] = bad
+    replace_entry(path, name, value)
+    message = f"{path}: entry '{name}' holds NaN or infinite values"
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        resume(tmp_path, log=lambda m: None)
+    if name.startswith("model"):  # evaluate and visualize load the weights only
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            load_model(path)
+    else:
+        load_model(path)
+
+
+def test_a_missing_optimizer_entry_is_named(tmp_path):
+    path = replace_entry(save_model(tmp_path / CHECKPOINT_NAME), "optim/t", None)
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"{path} does not fit model 'adaptive-lenet' with optimizer 'adam': 1 of the 15 optimizer state "
+            f"entries it needs are missing: 't'")):
+        resume(tmp_path, log=lambda m: None)
+
+
+def test_optimizer_state_of_the_wrong_dtype_or_an_extra_entry_is_refused(tmp_path):
+    path = replace_entry(save_model(tmp_path / CHECKPOINT_NAME), "optim/t", np.array(3.5))
+    with pytest.raises(CheckpointError, match="entry 'optim/t' is float64 with shape \\(\\), expected int64"):
+        resume(tmp_path, log=lambda m: None)
+    path = replace_entry(save_model(tmp_path / CHECKPOINT_NAME), "optim/extra", np.zeros(3))
+    with pytest.raises(CheckpointError, match="it has no optimizer state entry 'extra'"):
+        resume(tmp_path, log=lambda m: None)
+
+
+def test_an_entry_that_is_not_ours_is_refused_by_name(tmp_path):
+    path = tmp_path / CHECKPOINT_NAME
+    path.write_bytes(npz_bytes(meta=meta(format_version=FORMAT_VERSION, model="lenet"), junk=np.zeros(3)))
+    with pytest.raises(CheckpointError, match="holds an entry 'junk' that no ack_numpy checkpoint has"):
+        load_checkpoint(path)
+
+
+# ----------------------------------------------------------------------------- bounded memory
+MEMORY_LIMIT = 1 << 30  # 1 GiB of address space: ample for evaluate, far below what the bombs ask
+LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+if sys.argv[1] == "allocate":  # the limit is real: 1.5 GiB cannot be had under it
+    import numpy as np
+    try:
+        np.ones(3 << 29, dtype=np.uint8)
+    except MemoryError:
+        sys.exit(7)
+    sys.exit(0)
+from ack_numpy.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_limited(*args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    return subprocess.run([sys.executable, "-c", LIMITED.format(limit=MEMORY_LIMIT), *map(str, args)],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def with_entry(good: Path, path: Path, name: str, header_shape: tuple, payload_bytes: int,
+               declared_shape_matches: bool = True) -> Path:
+    """A copy of the checkpoint `good` with one more (or a replaced) entry `name`: an .npy header
+    for float32 `header_shape`, then `payload_bytes` zero bytes, deflated as it is written."""
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        for info in src.infolist():
+            if info.filename != f"{name}.npy":
+                dst.writestr(info.filename, src.read(info))
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(header, {"descr": "<f4", "fortran_order": False, "shape": header_shape})
+        with dst.open(f"{name}.npy", "w", force_zip64=True) as f:
+            f.write(header.getvalue())
+            chunk = bytes(1 << 24)
+            for start in range(0, payload_bytes, len(chunk)):
+                f.write(chunk[: min(len(chunk), payload_bytes - start)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory):
+    """Small files that would make a trusting reader allocate 1.5 GiB or more."""
+    folder = tmp_path_factory.mktemp("bombs")
+    good = save_model(folder / "good.npz", config=asdict(TrainConfig(model="adaptive-lenet", out=str(folder))))
+    huge = 3 << 29  # 1.5 GiB
+    return {
+        # the .npy header declares 10^10 floats; the payload is 40 bytes
+        "huge header": with_entry(good, folder / "huge-header.npz", "model/features.0.Q", (10**10,), 40),
+        # a consistent entry of 1.5 GiB of zeros, deflated to a few MB, in place of a weight
+        "deflated weight": with_entry(good, folder / "deflated-weight.npz", "model/features.0.Q", (huge // 4,), huge),
+        # the same as an extra optimiser entry
+        "deflated extra entry": with_entry(good, folder / "deflated-extra.npz", "optim/extra", (huge // 4,), huge),
+    }
+
+
+def test_the_memory_limit_is_real():
+    assert run_limited("allocate").returncode == 7
+
+
+@posix_signals
+@pytest.mark.parametrize("kind", ["huge header", "deflated weight", "deflated extra entry"])
+@pytest.mark.parametrize("command", ["evaluate", "resume"])
+def test_a_checkpoint_that_claims_gigabytes_is_refused_before_its_payload_is_read(kind, command, bombs, tmp_path):
+    bomb = bombs[kind]
+    assert bomb.stat().st_size < 20 << 20  # a small file...
+    if command == "evaluate":
+        result = run_limited("evaluate", "--checkpoint", bomb)
+    else:
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / CHECKPOINT_NAME).write_bytes(bomb.read_bytes())
+        result = run_limited("train", "--resume", run)
+    assert "MemoryError" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    if command == "evaluate" and kind == "deflated extra entry":
+        # evaluate reads the weights only, and never touches the optimiser's entries
+        assert "MNIST" in result.stderr or result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 1, result.stderr
+    line, = result.stderr.strip().splitlines()
+    expected = {"huge header": "declares float32 (10000000000,), which does not match its size in the file",
+                "deflated weight": "entry 'model/features.0.Q' is float32 with shape (402653184,), expected float32",
+                "deflated extra entry": "it has no optimizer state entry 'extra'"}[kind]
+    assert expected in line and str(bomb.name if command == "evaluate" else CHECKPOINT_NAME) in line
+
+
+def test_load_checkpoint_without_a_model_still_bounds_the_size(bombs):
+    with pytest.raises(CheckpointError, match=r"its arrays would take 1,610,\d{3},\d{3} bytes, more than any"):
+        load_checkpoint(bombs["deflated extra entry"])
+
+
+@pytest.mark.mnist
+def test_a_genuine_checkpoint_evaluates_under_the_same_limit(mnist_path, tmp_path):
+    path = save_model(tmp_path / CHECKPOINT_NAME)
+    result = run_limited("evaluate", "--checkpoint", path, "--data-dir", mnist_path, "--limit-test", "500")
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout

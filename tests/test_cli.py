@@ -7,8 +7,10 @@ reaches the terminal) with real subprocesses.
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -101,27 +103,37 @@ def test_help_lists_the_commands():
 
 # ----------------------------------------------------------------------------- argument errors
 @pytest.mark.parametrize("args, message", [
-    (["train", "--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
-    (["train", "--epochs", "-3"], "argument --epochs: must be a positive integer, got -3"),
+    (["train", "--epochs", "0"], "argument --epochs: must be a whole number >= 1, got 0"),
+    (["train", "--epochs", "-3"], "argument --epochs: must be a whole number >= 1, got -3"),
     (["train", "--epochs", "two"], "argument --epochs: must be a whole number, got 'two'"),
-    (["train", "--model", "resnet"], "argument --model: unknown model 'resnet' (choose from lenet, adaptive-lenet"),
-    (["train", "--lr", "0"], "argument --lr: must be a positive number, got 0"),
+    (["train", "--model", "resnet"], "argument --model: invalid choice: 'resnet' (choose from 'lenet', 'adaptive-lenet'"),
+    (["train", "--lr", "0"], "argument --lr: must be a positive number, got 0.0"),
     (["train", "--lr", "abc"], "argument --lr: must be a number, got 'abc'"),
     (["train", "--lr", "nan"], "argument --lr: must be a positive number, got nan"),
-    (["train", "--limit-train", "0"], "argument --limit-train: must be a positive integer, got 0"),
+    (["train", "--lr", "inf"], "argument --lr: must be a positive number, got inf"),
+    (["train", "--limit-train", "0"], "argument --limit-train: must be a whole number >= 1, got 0"),
+    (["train", "--max-shift", "1000000"], "argument --max-shift: must be a whole number from 0 to 14 (half the 28-pixel image), got 1000000"),
+    (["train", "--max-shift", "15"], "argument --max-shift: must be a whole number from 0 to 14"),
+    (["train", "--seed", "-1"], "argument --seed: must be a whole number >= 0, got -1"),
+    (["train", "--momentum", "2"], "argument --momentum: must be a number in [0, 1), got 2.0"),
+    (["train", "--weight-decay", "nan"], "argument --weight-decay: must be a number >= 0, got nan"),
+    (["train", "--holdout", "-2"], "argument --holdout: must be a whole number >= 0, got -2"),
+    (["train", "--resume", "somewhere", "--epochs", "0"], "argument --epochs: must be a whole number >= 1, got 0"),
     (["train", "--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
     (["train", "--no-such-option"], "unrecognized arguments: --no-such-option"),
     (["evaluate"], "the following arguments are required: --checkpoint"),
     (["fly"], "invalid choice: 'fly'"),
     ([], "the following arguments are required: command"),
 ])
-def test_argument_errors_name_the_problem(args, message, capsys):
+def test_argument_errors_name_the_problem(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written, not even runs/MODEL
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: ")
     assert message in err.strip().splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_argument_errors_end_to_end():
@@ -129,18 +141,22 @@ def test_argument_errors_end_to_end():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.endswith("error: argument --epochs: must be a positive integer, got 0")
+    assert last_line.endswith("error: argument --epochs: must be a whole number >= 1, got 0")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--seed", "-1"], "error: seed must be 0 or more, got -1"),
-    (["--momentum", "2"], "error: momentum must be in [0, 1), got 2.0"),
-    (["--weight-decay", "nan"], "error: weight decay must be a number >= 0, got nan"),
-])
-def test_bad_settings_give_one_line(args, message, tmp_path, capsys):
-    assert main(["train", "--out", str(tmp_path / "run"), *args]) == 1
-    assert one_error_line(capsys.readouterr().err) == message
-    assert not (tmp_path / "run").exists()
+def test_help_shows_every_setting_with_its_default_from_train_config():
+    from dataclasses import fields
+
+    from ack_numpy.train import RESUME_NOTES, TrainConfig
+
+    result = run_cli("train", "--help")
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    for f in fields(TrainConfig):
+        if "help" in f.metadata:
+            default = f.metadata.get("default_text", f.default)
+            assert f"{' '.join(f.metadata['help'].split())} (default {default})" in text, f.name
+            assert "--" + f.name.replace("_", "-") in text
+    assert " ".join(RESUME_NOTES.split()) in text  # the interrupt and resume notes, as the epilog
 
 
 def test_missing_data_folder(tmp_path, capsys):
@@ -337,3 +353,159 @@ def test_an_output_folder_that_cannot_be_written_fails_before_the_data_is_loaded
     read_only.mkdir(mode=0o555)
     assert main(["train", "--out", str(read_only), "--data-dir", str(tmp_path)]) == 1
     assert one_error_line(capsys.readouterr().err).startswith(f"error: {read_only}: cannot write in this folder")
+
+
+# ----------------------------------------------------------------------------- SIGTERM, SIGHUP
+@posix_signals
+@pytest.mark.mnist
+@pytest.mark.parametrize("signum, name, code", [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGHUP, "SIGHUP", 129)])
+def test_sigterm_and_sighup_save_say_so_and_exit_with_128_plus_the_signal(signum, name, code, mnist_path, tmp_path):
+    out = tmp_path / "run"
+    run = Training("--model", "lenet", "--limit-train", "640", "--limit-test", "50", "--batch-size", "32",
+                   "--data-dir", mnist_path, "--out", out)
+    run.wait_for("epoch 1/1  batch 2/20")
+    run.process.send_signal(signum)
+    code_, output = run.finish()
+    assert code_ == code, output
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if "--resume" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"stopped by {name}: saved epoch 1, batch "), output
+    assert lines[0].endswith(f"; continue with: python -m ack_numpy train --resume {out}")
+    _, _, meta = load_checkpoint(out / CHECKPOINT_NAME)
+    assert meta["epoch"] == 0 and 2 <= meta["batch"] < 20 and f"batch {meta['batch']} to" in lines[0]
+    assert not (out / ".lock").exists()
+    result = run_cli("train", "--resume", out)
+    assert result.returncode == 0, result.stderr
+    assert [row["epoch"] for row in read_metrics(out / "metrics.csv")] == [1]
+
+
+@posix_signals
+@pytest.mark.mnist
+def test_sighup_is_left_alone_under_nohup(mnist_path, tmp_path):
+    """A run started with SIGHUP ignored (nohup) goes on when the terminal closes."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ack_numpy", "train", "--model", "lenet", "--limit-train", "96", "--limit-test", "20",
+         "--batch-size", "32", "--epochs", "2", "--data-dir", str(mnist_path), "--out", str(out)],
+        cwd=PROJECT_ROOT, env=environment(ACK_PROGRESS_SECONDS="0"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    for line in process.stdout:
+        if "batch 1/3" in line:
+            process.send_signal(signal.SIGHUP)
+            break
+    rest = process.stdout.read()
+    assert process.wait(timeout=120) == 0, rest
+    assert [row["epoch"] for row in read_metrics(out / "metrics.csv")] == [1, 2]
+
+
+# ----------------------------------------------------------------------------- one writer per run folder
+@posix_signals
+@pytest.mark.mnist
+def test_a_second_run_into_the_same_out_is_refused_and_a_dead_owners_lock_is_taken_over(mnist_path, tmp_path):
+    out = tmp_path / "run"
+    first = Training("--model", "lenet", "--limit-train", "3200", "--limit-test", "50", "--batch-size", "32",
+                     "--data-dir", mnist_path, "--out", out)
+    first.wait_for("epoch 1/1  batch 2/100")
+    assert (out / ".lock").read_text() == f"{first.process.pid}\n"
+
+    second = run_cli("train", "--model", "lenet", "--limit-train", "64", "--data-dir", mnist_path, "--out", out)
+    assert second.returncode == 1, second.stderr
+    assert one_error_line(second.stderr) == (f"error: {out} is in use by another training run "
+                                             f"(pid {first.process.pid}); wait for it to finish, or choose another --out")
+    first.process.send_signal(signal.SIGKILL)  # its lock file stays behind, with its pid in it
+    assert first.finish()[0] == -signal.SIGKILL
+    assert (out / ".lock").exists()
+
+    third = run_cli("train", "--model", "lenet", "--limit-train", "64", "--limit-test", "20", "--data-dir",
+                    mnist_path, "--out", out)
+    assert third.returncode == 0, third.stderr
+    assert not (out / ".lock").exists()  # a finished run takes its lock away
+    assert json.loads((out / "config.json").read_text())["limit_train"] == 64
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["config"]["limit_train"] == 64
+
+
+@posix_signals
+@pytest.mark.mnist
+def test_a_resume_while_the_run_goes_on_is_refused(mnist_path, tmp_path):
+    out = tmp_path / "run"
+    args = ("--model", "lenet", "--epochs", "10", "--limit-train", "1600", "--limit-test", "20", "--batch-size", "32",
+            "--data-dir", mnist_path, "--out", out)
+    first = Training(*args)
+    first.wait_for("epoch 1/10: train loss")  # a checkpoint exists from here on
+    resumed = run_cli("train", "--resume", out)
+    assert resumed.returncode == 1 and "is in use by another training run" in one_error_line(resumed.stderr)
+    overwriting = run_cli(*("train", "--overwrite") + args[:-2] + ("--out", out))
+    assert overwriting.returncode == 1 and "is in use by another training run" in one_error_line(overwriting.stderr)
+    assert first.process.poll() is None, "the first run ended before the test was done"
+    first.process.send_signal(signal.SIGKILL)
+    first.finish()
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["config"]["epochs"] == 10  # the refused runs changed nothing
+
+
+# ----------------------------------------------------------------------------- closed stdout
+@pytest.mark.mnist
+@pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout-and-stderr"])
+def test_train_into_head_dash_1_keeps_training(stderr_too, mnist_path, tmp_path):
+    """`train | head -1` (and `2>&1 | head -1`): the reader goes away after one line; the run
+    finishes and saves everything, with no 'Broken pipe' blamed on the paths."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ack_numpy", "train", "--model", "lenet", "--epochs", "2", "--limit-train", "96",
+         "--limit-test", "20", "--batch-size", "32", "--data-dir", str(mnist_path), "--out", str(out)],
+        cwd=PROJECT_ROOT, env=environment(ACK_PROGRESS_SECONDS="0"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if stderr_too else subprocess.PIPE)
+    assert process.stdout.readline()  # what head -1 reads
+    process.stdout.close()            # head exits
+    code = process.wait(timeout=120)
+    errors = b"" if stderr_too else process.stderr.read()
+    assert code == 0, errors
+    assert b"Broken pipe" not in errors and b"Traceback" not in errors and b"Exception ignored" not in errors
+    assert [row["epoch"] for row in read_metrics(out / "metrics.csv")] == [1, 2]
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["epoch"] == 2
+
+
+def test_evaluate_into_a_closed_pipe_exits_quietly(tmp_path):
+    path = save_untrained(tmp_path / CHECKPOINT_NAME)
+    result = subprocess.run(f"{shlex.quote(sys.executable)} -m ack_numpy evaluate --checkpoint {path} "
+                            f"--data-dir {tmp_path / 'no-mnist'} | true", shell=True, cwd=PROJECT_ROOT,
+                            env=environment(), capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in result.stderr and "Broken pipe" not in result.stderr
+
+
+# ----------------------------------------------------------------------------- paths in messages
+def test_paths_in_messages_are_quoted_when_a_space_would_hide(tmp_path, capsys):
+    nowhere = f"{tmp_path / 'run'} "  # a stray trailing space
+    assert main(["train", "--resume", nowhere]) == 1
+    assert f"cannot resume: '{nowhere}' does not exist" in one_error_line(capsys.readouterr().err)
+    assert main(["evaluate", "--checkpoint", f"{tmp_path / CHECKPOINT_NAME} "]) == 1
+    assert one_error_line(capsys.readouterr().err) == f"error: checkpoint not found: '{tmp_path / CHECKPOINT_NAME} '"
+
+
+def test_out_pointing_to_a_file_says_so(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["train", "--out", str(a_file), "--data-dir", str(tmp_path)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {a_file}: is a file, not a folder (--out names the folder of a run)")
+    assert a_file.read_text() == "mine"
+
+
+@posix_signals
+def test_sigterm_while_the_data_loads_stops_at_once_and_says_so(monkeypatch, tmp_path, capsys):
+    import ack_numpy.train as train_module
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a fresh process
+
+    def terminated_while_loading(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the loading")
+    monkeypatch.setattr(train_module, "load_mnist", terminated_while_loading)
+    out = tmp_path / "new" / "run"
+    try:
+        assert main(["train", "--out", str(out), "--data-dir", str(tmp_path)]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "stopped by SIGTERM before training began: nothing was saved"
+    assert captured.err == ""
+    assert not (tmp_path / "new").exists()  # the folders made for the run (and their lock) are gone

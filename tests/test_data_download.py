@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ack_numpy.data import MNIST_FILES, DataFormatError, download_mnist, load_mnist, verify_mnist, write_idx
+from ack_numpy.data import MNIST_FILES, DataFormatError, download_mnist, load_mnist, verify_mnist
 from ack_numpy.data import mnist
 
 from conftest import mnist_dir as find_real_mnist
+from idx_files import write_idx
 
 NAMES = list(MNIST_FILES.values())
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ack_numpy.data import DataFormatError, read_idx
-from ack_numpy.data.idx import idx_bytes
+
+from idx_files import idx_bytes
 
 N_CASES = 1000
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]

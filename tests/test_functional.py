@@ -5,7 +5,7 @@ import pytest
 import ack_numpy.functional as F
 from ack_numpy import Tensor
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 rng = np.random.default_rng(7)
 
@@ -24,6 +24,8 @@ def test_im2col_matches_loops_and_col2im_is_its_adjoint(case):
     x = rng.normal(size=(n, c, h, w))
     cols = F.im2col(x, m, s, p)
     np.testing.assert_array_equal(cols, F.im2col_loops(x, m, s, p))
+    y = rng.normal(size=cols.shape)
+    np.testing.assert_allclose(F.col2im(y, x.shape, m, s, p), F.col2im_loops(y, x.shape, m, s, p), atol=1e-12, rtol=0)
     # adjoint: <im2col(x), y> == <x, col2im(y)> for every x, y
     y = rng.normal(size=cols.shape)
     assert np.sum(cols * y) == pytest.approx(np.sum(x * F.col2im(y, x.shape, m, s, p)), rel=1e-12)
@@ -35,8 +37,8 @@ def test_batch_last_im2col_reorders_the_rows_and_col2im_is_its_adjoint(case):
     n, c, h, w, _, m, s, p = case
     x = rng.normal(size=(n, c, h, w))
     cols = F.im2col(x, m, s, p, batch_last=True)
-    ho, wo = F.conv_output_size(h, m, s, p), F.conv_output_size(w, m, s, p)
-    expected = F.im2col_loops(x, m, s, p).reshape(n, ho, wo, -1).transpose(1, 2, 0, 3).reshape(cols.shape)
+    out_h, out_w = F.conv_output_size(h, m, s, p), F.conv_output_size(w, m, s, p)
+    expected = F.im2col_loops(x, m, s, p).reshape(n, out_h, out_w, -1).transpose(1, 2, 0, 3).reshape(cols.shape)
     np.testing.assert_array_equal(cols, expected)
     y = rng.normal(size=cols.shape)
     dx = F.col2im(y, x.shape, m, s, p, batch_last=True)
@@ -70,20 +72,10 @@ def test_conv2d_errors():
         F.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), stride=0)
 
 
-def max_pool_loops(x, k, s):
-    n, c, h, w = x.shape
-    ho, wo = (h - k) // s + 1, (w - k) // s + 1
-    y = np.empty((n, c, ho, wo))
-    for i in range(ho):
-        for j in range(wo):
-            y[:, :, i, j] = x[:, :, i * s : i * s + k, j * s : j * s + k].max(axis=(2, 3))
-    return y
-
-
 @pytest.mark.parametrize("k, s, size", [(2, 2, 6), (2, 2, 7), (3, 2, 7), (3, 1, 5)])
 def test_max_pool(k, s, size):
     x = rng.normal(size=(2, 3, size, size))  # continuous values: no ties, so the argmax is unique
-    np.testing.assert_array_equal(F.max_pool2d(x, k, s).data, max_pool_loops(x, k, s))
+    np.testing.assert_array_equal(F.max_pool2d(x, k, s).data, F.max_pool2d_loops(x, k, s))
     check_gradients(lambda t: F.max_pool2d(t, k, s), x)
 
 
@@ -142,3 +134,54 @@ def test_conv2d_reference_matches_loops_and_fast_version_values_and_gradients(ca
     for reference, fast in zip(*grads):
         np.testing.assert_allclose(fast, reference, atol=1e-10, rtol=0)
     check_gradients(lambda x_, k_, b_: F.conv2d_reference(x_, k_, b_, s, p), x, weight, bias)
+
+
+# ----------------------------------------------------------------------------- hostile arguments
+X = np.zeros((1, 2, 6, 6))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: F.conv2d(np.zeros((1, 0, 6, 6)), np.zeros((2, 0, 3, 3))), "x has 0 channels"),
+    (lambda: F.conv2d(X, np.zeros((0, 2, 3, 3))), r"weight of shape \(0, 2, 3, 3\) is empty"),
+    (lambda: F.conv2d(X, np.zeros((2, 2, 0, 0))), r"weight of shape \(2, 2, 0, 0\) is empty"),
+    (lambda: F.conv2d(X, np.zeros((2, 2, 3, 3)), stride=1.0), "stride must be a positive integer, got 1.0"),
+    (lambda: F.conv2d(X, np.zeros((2, 2, 3, 3)), padding=-1), "padding must be a non-negative integer, got -1"),
+    (lambda: F.conv2d(X, np.zeros((2, 2, 3, 3)), padding=10**6), "padding 1000000 must be smaller than the kernel size 3"),
+    (lambda: F.conv2d(X, np.zeros((2, 2, 3, 3)), stride=True), "stride must be a positive integer, got True"),
+    (lambda: F.max_pool2d(X, 0), "kernel_size must be a positive integer, got 0"),
+    (lambda: F.max_pool2d(X, -2), "kernel_size must be a positive integer, got -2"),
+    (lambda: F.max_pool2d(X, 2.0), "kernel_size must be a positive integer, got 2.0"),
+    (lambda: F.max_pool2d(X, 2, stride=0), "stride must be a positive integer, got 0"),
+    (lambda: F.max_pool2d(X, 7), "kernel of size 7 does not fit an input of size 6"),
+    (lambda: F.im2col(X, 0), "kernel_size must be a positive integer, got 0"),
+    (lambda: F.cross_entropy(np.zeros((0, 10)), np.zeros(0, dtype=np.int64)), "cross_entropy: no examples"),
+])
+def test_bad_sizes_are_value_errors_naming_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("x_dtype", [np.float16, np.float64, np.int64])
+def test_mixed_dtypes_are_refused_before_any_work_naming_the_inputs(x_dtype):
+    x, weight, bias = np.zeros((1, 2, 6, 6), dtype=x_dtype), np.zeros((3, 2, 3, 3), np.float32), np.zeros(3, np.float32)
+    expected = rf"conv2d: inputs of different dtypes \(x \(1, 2, 6, 6\) {np.dtype(x_dtype)}, weight .* float32"
+    for op in (F.conv2d, F.conv2d_reference, F.conv2d_loops):
+        with pytest.raises(TypeError, match=expected):
+            op(x, weight, bias)
+    with pytest.raises(TypeError, match=rf"linear: inputs of different dtypes \(x \(4, 3\) {np.dtype(x_dtype)}"):
+        F.linear(np.zeros((4, 3), dtype=x_dtype), np.zeros((2, 3), np.float32))
+
+
+def test_the_loop_rungs_check_their_arguments_like_the_fast_ones():
+    with pytest.raises(ValueError, match="x has 2 channels but the weight expects 3"):
+        F.conv2d_loops(X, np.zeros((1, 3, 3, 3)))
+    with pytest.raises(ValueError, match="kernel_size must be a positive integer"):
+        F.max_pool2d_loops(X, 0)
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        F.im2col_loops(X, 3, stride=0)
+
+
+def test_an_empty_batch_gives_an_empty_output():
+    # N = 0 is a batch with no images, not an error: the output has N = 0 too.
+    assert F.conv2d(np.zeros((0, 2, 6, 6)), np.zeros((3, 2, 3, 3))).shape == (0, 3, 4, 4)
+    assert F.max_pool2d(np.zeros((0, 2, 6, 6))).shape == (0, 2, 3, 3)

@@ -17,12 +17,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ack_numpy"
 # The first dotted part after `ack_numpy.` names the layer; a larger number is higher up.
 LAYERS = {
     "autograd": 0,
+    "gradcheck": 0,  # uses only Tensor
     "functional": 1,
     "nn": 2,
     "optim": 3,
     "models": 4,
     "data": 5,
     "progress": 6,
+    "runs": 6,
+    "config": 6,
     "checkpoint": 6,
     "train": 6,
     "viz": 7,

@@ -8,7 +8,7 @@ from ack_numpy import optim
 from ack_numpy.models import LENET_PARAMETERS, PAPER_BUDGET, MODELS, adaptive_layers, build_model
 from ack_numpy.nn import Conv2d, Flatten, Linear, MaxPool2d, Parameter, ReLU, Sequential, Tanh
 
-from conftest import check_gradients
+from ack_numpy.gradcheck import grad_check as check_gradients
 
 
 def test_lenet_has_exactly_the_caffe_parameter_count():
@@ -144,3 +144,30 @@ def test_optimiser_errors():
         optim.SGD([Parameter(np.zeros(1))], lr=0)
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.Adam([], lr=0.1)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Conv2d(1, 0, 3), "Conv2d: out_channels must be a positive integer, got 0"),
+    (lambda: Conv2d(0, 4, 3), "Conv2d: in_channels must be a positive integer, got 0"),
+    (lambda: Conv2d(1, 4, 0), "Conv2d: kernel_size must be a positive integer, got 0"),
+    (lambda: Conv2d(1, 4, -1), "Conv2d: kernel_size must be a positive integer, got -1"),
+    (lambda: Conv2d(1, 4, 3, stride=1.0), "Conv2d: stride must be a positive integer, got 1.0"),
+    (lambda: Conv2d(1, 4, 3, padding=-2), "Conv2d: padding must be a non-negative integer, got -2"),
+    (lambda: Conv2d(1, 4, 3, padding=3), "Conv2d: padding 3 must be smaller than kernel_size 3"),
+    (lambda: Linear(0, 10), "Linear: in_features must be a positive integer, got 0"),
+    (lambda: Linear(10, -1), "Linear: out_features must be a positive integer, got -1"),
+    (lambda: Linear(10, 2.0), "Linear: out_features must be a positive integer, got 2.0"),
+    (lambda: MaxPool2d(0), "MaxPool2d: kernel_size must be a positive integer, got 0"),
+    (lambda: MaxPool2d(2, stride=-1), "MaxPool2d: stride must be a positive integer, got -1"),
+    (lambda: build_model("adaptive-lenet", channels=(0, 16)), "AdaptiveConv2d: out_channels must be a positive"),
+    (lambda: build_model("adaptive-lenet", kernel_sizes=(3, 0)), "Conv2d: kernel_size must be a positive"),
+])
+def test_layers_refuse_bad_sizes_naming_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_float64_batch_into_a_float32_model_is_refused_at_the_first_layer():
+    model = build_model("lenet", seed=0)
+    with pytest.raises(TypeError, match=r"conv2d: inputs of different dtypes \(x \(2, 1, 28, 28\) float64"):
+        model(Tensor(np.zeros((2, 1, 28, 28))))

@@ -89,7 +89,7 @@ def test_reproduce_end_to_end_on_a_sliver_of_mnist(mnist_path, tmp_path):
     summary = R.reproduce(tmp_path, **kwargs)
     for name in ("results.md", "results.json", "accuracy.png", "adaptive-lenet-median.npz"):
         assert (tmp_path / name).stat().st_size > 0
-    assert set(summary["models"]) == set(R.MODELS)
+    assert set(summary["models"]) == set(R.STUDY_MODELS)
     assert summary["train_images"] == 300 and summary["test_images"] == 200
     best = summary["median_checkpoint_seed"]
     model, meta = load_model(tmp_path / "adaptive-lenet-median.npz")

@@ -8,7 +8,9 @@ a chosen point, exactly as a terminal does.
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import signal
 from dataclasses import replace
 
@@ -19,8 +21,9 @@ import ack_numpy.train as T
 from ack_numpy.autograd import Tensor
 from ack_numpy.checkpoint import CheckpointError, load_checkpoint
 from ack_numpy.models import build_model
-from ack_numpy.train import (CHECKPOINT_NAME, METRIC_FIELDS, Progress, StopOnCtrlC, TrainConfig,
+from ack_numpy.train import (CHECKPOINT_NAME, METRIC_FIELDS, Progress, StopOnSignals, TrainConfig,
                              TrainingDiverged, read_metrics, resume, train, train_step)
+from ack_numpy.runs import write_metrics
 
 BATCHES = 8  # per epoch: 256 images / batch 32
 
@@ -202,17 +205,48 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(mnist_path, t
     assert (out / CHECKPOINT_NAME).read_bytes() == saved["bytes"]
 
 
-def test_ctrl_c_handler_is_only_installed_where_ctrl_c_is_enabled():
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job started in the background
+@posix_signals
+def test_stop_handlers_are_only_installed_where_the_signal_is_enabled():
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.getsignal(s) for s in stops}
     try:
-        with StopOnCtrlC():
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        for s in stops:  # as for a job started in the background, under nohup, or told to ignore TERM
+            signal.signal(s, signal.SIG_IGN)
+        with StopOnSignals():
+            assert all(signal.getsignal(s) is signal.SIG_IGN for s in stops)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        with StopOnCtrlC() as ctrl_c:
-            assert signal.getsignal(signal.SIGINT) == ctrl_c._on_sigint
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with StopOnSignals() as stop:
+            assert all(signal.getsignal(s) == stop._on_signal for s in stops)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@posix_signals
+def test_a_stop_request_remembers_the_first_signal_and_a_second_stops_at_once():
+    previous = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with StopOnSignals() as stop:
+            with pytest.raises(KeyboardInterrupt):  # before the loop: nothing to save, so at once
+                os.kill(os.getpid(), signal.SIGHUP)
+            assert (stop.name, stop.hard) == ("SIGHUP", False)
+        with StopOnSignals() as stop:
+            stop.deferred = True  # as the loop sets it
+            stop.check()  # nothing asked yet
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert (stop.requested, stop.name, stop.hard) == (True, "SIGTERM", False)
+            with pytest.raises(KeyboardInterrupt):
+                stop.check()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGHUP)  # the second signal interrupts where it lands
+            assert stop.hard and stop.name == "SIGTERM"
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @pytest.mark.mnist
@@ -236,6 +270,9 @@ def test_resume_without_a_checkpoint_says_so(tmp_path):
         resume(tmp_path)
     with pytest.raises(CheckpointError, match="does not exist"):
         resume(tmp_path / "never-trained")
+    (tmp_path / "notes.txt").write_text("not a run")
+    with pytest.raises(CheckpointError, match=f"cannot resume: {tmp_path / 'notes.txt'} is a file, not a run folder"):
+        resume(tmp_path / "notes.txt")
 
 
 def test_train_refuses_to_overwrite_a_checkpoint(tmp_path):
@@ -334,25 +371,53 @@ def test_another_seed_gives_another_run(reference, mnist_path, tmp_path):
         assert not np.allclose(weights[name], reference_weights[name]), name
 
 
+def epoch_labels(seed, epoch, first_batch=0, max_shift=0):
+    """The labels 0..99 in the order epoch `epoch` of a run with `seed` visits them (batches of 10)."""
+    config = TrainConfig(seed=seed, batch_size=10, max_shift=max_shift)
+    images, labels = np.zeros((100, 1, 28, 28), np.float32), np.arange(100)
+    return np.concatenate([y for _, y in T.epoch_batches(config, epoch, images, labels, first_batch)])
+
+
 def test_epoch_order_depends_on_seed_and_epoch_only():
-    assert np.array_equal(T.epoch_order(3, 1, 100), T.epoch_order(3, 1, 100))
-    assert not np.array_equal(T.epoch_order(3, 1, 100), T.epoch_order(3, 2, 100))
-    assert not np.array_equal(T.epoch_order(3, 1, 100), T.epoch_order(4, 1, 100))
-    assert sorted(T.epoch_order(3, 1, 100)) == list(range(100))
+    assert np.array_equal(epoch_labels(3, 1), epoch_labels(3, 1))
+    assert not np.array_equal(epoch_labels(3, 1), epoch_labels(3, 2))
+    assert not np.array_equal(epoch_labels(3, 1), epoch_labels(4, 1))
+    assert sorted(epoch_labels(3, 1)) == list(range(100))
+    # The order is the permutation of default_rng((seed, epoch)), whatever the shifts.
+    np.testing.assert_array_equal(epoch_labels(3, 1, max_shift=2), np.random.default_rng((3, 1)).permutation(100))
+    # Resuming at batch 4 of an epoch gives the rest of the same order.
+    np.testing.assert_array_equal(epoch_labels(3, 1, first_batch=4), epoch_labels(3, 1)[40:])
 
 
 # ----------------------------------------------------------------------------- settings and progress
 @pytest.mark.parametrize("change, message", [
-    ({"epochs": 0}, "epochs must be at least 1"),
-    ({"lr": 0.0}, "learning rate must be a positive number"),
-    ({"lr": float("nan")}, "learning rate must be a positive number"),
-    ({"momentum": 1.5}, "momentum must be in"),
-    ({"weight_decay": -1.0}, "weight decay must be"),
-    ({"seed": -1}, "seed must be 0 or more"),
-    ({"optimizer": "rmsprop"}, "optimizer must be"),
+    ({"epochs": 0}, "epochs must be a whole number >= 1, got 0"),
+    ({"epochs": "3"}, "epochs must be a whole number >= 1, got '3'"),
+    ({"epochs": True}, "epochs must be a whole number >= 1, got True"),
+    ({"batch_size": 2.5}, "batch_size must be a whole number >= 1, got 2.5"),
+    ({"lr": 0.0}, "lr must be a positive number, got 0.0"),
+    ({"lr": None}, "lr must be a positive number, got None"),
+    ({"lr": float("nan")}, "lr must be a positive number, got nan"),
+    ({"momentum": 1.5}, "momentum must be a number in [0, 1), got 1.5"),
+    ({"weight_decay": -1.0}, "weight_decay must be a number >= 0, got -1.0"),
+    ({"weight_decay": float("inf")}, "weight_decay must be a number >= 0, got inf"),
+    ({"seed": -1}, "seed must be a whole number >= 0, got -1"),
+    ({"optimizer": "rmsprop"}, "optimizer must be 'adam' or 'sgd', got 'rmsprop'"),
+    ({"schedule": "step"}, "schedule must be 'cosine' or 'constant', got 'step'"),
+    ({"max_shift": 15}, "max_shift must be a whole number from 0 to 14 (half the 28-pixel image), got 15"),
+    ({"max_shift": 10**7}, "max_shift must be a whole number from 0 to 14"),
+    ({"limit_train": 0}, "limit_train must be a whole number >= 1, got 0"),
+    ({"holdout": -1}, "holdout must be a whole number >= 0, got -1"),
+    ({"model": "resnet"}, "model must be one of lenet, adaptive-lenet, plain-small, got 'resnet'"),
+    ({"model": "adaptive-lenet", "model_options": {"channels": [10**9, 16]}},
+     "model_options do not fit model 'adaptive-lenet': model option 'channels' must be two whole numbers from 1 to 512"),
+    ({"model": "adaptive-lenet", "model_options": {"kernel_sizes": [20, 5]}},
+     r"model option 'kernel_sizes' \[20, 5\] leave nothing of a 28x28 image"),
+    ({"model": "adaptive-lenet", "model_options": {"width": 3}}, "unknown model option 'width'"),
+    ({"model": "lenet", "model_options": {"hidden": 3}}, "model 'lenet' takes no options"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(change, message, tmp_path):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(T.SettingError, match=message if "\\[" in message else re.escape(message)):
         train(replace(TrainConfig(out=str(tmp_path / "run")), **change), log=quiet)
     assert not (tmp_path / "run").exists()
 
@@ -430,3 +495,119 @@ def test_adaptive_lenet_learns_mnist_in_a_short_run(mnist_path, tmp_path):
                          out=str(tmp_path))
     rows = train(config, log=quiet, progress=Silent())
     assert rows[-1]["test_acc"] >= 0.95, rows
+
+
+# ----------------------------------------------------------------------------- the run folder agrees with its checkpoint
+class Killed(BaseException):
+    """Stands for kill -9 at one chosen moment: nothing after it runs, nothing catches it."""
+
+
+@pytest.mark.mnist
+def test_a_kill_between_the_checkpoint_and_the_metrics_is_repaired_by_resume(reference, mnist_path, tmp_path,
+                                                                              monkeypatch):
+    out = tmp_path / "run"
+    writes = []
+
+    def killed_before_the_second_write(path, rows):
+        writes.append(len(rows))
+        if len(rows) == 2:  # the final checkpoint is in place; metrics.csv would get its last row now
+            raise Killed
+        write_metrics(path, rows)
+
+    monkeypatch.setattr(T, "write_metrics", killed_before_the_second_write)
+    with pytest.raises(Killed):
+        train(tiny_config(out, mnist_path), log=quiet, progress=Silent())
+    monkeypatch.undo()
+    assert load_checkpoint(out / CHECKPOINT_NAME)[2]["epoch"] == 2
+    assert len(read_metrics(out / "metrics.csv")) == 1  # one row short: the files disagree
+    (out / "config.json").write_text("{ half written")   # and config.json too, for good measure
+
+    messages = []
+    rows = resume(out, log=messages.append)
+    assert messages == [f"nothing to do: {out} has finished its run (2 of 2 epochs)"]
+    assert_same_run(out, rows, *reference)  # metrics.csv now holds both rows, as the checkpoint does
+    assert json.loads((out / "config.json").read_text()) == load_checkpoint(out / CHECKPOINT_NAME)[2]["config"]
+
+
+@pytest.mark.mnist
+def test_overwrite_that_fails_before_training_keeps_the_old_run(reference, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in (CHECKPOINT_NAME, "metrics.csv", "config.json"):
+        (out / name).write_bytes((reference[0] / name).read_bytes())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    config = tiny_config(out, tmp_path / "no-mnist-here")
+    with pytest.raises(ValueError, match="no such directory"):
+        train(config, overwrite=True, log=quiet, progress=Silent())
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.mnist
+def test_overwrite_leaves_no_file_of_the_old_run(reference, mnist_path, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in (CHECKPOINT_NAME, "metrics.csv"):
+        (out / name).write_bytes((reference[0] / name).read_bytes())
+    with pytest.raises(KeyboardInterrupt):  # stopped in epoch 1, before its checkpoint
+        train(tiny_config(out, mnist_path), overwrite=True, log=quiet, progress=RaiseAt(epoch=1, batch=2))
+    assert read_metrics(out / "metrics.csv") == []  # not the old run's two rows beside a new config.json
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2
+
+
+# ----------------------------------------------------------------------------- on_epoch_end
+@pytest.mark.mnist
+def test_on_epoch_end_is_called_after_each_evaluation_and_checkpoint(reference, mnist_path, tmp_path):
+    out = tmp_path / "run"
+    seen = []
+
+    def look(epoch, model):
+        meta = load_checkpoint(out / CHECKPOINT_NAME)[2]
+        weights = dict(model.named_parameters())["features.0.Q"].data.copy()
+        seen.append((epoch, meta["epoch"], len(read_metrics(out / "metrics.csv")), weights))
+
+    rows = train(tiny_config(out, mnist_path), log=quiet, progress=Silent(), on_epoch_end=look)
+    assert [s[:3] for s in seen] == [(1, 1, 1), (2, 2, 2)]
+    np.testing.assert_array_equal(seen[-1][3], load_checkpoint(out / CHECKPOINT_NAME)[0]["features.0.Q"])
+    assert_same_run(out, rows, *reference, exact=True)  # looking changes nothing
+
+
+@posix_signals
+@pytest.mark.mnist
+def test_on_epoch_end_is_called_by_resume_for_the_remaining_epochs(mnist_path, tmp_path, ctrl_c):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(out, mnist_path), log=quiet, progress=CtrlCAt(epoch=1, batch=3))
+    epochs = []
+    resume(out, log=quiet, progress=Silent(), on_epoch_end=lambda epoch, model: epochs.append(epoch))
+    assert epochs == [1, 2]
+
+
+# ----------------------------------------------------------------------------- evaluate's arguments
+@pytest.mark.parametrize("images, labels, batch_size, message", [
+    (np.zeros((0, 1, 28, 28), np.float32), np.zeros(0, np.int64), 1000, "evaluate: images is empty (0 images)"),
+    (np.zeros((3, 1, 28, 28), np.float32), np.zeros(2, np.int64), 1000, "images and labels differ in length (3 vs 2)"),
+    (np.zeros((3, 1, 28, 28), np.float32), np.zeros(3, np.int64), 0, "batch_size must be a whole number >= 1, got 0"),
+])
+def test_evaluate_refuses_arguments_it_cannot_average_over(images, labels, batch_size, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        T.evaluate(build_model("lenet"), images, labels, batch_size=batch_size)
+
+
+def test_resume_refuses_a_checkpoint_replaced_while_it_was_read(tmp_path, monkeypatch):
+    from ack_numpy.checkpoint import save_checkpoint
+
+    model = build_model("lenet")
+    optimizer = T.make_optimizer(TrainConfig(), model)
+    config = TrainConfig(out=str(tmp_path), epochs=2)
+    meta = {"model": "lenet", "model_options": {}, "config": T.asdict(config), "epoch": 0, "batch": 0,
+            "running": {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}, "metrics": []}
+    path = save_checkpoint(tmp_path / CHECKPOINT_NAME, model.state_dict(), optimizer.state_dict(), meta)
+    make_folder = T.make_folder
+
+    def another_run_saves_meanwhile(out):  # between our read and our taking the lock
+        save_checkpoint(path, model.state_dict(), optimizer.state_dict(), meta)
+        return make_folder(out)
+
+    monkeypatch.setattr(T, "make_folder", another_run_saves_meanwhile)
+    with pytest.raises(CheckpointError, match="was replaced by another run while it was being read; resume again"):
+        resume(tmp_path, log=quiet)

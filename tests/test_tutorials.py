@@ -20,8 +20,8 @@ TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 FIGURES = {
     "01_autograd.py": ["01_finite_difference_error.png"],
     "02_convolution_im2col.py": ["02_im2col.png", "02_timing.png", "02_col2im_overlap.png"],
-    "03_adaptive_kernels.py": ["03_kernel_per_location.png", "03_q_bank.png", "03_why_tanh.png",
-                               "03_parameter_cost.png"],
+    "03_adaptive_kernels.py": ["03_one_patch.png", "03_kernel_per_location.png", "03_q_bank.png",
+                               "03_why_tanh.png", "03_parameter_cost.png"],
     "04_train_mnist.py": ["04_digits.png", "04_accuracy_and_time.png"],
     "05_looking_at_kernels.py": ["05_kernel_field.png", "05_adaptation.png", "05_q_bank.png",
                                  "05_q_eigenfilters.png", "05_same_location_digits.png", "05_feature_maps.png"],

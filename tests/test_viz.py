@@ -67,8 +67,7 @@ def checkpoint(tmp_path_factory, model):
 def test_kernel_field_matches_literal_loops(model, images, tmp_path):
     layer = model.features[0]
     fig, arrays = plot_kernel_field(model, images[0], layer=0, channel=3)
-    _, expected = F.adaptive_conv2d_loops(images[:1], layer.Q.data, layer.w.data, layer.b.data,
-                                          return_kernels=True)
+    expected = F.adaptive_kernels_loops(images[:1], layer.Q.data, layer.w.data)
     np.testing.assert_allclose(arrays["kernels"], expected[0, 3], rtol=1e-5, atol=1e-6)
     rows, cols = arrays["rows"], arrays["cols"]
     np.testing.assert_array_equal(rows, np.arange(0, 26, 4))  # 3x3 patches one pixel apart

@@ -25,6 +25,7 @@ import numpy as np
 from tutorial_setup import OUT, QUICK, ROOT, save  # quick mode, figure folder, this checkout's package
 
 from ack_numpy import Tensor, no_grad
+from ack_numpy.gradcheck import grad_check, numerical_grad
 
 np.set_printoptions(precision=4, suppress=True)
 print("project root:", ROOT, "| quick mode:", QUICK, "| figures go to:", OUT)
@@ -75,7 +76,7 @@ for name, t in [("a", a), ("b", b), ("c", c), ("d", d), ("L", L)]:
 # `_backward` runs, its own `.grad` is complete.
 
 # %%
-order = L._topological_order()
+order = L.topological_order()
 print("topological order (inputs first):", [t._op or f"leaf {t.data:+.1f}" for t in order])
 print("backward() visits them in reverse:", [t._op or f"leaf {t.data:+.1f}" for t in reversed(order)])
 
@@ -125,6 +126,27 @@ print("after zero_grad():         a.grad =", a.grad, " (None: no gradient yet)")
 with no_grad():
     e = a * b
 print("inside no_grad: e.requires_grad =", e.requires_grad, "| parents recorded:", len(e._parents))
+
+# %% [markdown]
+# Every `backward()` so far started from a scalar, a loss, where the seed `dL/dL = 1` is
+# obvious. From a tensor with more than one number there is no single derivative to
+# start from, so `backward()` without an argument refuses (as PyTorch does). Pass the
+# seed yourself: `y.backward(g)` computes the gradients of `L = sum(y * g)`, that is,
+# it pretends `g` is `dL/dy`. A tensor with exactly one number, of any shape (`(1,)`,
+# `(1, 1)`), counts as a scalar: the seed is 1.
+
+# %%
+v = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+y = v * v                                                     # (3,): not a scalar
+try:
+    y.backward()
+except RuntimeError as error:
+    print("y.backward() on shape (3,):", error)
+y.backward(np.array([1.0, 0.0, 10.0]))                         # the gradient of L = y[0] + 10 y[2]
+print("y.backward(g) with g = [1, 0, 10]: v.grad =", v.grad, " (= 2 v * g)")
+v.zero_grad()
+(v * v).sum().reshape(1, 1).backward()                         # shape (1, 1): one number, seed 1
+print("a (1, 1) output: v.grad =", v.grad, " (= 2 v, as for the scalar sum)")
 
 # %% [markdown]
 # ## 3. The same on arrays: a small layer
@@ -178,8 +200,9 @@ for name, t in [("x", x), ("W", W), ("bias", bias)]:
 #     dL/dW[i,j]  ~  ( L(W + eps e_ij) - L(W - eps e_ij) ) / (2 eps)      (central difference)
 #
 # This costs two forward passes per entry, so it is only for small test problems. The
-# tests of this project (`tests/conftest.py`, `check_gradients`) do exactly this for
-# every operation.
+# package has it as `numerical_grad(f, arrays, index, eps)` in `ack_numpy/gradcheck.py`:
+# it nudges each entry of `arrays[index]` in place and returns the central differences
+# of `f(*arrays)`.
 
 # %%
 def loss_of(W_values: np.ndarray) -> float:
@@ -188,17 +211,7 @@ def loss_of(W_values: np.ndarray) -> float:
         return float(((Tensor(x_np) @ Tensor(W_values) + Tensor(bias_np)).tanh() ** 2).mean().data)
 
 
-def numerical_gradient(f, values: np.ndarray, eps: float) -> np.ndarray:
-    grad = np.zeros_like(values)
-    for index in np.ndindex(values.shape):
-        plus, minus = values.copy(), values.copy()
-        plus[index] += eps
-        minus[index] -= eps
-        grad[index] = (f(plus) - f(minus)) / (2 * eps)
-    return grad
-
-
-numeric = numerical_gradient(loss_of, W_np, eps=1e-6)
+numeric = numerical_grad(loss_of, [W_np.copy()], 0, eps=1e-6)
 print("engine   dL/dW:\n", W.grad)
 print("numeric  dL/dW:\n", numeric)
 rel = np.abs(numeric - W.grad).max() / np.abs(W.grad).max()
@@ -223,7 +236,7 @@ epsilons = np.logspace(-10, -1, 19)
 errors = {}
 for dtype in (np.float64, np.float32):
     errors[dtype.__name__] = [
-        np.abs(numerical_gradient(lambda v: loss_of_dtype(v, dtype), W_np, eps) - W.grad).max()
+        np.abs(numerical_grad(lambda v: loss_of_dtype(v, dtype), [W_np.copy()], 0, eps) - W.grad).max()
         for eps in epsilons
     ]
 for name, errs in errors.items():
@@ -251,6 +264,35 @@ save(fig, "01_finite_difference_error.png")
 # That is why every gradient check in `tests/` runs in **float64**: there, a mismatch
 # far above the valley means a bug in the backward, not noise.
 #
+# The tests check every operation with one function, `grad_check(op, *arrays)` from
+# `ack_numpy/gradcheck.py`: it converts the inputs to float64, makes a scalar
+# `L = sum(op(*inputs) * R)` with fixed random weights `R` (a plain sum could hide errors
+# that cancel between outputs), compares the backward with `numerical_grad` for every
+# input, and raises an `AssertionError` naming the input if they differ. It returns the
+# largest error per input. Here it is on our layer, and on a multiplication whose
+# backward we break on purpose:
+
+# %%
+errors = grad_check(lambda x_, W_, b_: ((x_ @ W_ + b_).tanh() ** 2).mean(), x_np, W_np, bias_np)
+print("grad_check of the layer: max error per input", {k: f"{e:.1e}" for k, e in errors.items()})
+
+
+def broken_square(t: Tensor) -> Tensor:
+    """t * t, with a wrong backward: it forgets the factor 2."""
+    out = Tensor.from_op(t.data * t.data, (t,), "broken_square")
+
+    def _backward(out):
+        t.accumulate_grad(out.grad * t.data)   # should be out.grad * 2 * t.data
+
+    out._backward = _backward
+    return out
+
+
+try:
+    grad_check(broken_square, x_np)
+except AssertionError as error:
+    print("grad_check of broken_square:", error)
+#
 # **What we saw:** a graph is recorded as we compute; `backward()` runs each
 # operation's local chain rule in reverse topological order; contributions through
 # different paths add up (and leaves accumulate across calls); broadcasting shows up
@@ -258,3 +300,20 @@ save(fig, "01_finite_difference_error.png")
 #
 # Next: `02_convolution_im2col.py`, the convolution and its backward, built on the same
 # machinery.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. `tanh_layer_grads(x, W, g)`: for `y = tanh(x @ W)` and a given `g = dL/dy`, return
+#    `dL/dx` and `dL/dW` by hand, in plain NumPy (section 3 did it with a bias and a mean).
+# 2. `bias_grad(grad, bias_shape)`: a bias of shape `(1, C, 1, 1)`, `(C, 1, 1)` or `(W,)`
+#    was broadcast over an `(N, C, H, W)` array; return its gradient (what `unbroadcast`
+#    does; write it yourself).
+#
+# Write your answers in `tutorials/exercises/ex01.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 01
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex01.py`; look after trying.

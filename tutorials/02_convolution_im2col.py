@@ -182,7 +182,13 @@ print(f"max |conv2d  - loops|  = {np.abs(y_engine - y_loops).max():.2e}")
 # The same input for both: a batch of 28x28 images (MNIST size) with 3 channels and
 # 8 output channels of 5x5 kernels. The loop version does one small NumPy call per
 # output number; the im2col version does one copy and one large matrix product.
-# (The times depend on your machine and on what else it is doing.)
+# To see where `conv2d`'s time goes, we also time its steps one by one, *exactly as it
+# runs them* (section 3): the copy `im2col(x, batch_last=True)` (locations in `(i, j, n)`
+# order), the product `Wf @ P^T` on that layout, and the rest (adding the bias, putting
+# the output back in `(N, O, Ho, Wo)` order). Each time is the fastest of 20 runs, so the
+# three parts add up to about the whole, not exactly; what is left is the argument
+# checks and building the output Tensor. (The times depend on your machine
+# and on what else it is doing.)
 
 # %%
 def best_time(fn, repeats: int) -> float:
@@ -204,21 +210,46 @@ with no_grad():
     t_loops = best_time(lambda: F.conv2d_loops(x_t, w_t, b_t), repeats=1)
     t_im2col = best_time(lambda: F.conv2d(x_t, w_t, b_t), repeats=20)
     agree = np.abs(F.conv2d(x_t, w_t, b_t).data - F.conv2d_loops(x_t, w_t, b_t)).max()
-P_t = F.im2col(x_t, 5)
-t_copy = best_time(lambda: F.im2col(x_t, 5), repeats=20)
-t_product = best_time(lambda: P_t @ w_t.reshape(8, -1).T, repeats=20)
+# conv2d's steps, as conv2d runs them (see conv2d in conv.py)
+PT_t = F.im2col(x_t, 5, batch_last=True).T                    # P^T (D, R), locations in (i, j, n) order
+Wf_t = w_t.reshape(8, -1)                                     # (O, D)
+YT_t = Wf_t @ PT_t                                            # Y^T (O, R)
+t_copy = best_time(lambda: F.im2col(x_t, 5, batch_last=True), repeats=20)
+t_product = best_time(lambda: Wf_t @ PT_t, repeats=20)
+t_rest = best_time(lambda: np.ascontiguousarray((YT_t + b_t[:, None]).reshape(8, 24, 24, N_t).transpose(3, 0, 1, 2)),
+                   repeats=20)
 
-print(f"input x {x_t.shape}, weight {w_t.shape}, output {(N_t, 8, 24, 24)}; P = im2col(x) is {P_t.shape}")
+print(f"input x {x_t.shape}, weight {w_t.shape}, output {(N_t, 8, 24, 24)}; P^T = im2col(x).T is {PT_t.shape}")
 print(f"conv2d_loops: {t_loops * 1e3:9.2f} ms")
 print(f"conv2d      : {t_im2col * 1e3:9.2f} ms   ({t_loops / t_im2col:.0f}x faster)")
-print(f"   its two main steps, timed alone: im2col copy {t_copy * 1e3:.2f} ms, matrix product {t_product * 1e3:.2f} ms")
+print(f"   its steps, timed one by one: im2col copy {t_copy * 1e3:.2f} ms + product Wf @ P^T {t_product * 1e3:.2f} ms "
+      f"+ bias and output layout {t_rest * 1e3:.2f} ms = {(t_copy + t_product + t_rest) * 1e3:.2f} ms")
 print(f"largest difference between the two outputs: {agree:.1e} (float32 rounding)")
 
-fig, ax = plt.subplots(figsize=(6, 2.6))
-ax.barh(["conv2d_loops", "conv2d (im2col)"], [t_loops * 1e3, t_im2col * 1e3], color=["tab:orange", "tab:blue"])
-ax.set_xscale("log")
-ax.set_xlabel("milliseconds (log scale)")
-ax.set_title(f"The same convolution, x {x_t.shape}, weight {w_t.shape}")
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 2.9), gridspec_kw={"width_ratios": [1, 1.3]}, layout="constrained")
+# Points on a log axis (a bar's length would mean nothing there), each with its value.
+names, times = ["conv2d_loops", "conv2d (im2col)"], [t_loops * 1e3, t_im2col * 1e3]
+ax1.plot(times, [1, 0], "o", markersize=9, color="tab:blue")
+for t, row in zip(times, [1, 0]):
+    ax1.annotate(f"{t:.2f} ms", (t, row), textcoords="offset points", xytext=(0, 9), ha="center", fontsize=8)
+ax1.set_yticks([1, 0], names)
+ax1.set_ylim(-0.6, 1.6)
+ax1.set_xscale("log")
+ax1.set_xlim(min(times) / 3, max(times) * 3)
+ax1.set_xlabel("milliseconds (log scale)")
+ax1.set_title(f"{t_loops / t_im2col:.0f}x apart: x {x_t.shape}, weight {w_t.shape}", fontsize=9)
+ax1.grid(alpha=0.3, axis="x", which="both")
+# conv2d's parts on a linear axis, where lengths add up.
+left = 0.0
+for label, t, color in [("im2col copy", t_copy, "tab:green"), ("product Wf @ P^T", t_product, "tab:blue"),
+                        ("bias + layout", t_rest, "tab:gray")]:
+    ax2.barh(1, t * 1e3, left=left, color=color, label=f"{label}: {t * 1e3:.2f} ms")
+    left += t * 1e3
+ax2.barh(0, t_im2col * 1e3, color="tab:purple", label=f"conv2d as a whole: {t_im2col * 1e3:.2f} ms")
+ax2.set_yticks([1, 0], ["its steps, one by one", "conv2d"])
+ax2.set_xlabel("milliseconds (linear scale)")
+ax2.set_title("Where conv2d's time goes", fontsize=9)
+ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 save(fig, "02_timing.png")
 
 # %% [markdown]
@@ -327,8 +358,26 @@ print(f"dL/dx{list(index)}: engine {xT.grad[index]:+.8f}, finite difference on t
 # %% [markdown]
 # **What we saw:** a convolution is a dot product of each patch with each kernel; im2col
 # lays the patches out as rows so that all of those dot products are one matrix product
-# (same numbers as the loops, much faster, and the printed breakdown shows the copy and
-# the product separately); the backward uses the same `P` for the weights and `col2im`,
+# (same numbers as the loops, much faster; the printed breakdown shows how its time
+# splits between the copy and the product); the backward uses the same `P` for the weights and `col2im`,
 # the transpose of the copying, for the input.
 #
 # Next: `03_adaptive_kernels.py`, where the kernel itself is computed from each row of `P`.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. `patch_row(x, n, i, j, m, stride, padding)`: the row of `im2col` for output position
+#    `(n, i, j)`, cut out by hand (padding included).
+# 2. `conv2d_by_matmul(x, weight, b, stride, padding)`: the convolution as one matrix
+#    product with `F.im2col`, back in `(N, O, Ho, Wo)` layout.
+# 3. `copies_per_pixel(H, W, m, stride, padding)`: how many patches contain each pixel
+#    (the numbers of `02_col2im_overlap.png`, now with padding too).
+#
+# Write your answers in `tutorials/exercises/ex02.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 02
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex02.py`; look after trying.

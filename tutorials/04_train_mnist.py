@@ -1,10 +1,16 @@
 # %% [markdown]
 # # 04 · Training LeNet and adaptive LeNet on MNIST
 #
-# The paper's claims are about MNIST: with adaptive kernels, a network with **66 times
+# The paper (Zamora Esquivel et al., *Adaptive Convolutional Kernels*, ICCV Workshops
+# 2019, open access at
+# <https://openaccess.thecvf.com/content_ICCVW_2019/html/NeurArch/Esquivel_Adaptive_Convolutional_Kernels_ICCVW_2019_paper.html>)
+# makes three claims about MNIST: with adaptive kernels, a network with **66 times
 # fewer parameters than LeNet** reaches **above 99% test accuracy**, in about **half the
-# training epochs**. In this tutorial we train both networks with the package's own
-# training loop and compare parameters, accuracy after each epoch, and time.
+# training epochs**. Those are the claims this project measures. Its other results,
+# adaptive kernels in a ResNet18 on CIFAR-10 and ImageNet, need data and GPU time this
+# project does not have, and are not checked. In this tutorial we train both networks
+# with the package's own training loop and compare parameters, accuracy after each
+# epoch, and time.
 #
 # This is a taste, not the reproduction: we train for only an epoch or two and one
 # seed. The full measurement (three models, several seeds, ten epochs, a verdict on each
@@ -25,6 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tutorial_setup import OUT, QUICK, ROOT, RUNS, save  # quick mode, figure folder, this checkout's package
 
+import ack_numpy.functional as F
 from ack_numpy import Tensor
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
@@ -125,6 +132,29 @@ ratio = LENET_PARAMETERS / models["adaptive-lenet"].num_parameters()
 print(f"LeNet / adaptive-lenet = {ratio:.1f}  (the paper's budget: LeNet / 66 = {PAPER_BUDGET:,} parameters)")
 for name, model in models.items():
     print(f"{name}: input {test_x[:4].shape} -> logits {model(Tensor(test_x[:4])).shape}")
+
+# %% [markdown]
+# Two things the printout does not show about layer 0 of `adaptive-lenet`, the
+# `AdaptiveConv2d`:
+#
+# * **it has its nonlinearity inside.** The printout shows each nonlinearity as its own
+#   layer: `adaptive-lenet` has a `ReLU` after its second convolution, and layer 0 seems
+#   to have none, because `AdaptiveConv2d` applies `y = tanh(sigma)` itself (its
+#   `activation`, printed below; tutorial 03, section 6 says why tanh). The functions in
+#   `functional/adaptive.py` return `sigma`; the layer returns `tanh(sigma)`. (Caffe's
+#   LeNet really has no nonlinearity between its two convolutions, only max-pools, which
+#   are nonlinear too; its one `ReLU` is in the classifier.)
+# * **the `static_kernel=True` at the end of its line** means the layer has the static kernel
+#   `w`: `k = Q p + w`, an ordinary convolution plus the adaptive part. With
+#   `static_kernel=False` there is no `w`, `k = Q p`, and the layer is purely quadratic,
+#   `sigma = p^T Q p + b`.
+
+# %%
+first = models["adaptive-lenet"].features[0]
+x_check = Tensor(test_x[:2])
+print(f"layer 0: {first}; activation = {first.activation!r}; has the static kernel w: {first.w is not None}")
+sigma = F.adaptive_conv2d(x_check, first.Q, first.w, first.b).data
+print(f"max |layer output - tanh(adaptive_conv2d(...))| = {np.abs(first(x_check).data - np.tanh(sigma)).max():.1e}")
 
 # %% [markdown]
 # ## 3. What one training step does
@@ -279,3 +309,22 @@ else:
 #
 # Next: `05_looking_at_kernels.py` opens a trained `adaptive-lenet` and draws the kernels
 # its first layer computes.
+
+# %% [markdown]
+# ## Exercises
+#
+# None of them needs MNIST or a training run.
+#
+# 1. `cosine_learning_rate(lr, t, T)`: the cosine schedule of the "words" section.
+# 2. `cross_entropy_grad(logits, labels)`: the gradient of the mean cross-entropy with
+#    respect to the logits (compare with the backward in `functional/losses.py` only after).
+# 3. `adaptive_layer_parameters(C, O, m)`: the parameter count of `AdaptiveConv2d(C, O, m)`;
+#    then check with it that `adaptive-lenet`'s first layer has the count printed in section 2.
+#
+# Write your answers in `tutorials/exercises/ex04.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 04
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex04.py`; look after trying.

@@ -83,7 +83,11 @@ print(layer)
 print(f"Q {layer.Q.shape} = (O, D, D), w {layer.w.shape}, b {layer.b.shape};  D = C*m*m = {D}")
 
 # %% [markdown]
-# Which of its output channels should we draw? The one whose kernels move the most. For
+# Which of its output channels should we draw? `python -m ack_numpy visualize` draws
+# channel 0 unless told otherwise (`--channel`), and so do the README's figures; but
+# channel 0 is only the first, not necessarily the most adaptive one. Here we pick the
+# channel whose kernels move the most, so that the pictures below show adaptation at its
+# clearest; the cell prints the command that draws the same channel. For
 # each channel we measure, over a few hundred test digits and every location, the
 # average **distance to the static kernel**, `||k_o(l) - w_o||`, between the kernel
 # actually applied and `w_o` (the kernel an ordinary convolution would have used
@@ -99,7 +103,9 @@ print("kernels:", kernels.shape)
 print("mean ||k - w|| per channel:", distance.mean(axis=(0, 2, 3)))
 print("||w|| per channel:         ", np.linalg.norm(layer.w.data, axis=1))
 channel = int(distance.mean(axis=(0, 2, 3)).argmax())
-print(f"-> we draw channel {channel}")
+print(f"-> we draw channel {channel} (channel 0, the command's default, ranks "
+      f"{int((distance.mean(axis=(0, 2, 3)) > distance.mean(axis=(0, 2, 3))[0]).sum()) + 1} of {O}); "
+      f"the same pictures: python -m ack_numpy visualize --checkpoint {checkpoint} --channel {channel} --out DIR")
 
 # %% [markdown]
 # ## 1. The kernel field
@@ -234,17 +240,30 @@ p = P[r]
 via_eigen = np.sum(eigenvalues * (eigenvectors.T @ p) ** 2)
 print(f"one patch of image 0: p^T Q p = {p @ Q @ p:.5f}, sum_i lambda_i (v_i.p)^2 = {via_eigen:.5f}")
 
-fig, axes = plt.subplots(1, D + 1, figsize=(1.3 * (D + 1), 1.9), layout="constrained")
+def draw_tile(ax, values, title, limit):
+    """A 3x3 filter in red (> 0) and blue (< 0), white at 0, with its values written in."""
+    drawn_image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    for (r, c), v in np.ndenumerate(values):
+        ax.text(c, r, f"{v:+.2f}", ha="center", va="center", fontsize=6,
+                color="white" if abs(v) > 0.6 * limit else "black")
+    ax.set_title(title, fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return drawn_image
+
+
+fig, axes = plt.subplots(1, D + 1, figsize=(1.45 * (D + 1) + 1.5, 2.6), layout="constrained",
+                         gridspec_kw={"width_ratios": [1] * D + [1.25]})
 lim = np.abs(eigenvectors).max()
 for i, ax in enumerate(axes[:D]):
-    ax.imshow(eigenvectors[:, i].reshape(m, m), cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_title(f"lambda={eigenvalues[i]:+.2f}", fontsize=8)
-    ax.axis("off")
-axes[D].imshow(layer.w.data[channel].reshape(m, m), cmap="RdBu_r")
-axes[D].set_title("w (linear)", fontsize=8)
-axes[D].axis("off")
+    tile = draw_tile(ax, eigenvectors[:, i].reshape(m, m), f"v_{i + 1}\nlambda={eigenvalues[i]:+.2f}", lim)
+fig.colorbar(tile, ax=axes[:D], shrink=0.7, pad=0.01, label="v_i entry (unit length)")
+w_lim = np.abs(layer.w.data[channel]).max()   # its own scale, centred on 0: white is 0
+tile = draw_tile(axes[D], layer.w.data[channel].reshape(m, m), f"w_{channel} (linear)\nits own scale", w_lim)
+fig.colorbar(tile, ax=axes[D], shrink=0.7, pad=0.01, label="w entry")
 fig.suptitle(f"Channel {channel}: eigen-filters v_i of the symmetric part of Q, sigma = "
-             f"sum_i lambda_i (v_i.p)^2 + w.p + b", fontsize=9)
+             f"sum_i lambda_i (v_i.p)^2 + w.p + b. The sign of each v_i is arbitrary "
+             f"(-v_i gives the same (v_i.p)^2); lambda's sign is not.", fontsize=9)
 save(fig, "05_q_eigenfilters.png")
 
 # %% [markdown]
@@ -322,3 +341,19 @@ save(fig, "05_feature_maps.png")
 #
 # Try other inputs: change `index` above, or `channel`; or on the command line,
 # `python -m ack_numpy visualize --checkpoint F --digit 7 --channel 3 --out DIR`.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. `kernel_distance_map(x, Q, w, o)`: the map `||k_o(l) - w_o||` over the locations of
+#    one image (the distance section 0 used to choose the channel). Where is it exactly 0?
+# 2. `distance_to_mean_kernel(x, Q, w, o)`: the map of section 2, `||k_o(l) - kbar||`.
+#    Compare the two maps on one digit: which one looks more like the ink?
+#
+# Write your answers in `tutorials/exercises/ex05.py` (each function raises
+# `NotImplementedError` until you do), then run
+#
+#     python tutorials/check.py 05
+#
+# It says, exercise by exercise, right or wrong with a hint. The reference solutions are
+# in `tutorials/solutions/ex05.py`; look after trying.

@@ -1,6 +1,6 @@
 """Data: reading MNIST from IDX files, and feeding it to training in minibatches.
 
-    idx.py       the IDX file format (read_idx, write_idx, DataFormatError)
+    idx.py       reading the IDX file format (read_idx, DataFormatError)
     mnist.py     finding, verifying, loading and downloading MNIST
     batching.py  minibatches and random-shift augmentation
 
@@ -12,37 +12,32 @@ Typical use:
         xb = random_shift(xb, 2, rng)
 """
 
-from .batching import batches, random_shift, shift_image_reference, shift_images
-from .idx import DataFormatError, read_idx, write_idx
+from .batching import batches, random_shift, shift_image_loops, shift_images
+from .idx import DataFormatError, read_idx
 from .mnist import (
     MNIST_FILES,
-    MNIST_MEAN,
     MNIST_SHA256,
-    MNIST_STD,
+    MNIST_SHAPES,
     download_mnist,
     find_mnist_dir,
     find_or_download_mnist,
     load_mnist,
-    normalize,
     verify_mnist,
 )
 
 __all__ = [
     "DataFormatError",
     "read_idx",
-    "write_idx",
     "MNIST_FILES",
     "MNIST_SHA256",
-    "MNIST_MEAN",
-    "MNIST_STD",
+    "MNIST_SHAPES",
     "find_mnist_dir",
     "find_or_download_mnist",
     "load_mnist",
-    "normalize",
     "verify_mnist",
     "download_mnist",
     "batches",
     "random_shift",
     "shift_images",
-    "shift_image_reference",
+    "shift_image_loops",
 ]

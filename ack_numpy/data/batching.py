@@ -5,7 +5,7 @@ from the `np.random.Generator` you pass, so a seed reproduces a run exactly.
 
 `random_shift` is the classic MNIST augmentation: move each image by a few pixels,
 filling the uncovered border with zeros. `shift_images` does the work for given
-shifts (vectorised); `shift_image_reference` is its slow, literal twin for tests.
+shifts (vectorised); `shift_image_loops` is its slow, literal twin for tests.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def batches(
     rng: Optional[np.random.Generator] = None,
     shuffle: bool = True,
     drop_last: bool = False,
+    first_batch: int = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Minibatches (x, y) covering every example exactly once: one epoch.
 
@@ -33,12 +34,17 @@ def batches(
             reproducible (we never touch NumPy's global random state).
         shuffle: visit examples in a random order (True) or in stored order (False).
         drop_last: skip the final batch if it has fewer than batch_size examples.
+        first_batch: start with this batch of the epoch's order (resuming an epoch
+            part-way: the order is drawn as for the whole epoch, then the first
+            `first_batch` batches are skipped).
     Returns:
         an iterator of (x, y): x (B, ...), y (B,), B = batch_size except perhaps
         the last batch. The shuffle order is drawn when batches() is called.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batches: batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(first_batch, bool) or not isinstance(first_batch, (int, np.integer)) or first_batch < 0:
+        raise ValueError(f"batches: first_batch must be an integer >= 0, got {first_batch!r}")
     if len(images) != len(labels):
         raise ValueError(
             f"batches: images and labels differ in length ({len(images)} vs {len(labels)})"
@@ -52,7 +58,7 @@ def batches(
     order = rng.permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     # The checks above run when batches() is called; the loop runs lazily.
-    return _iterate(images, labels, order[:stop], batch_size)
+    return _iterate(images, labels, order[first_batch * batch_size : stop], batch_size)
 
 
 def _iterate(
@@ -75,7 +81,10 @@ def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarr
     i - dy + s and columns j - dx + s with fancy indexing, all images at once.
     """
     n, c, h, w = images.shape
-    dy, dx = np.asarray(dy, dtype=np.intp), np.asarray(dx, dtype=np.intp)
+    # A shift by the whole height (width) or more leaves only zeros; clipping to it keeps the
+    # padding below small whatever the shifts asked for.
+    dy = np.clip(np.asarray(dy, dtype=np.intp), -h, h)
+    dx = np.clip(np.asarray(dx, dtype=np.intp), -w, w)
     s = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
     padded = np.pad(images, ((0, 0), (0, 0), (s, s), (s, s)))  # (N, C, H+2s, W+2s)
     rows = np.arange(h)[None, :] - dy[:, None] + s  # (N, H) row of padded to read
@@ -88,7 +97,7 @@ def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarr
     ]  # broadcasts to (N, C, H, W)
 
 
-def shift_image_reference(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+def shift_image_loops(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Slow literal version of `shift_images` for one (C, H, W) image: copy the
     overlapping window with slices."""
     _, h, w = image.shape
@@ -112,6 +121,9 @@ def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"random_shift: images must be (N, C, H, W), got shape {images.shape}")
+    if max_shift >= min(images.shape[2:]):
+        raise ValueError(f"random_shift: max_shift must be smaller than the image ({images.shape[2]}x"
+                         f"{images.shape[3]}), got {max_shift}: larger shifts leave blank images")
     if max_shift == 0:
         return images
     dy = rng.integers(-max_shift, max_shift + 1, size=len(images))

@@ -1,4 +1,4 @@
-"""The IDX file format (the format MNIST ships in): reading and writing.
+"""The IDX file format (the format MNIST ships in): reading it.
 
 An IDX file is a tiny header followed by the raw array, C order, big-endian:
 
@@ -18,9 +18,10 @@ and parse the very same bytes:
     parse_idx(data, source) -> ndarray   (bytes -> array)
 
 Every problem raises `DataFormatError`, naming the file and what is wrong. The
-reader never trusts the header's sizes: it compares them with the bytes actually
-available *before* allocating anything, so a corrupt header claiming terabytes
-fails fast instead of exhausting memory.
+reader never trusts the header's sizes: it refuses a header that declares more than
+`max_bytes` (MAX_PAYLOAD_BYTES, or what the caller knows the file should hold) before
+reading any of the payload, and reads in bounded chunks, so memory never grows past
+what the file really holds and the header allows.
 """
 
 from __future__ import annotations
@@ -127,16 +128,17 @@ def _parse_header(head: bytes, source: str) -> tuple[np.dtype, tuple[int, ...]]:
     return dtype, struct.unpack(f">{ndim}I", size_bytes)
 
 
-def _payload_nbytes(dtype: np.dtype, shape: tuple[int, ...], source: str) -> int:
-    """Bytes of data the header promises, refusing absurd sizes before any allocation."""
+def _payload_nbytes(dtype: np.dtype, shape: tuple[int, ...], source: str,
+                    max_bytes: int = MAX_PAYLOAD_BYTES, kind: str = "an IDX file") -> int:
+    """Bytes of data the header promises, refusing more than `max_bytes` before any allocation."""
     nbytes = dtype.itemsize
     for size in shape:  # Python ints: no overflow, unlike np.prod
         nbytes *= size
-    if nbytes > MAX_PAYLOAD_BYTES:
+    if nbytes > max_bytes:
         raise DataFormatError(
             f"{source}: header declares shape {shape} of {dtype.name}, "
-            f"i.e. {nbytes:,} bytes, above the {MAX_PAYLOAD_BYTES:,}-byte limit; "
-            f"the header is almost certainly corrupt"
+            f"i.e. {nbytes:,} bytes, more than {kind} holds ({max_bytes:,} bytes); "
+            f"the header is corrupt or the file is not {kind}"
         )
     return nbytes
 
@@ -158,13 +160,14 @@ def _read_bounded(stream: BinaryIO, n: int) -> list[bytes]:
     return chunks
 
 
-def read_idx_bytes(path: PathLike) -> bytes:
+def read_idx_bytes(path: PathLike, max_bytes: int = MAX_PAYLOAD_BYTES, kind: str = "an IDX file") -> bytes:
     """Read an IDX file (raw or gzip) and return its complete decompressed bytes.
 
-    The header is decoded first and the data length it promises is checked against
-    what the file really holds (truncated or trailing bytes are errors), reading
-    at most one byte more than promised. Use `parse_idx` to turn the bytes into an
-    array.
+    The header is decoded first; a payload above `max_bytes` is refused before it is
+    read (the message says the file is not `kind`). The data length the header promises
+    is checked against what the file really holds (truncated or trailing bytes are
+    errors), reading at most one byte more than promised. Use `parse_idx` to turn the
+    bytes into an array.
     """
     source = str(path)
     try:
@@ -173,7 +176,7 @@ def read_idx_bytes(path: PathLike) -> bytes:
             _, ndim = _parse_magic(magic, source)
             head = magic + stream.read(4 * ndim)
             dtype, shape = _parse_header(head, source)
-            expected = _payload_nbytes(dtype, shape, source)
+            expected = _payload_nbytes(dtype, shape, source, max_bytes, kind)
             chunks = _read_bounded(stream, expected + 1)  # +1 detects trailing bytes
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         # The three ways the gzip module reports a damaged compressed stream.
@@ -230,48 +233,3 @@ def read_idx(path: PathLike) -> np.ndarray:
     Raises DataFormatError, naming the file, for any missing or malformed file.
     """
     return parse_idx(read_idx_bytes(path), str(path))
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def idx_bytes(array: np.ndarray, source: str = "<array>") -> bytes:
-    """Encode `array` as the bytes of an uncompressed IDX file."""
-    array = np.asarray(array)
-    code = _dtype_code(array.dtype, source)
-    if array.ndim == 0 or array.ndim > MAX_NDIM:
-        raise DataFormatError(
-            f"{source}: cannot write a {array.ndim}-d array as IDX; "
-            f"IDX holds 1 to {MAX_NDIM} dimensions"
-        )
-    if max(array.shape) >= 2**32:
-        raise DataFormatError(f"{source}: shape {array.shape} does not fit IDX's uint32 sizes")
-    header = struct.pack(f">BBBB{array.ndim}I", 0, 0, code, array.ndim, *array.shape)
-    big_endian = array.astype(IDX_DTYPES[code], copy=False)
-    return header + np.ascontiguousarray(big_endian).tobytes()
-
-
-def _dtype_code(dtype: np.dtype, source: str) -> int:
-    for code, idx_dtype in IDX_DTYPES.items():
-        if dtype.kind == idx_dtype.kind and dtype.itemsize == idx_dtype.itemsize:
-            return code
-    supported = ", ".join(d.newbyteorder("=").name for d in IDX_DTYPES.values())
-    raise DataFormatError(
-        f"{source}: dtype {dtype} cannot be stored in IDX (supported: {supported}); "
-        f"convert the array with .astype(...) first"
-    )
-
-
-def write_idx(path: PathLike, array: np.ndarray) -> None:
-    """Write `array` to `path` in IDX format, gzip-compressed if `path` ends in .gz.
-
-    Supported dtypes: uint8, int8, int16, int32, float32, float64; 1 to MAX_NDIM dims.
-    """
-    data = idx_bytes(array, str(path))
-    if str(path).endswith(".gz"):
-        # mtime=0 makes the output byte-for-byte reproducible.
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-            f.write(data)
-    else:
-        with open(path, "wb") as f:
-            f.write(data)

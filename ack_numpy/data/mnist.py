@@ -5,12 +5,28 @@ MNIST is four IDX files (see `idx.py`), usually gzip-compressed:
     train-images-idx3-ubyte   (60000, 28, 28) uint8     train-labels-idx1-ubyte  (60000,) uint8
     t10k-images-idx3-ubyte    (10000, 28, 28) uint8     t10k-labels-idx1-ubyte   (10000,) uint8
 
-Each may be stored as NAME.gz or as NAME (uncompressed); NAME.gz wins if both exist.
-Checksums are of the *decompressed* content, so every genuine copy passes whichever
-mirror or gzip settings produced it.
+We read them ourselves (`idx.py`, gzip or raw; no dataset library). Each may be stored
+as NAME.gz or as NAME (uncompressed); NAME.gz wins if both exist.
 
-Where we look (`find_mnist_dir`): the `data_dir` argument, then the ACK_MNIST_DIR
-environment variable, then `data/mnist/` in the project root, then `./data/mnist`.
+Genuine or not: the SHA-256 of each file's *decompressed* content is compared with the
+reference sums in MNIST_SHA256, so every genuine copy passes whichever mirror or gzip
+settings produced it, and any other file (truncated, corrupt, tampered, or another
+dataset) is refused with one line naming the file.
+
+Where we look (`find_mnist_dir`): the `data_dir` argument (`--data-dir DIR` on the
+command line), then the ACK_MNIST_DIR environment variable, then `data/mnist/` in the
+project root, then `./data/mnist`. A folder given explicitly or by ACK_MNIST_DIR must
+hold all four files; we never fall back silently to data from somewhere else. A
+relative ACK_MNIST_DIR is read from the current folder, so give an absolute path
+(`export ACK_MNIST_DIR=/path/to/mnist`) to make it work from anywhere.
+
+Downloading (`download_mnist`; `python -m ack_numpy download`, or `train --download`
+when nothing is found): the four NAME.gz files go into `data/mnist/` of the project root
+(or `--dest DIR`), from the first of DEFAULT_MIRRORS that serves a genuine copy. Each
+file is streamed to a temporary file, verified, and only then renamed onto its final
+name, so a failed or interrupted download leaves nothing half-written; files already
+present and verified are kept. MNIST is never committed to the repository
+(`data/mnist/` is git-ignored).
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import tempfile
 import urllib.request
@@ -44,9 +61,14 @@ MNIST_SHA256: dict[str, str] = {
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
 }
 
-# Mean and standard deviation of the training pixels after scaling to [0, 1].
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
+# The shape of each genuine file (all uint8). A header that declares more is refused
+# before its payload is read, so no file makes `load_mnist` allocate more than MNIST needs.
+MNIST_SHAPES: dict[str, tuple[int, ...]] = {
+    "train-images-idx3-ubyte": (60000, 28, 28),
+    "train-labels-idx1-ubyte": (60000,),
+    "t10k-images-idx3-ubyte": (10000, 28, 28),
+    "t10k-labels-idx1-ubyte": (10000,),
+}
 
 ENV_VAR = "ACK_MNIST_DIR"
 DEFAULT_MIRRORS = [
@@ -82,7 +104,14 @@ def _file_in(directory: Path, name: str) -> Optional[Path]:
 
 
 def _missing_files(directory: Path) -> list[str]:
-    return [name for name in MNIST_FILES.values() if _file_in(directory, name) is None]
+    """The base names with no file in `directory`, as the messages print them: NAME[.gz],
+    or what is there instead when a folder has taken the file's name."""
+    missing = []
+    for name in MNIST_FILES.values():
+        if _file_in(directory, name) is None:
+            folders = [p.name for p in (directory / f"{name}.gz", directory / name) if p.is_dir()]
+            missing.append(f"{name}[.gz]" + (f" ('{folders[0]}' is a folder, not a file)" if folders else ""))
+    return missing
 
 
 def _require_complete(directory: Path, where: str) -> Path:
@@ -93,7 +122,7 @@ def _require_complete(directory: Path, where: str) -> Path:
     if missing:
         raise DataFormatError(
             f"{directory} ({where}) lacks MNIST files: "
-            + ", ".join(f"{name}[.gz]" for name in missing)
+            + ", ".join(missing)
             + f". {HOW_TO_GET_DATA}"
         )
     return directory
@@ -205,8 +234,10 @@ def verify_mnist(data_dir: Optional[PathLike] = None) -> dict[str, str]:
 
 
 def _read_checked(path: Path, name: str, verify: bool) -> np.ndarray:
-    """Decompress once, hash those bytes, and parse the same bytes."""
-    data = read_idx_bytes(path)
+    """Decompress once, hash those bytes, and parse the same bytes.
+
+    The header is checked against the genuine file's size before the payload is read."""
+    data = read_idx_bytes(path, max_bytes=math.prod(MNIST_SHAPES[name]), kind=f"MNIST's {name}")
     if verify:
         _check_sha256(hashlib.sha256(data).hexdigest(), name, path)
     return parse_idx(data, str(path))
@@ -266,18 +297,6 @@ def _check_shapes(images: np.ndarray, labels: np.ndarray, image_path: Path, labe
         raise DataFormatError(
             f"{label_path}: labels must be digits 0..9, found {int(labels.max())}"
         )
-
-
-def normalize(images: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> np.ndarray:
-    """Standardise pixels: (images - mean) / std, so training pixels have mean 0, std 1.
-
-    images: any shape, values in [0, 1]  ->  same shape, float32.
-
-    Optional, and not used by `train`: the models here are trained on pixels in [0, 1].
-    For the adaptive kernels that keeps the blank background at p = 0, where the kernel
-    k = Q p + w is exactly the static kernel w, which makes the kernel pictures readable.
-    """
-    return ((np.asarray(images, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- downloading

@@ -1,20 +1,29 @@
 """Differentiable operations on whole batches, each with its backward beside its forward.
 
-    im2col.py    im2col / col2im: patches as rows of a matrix (and back)
+    im2col.py    im2col / col2im (+ _loops twins): patches as rows of a matrix (and back)
     conv.py      conv2d (+ _loops, _reference twins): ordinary convolution
-    adaptive.py  adaptive_conv2d (+ _loops, _reference twins), adaptive_kernels: THE ADAPTIVE
-                 KERNEL (the paper's idea)
-    pooling.py   max_pool2d
+    adaptive.py  adaptive_conv2d (+ _loops, _reference twins), adaptive_kernels (+ _loops):
+                 THE ADAPTIVE KERNEL (the paper's idea)
+    pooling.py   max_pool2d (+ _loops twin)
     losses.py    log_softmax, cross_entropy
+
+The rungs of one op: `*_loops` is the definition written as loops, one output number at
+a time; `*_reference` (where there is one) is the im2col form exactly as the equations
+read, with its backward; the plain name is the same arranged for speed, and is what the
+layers use. All rungs of an op take the same arguments (Tensors or arrays), check them
+the same way and compute the same numbers of the same shape and dtype. The `_loops` rung
+is forward only, so it returns a NumPy array; the others return a Tensor that records
+the graph. The tests check that the rungs agree (to 1e-10 in float64).
 """
 from __future__ import annotations
 
-from ..autograd import Tensor
-from .adaptive import adaptive_conv2d, adaptive_conv2d_loops, adaptive_conv2d_reference, adaptive_kernels
+from ..autograd import Tensor, as_tensor, check_same_dtype
+from .adaptive import (adaptive_conv2d, adaptive_conv2d_loops, adaptive_conv2d_reference, adaptive_kernels,
+                       adaptive_kernels_loops)
 from .conv import conv2d, conv2d_loops, conv2d_reference
-from .im2col import col2im, conv_output_size, im2col, im2col_loops
+from .im2col import col2im, col2im_loops, conv_output_size, im2col, im2col_loops
 from .losses import cross_entropy, log_softmax
-from .pooling import max_pool2d
+from .pooling import max_pool2d, max_pool2d_loops
 
 
 def relu(x: Tensor) -> Tensor:
@@ -27,12 +36,16 @@ def tanh(x: Tensor) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b.  x: (N, in), weight: (out, in), bias: (out,) -> (N, out)."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    check_same_dtype("linear", {"x": x, "weight": weight, "bias": bias})
     y = x @ weight.T
     return y if bias is None else y + bias
 
 
 __all__ = [
-    "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_reference", "adaptive_kernels", "col2im", "conv2d",
-    "conv2d_loops", "conv2d_reference", "conv_output_size", "cross_entropy", "im2col", "im2col_loops", "linear",
-    "log_softmax", "max_pool2d", "relu", "tanh",
+    "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_reference", "adaptive_kernels",
+    "adaptive_kernels_loops", "col2im", "col2im_loops", "conv2d", "conv2d_loops", "conv2d_reference",
+    "conv_output_size", "cross_entropy", "im2col", "im2col_loops", "linear", "log_softmax", "max_pool2d",
+    "max_pool2d_loops", "relu", "tanh",
 ]

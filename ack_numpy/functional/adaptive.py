@@ -17,7 +17,10 @@ Three implementations live here, side by side, from the most literal to the fast
 
 * `adaptive_conv2d_loops`: the literal one. It loops over images, output channels and
   output pixels, builds the kernel element by element and applies it. Step through it
-  in a debugger to see the equations above happen one number at a time.
+  in a debugger to see the equations above happen one number at a time
+  (`python tutorials/one_pixel.py` stops it at one pixel).
+  (`adaptive_kernels_loops` returns the kernels it builds; `adaptive_conv2d_backward_loops`
+  is its backward, the chain rule applied one number at a time.)
 * `adaptive_conv2d_reference`: the parallel form, with its hand-written backward, exactly
   as the equations read. With P = im2col(x) (R, D), where R = N*Ho*Wo, and Q stacked
   into Qs (O*D, D):
@@ -34,16 +37,18 @@ Three implementations live here, side by side, from the most literal to the fast
 
   The same GP matrix feeds both dQ and dP, so the backward is two large matrix products.
 * `adaptive_conv2d`: the same formulas arranged for speed; this is the one the layer
-  uses. Two things make it faster (`python -m ack_numpy bench` times it): it computes
-  the transposes (Z^T = Qs P^T, dP^T = Ss^T GP^T, ...) because im2col stores P^T
-  contiguously (see im2col.py); and it walks over the R locations in blocks
-  (`location_blocks`), so that Z and GP, (R, O*D) each, never exist whole: one block of
-  them stays in the CPU cache between the product that makes it and the one that
-  consumes it. With D = 25, P Qs^T does only 25 multiply-adds per number it writes, so
-  sending all of Z to main memory and back would be a large part of the cost.
+  uses. `adaptive_kernels` returns the kernels k_o(l) themselves, for the pictures.
 
 The tests check that all three agree (values to 1e-10, and gradients of the two im2col
 versions against each other and against finite differences).
+
+Performance (`python -m ack_numpy bench` times it): `adaptive_conv2d` computes the
+transposes (Z^T = Qs P^T, dP^T = Ss^T GP^T, ...) because im2col stores P^T contiguously
+(see im2col.py); and it walks over the R locations in blocks (`location_blocks`), so that
+Z and GP, (R, O*D) each, never exist whole: one block of them stays in the CPU cache
+between the product that makes it and the one that consumes it. With D = 25, P Qs^T does
+only 25 multiply-adds per number it writes, so sending all of Z to main memory and back
+would be a large part of the cost.
 """
 from __future__ import annotations
 
@@ -51,7 +56,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor, as_tensor, check_same_dtype
 from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
 
 
@@ -70,14 +75,20 @@ def kernel_size_from(D: int, channels: int) -> int:
 def _check_adaptive_args(x: Tensor, Q: Tensor, w: Tensor | None, b: Tensor | None) -> int:
     if x.ndim != 4:
         raise ValueError(f"adaptive_conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError(f"adaptive_conv2d: x has 0 channels (shape {x.shape}); it needs C >= 1")
     if Q.ndim != 3 or Q.shape[1] != Q.shape[2]:
         raise ValueError(f"adaptive_conv2d expects Q of shape (O, D, D), got shape {Q.shape}")
     o, D, _ = Q.shape
+    if o == 0 or D == 0:
+        raise ValueError(f"adaptive_conv2d: Q of shape {Q.shape} is empty; it needs O >= 1 output "
+                         f"channels and D = C*m*m >= 1")
     m = kernel_size_from(D, x.shape[1])
     if w is not None and w.shape != (o, D):
         raise ValueError(f"adaptive_conv2d expects w of shape (O, D) = ({o}, {D}), got {w.shape}")
     if b is not None and b.shape != (o,):
         raise ValueError(f"adaptive_conv2d expects b of shape (O,) = ({o},), got {b.shape}")
+    check_same_dtype("adaptive_conv2d", {"x": x, "Q": Q, "w": w, "b": b})
     return m
 
 
@@ -94,36 +105,98 @@ def _prepare(x, Q, w, b, stride: int, padding: int):
 
 
 # ----------------------------------------------------------------------------- literal
-def adaptive_conv2d_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray | None = None,
-                          b: np.ndarray | None = None, stride: int = 1, padding: int = 0,
-                          return_kernels: bool = False):
-    """The literal adaptive convolution, one output number at a time (forward only).
+def kernel_at(p: np.ndarray, Q_o: np.ndarray, w_o: np.ndarray | None) -> np.ndarray:
+    """k_o(l)[e] = Q_o[e, :] . p + w_o[e], element by element: each kernel element is its
+    own linear filter on the patch.  p: (D,), Q_o: (D, D), w_o: (D,) or None -> k: (D,)."""
+    D = len(p)
+    k = np.zeros(D, dtype=np.result_type(p, Q_o))
+    for e in range(D):
+        k[e] = np.dot(Q_o[e, :], p) + (0.0 if w_o is None else w_o[e])
+    return k
 
-    x: (N, C, H, W), Q: (O, D, D), w: (O, D), b: (O,)
-    returns sigma: (N, O, Ho, Wo), and if return_kernels also the kernels (N, O, Ho, Wo, C, m, m).
+
+def adaptive_conv2d_loops(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """The literal adaptive convolution, one output number at a time.
+
+    x: (N, C, H, W), Q: (O, D, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
+    -> sigma: (N, O, Ho, Wo). The same arguments and checks as `adaptive_conv2d`; forward
+    only, so it returns a plain array. `adaptive_kernels_loops` gives the kernels it builds.
     """
-    _, _, _, _, m, ho, wo = _prepare(x, Q, w, b, stride, padding)  # checks the arguments
+    x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)
+    # plain arrays from here on, so that in a debugger `p Q[o]` prints numbers
+    x, Q = x.data, Q.data
+    w = None if w is None else w.data
+    b = None if b is None else b.data
+    n, O, D = x.shape[0], Q.shape[0], Q.shape[1]
+    xp = pad2d(x, padding)
+    sigma = np.zeros((n, O, out_h, out_w), dtype=np.result_type(x, Q))
+    for img in range(n):
+        for o in range(O):
+            for i in range(out_h):
+                for j in range(out_w):
+                    # the patch under output pixel (i, j), flattened in (c, u, v) order: p (D,)
+                    p = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(D)
+                    k = kernel_at(p, Q[o], None if w is None else w[o])
+                    # sigma_o(l) = k_o(l) . p + b_o: the dynamic kernel applied to the same patch
+                    sigma[img, o, i, j] = np.dot(k, p) + (0.0 if b is None else b[o])
+    return sigma
+
+
+def adaptive_conv2d_backward_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray | None,
+                                   b: np.ndarray | None, grad_sigma: np.ndarray,
+                                   stride: int = 1, padding: int = 0):
+    """The literal backward of the adaptive convolution, one number at a time.
+
+    For g = dL/dsigma_o(l) at each output pixel, with p the patch under it and
+    sigma = sum_de p[d] Q_o[d, e] p[e] + sum_d w_o[d] p[d] + b_o, the chain rule gives
+
+        dL/dQ_o[d, e] += g p[d] p[e]                       dL/dw_o[d] += g p[d]      dL/db_o += g
+        dL/dp[k]       = g ((Q_o p)[k] + (Q_o^T p)[k] + w_o[k])   added to the pixel under p[k]
+
+    x: (N, C, H, W), Q: (O, D, D), w: (O, D) or None, b: (O,) or None,
+    grad_sigma: (N, O, Ho, Wo)  ->  dx: (N, C, H, W), dQ: (O, D, D), dw: (O, D) or None, db: (O,) or None.
+    The vectorised backward of `adaptive_conv2d` computes the same numbers as matrix products.
+    """
+    x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)  # checks the arguments
+    x, Q = x.data, Q.data  # plain arrays, as in the forward loops
+    w = None if w is None else w.data
+    b = None if b is None else b.data
     n, c = x.shape[:2]
     O, D, _ = Q.shape
+    if np.shape(grad_sigma) != (n, O, out_h, out_w):
+        raise ValueError(f"grad_sigma must have the shape of sigma (N, O, Ho, Wo) = {(n, O, out_h, out_w)}, "
+                         f"got {np.shape(grad_sigma)}")
     xp = pad2d(x, padding)
-    dtype = np.result_type(x, Q)
-    sigma = np.zeros((n, O, ho, wo), dtype=dtype)
-    kernels = np.zeros((n, O, ho, wo, c, m, m), dtype=dtype)
+    dtype = np.result_type(x, Q, grad_sigma)
+    dxp = np.zeros(xp.shape, dtype=dtype)             # gradient of the padded image
+    dQ = np.zeros((O, D, D), dtype=dtype)
+    dw = None if w is None else np.zeros((O, D), dtype=dtype)
+    db = None if b is None else np.zeros(O, dtype=dtype)
 
     for img in range(n):
         for o in range(O):
-            for i in range(ho):
-                for j in range(wo):
-                    # the patch under output pixel (i, j), flattened in (c, u, v) order: p (D,)
+            for i in range(out_h):
+                for j in range(out_w):
+                    g = grad_sigma[img, o, i, j]       # dL/dsigma_o(l) at this output pixel
+                    # the same patch the forward used, (c, u, v) order: p (D,)
                     p = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(D)
-                    # k_o(l)[e] = Q_o[e, :] . p + w_o[e]: each kernel element is its own linear filter
-                    k = np.zeros(D, dtype=dtype)
-                    for e in range(D):
-                        k[e] = np.dot(Q[o, e, :], p) + (0.0 if w is None else w[o, e])
-                    # sigma_o(l) = k_o(l) . p + b_o: the dynamic kernel applied to the same patch
-                    sigma[img, o, i, j] = np.dot(k, p) + (0.0 if b is None else b[o])
-                    kernels[img, o, i, j] = k.reshape(c, m, m)
-    return (sigma, kernels) if return_kernels else sigma
+                    if db is not None:
+                        db[o] += g                     # d sigma / d b_o = 1
+                    for d in range(D):
+                        if dw is not None:
+                            dw[o, d] += g * p[d]       # d sigma / d w_o[d] = p[d]
+                        for e in range(D):
+                            dQ[o, d, e] += g * p[d] * p[e]  # d sigma / d Q_o[d, e] = p[d] p[e]
+                    for k in range(D):
+                        # d sigma / d p[k] = sum_e Q_o[k, e] p[e] + sum_d p[d] Q_o[d, k] + w_o[k]:
+                        # p[k] appears on both sides of p^T Q_o p, and once in w_o . p
+                        dsigma_dpk = np.dot(Q[o, k, :], p) + np.dot(Q[o, :, k], p) + (0.0 if w is None else w[o, k])
+                        # p[k] is a copy of one pixel; every patch that copied it adds its share (col2im)
+                        ch, u, v = np.unravel_index(k, (c, m, m))
+                        dxp[img, ch, i * stride + u, j * stride + v] += g * dsigma_dpk
+    # the padding zeros are not inputs: drop their gradient
+    dx = dxp[:, :, padding : padding + x.shape[2], padding : padding + x.shape[3]]
+    return dx, dQ, dw, db
 
 
 # ----------------------------------------------------------------------------- im2col, plain
@@ -141,12 +214,12 @@ def adaptive_conv2d_reference(x, Q, w=None, b=None, stride: int = 1, padding: in
     R = P.shape[0]
     Qs = Q.data.reshape(O * D, D)                             # Q_1..Q_O stacked          (O*D, D)
     Z = (P @ Qs.T).reshape(R, O, D)                           # Z[r, o] = Q_o p_r         (R, O, D)
-    S = (Z * P[:, None, :]).sum(axis=2)                       # rowsum: p_r^T Q_o p_r     (R, O)
+    sigma_rows = (Z * P[:, None, :]).sum(axis=2)              # rowsum: p_r^T Q_o p_r     (R, O)
     if w is not None:
-        S += P @ w.data.T                                     # + w_o . p_r               (R, O)
+        sigma_rows += P @ w.data.T                            # + w_o . p_r               (R, O)
     if b is not None:
-        S += b.data                                           # + b_o
-    sigma = S.reshape(n, out_h, out_w, O).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo)
+        sigma_rows += b.data                                  # + b_o
+    sigma = sigma_rows.reshape(n, out_h, out_w, O).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo)
 
     parents = tuple(t for t in (x, Q, w, b) if t is not None)
     out = Tensor.from_op(np.ascontiguousarray(sigma), parents, "adaptive_conv2d")
@@ -206,8 +279,8 @@ def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> 
     x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)
     n, O, D = x.shape[0], Q.shape[0], Q.shape[1]
 
-    # Locations in (n, i, j) order: unlike conv2d, batch_last=True does not pay off here (the
-    # time is in the products, and it makes the transposes of sigma and G slower).
+    # Locations in (n, i, j) order, not conv2d's batch_last: the time here is in the products,
+    # and (n, i, j) keeps the transposes of sigma and G cheap.
     PT = im2col(x.data, m, stride, padding).T                 # P^T: (D, R), R = N*Ho*Wo
     R = PT.shape[1]
     Qs = Q.data.reshape(O * D, D)                             # Q_1..Q_O stacked          (O*D, D)
@@ -273,3 +346,21 @@ def adaptive_kernels(x, Q, w=None, stride: int = 1, padding: int = 0) -> np.ndar
     if w is not None:
         K = K + w.data                                        # + w_o
     return K.reshape(n, out_h, out_w, O, c, m, m).transpose(0, 3, 1, 2, 4, 5, 6)
+
+
+def adaptive_kernels_loops(x, Q, w=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """The same as `adaptive_kernels`, one location at a time: k_o(l) = Q_o p_l + w_o.
+
+    x: (N, C, H, W), Q: (O, D, D), w: (O, D) or None -> kernels: (N, O, Ho, Wo, C, m, m).
+    """
+    x, Q, w, _, m, out_h, out_w = _prepare(x, Q, w, None, stride, padding)
+    n, c, O, D = x.shape[0], x.shape[1], Q.shape[0], Q.shape[1]
+    xp = pad2d(x.data, padding)
+    kernels = np.zeros((n, O, out_h, out_w, c, m, m), dtype=np.result_type(x.data, Q.data))
+    for img in range(n):
+        for o in range(O):
+            for i in range(out_h):
+                for j in range(out_w):
+                    p = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(D)
+                    kernels[img, o, i, j] = kernel_at(p, Q.data[o], None if w is None else w.data[o]).reshape(c, m, m)
+    return kernels

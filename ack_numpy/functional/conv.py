@@ -28,19 +28,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor, as_tensor, check_same_dtype
 from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
 
 
 def _check_conv_args(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     if x.ndim != 4:
         raise ValueError(f"conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError(f"conv2d: x has 0 channels (shape {x.shape}); it needs C >= 1")
     if weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
         raise ValueError(f"conv2d expects a weight of shape (O, C, m, m), got shape {weight.shape}")
+    if 0 in weight.shape:
+        raise ValueError(f"conv2d: the weight of shape {weight.shape} is empty; it needs O >= 1 output "
+                         f"channels and a kernel size m >= 1")
     if weight.shape[1] != x.shape[1]:
         raise ValueError(f"conv2d: x has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    check_same_dtype("conv2d", {"x": x, "weight": weight, "bias": bias})
 
 
 def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
@@ -53,8 +59,8 @@ def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) ->
     _check_conv_args(x, weight, bias)
     check_stride_padding(stride, padding)
     n, o, m = x.shape[0], weight.shape[0], weight.shape[2]
-    ho = conv_output_size(x.shape[2], m, stride, padding)
-    wo = conv_output_size(x.shape[3], m, stride, padding)
+    out_h = conv_output_size(x.shape[2], m, stride, padding)
+    out_w = conv_output_size(x.shape[3], m, stride, padding)
 
     P = np.ascontiguousarray(im2col(x.data, m, stride, padding))  # (R, D), R = N*Ho*Wo
     Wf = weight.data.reshape(o, -1)                       # (O, D)
@@ -62,7 +68,7 @@ def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) ->
     if bias is not None:
         Y += bias.data
     parents = (x, weight) if bias is None else (x, weight, bias)
-    out = Tensor.from_op(np.ascontiguousarray(Y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)), parents, "conv2d")
+    out = Tensor.from_op(np.ascontiguousarray(Y.reshape(n, out_h, out_w, o).transpose(0, 3, 1, 2)), parents, "conv2d")
 
     def _backward(out):
         G = out.grad.transpose(0, 2, 3, 1).reshape(-1, o)  # dL/dY                 (R, O)
@@ -84,16 +90,17 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
     bias = None if bias is None else as_tensor(bias)
     _check_conv_args(x, weight, bias)
     check_stride_padding(stride, padding)
-    n, c, h, w = x.shape
+    n = x.shape[0]
     o, _, m, _ = weight.shape
-    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    out_h = conv_output_size(x.shape[2], m, stride, padding)
+    out_w = conv_output_size(x.shape[3], m, stride, padding)
 
     PT = im2col(x.data, m, stride, padding, batch_last=True).T  # P^T: (D, R), R = Ho*Wo*N in (i, j, n) order
     Wf = weight.data.reshape(o, -1)                       # (O, D)
     YT = Wf @ PT                                          # Y^T = Wf P^T        (O, R)
     if bias is not None:
         YT += bias.data[:, None]
-    y = YT.reshape(o, ho, wo, n).transpose(3, 0, 1, 2)    # (N, O, Ho, Wo)
+    y = YT.reshape(o, out_h, out_w, n).transpose(3, 0, 1, 2)    # (N, O, Ho, Wo)
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = Tensor.from_op(np.ascontiguousarray(y), parents, "conv2d")
@@ -112,21 +119,27 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
     return out
 
 
-def conv2d_loops(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
-                 stride: int = 1, padding: int = 0) -> np.ndarray:
-    """The literal definition, one output number at a time (forward only, for reading and tests).
+def conv2d_loops(x, weight, bias=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """The literal definition, one output number at a time.
 
     y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * x_pad[n, c, i*s+u, j*s+v]
+
+    x: (N, C, H, W), weight: (O, C, m, m), bias: (O,) or None -> y: (N, O, Ho, Wo).
+    The same arguments and checks as `conv2d`; forward only, so it returns a plain array.
     """
-    n, c, h, w = x.shape
-    o, _, m, _ = weight.shape
-    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
-    xp = pad2d(x, padding)
-    y = np.zeros((n, o, ho, wo), dtype=np.result_type(x, weight))
-    for b in range(n):
-        for k in range(o):
-            for i in range(ho):
-                for j in range(wo):
-                    patch = xp[b, :, i * stride : i * stride + m, j * stride : j * stride + m]  # (C, m, m)
-                    y[b, k, i, j] = np.sum(patch * weight[k]) + (0.0 if bias is None else bias[k])
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    _check_conv_args(x, weight, bias)
+    check_stride_padding(stride, padding)
+    n, O, m = x.shape[0], weight.shape[0], weight.shape[2]
+    out_h = conv_output_size(x.shape[2], m, stride, padding)
+    out_w = conv_output_size(x.shape[3], m, stride, padding)
+    xp = pad2d(x.data, padding)
+    y = np.zeros((n, O, out_h, out_w), dtype=np.result_type(x.data, weight.data))
+    for img in range(n):
+        for o in range(O):
+            for i in range(out_h):
+                for j in range(out_w):
+                    patch = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m]  # (C, m, m)
+                    y[img, o, i, j] = np.sum(patch * weight.data[o]) + (0.0 if bias is None else bias.data[o])
     return y

@@ -12,7 +12,10 @@ a dot product of a row of P with a flattened kernel, i.e. one matrix product.
 `col2im` is the adjoint (the transpose) of `im2col`: it takes one gradient per patch
 element, (N*Ho*Wo, C*m*m), and adds each one back onto the input pixel it was copied
 from. Pixels that belong to several patches receive the sum. That is exactly the
-backward pass of im2col.
+backward pass of im2col. `im2col_loops` and `col2im_loops` are both written as
+the literal loop over patches.
+
+Sizes: Ho = (H + 2*padding - m) // stride + 1, and the same for Wo.
 
 Memory layout: `im2col` returns P as a transposed view. Read P by columns instead of
 rows: column (c, u, v) of P is channel c of every image, shifted by (u, v) and cropped
@@ -27,8 +30,6 @@ then made of runs of Wo*N contiguous numbers instead of Wo, so the copies in im2
 the adds in col2im run in long stretches (several times faster on MNIST-sized layers
 with many channels). conv2d uses it: any order of the rows works for a convolution, as
 long as the output is put back in (n, i, j) order.
-
-Sizes: Ho = (H + 2*padding - m) // stride + 1, and the same for Wo.
 """
 from __future__ import annotations
 
@@ -37,7 +38,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
-    """Number of kernel positions along one axis: (size + 2*padding - m) // stride + 1."""
+    """Number of kernel positions along one axis: (size + 2*padding - m) // stride + 1.
+
+    The padding must be smaller than the kernel: with padding >= m, the outermost windows
+    lie wholly in the padding and see only zeros."""
+    check_size("kernel_size", kernel_size)
+    if padding >= kernel_size:
+        raise ValueError(f"padding {padding} must be smaller than the kernel size {kernel_size}: "
+                         f"windows wholly inside the padding see only zeros")
     out = (size + 2 * padding - kernel_size) // stride + 1
     if out < 1:
         raise ValueError(
@@ -47,11 +55,19 @@ def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> 
     return out
 
 
+def check_size(name: str, value, minimum: int = 1) -> None:
+    """Raise a ValueError naming `name` unless `value` is an integer >= minimum.
+
+    Sizes must be true integers: 2.0 or "2" would fail later, inside a slice, with a
+    message that no longer names the argument (True and False are not sizes either)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
 def check_stride_padding(stride: int, padding: int) -> None:
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
-    if int(padding) != padding or padding < 0:
-        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+    check_size("stride", stride)
+    check_size("padding", padding, minimum=0)
 
 
 def pad2d(x: np.ndarray, padding: int) -> np.ndarray:
@@ -73,19 +89,19 @@ def im2col(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0,
     check_stride_padding(stride, padding)
     n, c, h, w = x.shape
     m = kernel_size
-    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
     if not batch_last:
         # A strided view: windows[n, c, i, j, u, v] = x_pad[n, c, i*stride+u, j*stride+v]; no copy yet.
         windows = sliding_window_view(pad2d(x, padding), (m, m), axis=(2, 3))[:, :, ::stride, ::stride]
         # (N, C, Ho, Wo, m, m) -> (C, m, m, N, Ho, Wo): the one copy. Row (c, u, v) of P^T is
         # channel c shifted by (u, v), copied in runs of Wo numbers.
-        PT = windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * m * m, n * ho * wo)
+        PT = windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * m * m, n * out_h * out_w)
     else:
         # First a copy of x as (C, H, W, N), then windows[c, i, j, n, u, v] = x_pad[n, c, i*s+u, j*s+v].
         x_last = np.ascontiguousarray(pad2d(x, padding).transpose(1, 2, 3, 0))
         windows = sliding_window_view(x_last, (m, m), axis=(1, 2))[:, ::stride, ::stride]
         # (C, Ho, Wo, N, m, m) -> (C, m, m, Ho, Wo, N): runs of Wo*N numbers (N with stride > 1).
-        PT = windows.transpose(0, 4, 5, 1, 2, 3).reshape(c * m * m, ho * wo * n)
+        PT = windows.transpose(0, 4, 5, 1, 2, 3).reshape(c * m * m, out_h * out_w * n)
     return PT.T                                                   # (R, D), a view of P^T (D, R)
 
 
@@ -102,22 +118,22 @@ def col2im(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int = 1, 
     """
     n, c, h, w = x_shape
     m = kernel_size
-    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
     hp, wp = h + 2 * padding, w + 2 * padding
     # One vectorised add per kernel offset (u, v): m*m Python iterations, not N*Ho*Wo.
     if not batch_last:
-        cols6 = cols.T.reshape(c, m, m, n, ho, wo)                  # cols6[c, u, v]: (N, Ho, Wo)
+        cols6 = cols.T.reshape(c, m, m, n, out_h, out_w)                  # cols6[c, u, v]: (N, Ho, Wo)
         dx = np.zeros((n, c, hp, wp), dtype=cols.dtype)
         dx_cn = dx.transpose(1, 0, 2, 3)                             # (C, N, H, W) view, to match cols6
         for u in range(m):
             for v in range(m):
-                dx_cn[:, :, u : u + stride * ho : stride, v : v + stride * wo : stride] += cols6[:, u, v]
+                dx_cn[:, :, u : u + stride * out_h : stride, v : v + stride * out_w : stride] += cols6[:, u, v]
     else:
-        cols6 = cols.T.reshape(c, m, m, ho, wo, n)                  # cols6[c, u, v]: (Ho, Wo, N)
+        cols6 = cols.T.reshape(c, m, m, out_h, out_w, n)                  # cols6[c, u, v]: (Ho, Wo, N)
         dx_last = np.zeros((c, hp, wp, n), dtype=cols.dtype)         # (C, H, W, N), to match cols6
         for u in range(m):
             for v in range(m):
-                dx_last[:, u : u + stride * ho : stride, v : v + stride * wo : stride, :] += cols6[:, u, v]
+                dx_last[:, u : u + stride * out_h : stride, v : v + stride * out_w : stride, :] += cols6[:, u, v]
         dx = dx_last.transpose(3, 0, 1, 2)                           # (N, C, H, W) view
     if padding:
         dx = dx[:, :, padding:-padding, padding:-padding]
@@ -125,16 +141,39 @@ def col2im(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int = 1, 
 
 
 def im2col_loops(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0) -> np.ndarray:
-    """The same as `im2col`, written as the literal loop over patches (reference for tests)."""
+    """The same as `im2col`, written as the literal loop over patches.
+
+    x: (N, C, H, W) -> P: (N*Ho*Wo, C*m*m), rows in (n, i, j) order."""
+    check_stride_padding(stride, padding)
     n, c, h, w = x.shape
     m = kernel_size
-    ho, wo = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
     xp = pad2d(x, padding)
-    cols = np.empty((n * ho * wo, c * m * m), dtype=x.dtype)
+    cols = np.empty((n * out_h * out_w, c * m * m), dtype=x.dtype)
     row = 0
-    for b in range(n):
-        for i in range(ho):
-            for j in range(wo):
-                cols[row] = xp[b, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(-1)
+    for img in range(n):
+        for i in range(out_h):
+            for j in range(out_w):
+                cols[row] = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m].reshape(-1)
                 row += 1
     return cols
+
+
+def col2im_loops(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int = 1,
+                 padding: int = 0) -> np.ndarray:
+    """The same as `col2im`, written as the literal loop over patches.
+
+    cols: (N*Ho*Wo, C*m*m), rows in (n, i, j) order -> dx: (N, C, H, W)."""
+    check_stride_padding(stride, padding)
+    n, c, h, w = x_shape
+    m = kernel_size
+    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    dx = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    row = 0
+    for img in range(n):
+        for i in range(out_h):
+            for j in range(out_w):
+                # the patch under output pixel (i, j) receives row (img, i, j) of cols
+                dx[img, :, i * stride : i * stride + m, j * stride : j * stride + m] += cols[row].reshape(c, m, m)
+                row += 1
+    return dx[:, :, padding : padding + h, padding : padding + w].copy()

@@ -46,6 +46,8 @@ def cross_entropy(logits, targets) -> Tensor:
         raise ValueError(f"cross_entropy expects integer targets of shape ({logits.shape[0]},), "
                          f"got {t.dtype} of shape {t.shape}")
     n, k = logits.shape
+    if n == 0:
+        raise ValueError("cross_entropy: no examples (logits of shape (0, K)); the mean loss of none is undefined")
     if t.size and (t.min() < 0 or t.max() >= k):
         raise ValueError(f"cross_entropy: targets must be in [0, {k}), got range [{t.min()}, {t.max()}]")
 

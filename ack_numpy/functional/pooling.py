@@ -10,29 +10,32 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor, as_tensor
-from .im2col import check_stride_padding, conv_output_size
+from .im2col import check_size, check_stride_padding, conv_output_size
+
+
+def _check_pool_args(x: Tensor, kernel_size: int, stride: int | None) -> tuple[int, int, int, int]:
+    """Check the arguments of max_pool2d; return k, s, Ho, Wo."""
+    if x.ndim != 4:
+        raise ValueError(f"max_pool2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    check_size("kernel_size", kernel_size)
+    s = kernel_size if stride is None else stride
+    check_stride_padding(s, 0)
+    out_h = conv_output_size(x.shape[2], kernel_size, s, 0)
+    out_w = conv_output_size(x.shape[3], kernel_size, s, 0)
+    return kernel_size, s, out_h, out_w
 
 
 def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
     """x: (N, C, H, W) -> (N, C, Ho, Wo) with Ho = (H - k) // s + 1; stride defaults to k."""
     x = as_tensor(x)
-    if x.ndim != 4:
-        raise ValueError(f"max_pool2d expects x of shape (N, C, H, W), got shape {x.shape}")
-    k = kernel_size
-    s = k if stride is None else stride
-    check_stride_padding(s, 0)
-    if int(k) != k or k < 1:
-        raise ValueError(f"kernel_size must be a positive integer, got {kernel_size!r}")
-    n, c, h, w = x.shape
-    ho, wo = conv_output_size(h, k, s, 0), conv_output_size(w, k, s, 0)
+    k, s, out_h, out_w = _check_pool_args(x, kernel_size, stride)
 
     def at_offset(u: int, v: int) -> np.ndarray:
         """Element (u, v) of every window: x[n, c, i*s+u, j*s+v] for all n, c, i, j  (N, C, Ho, Wo), a view."""
-        return x.data[:, :, u : u + s * ho : s, v : v + s * wo : s]
+        return x.data[:, :, u : u + s * out_h : s, v : v + s * out_w : s]
 
-    # A running maximum over the k*k offsets: k*k vectorised steps over (N, C, Ho, Wo).
-    # (np.argmax over a (..., k*k) copy of the windows gives the same maxima, but copies
-    # the input and then works through k*k = 4 numbers at a time: several times slower.)
+    # A running maximum over the k*k offsets: k*k vectorised steps over (N, C, Ho, Wo), and
+    # no copy of the windows.
     y = at_offset(0, 0).copy()
     for u in range(k):
         for v in range(k):
@@ -49,8 +52,25 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
             for v in range(k):
                 wins = (at_offset(u, v) == y) & ~routed           # (N, C, Ho, Wo) bool
                 routed |= wins
-                dx[:, :, u : u + s * ho : s, v : v + s * wo : s] += out.grad * wins
+                dx[:, :, u : u + s * out_h : s, v : v + s * out_w : s] += out.grad * wins
         x.accumulate_grad(dx)
 
     out._backward = _backward
     return out
+
+
+def max_pool2d_loops(x, kernel_size: int = 2, stride: int | None = None) -> np.ndarray:
+    """The same as `max_pool2d`, one output number at a time.
+
+    x: (N, C, H, W) -> y: (N, C, Ho, Wo); forward only, so it returns a plain array."""
+    x = as_tensor(x)
+    k, s, out_h, out_w = _check_pool_args(x, kernel_size, stride)
+    n, c = x.shape[:2]
+    y = np.empty((n, c, out_h, out_w), dtype=x.dtype)
+    for img in range(n):
+        for ch in range(c):
+            for i in range(out_h):
+                for j in range(out_w):
+                    window = x.data[img, ch, i * s : i * s + k, j * s : j * s + k]  # (k, k)
+                    y[img, ch, i, j] = window.max()
+    return y

@@ -35,7 +35,7 @@ from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
 from .runner import Run, run_all
 from .stats import compare, describe
 
-MODELS = ("lenet", "adaptive-lenet", "plain-small", "plain-width8")
+STUDY_MODELS = ("lenet", "adaptive-lenet", "plain-small", "plain-width8")
 # label -> (model name, options): plain-width8 is plain-small at adaptive-lenet's width.
 ARMS = {"lenet": ("lenet", {}), "adaptive-lenet": ("adaptive-lenet", {}), "plain-small": ("plain-small", {}),
         "plain-width8": ("plain-small", dict(EQUAL_WIDTH_OPTIONS))}
@@ -56,7 +56,7 @@ def seeds_of(label: str, seeds: int, lenet_seeds: int) -> list[int]:
 
 
 def plan(out: Path, seeds: int = 10, lenet_seeds: int = 3, epochs: int = 10, data_dir: str | None = None,
-         limit_train: int | None = None, limit_test: int | None = None, models=MODELS) -> list[Run]:
+         limit_train: int | None = None, limit_test: int | None = None, models=STUDY_MODELS) -> list[Run]:
     """Every run of the reproduction, the slowest models first so that parallel jobs end together."""
     runs = []
     for label in models:
@@ -123,7 +123,7 @@ def model_summary(rows_per_seed: dict[int, list[dict]], parameters: int, target:
     }
 
 
-def summarize(out: Path, seeds: int, epochs: int, lenet_seeds: int = 3, models=MODELS,
+def summarize(out: Path, seeds: int, epochs: int, lenet_seeds: int = 3, models=STUDY_MODELS,
               limit_train: int | None = None, limit_test: int | None = None) -> dict:
     summary = {"recipe": RECIPE, "epochs": epochs, "target": TARGET,
                "train_images": limit_train or 60000, "test_images": limit_test or 10000, "models": {}}
@@ -320,7 +320,7 @@ def median_checkpoint(out: Path, runs: list[Run], seed: int, log) -> Path:
 
 
 def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1, data_dir: str | None = None,
-              limit_train: int | None = None, limit_test: int | None = None, models=MODELS,
+              limit_train: int | None = None, limit_test: int | None = None, models=STUDY_MODELS,
               lenet_seeds: int = 3, report_only: bool = False, log=print) -> dict:
     """Train every missing run (unless report_only), then write results.json, results.md,
     accuracy.png and adaptive-lenet-median.npz into `out`."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
-from .layers import uniform_init
+from .layers import check_conv_sizes, uniform_init
 from .module import Module, Parameter
 
 ACTIVATIONS = ("tanh", "none")
@@ -34,7 +34,7 @@ class AdaptiveConv2d(Module):
       q_scale=0.1, against about 0.6 for w.p. A large random Q would make sigma a random
       quadratic surface that saturates tanh and drowns the gradient; a small random Q
       (not zero) lets every Q filter start learning from a different point. Without a
-      static kernel (static=False) Q is the only path for the signal, so q_scale is 1.
+      static kernel (static_kernel=False) Q is the only path for the signal, so q_scale is 1.
 
     Why Q starts symmetric: sigma = p^T Q p only sees the symmetric part (Q + Q^T)/2, and
     its gradient p p^T is symmetric, so an antisymmetric part would never change. It would
@@ -46,20 +46,23 @@ class AdaptiveConv2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, static: bool = True, activation: str = "tanh",
+                 padding: int = 0, static_kernel: bool = True, activation: str = "tanh",
                  q_scale: float | None = None, rng: np.random.Generator | None = None,
                  dtype=np.float32):
+        check_conv_sizes("AdaptiveConv2d", in_channels, out_channels, kernel_size, stride, padding)
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+            raise ValueError(f"AdaptiveConv2d: activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if q_scale is not None and not (isinstance(q_scale, (int, float)) and np.isfinite(q_scale) and q_scale >= 0):
+            raise ValueError(f"AdaptiveConv2d: q_scale must be a finite number >= 0, got {q_scale!r}")
         rng = rng if rng is not None else np.random.default_rng()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.static, self.activation = static, activation
+        self.static_kernel, self.activation = static_kernel, activation
         D = in_channels * kernel_size * kernel_size
-        self.q_scale = (0.1 if static else 1.0) if q_scale is None else q_scale
+        self.q_scale = (0.1 if static_kernel else 1.0) if q_scale is None else q_scale
         A = rng.uniform(-self.q_scale / D, self.q_scale / D, size=(out_channels, D, D))
         self.Q = Parameter(((A + A.transpose(0, 2, 1)) / 2).astype(dtype))
-        self.w = Parameter(uniform_init(rng, (out_channels, D), D, dtype)) if static else None
+        self.w = Parameter(uniform_init(rng, (out_channels, D), D, dtype)) if static_kernel else None
         self.b = Parameter(np.zeros(out_channels, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -72,4 +75,4 @@ class AdaptiveConv2d(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, static={self.static}")
+                f"stride={self.stride}, padding={self.padding}, static_kernel={self.static_kernel}")

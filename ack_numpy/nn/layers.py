@@ -10,7 +10,20 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
+from ..functional.im2col import check_size
 from .module import Module, Parameter
+
+
+def check_conv_sizes(layer: str, in_channels, out_channels, kernel_size, stride, padding) -> None:
+    """The sizes of a convolution layer must be integers: channels, kernel and stride >= 1,
+    0 <= padding < kernel_size (see `conv_output_size`). The message names the layer and
+    the argument."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("kernel_size", kernel_size), ("stride", stride)):
+        check_size(f"{layer}: {name}", value)
+    check_size(f"{layer}: padding", padding, minimum=0)
+    if padding >= kernel_size:
+        raise ValueError(f"{layer}: padding {padding} must be smaller than kernel_size {kernel_size}")
 
 
 def uniform_init(rng: np.random.Generator, shape: tuple, fan_in: int, dtype=np.float32) -> np.ndarray:
@@ -24,6 +37,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  rng: np.random.Generator | None = None, dtype=np.float32):
+        check_size("Linear: in_features", in_features)
+        check_size("Linear: out_features", out_features)
         rng = rng if rng is not None else np.random.default_rng()
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(uniform_init(rng, (out_features, in_features), in_features, dtype))
@@ -45,6 +60,7 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, rng: np.random.Generator | None = None,
                  dtype=np.float32):
+        check_conv_sizes("Conv2d", in_channels, out_channels, kernel_size, stride, padding)
         rng = rng if rng is not None else np.random.default_rng()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -61,7 +77,12 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
+    """y = the maximum of each k x k window.  x: (N, C, H, W) -> (N, C, Ho, Wo); stride defaults to k."""
+
     def __init__(self, kernel_size: int = 2, stride: int | None = None):
+        check_size("MaxPool2d: kernel_size", kernel_size)
+        if stride is not None:
+            check_size("MaxPool2d: stride", stride)
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x: Tensor) -> Tensor:

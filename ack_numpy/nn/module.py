@@ -20,9 +20,6 @@ class Parameter(Tensor):
     def __init__(self, data: np.ndarray):
         super().__init__(np.asarray(data), requires_grad=True)
 
-    def __repr__(self) -> str:
-        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
-
 
 class Module:
     """Base class for layers and models: override `forward`; call the module like a function."""

@@ -16,7 +16,7 @@ from .curves import plot_training_curves
 from .figures import (DPI, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
                       plot_q_filters, save)
 from ..models import adaptive_layers
-from .kernels import adaptive_layer, check_channel, dynamic_kernels, first_of_each_digit, select_image
+from .kernels import select_adaptive_layer, check_channel, dynamic_kernels, first_of_each_digit, select_image
 
 __all__ = ["DPI", "FIGURE_FILES", "dynamic_kernels", "plot_adaptation", "plot_digit_kernels",
            "plot_feature_maps", "plot_kernel_field", "plot_q_filters", "plot_training_curves",
@@ -43,7 +43,7 @@ def write_figures(checkpoint: str | Path, out: str | Path, data_dir: str | None 
     if not adaptive_layers(model):
         raise ValueError(f"{checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
                          f"no dynamic kernels to show; use a checkpoint of adaptive-lenet")
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     images, labels = load_mnist("test", data_dir)
     i = select_image(labels, index=index, digit=digit)

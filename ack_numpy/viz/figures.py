@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..nn import AdaptiveConv2d, Module
-from .kernels import (adaptive_layer, check_channel, distance_to_mean_kernel,
+from .kernels import (select_adaptive_layer, check_channel, distance_to_mean_kernel,
                       layer_input, layer_outputs, patch_origin, q_filters, sampled_locations,
                       static_kernel)
 
@@ -89,7 +89,7 @@ def plot_kernel_field(model: Module, image: np.ndarray, layer: int = 0, channel:
 
     image: (1, H, W). Returns arrays: kernels (Ho, Wo, C, m, m), every location of this
     channel; rows, cols: the sampled output locations; tiles (rows, cols, m, m), as drawn."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     x = input_frame(model, image, layer)                           # (C, H, W)
     kernels = module.kernels(x[None])[0, channel]                  # (Ho, Wo, C, m, m)
@@ -137,7 +137,7 @@ def plot_q_filters(model: Module, layer: int = 0, channel: int = 0) -> tuple[Fig
 
     Returns arrays: filters (C, m, m, C, m, m) (see `kernels.q_filters`), w (C, m, m),
     shown (m, m, m, m): the blocks drawn (for C > 1: kernel channel 0, patch channel 0)."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     filters, w = q_filters(module, channel), static_kernel(module, channel)
     m, c = module.kernel_size, module.in_channels
     shown = filters[0, :, :, 0]                                    # (m, m, m, m)
@@ -177,13 +177,13 @@ def plot_digit_kernels(model: Module, images: np.ndarray, labels: np.ndarray, la
 
     images: (K, 1, H, W), labels: (K,). location: output (row, col), default the centre.
     Returns arrays: kernels (K, C, m, m) at that location, mean and std (C, m, m), location."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     all_kernels = module.kernels(layer_input(model, images, layer))[:, channel]   # (K, Ho, Wo, C, m, m)
-    ho, wo = all_kernels.shape[1:3]
-    i, j = (ho // 2, wo // 2) if location is None else location
-    if not (0 <= i < ho and 0 <= j < wo):
-        raise ValueError(f"location ({i}, {j}) is outside the layer's {ho}x{wo} output locations")
+    out_h, out_w = all_kernels.shape[1:3]
+    i, j = (out_h // 2, out_w // 2) if location is None else location
+    if not (0 <= i < out_h and 0 <= j < out_w):
+        raise ValueError(f"location ({i}, {j}) is outside the layer's {out_h}x{out_w} output locations")
     kernels = all_kernels[:, i, j]                                 # (K, C, m, m)
     mean, std = kernels.mean(axis=0), kernels.std(axis=0)
     m, c, k = module.kernel_size, module.in_channels, len(images)
@@ -230,13 +230,13 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     locations for this input; drawn in the input's coordinates with its outline on top.
 
     Returns arrays: kernels (Ho, Wo, C, m, m), mean_kernel (C, m, m), distance (Ho, Wo)."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     x = input_frame(model, image, layer)
     kernels = module.kernels(x[None])[0, channel]                  # (Ho, Wo, C, m, m)
     mean, distance = distance_to_mean_kernel(kernels)
     background, m, s, c = x.mean(axis=0), module.kernel_size, module.stride, module.in_channels
-    ho, wo = distance.shape
+    out_h, out_w = distance.shape
     # output (i, j) is centred on input pixel patch_origin + (m-1)/2; each cell is s pixels wide
     edge = patch_origin(0, module) + (m - 1) / 2 - s / 2      # where the first cell starts
 
@@ -244,7 +244,7 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     ax_img, ax_map, ax_mean = fig.subplots(1, 3, width_ratios=[1, 1.25, 0.8])
     show_image(ax_img, background, f"what the layer sees: {name}" + channel_note(c))
     art = ax_map.imshow(distance, cmap="magma", vmin=0, interpolation="nearest",
-                        extent=(edge, edge + wo * s, edge + ho * s, edge))
+                        extent=(edge, edge + out_w * s, edge + out_h * s, edge))
     outline(ax_map, background, color="cyan")
     ax_map.set_xlim(-0.5, background.shape[1] - 0.5)
     ax_map.set_ylim(background.shape[0] - 0.5, -0.5)
@@ -256,7 +256,7 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     art = ax_mean.imshow(channel_view(mean), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
     ax_mean.set_xticks(range(m))
     ax_mean.set_yticks(range(m))
-    ax_mean.set_title(f"mean kernel over the\n{ho}x{wo} locations", fontsize=10)
+    ax_mean.set_title(f"mean kernel over the\n{out_h}x{out_w} locations", fontsize=10)
     fig.colorbar(art, ax=ax_mean, shrink=0.6)
     fig.suptitle(f"How much the kernel adapts: {describe(layer, module, channel)}, {name}", fontsize=11)
     return fig, {"kernels": kernels, "mean_kernel": mean, "distance": distance}
@@ -269,7 +269,7 @@ def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
     sigma_o itself for a layer built with activation="none".
 
     Returns arrays: outputs (O, Ho, Wo), as computed by calling the layer."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     outputs = layer_outputs(model, np.asarray(image)[None], layer)[0]   # (O, Ho, Wo)
     what = "tanh(sigma)" if module.activation == "tanh" else "sigma"
     limit = 1.0 if module.activation == "tanh" else max(float(np.abs(outputs).max()), 1e-12)

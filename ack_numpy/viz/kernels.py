@@ -20,7 +20,7 @@ from ..nn import AdaptiveConv2d, Module
 
 
 # ----------------------------------------------------------------------------- choosing
-def adaptive_layer(model: Module, layer: int) -> AdaptiveConv2d:
+def select_adaptive_layer(model: Module, layer: int) -> AdaptiveConv2d:
     """The `layer`-th AdaptiveConv2d of the model (0 = the first in forward order)."""
     layers = adaptive_layers(model)
     name = type(model).__name__
@@ -70,7 +70,7 @@ def layer_input(model: Module, images: np.ndarray, layer: int) -> np.ndarray:
     """What the `layer`-th adaptive layer sees: images (N, 1, H, W) -> (N, C, H', W').
 
     Runs the layers of `model.features` that come before it, without building a graph."""
-    target = adaptive_layer(model, layer)
+    target = select_adaptive_layer(model, layer)
     features = getattr(model, "features", None)
     if features is None or not any(module is target for module in features):
         raise ValueError(f"adaptive layer {layer} is not a direct part of model.features, "
@@ -88,12 +88,12 @@ def dynamic_kernels(model: Module, images: np.ndarray, layer: int = 0) -> np.nda
     """The kernel every location of the layer applies to each image: (N, O, Ho, Wo, C, m, m).
 
     Exactly `F.adaptive_kernels(layer_input, Q, w, stride, padding)`."""
-    return adaptive_layer(model, layer).kernels(layer_input(model, images, layer))
+    return select_adaptive_layer(model, layer).kernels(layer_input(model, images, layer))
 
 
 def layer_outputs(model: Module, images: np.ndarray, layer: int = 0) -> np.ndarray:
     """The layer's outputs y = tanh(sigma) (after its activation): (N, O, Ho, Wo)."""
-    module = adaptive_layer(model, layer)
+    module = select_adaptive_layer(model, layer)
     x = layer_input(model, images, layer)
     with no_grad():
         return module(Tensor(x)).data
@@ -110,7 +110,7 @@ def q_filters(module: AdaptiveConv2d, channel: int) -> np.ndarray:
 
 
 def static_kernel(module: AdaptiveConv2d, channel: int) -> np.ndarray:
-    """w_o as (C, m, m): the kernel left when Q is zero (zeros for a layer built with static=False)."""
+    """w_o as (C, m, m): the kernel left when Q is zero (zeros for a layer built with static_kernel=False)."""
     check_channel(module, channel)
     c, m = module.in_channels, module.kernel_size
     if module.w is None:

@@ -22,7 +22,7 @@ from ..allocator import keep_freed_memory
 from ...autograd import Tensor
 from .timing import MIN_REPEATS, page_faults, summarize
 
-MODELS = ("lenet", "adaptive-lenet")
+TIMED_MODELS = ("lenet", "adaptive-lenet")
 EPOCH_IMAGES = 60_000  # the MNIST training set
 
 
@@ -46,7 +46,7 @@ def peak_rss_bytes() -> int:
 
 def graph_dtypes(loss: Tensor) -> list[str]:
     """The dtypes of every array in a graph: each tensor's data and gradient."""
-    arrays = [a for node in loss._topological_order() for a in (node.data, node.grad) if a is not None]
+    arrays = [a for node in loss.topological_order() for a in (node.data, node.grad) if a is not None]
     return sorted({str(a.dtype) for a in arrays})
 
 
@@ -111,7 +111,7 @@ def child_env(extra: dict | None = None) -> dict:
 def training_benchmarks(batches: tuple, steps: int, warmup: int, budget: float = float("inf")) -> list[dict]:
     """Part 4: one fresh subprocess per (model, batch size)."""
     results = []
-    for model_name in MODELS:
+    for model_name in TIMED_MODELS:
         for batch_size in batches:
             code = ("import json; from ack_numpy.lab.bench.training import train_step_worker; print(json.dumps("
                     f"train_step_worker({model_name!r}, {batch_size}, {steps}, {warmup}, {budget!r})))")

@@ -1,0 +1,142 @@
+"""The exercises' checker (tutorials/check.py): every reference solution passes, and wrong
+answers, the plausible mistakes a reader makes, are rejected with a hint."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "tutorials"
+
+
+def load(path: Path, name: str):
+    sys.path.insert(0, str(TUTORIALS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(TUTORIALS))
+
+
+checker = load(TUTORIALS / "check.py", "tutorial_check_under_test")
+NUMBERS = sorted(checker.CHECKS)
+
+
+def solutions(number: str):
+    return load(TUTORIALS / "solutions" / f"ex{number}.py", f"solutions_{number}")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)  # check.py finds the package by itself
+    return subprocess.run([sys.executable, str(TUTORIALS / "check.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_every_tutorial_has_exercises_solutions_and_says_so():
+    for number in NUMBERS:
+        assert (TUTORIALS / "exercises" / f"ex{number}.py").is_file()
+        assert (TUTORIALS / "solutions" / f"ex{number}.py").is_file()
+        tutorial = next(TUTORIALS.glob(f"{number}_*.py")).read_text()
+        assert f"python tutorials/check.py {number}" in tutorial, f"tutorial {number} does not point to its checker"
+        for name, _ in checker.CHECKS[number]:
+            assert name in tutorial, f"tutorial {number} does not describe exercise {name}"
+    assert sorted(p.name[:2] for p in TUTORIALS.glob("[0-9][0-9]_*.py")) == NUMBERS
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_the_reference_solutions_pass_the_checker(number, tmp_path):
+    result = run_cli(number, "--solutions", cwd=tmp_path)
+    n = len(checker.CHECKS[number])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{n} of {n} right" in result.stdout
+    assert result.stdout.count(": right") == n
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_the_unanswered_exercises_are_reported_not_done(number, tmp_path):
+    result = run_cli(number, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.count(": not done. it still raises NotImplementedError") == len(checker.CHECKS[number])
+
+
+def _wrong_answers():
+    """(tutorial, exercise, a plausible wrong answer)."""
+    F = checker.F
+    return [
+        ("01", "tanh_layer_grads", lambda x, W, g: (g @ W.T, x.T @ g)),                     # forgot tanh'
+        ("01", "bias_grad", lambda grad, shape: grad.sum(axis=tuple(range(grad.ndim - len(shape))))),  # size-1 axes
+        ("02", "patch_row", lambda x, n, i, j, m, s, p: x[n, :, i * s:i * s + m, j * s:j * s + m].reshape(-1)),
+        ("02", "conv2d_by_matmul", lambda x, wt, b, s, p: (F.im2col(x, wt.shape[2], s, p) @ wt.reshape(len(wt), -1).T + b)
+         .reshape(x.shape[0], len(wt), F.conv_output_size(x.shape[2], wt.shape[2], s, p),
+                  F.conv_output_size(x.shape[3], wt.shape[2], s, p))),                      # no transpose
+        ("02", "copies_per_pixel", lambda H, W, m, s, p: np.full((H, W), m * m)),
+        ("03", "adaptive_kernel", lambda p, Q, w: Q.T @ p + w),                             # column, not row
+        ("03", "dsigma_dp", lambda p, Q, w: 2 * Q @ p + w),                                  # Q assumed symmetric
+        ("03", "most_adapted_location", lambda x, Q, w, o: divmod(int(F.im2col(x, 3).sum(axis=1).argmax()),
+                                                                  x.shape[3] - 2)),         # most ink
+        ("04", "cosine_learning_rate", lambda lr, t, T: lr * np.cos(np.pi * t / T)),
+        ("04", "cross_entropy_grad", lambda z, y: solutions("04").cross_entropy_grad(z, y) * len(y)),  # no / N
+        ("04", "adaptive_layer_parameters", lambda C, O, m: O * ((C * m * m) ** 2 + 1)),    # forgot w
+        ("05", "kernel_distance_map", lambda x, Q, w, o: solutions("05").distance_to_mean_kernel(x, Q, w, o)),
+        ("05", "distance_to_mean_kernel", lambda x, Q, w, o: solutions("05").kernel_distance_map(x, Q, w, o)),
+    ]
+
+
+@pytest.mark.parametrize("number, name, wrong", _wrong_answers(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_plausible_mistake_is_rejected_with_a_hint(number, name, wrong):
+    answers = solutions(number)
+    answers = SimpleNamespace(**{n: getattr(answers, n) for n, _ in checker.CHECKS[number]})
+    setattr(answers, name, wrong)
+    verdicts = {label.split()[1]: (verdict, message) for label, verdict, message in checker.check(number, answers)}
+    assert verdicts[name][0] == "wrong", verdicts[name]
+    assert len(verdicts[name][1]) > 20                       # a hint, not just "wrong"
+    assert all(v == "right" for n, (v, _) in verdicts.items() if n != name)
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_every_exercise_rejects_a_slightly_wrong_answer(number):
+    # The reference answer, nudged: 1e-3 added to every number it returns.
+    def nudged(function):
+        def answer(*args):
+            result = function(*args)
+            if isinstance(result, tuple) and all(isinstance(v, np.ndarray) for v in result):
+                return tuple(v + 1e-3 for v in result)
+            return result + 1e-3 if not isinstance(result, tuple) else tuple(v + 1 for v in result)
+        return answer
+
+    reference = solutions(number)
+    for name, _ in checker.CHECKS[number]:
+        answers = SimpleNamespace(**{n: getattr(reference, n) for n, _ in checker.CHECKS[number]})
+        setattr(answers, name, nudged(getattr(reference, name)))
+        verdict = {label.split()[1]: v for label, v, _ in checker.check(number, answers)}[name]
+        assert verdict == "wrong", f"{number} {name} accepted a nudged answer"
+
+
+def test_an_answer_that_raises_is_wrong_in_one_line_and_a_missing_one_not_done():
+    def broken(p, Q, w):
+        raise ValueError("shapes do not match")
+
+    results = checker.check("03", SimpleNamespace(adaptive_kernel=broken))
+    assert results[0] == ("03.1 adaptive_kernel", "wrong", "it raised ValueError: shapes do not match")
+    assert results[1] == ("03.2 dsigma_dp", "not done", "there is no function dsigma_dp")
+
+
+def test_command_line_errors_are_one_clear_line(tmp_path):
+    result = run_cli("7", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "check.py: no exercises for tutorial '7'; choose one of 01, 02, 03, 04, 05"
+    bad = tmp_path / "mine.py"
+    bad.write_text("def adaptive_kernel(:\n")
+    result = run_cli("03", "--answers", str(bad), cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"check.py: {bad} does not run: SyntaxError")
