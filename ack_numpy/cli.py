@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "folder (the same networks and recipe), e.g. data/reproduction")
     study_parser.add_argument("--max-epochs", type=positive_int, default=15,
                               help="convergence: stop a run that has not reached 99%% after N epochs (default 15)")
-    study_parser.add_argument("--lr", type=positive_float, default=1e-3,
+    study_parser.add_argument("--lr", type=_number, default=1e-3,
                               help="convergence: the constant learning rate of every model (default 1e-3)")
     for p in (p, study_parser):
         p.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel, one BLAS thread each (default 1)")

@@ -296,23 +296,37 @@ def median_seed(summary: dict, model: str) -> int:
     return finals[(len(finals) - 1) // 2][1]
 
 
-def median_checkpoint(out: Path, runs: list[Run], seed: int, log) -> Path:
-    """out/adaptive-lenet-median.npz from that seed's run. A run folder kept without its
-    checkpoint is trained again elsewhere and must give the same metrics to the last digit."""
+def _same_metrics(a: list[dict], b: list[dict]) -> bool:
+    """Equal to the last digit in everything but the seconds."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in a] == \
+           [{k: v for k, v in r.items() if k != "seconds"} for r in b]
+
+
+def median_checkpoint(out: Path, runs: list[Run], seed: int, log, train_again: bool = True) -> Path | None:
+    """out/adaptive-lenet-median.npz from that seed's run. If the run folder was kept without
+    its checkpoint, a median file already there from that same run is kept; otherwise the
+    run is trained again elsewhere and must give the same metrics to the last digit."""
+    from ..checkpoint import read_meta
+
     run = next(r for r in runs if r.name == f"adaptive-lenet-seed{seed}")
+    target = out / "adaptive-lenet-median.npz"
     source = run.folder / CHECKPOINT_NAME
+    kept = read_metrics(run.folder / "metrics.csv")
+    if not source.exists() and target.exists():
+        meta = read_meta(target)
+        if meta.get("config", {}).get("seed") == seed and _same_metrics(meta.get("metrics", []), kept):
+            return target
+    if not source.exists() and not train_again:
+        log(f"  {run.name} has no checkpoint and --report-only trains nothing: {target} not updated")
+        return None
     if not source.exists():
         again = Run(run.name, replace(run.config, out=str(out / "median-retrain")))
         log(f"  {run.name} has no checkpoint: training it again to {again.folder} (same settings)")
         run_all([again], jobs=1, log=log)
-        kept, new = read_metrics(run.folder / "metrics.csv"), read_metrics(again.folder / "metrics.csv")
-        same = [{k: v for k, v in r.items() if k != "seconds"} for r in kept] == \
-               [{k: v for k, v in r.items() if k != "seconds"} for r in new]
-        if not same:
+        if not _same_metrics(kept, read_metrics(again.folder / "metrics.csv")):
             raise RuntimeError(f"retraining {run.name} gave other metrics than {run.folder / 'metrics.csv'}; "
                                f"the training arithmetic changed, so every run must be trained again")
         source = again.folder / CHECKPOINT_NAME
-    target = out / "adaptive-lenet-median.npz"
     shutil.copyfile(source, target)
     if source.parent.name == "median-retrain":
         shutil.rmtree(source.parent)
@@ -340,7 +354,7 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     write_markdown(summary, out / "results.md", command)
     plot_accuracy(summary, out / "accuracy.png")
     if best is not None:
-        median_checkpoint(out, runs, best, log)
+        median_checkpoint(out, runs, best, log, train_again=not report_only)
     log(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'accuracy.png'}"
         + ("" if best is None else f" and {out / 'adaptive-lenet-median.npz'} (seed {best})"))
     return summary

@@ -180,6 +180,7 @@ def run_all(runs: list[Run], jobs: int, log: Callable[[str], None] = print, poll
     Raises ValueError before starting anything if a folder holds other settings,
     RuntimeError naming the failed runs, RunnerStopped if stopped by a signal."""
     for run in runs:
+        run.config.validate()  # one line naming a bad setting, before any process starts
         check_same_settings(run)
     todo = []
     for run in runs:

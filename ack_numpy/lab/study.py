@@ -212,7 +212,8 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
     summary["wall_seconds_this_call"] = wall
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_convergence_markdown(summary, out / "results.md", summary["command"])
-    plot_convergence(summary, out / "convergence.png")
+    if summary["models"]:  # no figure of nothing
+        plot_convergence(summary, out / "convergence.png")
     log(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'convergence.png'}")
     return summary
 
@@ -358,6 +359,7 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
     summary["wall_seconds_this_call"] = wall
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_budget_markdown(summary, out / "results.md", summary["command"])
-    plot_budget(summary, out / "budget.png")
+    if any(arm["final_test_acc"] for arm in summary["arms"].values()):
+        plot_budget(summary, out / "budget.png")
     log(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'budget.png'}")
     return summary
