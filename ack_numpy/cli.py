@@ -227,9 +227,26 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .lab.reproduce import reproduce
+    from .lab.runner import RunnerStopped
 
-    reproduce(args.out, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs, data_dir=args.data_dir,
-              limit_train=args.limit_train, limit_test=args.limit_test)
+    try:
+        if args.command == "reproduce":
+            reproduce(args.out, seeds=args.seeds, lenet_seeds=args.lenet_seeds, epochs=args.epochs, jobs=args.jobs,
+                      data_dir=args.data_dir, limit_train=args.limit_train, limit_test=args.limit_test,
+                      report_only=args.report_only)
+        else:
+            from .lab import study
+
+            common = dict(jobs=args.jobs, data_dir=args.data_dir, limit_train=args.limit_train,
+                          limit_test=args.limit_test, report_only=args.report_only)
+            if args.which == "convergence":
+                study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs, lr=args.lr, **common)
+            else:
+                study.budget(args.out, seeds=args.seeds or 3, epochs=args.epochs or 10, reuse=args.reuse, **common)
+    except RunnerStopped as stop:
+        print(f"stopped by {stop}: every training was asked to save and has stopped; "
+              f"the same command resumes", file=sys.stderr)
+        return 128 + stop.signum
     return 0
 
 
@@ -299,15 +316,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (every 2nd location)")
     p.set_defaults(func=cmd_explore)
 
-    p = sub.add_parser("reproduce", help="train lenet, adaptive-lenet and plain-small on every seed; judge the paper's claims")
-    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds, 0..N-1 (default 3)")
+    p = sub.add_parser("reproduce", help="train lenet, adaptive-lenet, plain-small and plain-width8 on every seed; "
+                       "judge the paper's claims and the ablations")
+    p.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..N-1 of the small models (default 10)")
+    p.add_argument("--lenet-seeds", type=positive_int, default=3, help="seeds 0..N-1 of lenet (default 3)")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (default 10)")
-    p.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel, one BLAS thread each (default 1)")
-    p.add_argument("--out", required=True, help="output folder (runs/, results.md, results.json, accuracy.png)")
-    p.add_argument("--data-dir", help="folder with the MNIST files")
-    p.add_argument("--limit-train", type=positive_int, help="quick check: first N training images only")
-    p.add_argument("--limit-test", type=positive_int, help="quick check: first N test images only")
-    p.set_defaults(func=cmd_reproduce)
+    study_parser = sub.add_parser("study", help="convergence (constant learning rate, epochs to 99%%) or "
+                                  "budget (adaptive vs plain at five sizes)")
+    study_parser.add_argument("which", choices=["convergence", "budget"])
+    study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3)")
+    study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
+    study_parser.add_argument("--reuse", metavar="DIR", help="budget: take the width-8 runs from this reproduction "
+                              "folder (the same networks and recipe), e.g. data/reproduction")
+    study_parser.add_argument("--max-epochs", type=positive_int, default=15,
+                              help="convergence: stop a run that has not reached 99%% after N epochs (default 15)")
+    study_parser.add_argument("--lr", type=_number, default=1e-3,
+                              help="convergence: the constant learning rate of every model (default 1e-3)")
+    for p in (p, study_parser):
+        p.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel, one BLAS thread each (default 1)")
+        p.add_argument("--out", required=True, help="output folder (runs/, results.md, results.json, a PNG)")
+        p.add_argument("--data-dir", help="folder with the MNIST files")
+        p.add_argument("--limit-train", type=positive_int, help="quick check: first N training images only")
+        p.add_argument("--limit-test", type=positive_int, help="quick check: first N test images only")
+        p.add_argument("--report-only", action="store_true",
+                       help="train nothing; write the report from the finished runs (the others are listed as missing)")
+        p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="time the layers and training steps against this machine's matmul rate")
     p.add_argument("--quick", action="store_true", help="fewer repeats: seconds instead of up to two minutes")

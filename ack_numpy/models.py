@@ -129,3 +129,36 @@ def adaptive_layers(model: Module) -> list[AdaptiveConv2d]:
 
     visit(model)
     return found
+
+
+# ----------------------------------------------------------------------------- study variants
+# The studies in ack_numpy/lab build these through `build_model(name, **options)`, so
+# a checkpoint stores the options and `evaluate` rebuilds the same network.
+
+# The equal-width ablation: plain-small with the first layer as wide as adaptive-lenet's
+# (8 channels): 80 + 3,216 + 2,570 = 5,866 parameters. Beside the equal-budget plain-small
+# it separates "the kernel is adaptive" from "the layer is wider".
+EQUAL_WIDTH_OPTIONS = {"channels": (8, 16)}
+
+
+def adaptive_width_options(width: int) -> dict:
+    """The budget sweep's adaptive model at first-layer width w: adaptive w@3x3 ->
+    conv 2w@5x5 -> fc 10 (w = 8 is adaptive-lenet). Parameters 91 w + (25 w + 1) 2w + 320 w + 10."""
+    return {"channels": (width, 2 * width)}
+
+
+def plain_width_options(width: int) -> dict:
+    """The sweep's plain counterpart of adaptive width w, built by plain-small's rule: the
+    same network with an ordinary first layer, widened to the most channels whose
+    parameter count stays within the adaptive model's (w = 8 gives plain-small, 9 channels)."""
+    budget = AdaptiveLeNet(**adaptive_width_options(width)).num_parameters()
+    second = 2 * width
+    first = width
+    while plain_parameters(first + 1, second) <= budget:
+        first += 1
+    return {"channels": (first, second)}
+
+
+def plain_parameters(first: int, second: int) -> int:
+    """Parameters of plain-small's shape with these widths: 10 f + (25 f + 1) s + (16 s + 1) 10."""
+    return 10 * first + (25 * first + 1) * second + (16 * second + 1) * 10

@@ -281,6 +281,7 @@ for name, r in results.items():
 
 # %%
 import inspect
+import json
 
 from ack_numpy.lab.reproduce import reproduce
 
@@ -290,14 +291,15 @@ for name, r in results.items():
     per_image = np.mean([row["seconds"] for row in r["rows"]]) / n_train
     print(f"{name}: about {per_image * 60000 / 60:.1f} minutes per epoch on 60,000 images (training only)")
 
-results_md = ROOT / "data" / "reproduction" / "results.md"
-if results_md.is_file():
-    print(f"\nThe committed reproduction ({results_md.relative_to(ROOT)}) says:")
-    for line in results_md.read_text().splitlines():
-        if line.startswith("- **"):
-            print(" ", line)
+results_json = ROOT / "data" / "reproduction" / "results.json"
+if results_json.is_file():
+    # The verdicts as results.md prints them, read from the committed record, not recomputed.
+    committed = json.loads(results_json.read_text())
+    print(f"\nThe committed reproduction ({results_json.relative_to(ROOT)}, made by `{committed['command']}`) says:")
+    for v in committed["verdicts"].values():
+        print(f"  - {v['claim']}: {v['verdict']}. {v['evidence']}.")
 else:
-    print(f"\n{results_md.relative_to(ROOT)} does not exist yet: run the reproduction to get the verdicts.")
+    print(f"\n{results_json.relative_to(ROOT)} does not exist yet: run the reproduction to get the verdicts.")
 
 # %% [markdown]
 # **What we saw:** both networks train with the same loop and recipe; `adaptive-lenet`

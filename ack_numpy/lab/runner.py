@@ -1,0 +1,224 @@
+"""Run many trainings in parallel processes, keep the finished ones, resume the rest.
+
+A study is a list of `Run`s: a folder name and the full `TrainConfig` of one training.
+`run_all(runs, jobs)` starts each unfinished run in its own Python process (one BLAS
+thread each, so the arithmetic is the same as a single-threaded run anywhere), at most
+`jobs` at a time:
+
+    python -m ack_numpy.lab.runner '<the run as JSON>'     # calls train() or resume() directly
+
+A folder that already holds a finished run is kept; one that holds a checkpoint is
+resumed from it; one started with other settings is refused, so that its numbers are
+never reported as those of the settings asked for.
+
+Stopping. The children run in their own session, so Ctrl-C at the terminal reaches only
+the runner; the runner (on Ctrl-C, SIGTERM or SIGHUP) sends each child one SIGINT, which
+the training loop turns into "save at the next batch boundary and exit", waits for them,
+and exits. A child whose runner dies without a word (kill -9) notices that its parent
+changed and stops the same way, so no trainer is left running behind a dead runner.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from ..train import CHECKPOINT_NAME, TrainConfig, TrainingInterrupted, read_metrics, resume, train
+
+# Settings that may differ between the saved config.json and the one asked for now:
+# where the folder and the data are, and (for runs extended until a target) the epochs.
+_PLACE = ("out", "data_dir")
+STOP_WAIT_SECONDS = 60.0
+
+
+@dataclass
+class Run:
+    """One training of a study. `until`: with the constant schedule, train one epoch at a
+    time until the evaluated accuracy reaches `until` or `config.epochs` epochs are done
+    (a run extended this way is the same as one trained that long from the start)."""
+    name: str
+    config: TrainConfig
+    until: float | None = None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config.out)
+
+
+class RunnerStopped(KeyboardInterrupt):
+    """The runner was asked to stop (Ctrl-C, SIGTERM, SIGHUP); its children have stopped."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# ----------------------------------------------------------------------------- state of a folder
+def rows_of(run: Run) -> list[dict]:
+    path = run.folder / "metrics.csv"
+    return read_metrics(path) if path.exists() else []
+
+
+def is_finished(run: Run) -> bool:
+    rows = rows_of(run)
+    if run.until is not None and any(r["test_acc"] >= run.until for r in rows):
+        return True
+    return len(rows) >= run.config.epochs
+
+
+def check_same_settings(run: Run) -> None:
+    """Refuse a folder whose config.json was written for other settings."""
+    config_file = run.folder / "config.json"
+    if not config_file.exists():
+        return
+    saved = json.loads(config_file.read_text())
+    wanted = json.loads(json.dumps(asdict(run.config)))  # tuples as lists, as in the file
+    ignore = _PLACE + (("epochs",) if run.until is not None else ())
+    differ = {k: (saved.get(k), v) for k, v in wanted.items() if k not in ignore and saved.get(k) != v}
+    if differ:
+        details = ", ".join(f"{k}={old!r} (asked: {new!r})" for k, (old, new) in differ.items())
+        raise ValueError(f"{run.folder} holds a run with other settings: {details}; "
+                         f"use another --out, or delete that folder to train it again")
+
+
+# ----------------------------------------------------------------------------- the child
+def train_run(run: Run) -> list[dict]:
+    """Train (or resume) one run in this process; returns its metric rows."""
+    folder = run.folder
+    if (folder / CHECKPOINT_NAME).exists():
+        # An extended run continues with the epoch after its last row (or finishes that one).
+        epochs = None if run.until is None else min(run.config.epochs, len(rows_of(run)) + 1)
+        rows = resume(folder, data_dir=run.config.data_dir, epochs=epochs)
+    else:
+        first = run.config if run.until is None else replace(run.config, epochs=1)
+        rows = train(first, overwrite=True)
+    while run.until is not None and not any(r["test_acc"] >= run.until for r in rows) \
+            and len(rows) < run.config.epochs:
+        rows = resume(folder, data_dir=run.config.data_dir, epochs=len(rows) + 1)
+    return rows
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """If the runner dies, ask this process to stop as the runner would have (one SIGINT)."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def child_main(argv: list[str]) -> int:
+    """Entry point of a run's process: argv[0] is the run as JSON (see run_command)."""
+    spec = json.loads(argv[0])
+    run = Run(spec["name"], TrainConfig(**spec["config"]), spec["until"])
+    # Started in the background (nohup), SIGINT may be ignored; the runner stops us with it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _stop_when_orphaned(spec["parent"])
+    try:
+        train_run(run)
+    except (TrainingInterrupted, KeyboardInterrupt):
+        return 130
+    except Exception as err:  # one line in train.log; the runner reports the folder
+        print(f"error: {type(err).__name__}: {err}", flush=True)
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------- the parent
+def run_command(run: Run) -> list[str]:
+    spec = {"name": run.name, "config": asdict(run.config), "until": run.until, "parent": os.getpid()}
+    return [sys.executable, "-m", "ack_numpy.lab.runner", json.dumps(spec)]
+
+
+def start(run: Run) -> subprocess.Popen:
+    run.folder.mkdir(parents=True, exist_ok=True)
+    # One BLAS thread per run: parallelism comes from the processes, and the arithmetic is
+    # the single-threaded one the committed runs were made with.
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    with open(run.folder / "train.log", "a") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {run.name}\n")
+        log.flush()
+        return subprocess.Popen(run_command(run), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_children(children: dict, log: Callable[[str], None]) -> None:
+    """One SIGINT each (save at the next batch and exit); wait; kill those that hang."""
+    for process in children:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    try:
+        for process, run in children.items():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log(f"  {run.name}: did not stop within {STOP_WAIT_SECONDS:.0f} s; killed (its last checkpoint stays)")
+                process.kill()
+                process.wait()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now; every checkpoint is written atomically
+        for process in children:
+            process.kill()
+            process.wait()
+
+
+def _raise_stopped(signum, frame):
+    raise RunnerStopped(signum)
+
+
+def run_all(runs: list[Run], jobs: int, log: Callable[[str], None] = print, poll_seconds: float = 0.2) -> float:
+    """Train every unfinished run, `jobs` at a time, in the order given; returns wall seconds.
+
+    Raises ValueError before starting anything if a folder holds other settings,
+    RuntimeError naming the failed runs, RunnerStopped if stopped by a signal."""
+    for run in runs:
+        run.config.validate()  # one line naming a bad setting, before any process starts
+        check_same_settings(run)
+    todo = []
+    for run in runs:
+        if is_finished(run):
+            log(f"  {run.name}: already finished, kept")
+        else:
+            todo.append(run)
+    begin = time.perf_counter()
+    children: dict[subprocess.Popen, Run] = {}
+    failed = []
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if main_thread:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _raise_stopped)
+    try:
+        while todo or children:
+            while todo and len(children) < jobs:
+                run = todo.pop(0)
+                log(f"  start {run.name}")
+                children[start(run)] = run
+            for process in [p for p in children if p.poll() is not None]:
+                run = children.pop(process)
+                if process.returncode != 0:
+                    failed.append(run.name)
+                log(f"  done  {run.name} (exit {process.returncode}, {time.perf_counter() - begin:.0f} s since start)")
+            time.sleep(poll_seconds)
+    except KeyboardInterrupt as err:
+        stop_children(children, log)
+        signum = err.signum if isinstance(err, RunnerStopped) else signal.SIGINT
+        raise RunnerStopped(signum) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if failed:
+        raise RuntimeError(f"runs failed: {', '.join(failed)}; see train.log in their folders")
+    return time.perf_counter() - begin
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))

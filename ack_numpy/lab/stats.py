@@ -1,0 +1,92 @@
+"""Is a difference between two sets of seeds more than seed noise? Two plain answers.
+
+a: (n_a,) and b: (n_b,) are final test accuracies, one per seed, of two models trained
+with the same recipe. The effect size is the difference of the means, mean(a) - mean(b).
+
+    bootstrap_ci(a, b)      95% percentile bootstrap interval of mean(a) - mean(b): redraw
+                            each sample with replacement many times, take the difference
+                            of the means each time, keep the middle 95% of those values.
+    permutation_p(a, b)     two-sided permutation test: if the model made no difference, the
+                            labels "a" and "b" could be shuffled freely. p is the share of
+                            all ways to split the pooled values into groups of n_a and n_b
+                            whose |mean difference| is at least the observed one. Every
+                            split is enumerated when there are few enough; otherwise a fixed
+                            number of random splits is drawn and p = (1 + hits) / (1 + draws).
+
+Both take an explicit seed, so a report regenerated from the same runs prints the same
+numbers. NumPy only.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+# Differences closer than this count as equal, so that a split with the same groups in
+# another order is not lost to rounding.
+_TIE = 1e-12
+
+
+def mean_difference(a, b) -> float:
+    """mean(a) - mean(b)."""
+    return float(np.mean(a) - np.mean(b))
+
+
+def bootstrap_ci(a, b, confidence: float = 0.95, resamples: int = 20_000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a) - mean(b). a: (n_a,), b: (n_b,)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"a bootstrap needs at least 2 values per sample, got {len(a)} and {len(b)}")
+    rng = np.random.default_rng(seed)
+    # Row r of each index array is one bootstrap sample: (resamples, n) indices drawn with replacement.
+    mean_a = a[rng.integers(0, len(a), size=(resamples, len(a)))].mean(axis=1)
+    mean_b = b[rng.integers(0, len(b), size=(resamples, len(b)))].mean(axis=1)
+    tail = (1.0 - confidence) / 2
+    low, high = np.quantile(mean_a - mean_b, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def number_of_splits(n_a: int, n_b: int) -> int:
+    """How many ways there are to choose which n_a of the n_a + n_b values form group a."""
+    return math.comb(n_a + n_b, n_a)
+
+
+def permutation_p(a, b, max_exact: int = 200_000, draws: int = 100_000, seed: int = 0) -> float:
+    """Two-sided permutation p-value of mean(a) - mean(b). a: (n_a,), b: (n_b,).
+
+    Exact (every split) when there are at most `max_exact` splits, else `draws` random ones."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 1 or len(b) < 1:
+        raise ValueError(f"a permutation test needs at least 1 value per sample, got {len(a)} and {len(b)}")
+    pooled = np.concatenate([a, b])
+    observed = abs(mean_difference(a, b))
+    n_a, total = len(a), pooled.sum()
+    if number_of_splits(len(a), len(b)) <= max_exact:
+        groups = np.array(list(itertools.combinations(range(len(pooled)), n_a)))  # (splits, n_a)
+        hits = _count_extreme(pooled[groups].sum(axis=1), n_a, len(b), total, observed)
+        return hits / len(groups)
+    rng = np.random.default_rng(seed)
+    sums = np.array([pooled[rng.permutation(len(pooled))[:n_a]].sum() for _ in range(draws)])
+    return (1 + _count_extreme(sums, n_a, len(b), total, observed)) / (1 + draws)
+
+
+def _count_extreme(sums_a: np.ndarray, n_a: int, n_b: int, total: float, observed: float) -> int:
+    """How many splits (given by the sum of group a) differ in mean by at least `observed`."""
+    differences = sums_a / n_a - (total - sums_a) / n_b
+    return int((np.abs(differences) >= observed - _TIE).sum())
+
+
+def describe(values) -> dict:
+    """n, mean, sample standard deviation (n - 1), median, min and max of a list of numbers."""
+    v = np.asarray(values, dtype=np.float64)
+    return {"n": int(len(v)), "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "median": float(np.median(v)), "min": float(v.min()), "max": float(v.max())}
+
+
+def compare(a, b, seed: int = 0) -> dict:
+    """Everything a verdict needs about mean(a) - mean(b): effect, 95% interval, p, sizes."""
+    low, high = bootstrap_ci(a, b, seed=seed)
+    return {"difference": mean_difference(a, b), "ci95": [low, high], "p": permutation_p(a, b, seed=seed),
+            "n": [len(a), len(b)], "splits": number_of_splits(len(a), len(b)),
+            "ci_excludes_zero": bool(low > 0 or high < 0)}

@@ -1,0 +1,365 @@
+"""Two studies beside the reproduction, each one command, resumable, in parallel processes.
+
+    python -m ack_numpy study convergence --jobs 2 --out data/convergence
+    python -m ack_numpy study budget --jobs 2 --out data/budget-sweep
+
+convergence  "About half the training epochs": lenet, adaptive-lenet and plain-small with
+             a constant learning rate (the same for all, so no schedule decides when a
+             model gets good), one epoch at a time until the test accuracy reaches 99% or
+             a cap of epochs. Reports epochs and images seen to 98.5% and 99% per seed.
+budget       Does adaptivity pay at other sizes? The adaptive model and its equal-budget
+             plain counterpart (plain-small's rule) at five widths from about 1,000 to
+             28,000 parameters, the reproduction's recipe, several seeds each.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..models import adaptive_width_options, build_model, plain_width_options
+from ..train import TrainConfig, read_metrics
+from .reproduce import plan as reproduction_plan
+from .reproduce import RECIPE, _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target
+from .runner import Run, is_finished, run_all
+from .stats import compare, describe, number_of_splits
+
+# ----------------------------------------------------------------------------- convergence
+CONVERGENCE_MODELS = ("adaptive-lenet", "plain-small", "lenet")  # the order they are trained in
+# Adam's own recommended step size (Kingma & Ba, 2015), fixed before any run of this study:
+# nothing here is tuned, on the test set or otherwise.
+CONVERGENCE_LR = 1e-3
+CONVERGENCE_TARGETS = (0.985, 0.99)
+
+
+def convergence_plan(out: Path, seeds: int = 3, max_epochs: int = 15, lr: float = CONVERGENCE_LR,
+                     data_dir: str | None = None, limit_train: int | None = None,
+                     limit_test: int | None = None, models=CONVERGENCE_MODELS) -> list[Run]:
+    recipe = {**RECIPE, "schedule": "constant", "lr": lr}
+    runs = []
+    for model in models:
+        for seed in range(seeds):
+            name = f"{model}-seed{seed}"
+            config = TrainConfig(model=model, epochs=max_epochs, seed=seed, out=str(out / "runs" / name),
+                                 data_dir=data_dir, limit_train=limit_train, limit_test=limit_test, **recipe)
+            runs.append(Run(name, config, until=max(CONVERGENCE_TARGETS)))
+    return runs
+
+
+# ----------------------------------------------------------------------------- budget sweep
+BUDGET_WIDTHS = (2, 4, 8, 14, 20)
+
+
+def budget_arms(widths=BUDGET_WIDTHS) -> list[tuple[str, str, dict, int]]:
+    """(label, model, options, width) of every model in the sweep."""
+    arms = []
+    for width in widths:
+        arms.append((f"adaptive-w{width}", "adaptive-lenet", adaptive_width_options(width), width))
+        arms.append((f"plain-w{width}", "plain-small", plain_width_options(width), width))
+    return arms
+
+
+def budget_plan(out: Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDTHS, data_dir: str | None = None,
+                limit_train: int | None = None, limit_test: int | None = None,
+                reuse: Path | None = None) -> list[Run]:
+    """The widest (slowest) models first, so that parallel jobs end together. With `reuse`
+    (the reproduction's folder), width 8 is the reproduction's adaptive-lenet and plain-small
+    runs, the same networks with the same recipe, kept where they are."""
+    runs = []
+    for label, model, options, width in sorted(budget_arms(widths), key=lambda arm: -arm[3]):
+        if width == 8 and reuse is not None:
+            same = {r.name: r for r in reproduction_plan(reuse, seeds=seeds, epochs=epochs, data_dir=data_dir,
+                                                         limit_train=limit_train, limit_test=limit_test)}
+            runs += [Run(f"{label}-seed{seed}", same[f"{model}-seed{seed}"].config) for seed in range(seeds)]
+            continue
+        for seed in range(seeds):
+            name = f"{label}-seed{seed}"
+            config = TrainConfig(model=model, epochs=epochs, seed=seed, out=str(out / "runs" / name),
+                                 data_dir=data_dir, limit_train=limit_train, limit_test=limit_test,
+                                 model_options=options, **RECIPE)
+            runs.append(Run(name, config))
+    return runs
+
+
+# ----------------------------------------------------------------------------- convergence: summary
+def _rows(run: Run) -> list[dict]:
+    path = run.folder / "metrics.csv"
+    return read_metrics(path) if path.exists() else []
+
+
+def convergence_summary(runs: list[Run], train_images: int) -> dict:
+    """Per model and seed: epochs and images seen to each target (None: not within the cap)."""
+    models, missing = {}, []
+    for run in runs:
+        rows = _rows(run)
+        if not is_finished(run):
+            missing.append(run.name)
+            continue
+        model = run.config.model
+        accs = [r["test_acc"] for r in rows]
+        entry = models.setdefault(model, {"parameters": build_model(model).num_parameters(), "per_seed": {}})
+        reach = {str(t): epochs_to_target(accs, t) for t in CONVERGENCE_TARGETS}
+        entry["per_seed"][str(run.config.seed)] = {
+            "test_acc": accs, "epochs_to": reach,
+            "images_to": {t: None if e is None else e * train_images for t, e in reach.items()}}
+    for entry in models.values():
+        entry["median_epochs_to"] = {str(t): _median_epochs([s["epochs_to"][str(t)] for s in entry["per_seed"].values()])
+                                     for t in CONVERGENCE_TARGETS}
+    return {"models": models, "missing": missing}
+
+
+def _ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+def half_the_epochs_verdict(summary: dict, cap: int) -> dict:
+    """HOLDS if adaptive-lenet's median epochs to 99% is at most half of LeNet's."""
+    models = summary["models"]
+    claim = "about half the training epochs of a conventional CNN (constant learning rate)"
+    if "adaptive-lenet" not in models or "lenet" not in models:
+        return {"claim": claim, "holds": None, "verdict": "NOT MEASURED", "evidence": "runs missing"}
+    ada, lenet = models["adaptive-lenet"]["median_epochs_to"]["0.99"], models["lenet"]["median_epochs_to"]["0.99"]
+    if ada is None:
+        holds, why = False, f"adaptive-lenet did not reach 99% within {cap} epochs (median over seeds)"
+    elif lenet is None:
+        holds = True if ada <= (cap + 1) / 2 else None
+        why = f"median epochs to 99%: adaptive-lenet {ada:g}, LeNet more than {cap}"
+    else:
+        holds = ada <= lenet / 2
+        why = f"median epochs to 99%: adaptive-lenet {ada:g}, LeNet {lenet:g} (ratio {ada / lenet:.2f})"
+    verdict = {True: "HOLDS", False: "DOES NOT HOLD", None: "NOT SHOWN"}[holds]
+    return {"claim": claim, "holds": holds, "verdict": verdict, "evidence": why}
+
+
+def write_convergence_markdown(summary: dict, path: Path, command: str) -> None:
+    s = summary
+    lines = ["# Convergence: epochs to 98.5% and 99% with a constant learning rate", "",
+             f"Generated by `{command}` (finished runs are kept; rerun it to resume or to rewrite this report).", "",
+             f"Recipe, the same for every model: {json.dumps(s['recipe'])}, one epoch at a time until the test "
+             f"accuracy reaches 99% or {s['max_epochs']} epochs, {s['train_images']:,} training / "
+             f"{s['test_images']:,} test images, one BLAS thread per run.", "",
+             f"The learning rate {s['recipe']['lr']:g} is Adam's recommended step size, fixed before any run; "
+             "nothing is tuned. Accuracy is measured on the test set because the paper's 99% bar is a test-set "
+             "figure; the test set only measures here, it chooses nothing (the stopping rule, first epoch at or "
+             "above 99%, gives the same counts as training longer, since a constant rate does not depend on the "
+             "horizon).", ""]
+    if s["missing"]:
+        lines += [f"**Partial: {len(s['missing'])} runs have not finished** ({', '.join(s['missing'])}); "
+                  "the same command completes them.", ""]
+    v = s["verdict"]
+    lines += ["## Verdict", "", f"- **{v['claim']}**: {v['verdict']}. {v['evidence']}.", "",
+              "## Epochs (and images seen) to each target, per seed", "",
+              "| model | parameters | seed | epochs to 98.5% | epochs to 99% | images to 99% | final test acc |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, m in s["models"].items():
+        for seed, r in m["per_seed"].items():
+            lines.append(f"| {name} | {m['parameters']:,} | {seed} | {_fmt_epochs(r['epochs_to']['0.985'])} | "
+                         f"{_fmt_epochs(r['epochs_to']['0.99'])} | "
+                         f"{'-' if r['images_to']['0.99'] is None else format(r['images_to']['0.99'], ',')} | "
+                         f"{r['test_acc'][-1]:.2%} |")
+    lines += ["", "## Medians over seeds", "", "| model | median epochs to 98.5% | median epochs to 99% | "
+              "ratio to LeNet (99%) |", "|---|---:|---:|---:|"]
+    lenet99 = s["models"].get("lenet", {}).get("median_epochs_to", {}).get("0.99")
+    for name, m in s["models"].items():
+        e985, e99 = m["median_epochs_to"]["0.985"], m["median_epochs_to"]["0.99"]
+        ratio = _ratio(e99, lenet99)
+        lines.append(f"| {name} | {_fmt_epochs(e985)} | {_fmt_epochs(e99)} | {'-' if ratio is None else f'{ratio:.2f}'} |")
+    lines += ["", "A seed that does not reach a target within the cap counts as slower than every seed that does "
+              "(\"not reached\"). Images seen = epochs x training images.", "",
+              "![test accuracy per epoch, constant learning rate](convergence.png)", ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot_convergence(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    colors = {}
+    for name, m in summary["models"].items():
+        for i, (seed, r) in enumerate(m["per_seed"].items()):
+            line, = ax.plot(range(1, len(r["test_acc"]) + 1), [100 * a for a in r["test_acc"]], marker="o",
+                            markersize=3, color=colors.get(name), alpha=0.8,
+                            label=f"{name} ({m['parameters']:,} params)" if i == 0 else None)
+            colors[name] = line.get_color()
+    for target in CONVERGENCE_TARGETS:
+        ax.axhline(100 * target, color="gray", linestyle="--", linewidth=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(97.0, 99.6)
+    ax.set_title(f"constant learning rate {summary['recipe']['lr']:g}: every seed, until 99%")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float = CONVERGENCE_LR, jobs: int = 1,
+                data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
+                report_only: bool = False, log=print) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = convergence_plan(out, seeds, max_epochs, lr, data_dir, limit_train, limit_test)
+    wall = 0.0 if report_only else run_all(runs, jobs, log=log)
+    summary = {"recipe": {**RECIPE, "schedule": "constant", "lr": lr}, "max_epochs": max_epochs,
+               "targets": list(CONVERGENCE_TARGETS), "train_images": limit_train or 60000,
+               "test_images": limit_test or 10000, **convergence_summary(runs, limit_train or 60000)}
+    summary["verdict"] = half_the_epochs_verdict(summary, max_epochs)
+    summary["command"] = _command("study convergence", out, jobs, limit_train, limit_test,
+                                  f"--seeds {seeds} --max-epochs {max_epochs} --lr {lr:g}")
+    summary["wall_seconds_this_call"] = wall
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_convergence_markdown(summary, out / "results.md", summary["command"])
+    if summary["models"]:  # no figure of nothing
+        plot_convergence(summary, out / "convergence.png")
+    log(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'convergence.png'}")
+    return summary
+
+
+def _command(name: str, out: Path, jobs: int, limit_train, limit_test, extra: str) -> str:
+    return (f"python -m ack_numpy {name} {extra} --jobs {jobs} --out {out}"
+            + (f" --limit-train {limit_train}" if limit_train else "")
+            + (f" --limit-test {limit_test}" if limit_test else ""))
+
+
+# ----------------------------------------------------------------------------- budget sweep: summary
+def budget_summary(runs: list[Run], widths) -> dict:
+    arms, missing = {}, []
+    by_label = {label: (model, options, width) for label, model, options, width in budget_arms(widths)}
+    for run in runs:
+        label = run.name.rsplit("-seed", 1)[0]
+        model, options, width = by_label[label]
+        arm = arms.setdefault(label, {"model": model, "options": options, "width": width,
+                                      "parameters": build_model(model, **options).num_parameters(),
+                                      "final_test_acc_per_seed": {}})
+        rows = _rows(run)
+        if len(rows) >= run.config.epochs:
+            arm["final_test_acc_per_seed"][str(run.config.seed)] = rows[run.config.epochs - 1]["test_acc"]
+        else:
+            missing.append(run.name)
+    for arm in arms.values():
+        finals = list(arm["final_test_acc_per_seed"].values())
+        arm["final_test_acc"] = describe(finals) if finals else None
+    pairs = []
+    for width in widths:
+        a, p = arms.get(f"adaptive-w{width}"), arms.get(f"plain-w{width}")
+        fa = list(a["final_test_acc_per_seed"].values()) if a else []
+        fp = list(p["final_test_acc_per_seed"].values()) if p else []
+        pair = {"width": width, "adaptive": f"adaptive-w{width}", "plain": f"plain-w{width}"}
+        if len(fa) >= 2 and len(fp) >= 2:
+            pair.update(compare(fa, fp))
+        pairs.append(pair)
+    return {"arms": arms, "pairs": pairs, "missing": missing}
+
+
+def budget_reading(summary: dict) -> list[str]:
+    """Plain sentences from the numbers: where the interval lies above 0, below, or around it."""
+    above = [p for p in summary["pairs"] if p.get("ci95") and p["ci95"][0] > 0]
+    below = [p for p in summary["pairs"] if p.get("ci95") and p["ci95"][1] < 0]
+    unclear = [p for p in summary["pairs"] if p.get("ci95") and p["ci95"][0] <= 0 <= p["ci95"][1]]
+    size = lambda ps: ", ".join(f"{summary['arms'][p['adaptive']]['parameters']:,}" for p in ps)
+    lines = []
+    if above:
+        lines.append(f"The adaptive model is ahead, interval above 0, at {size(above)} parameters.")
+    if below:
+        lines.append(f"The plain model is ahead, interval below 0, at {size(below)} parameters.")
+    if unclear:
+        lines.append(f"At {size(unclear)} parameters the interval contains 0: no difference shown.")
+    n = min((min(p["n"]) for p in summary["pairs"] if p.get("n")), default=0)
+    if n:
+        lines.append(f"With {n} seeds per model a permutation test cannot give p below "
+                     f"{2 / number_of_splits(n, n):.2g}, and a bootstrap of {n} values understates the spread: "
+                     "read the intervals as a rough guide, not as proof.")
+    return lines
+
+
+def write_budget_markdown(summary: dict, path: Path, command: str) -> None:
+    s = summary
+    lines = ["# Budget sweep: adaptive vs plain at five parameter budgets", "",
+             f"Generated by `{command}` (finished runs are kept; rerun it to resume or to rewrite this report).", "",
+             f"Recipe, the same for every model: {json.dumps(s['recipe'])}, {s['epochs']} epochs, "
+             f"{s['train_images']:,} training / {s['test_images']:,} test images, one BLAS thread per run. "
+             "Adaptive width w: adaptive w@3x3 -> conv 2w@5x5 -> fc 10 (w = 8 is adaptive-lenet). Its plain "
+             "counterpart follows plain-small's rule: the same network with an ordinary first layer, widened to "
+             "the most channels that stay within the adaptive model's parameter count.", ""]
+    if s["missing"]:
+        lines += [f"**Partial: {len(s['missing'])} runs have not finished** ({', '.join(s['missing'])}); "
+                  "the same command completes them.", ""]
+    lines += ["## Reading", ""] + [f"- {line}" for line in s["reading"]] + ["",
+              "## Final test accuracy", "",
+              "| width | adaptive params | adaptive mean (sd) | plain channels | plain params | plain mean (sd) | "
+              "difference (points) | 95% bootstrap CI | permutation p | seeds |",
+              "|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"]
+    for pair in s["pairs"]:
+        a, p = s["arms"].get(pair["adaptive"]), s["arms"].get(pair["plain"])
+        cell = lambda arm: "-" if not arm or not arm["final_test_acc"] else \
+            f"{arm['final_test_acc']['mean']:.2%} ({_fmt_sd(arm['final_test_acc']['sd'])})"
+        diff = "-" if "difference" not in pair else f"{100 * pair['difference']:+.2f}"
+        ci = "-" if "ci95" not in pair else f"{100 * pair['ci95'][0]:+.2f} to {100 * pair['ci95'][1]:+.2f}"
+        pv = "-" if "p" not in pair else f"{pair['p']:.3g}"
+        seeds = "-" if "n" not in pair else f"{pair['n'][0]} + {pair['n'][1]}"
+        lines.append(f"| {pair['width']} | {a['parameters']:,} | {cell(a)} | {tuple(p['options']['channels'])} | "
+                     f"{p['parameters']:,} | {cell(p)} | {diff} | {ci} | {pv} | {seeds} |")
+    lines += ["", "sd in percentage points; difference = adaptive mean - plain mean.", "",
+              "![final test accuracy against parameters](budget.png)", "", "## Every seed", "",
+              "| model | parameters | final test accuracy per seed |", "|---|---:|---|"]
+    for label, arm in s["arms"].items():
+        lines.append(f"| {label} | {arm['parameters']:,} | " + ", ".join(
+            f"seed {k}: {v:.4f}" for k, v in arm["final_test_acc_per_seed"].items()) + " |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot_budget(summary: dict, path: Path) -> None:
+    """Final test accuracy against parameters (log x): every seed as a dot, mean +- sd as a bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
+    for kind, color in (("adaptive", "tab:orange"), ("plain", "tab:blue")):
+        arms = sorted((a for name, a in summary["arms"].items() if name.startswith(kind) and a["final_test_acc"]),
+                      key=lambda a: a["parameters"])
+        if not arms:
+            continue
+        x = [a["parameters"] for a in arms]
+        mean = [100 * a["final_test_acc"]["mean"] for a in arms]
+        sd = [100 * (a["final_test_acc"]["sd"] or 0) for a in arms]
+        ax.errorbar(x, mean, yerr=sd, marker="o", capsize=4, color=color,
+                    label=f"{kind} (mean +- sd over seeds)")
+        for a in arms:
+            finals = [100 * f for f in a["final_test_acc_per_seed"].values()]
+            ax.scatter([a["parameters"]] * len(finals), finals, color=color, alpha=0.35, s=14)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title(f"MNIST, {summary['epochs']} epochs, same recipe: adaptive vs equal-budget plain")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDTHS, jobs: int = 1,
+           data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
+           reuse: str | Path | None = None, report_only: bool = False, log=print) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test,
+                       None if reuse is None else Path(reuse))
+    wall = 0.0 if report_only else run_all(runs, jobs, log=log)
+    summary = {"recipe": RECIPE, "epochs": epochs, "widths": list(widths), "train_images": limit_train or 60000,
+               "test_images": limit_test or 10000, **budget_summary(runs, widths)}
+    summary["reading"] = budget_reading(summary)
+    summary["command"] = _command("study budget", out, jobs, limit_train, limit_test,
+                                  f"--seeds {seeds} --epochs {epochs}" + (f" --reuse {reuse}" if reuse else ""))
+    summary["wall_seconds_this_call"] = wall
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_budget_markdown(summary, out / "results.md", summary["command"])
+    if any(arm["final_test_acc"] for arm in summary["arms"].values()):
+        plot_budget(summary, out / "budget.png")
+    log(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'budget.png'}")
+    return summary

@@ -1,0 +1,75 @@
+"""The statistics of the studies, on samples whose answers are known."""
+import itertools
+
+import numpy as np
+import pytest
+
+from ack_numpy.lab import stats
+
+
+def test_identical_samples_give_p_one_and_an_interval_around_zero():
+    a = [0.991, 0.989, 0.992, 0.990, 0.988]
+    assert stats.permutation_p(a, list(a)) == 1.0
+    assert stats.permutation_p(a, list(a), max_exact=0, draws=2000) == 1.0  # the random version too
+    low, high = stats.bootstrap_ci(a, list(a))
+    assert low < 0 < high
+    assert stats.compare(a, list(a))["ci_excludes_zero"] is False
+
+
+def test_well_separated_samples_give_a_small_p_and_an_interval_above_zero():
+    a = [0.995, 0.994, 0.996, 0.995, 0.9945, 0.9955]
+    b = [0.980, 0.981, 0.979, 0.980, 0.9805, 0.9795]
+    # Only the observed split and its mirror image are as extreme: p = 2 / C(12, 6).
+    assert stats.permutation_p(a, b) == pytest.approx(2 / 924)
+    low, high = stats.bootstrap_ci(a, b)
+    assert 0.013 < low < high < 0.016
+    result = stats.compare(a, b)
+    assert result["ci_excludes_zero"] and result["difference"] == pytest.approx(0.015)
+
+
+def test_exact_p_matches_a_count_by_hand_over_every_relabelling():
+    a, b = [3.0, 1.0, 4.0, 1.5], [5.0, 9.0, 2.0]
+    pooled = a + b
+    observed = abs(np.mean(a) - np.mean(b))
+    hits = total = 0
+    for chosen in itertools.permutations(range(7)):  # every labelling, 5,040 orders
+        group_a = [pooled[i] for i in chosen[:4]]
+        group_b = [pooled[i] for i in chosen[4:]]
+        hits += abs(np.mean(group_a) - np.mean(group_b)) >= observed - 1e-12
+        total += 1
+    assert stats.permutation_p(a, b) == pytest.approx(hits / total)
+    assert 0 < hits / total < 1
+
+
+def test_three_against_three_cannot_go_below_one_in_ten():
+    # With 3 seeds per model there are C(6, 3) = 20 splits; the most extreme outcome
+    # is still matched by its mirror image, so p >= 2 / 20.
+    assert stats.permutation_p([10, 11, 12], [1, 2, 3]) == pytest.approx(0.1)
+    assert stats.number_of_splits(3, 3) == 20
+
+
+def test_random_splits_approach_the_exact_p():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.3, 1, 8), rng.normal(0, 1, 8)
+    exact = stats.permutation_p(a, b)
+    approximate = stats.permutation_p(a, b, max_exact=0, draws=20_000, seed=3)
+    assert abs(exact - approximate) < 0.015
+
+
+def test_the_interval_of_a_shift_is_the_shifted_interval():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0, 1, 10), rng.normal(0, 1, 10)
+    low, high = stats.bootstrap_ci(a, b, seed=5)
+    low2, high2 = stats.bootstrap_ci(a + 0.25, b, seed=5)
+    assert low2 == pytest.approx(low + 0.25) and high2 == pytest.approx(high + 0.25)
+    assert stats.bootstrap_ci(a, b, seed=5) == (low, high)  # same seed, same numbers
+
+
+def test_describe_and_bad_sizes():
+    d = stats.describe([1.0, 2.0, 4.0])
+    assert d == {"n": 3, "mean": pytest.approx(7 / 3), "sd": pytest.approx(np.std([1, 2, 4], ddof=1)),
+                 "median": 2.0, "min": 1.0, "max": 4.0}
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.bootstrap_ci([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="at least 1"):
+        stats.permutation_p([], [1.0])
