@@ -56,7 +56,8 @@ def test_summary_statistics_and_a_verdict_that_holds(tmp_path):
     assert "../convergence/results.md" in text
     R.plot_accuracy(s, tmp_path / "accuracy.png")
     assert (tmp_path / "accuracy.png").stat().st_size > 10_000
-    assert R.median_seed(s, "adaptive-lenet") == 3   # sorted: .991(2) .992(0) .992(3) .993(1) .994(4)
+    # sorted: .991(2) .992(0) .992(3) .993(1) .994(4): the median accuracy .992 is shared by seeds 0 and 3
+    assert R.median_seed(s, "adaptive-lenet") == 0
 
 
 def test_a_better_plain_model_reverses_the_ablation(tmp_path):

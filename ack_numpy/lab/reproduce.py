@@ -291,9 +291,12 @@ def plot_accuracy(summary: dict, path: Path) -> None:
 
 
 def median_seed(summary: dict, model: str) -> int:
-    """The seed whose final accuracy is the median one (lower median for an even count)."""
+    """A seed whose final accuracy is the median one (the lower median for an even count);
+    where several seeds share that accuracy, the lowest-numbered of them, so that adding
+    seeds does not move the committed checkpoint to another seed of the same accuracy."""
     finals = sorted((accs[-1], int(s)) for s, accs in summary["models"][model]["test_acc_per_seed"].items())
-    return finals[(len(finals) - 1) // 2][1]
+    median = finals[(len(finals) - 1) // 2][0]
+    return min(seed for accuracy, seed in finals if accuracy == median)
 
 
 def _same_metrics(a: list[dict], b: list[dict]) -> bool:
