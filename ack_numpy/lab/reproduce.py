@@ -240,6 +240,13 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
         if c.get("ci95"):
             lines.append(f"| {name} | {c['what']} | {100 * c['difference']:+.2f} | "
                          f"{100 * c['ci95'][0]:+.2f} to {100 * c['ci95'][1]:+.2f} | {c['p']:.3g} |")
+    if summary.get("median_checkpoint_seed") is not None:
+        held = summary.get("median_checkpoint_file_seed")
+        lines += ["", f"The median seed of adaptive-lenet's final accuracy is seed {summary['median_checkpoint_seed']}; "
+                  f"`adaptive-lenet-median.npz` holds seed {held}"
+                  + ("." if held == summary["median_checkpoint_seed"] else
+                     " (kept from an earlier report: this was a --report-only call, which trains nothing; "
+                     "the same command without it trains that seed again and replaces the file).")]
     lines += ["", "![test accuracy per epoch](accuracy.png)", "",
               "## Test accuracy after each epoch (median over seeds, min-max in brackets)", "",
               "| epoch | " + " | ".join(models) + " |", "|---:|" + "---|" * len(models)]
@@ -305,6 +312,12 @@ def _same_metrics(a: list[dict], b: list[dict]) -> bool:
            [{k: v for k, v in r.items() if k != "seconds"} for r in b]
 
 
+def _file_seed(path: Path) -> int | None:
+    from ..checkpoint import read_meta
+
+    return read_meta(path)["config"]["seed"] if path.exists() else None
+
+
 def median_checkpoint(out: Path, runs: list[Run], seed: int, log, train_again: bool = True) -> Path | None:
     """out/adaptive-lenet-median.npz from that seed's run. If the run folder was kept without
     its checkpoint, a median file already there from that same run is kept; otherwise the
@@ -353,11 +366,12 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     summary["command"] = command
     best = median_seed(summary, "adaptive-lenet") if "adaptive-lenet" in summary["models"] else None
     summary["median_checkpoint_seed"] = best
+    if best is not None:
+        median_checkpoint(out, runs, best, log, train_again=not report_only)
+    summary["median_checkpoint_file_seed"] = _file_seed(out / "adaptive-lenet-median.npz")
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_markdown(summary, out / "results.md", command)
     plot_accuracy(summary, out / "accuracy.png")
-    if best is not None:
-        median_checkpoint(out, runs, best, log, train_again=not report_only)
     log(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'accuracy.png'}"
         + ("" if best is None else f" and {out / 'adaptive-lenet-median.npz'} (seed {best})"))
     return summary
