@@ -256,6 +256,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(quick=args.quick, tiny=args.tiny, json_path=args.json, threads=args.threads)
 
 
+def add_kernel_view_arguments(p: argparse.ArgumentParser, location_help: str) -> None:
+    """The options that choose what `visualize` and `explore` look at: image, layer, channel, location."""
+    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
+    p.add_argument("--index", type=int, help="test-set index of the image (default 0)")
+    p.add_argument("--digit", type=int, help="the first test image of this digit instead of --index")
+    p.add_argument("--layer", type=int, default=0, help="which adaptive layer, counted among adaptive layers (default 0)")
+    p.add_argument("--channel", type=int, default=0, help="output channel of that layer (default 0)")
+    p.add_argument("--location", type=int, nargs=2, metavar=("ROW", "COL"), help=f"{location_help} (default the centre)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ack_numpy",
@@ -289,13 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("visualize", help="draw the dynamic kernels of a checkpoint, and training curves of runs")
     p.add_argument("--checkpoint", help="a checkpoint.npz of a model with adaptive layers (e.g. adaptive-lenet)")
-    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
-    p.add_argument("--index", type=int, help="test-set index of the image to show (default 0)")
-    p.add_argument("--digit", type=int, help="show the first test image of this digit instead of --index")
-    p.add_argument("--layer", type=int, default=0, help="which adaptive layer, counted among adaptive layers (default 0)")
-    p.add_argument("--channel", type=int, default=0, help="output channel of that layer (default 0)")
-    p.add_argument("--location", type=int, nargs=2, metavar=("ROW", "COL"),
-                   help="output location for digits.png (default the centre)")
+    add_kernel_view_arguments(p, location_help="output location for digits.png and the kernel field")
     p.add_argument("--runs", nargs="+", metavar="DIR", help="run folders (with metrics.csv) to draw in curves.png")
     p.add_argument("--out", required=True, help="folder for the PNGs: kernel_field, q_filters, digits, "
                    "adaptation, feature_maps (with --checkpoint) and curves (with --runs)")
@@ -305,13 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=str(COMMITTED_CHECKPOINT),
                    help="a checkpoint of a model with adaptive layers (default the committed adaptive-lenet, "
                         "data/reproduction/adaptive-lenet-median.npz in this checkout)")
-    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
-    p.add_argument("--index", type=int, help="test-set index of the first image (default 0)")
-    p.add_argument("--digit", type=int, help="start at the first test image of this digit instead of --index")
-    p.add_argument("--layer", type=int, default=0, help="which adaptive layer, counted among adaptive layers (default 0)")
-    p.add_argument("--channel", type=int, default=0, help="output channel of that layer (default 0)")
-    p.add_argument("--location", type=int, nargs=2, metavar=("ROW", "COL"),
-                   help="output location shown first (default the centre)")
+    add_kernel_view_arguments(p, location_help="output location shown first")
     p.add_argument("--save", metavar="FILE.png", help="write the window as a picture instead of opening it")
     p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (every 2nd location)")
     p.set_defaults(func=cmd_explore)
