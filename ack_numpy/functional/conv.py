@@ -49,18 +49,25 @@ def _check_conv_args(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     check_same_dtype("conv2d", {"x": x, "weight": weight, "bias": bias})
 
 
+def _prepare(x, weight, bias, stride: int, padding: int):
+    """The checks every rung of conv2d shares: Tensors in, shapes and sizes checked,
+    -> x, weight, bias (Tensors or None), kernel size m, out_h, out_w."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    _check_conv_args(x, weight, bias)
+    check_stride_padding(stride, padding)
+    m = weight.shape[2]
+    return x, weight, bias, m, conv_output_size(x.shape[2], m, stride, padding), \
+        conv_output_size(x.shape[3], m, stride, padding)
+
+
 def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
     """The im2col form exactly as the equations above read (rows in (n, i, j) order).
 
     x: (N, C, H, W), weight: (O, C, m, m), bias: (O,) -> (N, O, Ho, Wo). `conv2d` below
     computes the same numbers faster; the tests check that the two agree."""
-    x, weight = as_tensor(x), as_tensor(weight)
-    bias = None if bias is None else as_tensor(bias)
-    _check_conv_args(x, weight, bias)
-    check_stride_padding(stride, padding)
-    n, o, m = x.shape[0], weight.shape[0], weight.shape[2]
-    out_h = conv_output_size(x.shape[2], m, stride, padding)
-    out_w = conv_output_size(x.shape[3], m, stride, padding)
+    x, weight, bias, m, out_h, out_w = _prepare(x, weight, bias, stride, padding)
+    n, o = x.shape[0], weight.shape[0]
 
     P = np.ascontiguousarray(im2col(x.data, m, stride, padding))  # (R, D), R = N*Ho*Wo
     Wf = weight.data.reshape(o, -1)                       # (O, D)
@@ -86,14 +93,8 @@ def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) ->
 def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
     """Convolution via im2col.  x: (N, C, H, W), weight: (O, C, m, m), bias: (O,)
     -> (N, O, Ho, Wo). Accepts Tensors or arrays; gradients flow to all three."""
-    x, weight = as_tensor(x), as_tensor(weight)
-    bias = None if bias is None else as_tensor(bias)
-    _check_conv_args(x, weight, bias)
-    check_stride_padding(stride, padding)
-    n = x.shape[0]
-    o, _, m, _ = weight.shape
-    out_h = conv_output_size(x.shape[2], m, stride, padding)
-    out_w = conv_output_size(x.shape[3], m, stride, padding)
+    x, weight, bias, m, out_h, out_w = _prepare(x, weight, bias, stride, padding)
+    n, o = x.shape[0], weight.shape[0]
 
     PT = im2col(x.data, m, stride, padding, batch_last=True).T  # P^T: (D, R), R = Ho*Wo*N in (i, j, n) order
     Wf = weight.data.reshape(o, -1)                       # (O, D)
@@ -127,13 +128,8 @@ def conv2d_loops(x, weight, bias=None, stride: int = 1, padding: int = 0) -> np.
     x: (N, C, H, W), weight: (O, C, m, m), bias: (O,) or None -> y: (N, O, Ho, Wo).
     The same arguments and checks as `conv2d`; forward only, so it returns a plain array.
     """
-    x, weight = as_tensor(x), as_tensor(weight)
-    bias = None if bias is None else as_tensor(bias)
-    _check_conv_args(x, weight, bias)
-    check_stride_padding(stride, padding)
-    n, O, m = x.shape[0], weight.shape[0], weight.shape[2]
-    out_h = conv_output_size(x.shape[2], m, stride, padding)
-    out_w = conv_output_size(x.shape[3], m, stride, padding)
+    x, weight, bias, m, out_h, out_w = _prepare(x, weight, bias, stride, padding)
+    n, O = x.shape[0], weight.shape[0]
     xp = pad2d(x.data, padding)
     y = np.zeros((n, O, out_h, out_w), dtype=np.result_type(x.data, weight.data))
     for img in range(n):
