@@ -72,7 +72,7 @@ def test_conv2d_errors():
         F.conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), stride=0)
 
 
-@pytest.mark.parametrize("k, s, size", [(2, 2, 6), (2, 2, 7), (3, 2, 7), (3, 1, 5)])
+@pytest.mark.parametrize("k, s, size", [(2, 2, 6), (2, 2, 7), (3, 2, 7), (3, 1, 5), (2, 3, 8)])
 def test_max_pool(k, s, size):
     x = rng.normal(size=(2, 3, size, size))  # continuous values: no ties, so the argmax is unique
     np.testing.assert_array_equal(F.max_pool2d(x, k, s).data, F.max_pool2d_loops(x, k, s))
