@@ -83,8 +83,9 @@ def results_block() -> tuple[str, list[Path]]:
     match = re.search(r"<!-- results: begin \(numbers from (.+?)\) -->(.*?)<!-- results: end -->",
                       readme_text(), re.S)
     assert match, ("README.md's results must sit between '<!-- results: begin (numbers from RECORD) -->' "
-                   "(or 'RECORD and RECORD') and '<!-- results: end -->', naming the records they come from")
-    return match.group(2), [PROJECT_ROOT / name for name in match.group(1).split(" and ")]
+                   "(or 'A and B', 'A, B and C') and '<!-- results: end -->', naming the records they come from")
+    names = re.split(r", | and ", match.group(1))
+    return match.group(2), [PROJECT_ROOT / name for name in names]
 
 
 def test_readme_results_come_from_the_record_they_name():

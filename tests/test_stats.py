@@ -73,3 +73,37 @@ def test_describe_and_bad_sizes():
         stats.bootstrap_ci([1.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="at least 1"):
         stats.permutation_p([], [1.0])
+
+
+def test_stratified_p_of_one_stratum_is_the_plain_p():
+    a, b = [3.0, 1.0, 4.0, 1.5], [5.0, 9.0, 2.0]
+    assert stats.stratified_permutation_p([(a, b)]) == pytest.approx(stats.permutation_p(a, b))
+
+
+def test_stratified_p_of_identical_strata_is_one():
+    a = [0.991, 0.989, 0.992]
+    assert stats.stratified_permutation_p([(a, list(a)), (a, list(a))]) == 1.0
+
+
+def test_stratified_p_of_separated_strata_reaches_its_floor():
+    # Every stratum separated the same way: only "all as observed" and "all mirrored"
+    # are as extreme, out of 20 x 20 x 20 combinations of splits.
+    pairs = [([10, 11, 12], [1, 2, 3]), ([5.5, 6, 6.5], [4, 4.5, 5]), ([0.3, 0.4, 0.5], [0.0, 0.1, 0.2])]
+    assert stats.stratified_permutation_p(pairs) == pytest.approx(2 / 20**3)
+
+
+def test_stratified_p_matches_a_count_by_hand():
+    pairs = [([1.0, 2.0], [1.5, 3.0]), ([0.2, 0.9, 0.4], [0.1, 0.3])]
+    observed = abs(sum(np.mean(a) - np.mean(b) for a, b in pairs))
+    totals = []
+    for first in itertools.permutations([1.0, 2.0, 1.5, 3.0]):
+        for second in itertools.permutations([0.2, 0.9, 0.4, 0.1, 0.3]):
+            totals.append(np.mean(first[:2]) - np.mean(first[2:]) + np.mean(second[:3]) - np.mean(second[3:]))
+    expected = np.mean(np.abs(totals) >= observed - 1e-12)
+    assert stats.stratified_permutation_p(pairs) == pytest.approx(expected)
+    assert 0 < expected < 1
+
+
+def test_stratified_p_refuses_too_many_combinations():
+    with pytest.raises(ValueError, match="more than max_exact"):
+        stats.stratified_permutation_p([([1, 2, 3], [4, 5, 6])] * 3, max_exact=1000)

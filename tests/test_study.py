@@ -135,7 +135,8 @@ def test_the_two_studies_on_a_sliver(mnist_path, tmp_path):
     b = study.budget(tmp_path / "b", seeds=2, epochs=1, widths=(2, 4), **common)
     assert [p["width"] for p in b["pairs"]] == [2, 4] and all("ci95" in p for p in b["pairs"])
     text = (tmp_path / "b" / "results.md").read_text()
-    assert "| 2 | 1,036 |" in text and b["reading"][-1].startswith("With 2 seeds")
+    assert "| 2 | 1,036 |" in text and any(line.startswith("With 2 seeds") for line in b["reading"])
+    assert b["reading"][-1].startswith("All 2 budgets together") and 0 < b["across_budgets"]["p"] <= 1
     for png in (tmp_path / "c" / "convergence.png", tmp_path / "b" / "budget.png"):
         assert png.stat().st_size > 10_000
     report = study.budget(tmp_path / "b", seeds=3, epochs=1, widths=(2, 4), report_only=True, **common)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..models import adaptive_width_options, build_model, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
 from .reproduce import RECIPE, _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target
 from .runner import Run, is_finished, run_all
-from .stats import compare, describe, number_of_splits
+from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
 
 # ----------------------------------------------------------------------------- convergence
 CONVERGENCE_MODELS = ("adaptive-lenet", "plain-small", "lenet")  # the order they are trained in
@@ -251,27 +253,67 @@ def budget_summary(runs: list[Run], widths) -> dict:
         if len(fa) >= 2 and len(fp) >= 2:
             pair.update(compare(fa, fp))
         pairs.append(pair)
-    return {"arms": arms, "pairs": pairs, "missing": missing}
+    return {"arms": arms, "pairs": pairs, "missing": missing, "across_budgets": across_budgets(arms, widths)}
+
+
+def across_budgets(arms: dict, widths) -> dict | None:
+    """All budgets at once: how many the adaptive model leads, the mean difference, and a
+    permutation p with labels shuffled only within each budget (None until every budget
+    has at least 2 seeds per model)."""
+    pairs = []
+    for width in widths:
+        finals = [list(arms.get(f"{kind}-w{width}", {}).get("final_test_acc_per_seed", {}).values())
+                  for kind in ("adaptive", "plain")]
+        if min(len(f) for f in finals) < 2:
+            return None
+        pairs.append(finals)
+    differences = [mean_difference(a, b) for a, b in pairs]
+    return {"budgets": len(pairs), "adaptive_ahead": sum(d > 0 for d in differences),
+            "mean_difference": float(np.mean(differences)), "p": stratified_permutation_p(pairs)}
 
 
 def budget_reading(summary: dict) -> list[str]:
-    """Plain sentences from the numbers: where the interval lies above 0, below, or around it."""
-    above = [p for p in summary["pairs"] if p.get("ci95") and p["ci95"][0] > 0]
-    below = [p for p in summary["pairs"] if p.get("ci95") and p["ci95"][1] < 0]
-    unclear = [p for p in summary["pairs"] if p.get("ci95") and p["ci95"][0] <= 0 <= p["ci95"][1]]
-    size = lambda ps: ", ".join(f"{summary['arms'][p['adaptive']]['parameters']:,}" for p in ps)
+    """Plain sentences from the numbers: one per budget (effect, interval, p), then what
+    the number of seeds allows.
+
+    "ahead" needs the interval to exclude 0 and p < 0.05; an interval that excludes 0 with
+    a larger p (3 seeds per model cannot give p below 0.1) is called a hint."""
     lines = []
-    if above:
-        lines.append(f"The adaptive model is ahead, interval above 0, at {size(above)} parameters.")
-    if below:
-        lines.append(f"The plain model is ahead, interval below 0, at {size(below)} parameters.")
-    if unclear:
-        lines.append(f"At {size(unclear)} parameters the interval contains 0: no difference shown.")
+    for pair in summary["pairs"]:
+        if not pair.get("ci95"):
+            continue
+        low, high = pair["ci95"]
+        numbers = (f"adaptive - plain = {100 * pair['difference']:+.2f} points, 95% interval "
+                   f"{100 * low:+.2f} to {100 * high:+.2f}, permutation p = {pair['p']:.2g}")
+        leader = "adaptive" if low > 0 else "plain" if high < 0 else None
+        if leader is None:
+            verdict = "the interval contains 0: no difference shown"
+        elif pair["p"] < 0.05:
+            verdict = f"{leader} ahead"
+        else:
+            verdict = f"{leader} ahead by the interval but not by p: a hint, not established"
+        parameters = summary["arms"][pair["adaptive"]]["parameters"]
+        lines.append(f"{parameters:,} parameters: {numbers}; {verdict}.")
+    measured = [p for p in summary["pairs"] if "difference" in p]
+    if len(measured) > 1:
+        size = lambda p: f"{summary['arms'][p['adaptive']]['parameters']:,}"
+        largest = max(measured, key=lambda p: p["difference"])
+        smallest = min(measured, key=lambda p: p["difference"])
+        lines.append(f"The difference is largest at {size(largest)} parameters ({100 * largest['difference']:+.2f} "
+                     f"points) and smallest at {size(smallest)} ({100 * smallest['difference']:+.2f}).")
     n = min((min(p["n"]) for p in summary["pairs"] if p.get("n")), default=0)
     if n:
         lines.append(f"With {n} seeds per model a permutation test cannot give p below "
                      f"{2 / number_of_splits(n, n):.2g}, and a bootstrap of {n} values understates the spread: "
-                     "read the intervals as a rough guide, not as proof.")
+                     "read each budget's interval as a rough guide, not as proof.")
+    every = summary.get("across_budgets")
+    if every:
+        lines.append(f"All {every['budgets']} budgets together: the adaptive model is ahead at "
+                     f"{every['adaptive_ahead']} of {every['budgets']}, by {100 * every['mean_difference']:+.2f} "
+                     f"points on average; shuffling the labels only within each budget, a total difference "
+                     f"this large has p = {every['p']:.2g} "
+                     + ("(below 0.05: across budgets, the gain is more than seed noise)." if every["p"] < 0.05
+                        else "(not below 0.05: seed noise could explain it)."))
     return lines
 
 
