@@ -134,8 +134,9 @@ def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: 
 
     Performance: batches of 250 keep each layer's arrays small enough to stay in the CPU
     cache (LeNet's second im2col matrix is 32 MB at 250 images, 128 MB at 1,000), which
-    makes the pass faster per image than large batches; each image's logits do not depend
-    on the batch it is in."""
+    makes the pass faster per image than large batches. The batch size moves the logits
+    by float32 rounding only (about 1e-7: BLAS blocks the products by their shapes); the
+    committed checkpoint scores 99.17% with batches of 250 and of 1,000."""
     if len(images) == 0:
         raise ValueError("evaluate: images is empty (0 images); an accuracy needs at least one")
     if len(images) != len(labels):
