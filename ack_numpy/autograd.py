@@ -177,10 +177,13 @@ class Tensor:
         if grad.dtype != self.data.dtype:
             raise TypeError(f"gradient of dtype {grad.dtype} for a {self.data.dtype} tensor "
                             f"(made by {self._op or 'a leaf'}): a backward changed the dtype")
+        # Never in place: `grad` may be a view of another tensor's gradient (a reshape's
+        # backward passes one on), so the first one is kept as it is, without a copy, and a
+        # second contribution makes a new array.
         if self.grad is None:
-            self.grad = np.array(grad, copy=True)
+            self.grad = grad
         else:
-            self.grad += grad
+            self.grad = self.grad + grad
 
     def zero_grad(self) -> None:
         self.grad = None

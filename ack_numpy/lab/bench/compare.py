@@ -107,7 +107,11 @@ def format_record(run: dict, before: Path, command: str, started: str) -> str:
                           for x, y in zip(one[name], every[name])]
                 cells.append(f"{name} {_spread(ratios)}x")
             lines.append(f"  {model:15s} batch {batch:4d}: " + ", ".join(cells))
-    lines += ["", "evaluation pass (train.evaluate, no gradient, batches of 1,000), images/s, median (min-max):"]
+    evaluated = [runs for runs in results.values() if "eval_images_per_second" in runs["after"][0]]
+    batch_sizes = ", ".join(f"{name} {evaluated[0][name][0].get('eval_batch_size', '?')}"
+                            for name in ("before", "after")) if evaluated else ""
+    lines += ["", f"evaluation pass (train.evaluate, no gradient, in batches of its default size: {batch_sizes}), "
+              "images/s, median (min-max):"]
     for (model, batch, threads), runs in results.items():
         if "eval_images_per_second" not in runs["after"][0]:
             continue

@@ -105,7 +105,8 @@ def format_steps(steps: list[dict]) -> list[str]:
                      f"  {','.join(r['dtypes'])}")
     lines += [f"   s/epoch = {EPOCH_IMAGES:,} / (images per second): training steps only, without data "
               f"loading or evaluation", "",
-              "   evaluation (train.evaluate: no gradient, batches of 1,000) over synthetic images:"]
+              f"   evaluation (train.evaluate: no gradient, batches of "
+              f"{next((r['eval_batch_size'] for r in steps if 'eval_batch_size' in r), '?')}) over synthetic images:"]
     for r in steps:
         if "eval_images_per_second" in r:
             lines.append(f"   {r['model']:15s} threads {r['threads']:>3s}: {r['eval_images']:,} images in "

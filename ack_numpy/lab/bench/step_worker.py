@@ -16,6 +16,7 @@ once, at import).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import statistics
@@ -221,6 +222,8 @@ def measure(model: str, batch: int, steps: int = 30, warmup: int = 3, budget: fl
         evaluate(net, images[:1000], labels[:1000])  # warm-up
         result["eval_seconds"] = _seconds(lambda: evaluate(net, images, labels))
         result["eval_images"] = eval_images
+        # evaluate's own default, which each engine version chose for itself
+        result["eval_batch_size"] = inspect.signature(evaluate).parameters["batch_size"].default
         result["eval_images_per_second"] = eval_images / result["eval_seconds"]
     return result
 
