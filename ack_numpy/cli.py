@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=str(COMMITTED_CHECKPOINT),
                    help="a checkpoint of a model with adaptive layers (default the committed adaptive-lenet, "
                         "data/reproduction/adaptive-lenet-median.npz in this checkout)")
-    add_kernel_view_arguments(p, location_help="output location shown first")
+    add_kernel_view_arguments(p, location_help="output location shown first; if the centre's patch is blank, the nearest inked one")
     p.add_argument("--save", metavar="FILE.png", help="write the window as a picture instead of opening it")
     p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (every 2nd location)")
     p.set_defaults(func=cmd_explore)

@@ -89,8 +89,24 @@ def test_painting_changes_the_input_and_the_probabilities(explorer):
     assert not explorer.image.any()
 
 
+def test_it_starts_at_the_centre_or_the_nearest_patch_with_ink():
+    images, labels = synthetic_images()                            # image 0: a bar on rows 4-6, columns 6-19
+    model = build_model("adaptive-lenet", seed=0)
+    bar = Explorer(model, images, labels)
+    assert not bar.patch(13, 13).any() and bar.location == (6, 13)  # the lowest row whose 3x3 patch reaches the bar
+    images = images.copy()
+    images[0, 0, 12:17, 12:17] = 1.0                               # now the centre's patch has ink
+    inked_centre = Explorer(model, images, labels)
+    assert inked_centre.location == (13, 13)
+    images[0] = 0.0
+    blank = Explorer(model, images, labels)
+    assert blank.location == (13, 13)                              # nothing inked anywhere: the centre
+    for e in (bar, inked_centre, blank):
+        matplotlib.pyplot.close(e.fig)
+
+
 def test_moving_the_mouse_and_the_arrows_change_the_location(explorer):
-    assert explorer.shown()["location"] == (13, 13)                 # the centre of 26x26
+    assert explorer.shown()["location"] == (6, 13)                  # the inked patch nearest the centre
     send_mouse(explorer, "motion_notify_event", explorer.ax_input, 5, 20)
     assert explorer.shown()["location"] == (4, 19)                  # the 3x3 patch centred on pixel (5, 20)
     send_mouse(explorer, "motion_notify_event", explorer.ax_field, 10, 2)

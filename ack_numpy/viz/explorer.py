@@ -53,7 +53,7 @@ class Explorer:
 
     images: (N, 1, 28, 28) test images in [0, 1], labels: (N,). The input starts as
     images[index] and can be painted on; `location` is an output location (row, col) of the
-    layer (default its centre)."""
+    layer (default its centre, or if the patch there is blank the nearest one that is not)."""
 
     def __init__(self, model: Module, images: np.ndarray, labels: np.ndarray, layer: int = 0,
                  channel: int = 0, index: int = 0, location: tuple[int, int] | None = None):
@@ -68,7 +68,7 @@ class Explorer:
         self.status = ""
         self.long_help = False
         self._compute()
-        self.location = self._centre() if location is None else self._checked_location(*location)
+        self.location = self._starting_location() if location is None else self._checked_location(*location)
         self._build_figure()
         self._redraw()
 
@@ -94,8 +94,16 @@ class Explorer:
         r0, c0 = patch_origin(i, self.module) + pad, patch_origin(j, self.module) + pad
         return xp[:, r0 : r0 + m, c0 : c0 + m]
 
-    def _centre(self) -> tuple[int, int]:
-        return self.sigma.shape[0] // 2, self.sigma.shape[1] // 2
+    def _starting_location(self) -> tuple[int, int]:
+        """The centre of the output grid, unless its patch is blank (there k is only the
+        static w, the least interesting kernel to start on): then the nearest location
+        whose patch is not, ties going to the upper-left one. An empty input: the centre."""
+        ho, wo = self.sigma.shape
+        centre = (ho // 2, wo // 2)
+        inked = [(i, j) for i in range(ho) for j in range(wo) if self.patch(i, j).any()]
+        if not inked or centre in inked:
+            return centre
+        return min(inked, key=lambda ij: ((ij[0] - centre[0]) ** 2 + (ij[1] - centre[1]) ** 2, ij))
 
     def _checked_location(self, i: int, j: int) -> tuple[int, int]:
         ho, wo = self.sigma.shape
