@@ -104,6 +104,11 @@ def test_stratified_p_matches_a_count_by_hand():
     assert 0 < expected < 1
 
 
-def test_stratified_p_refuses_too_many_combinations():
-    with pytest.raises(ValueError, match="more than max_exact"):
-        stats.stratified_permutation_p([([1, 2, 3], [4, 5, 6])] * 3, max_exact=1000)
+def test_stratified_p_with_random_draws_approaches_the_exact_one():
+    rng = np.random.default_rng(4)
+    pairs = [(rng.normal(0.2, 1, 3), rng.normal(0, 1, 3)) for _ in range(3)]
+    exact = stats.stratified_permutation_p(pairs)
+    drawn = stats.stratified_permutation_p(pairs, max_exact=1000, draws=50_000, seed=1)
+    assert abs(exact - drawn) < 0.01
+    separated = [([10, 11, 12], [1, 2, 3])] * 3   # the floor, 2 / 8000, is below what 50,000 draws resolve
+    assert stats.stratified_permutation_p(separated, max_exact=1000, draws=50_000) < 0.002
