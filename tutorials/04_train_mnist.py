@@ -276,8 +276,12 @@ for name, r in results.items():
 # `python -m ack_numpy reproduce --out data/reproduction` trains `lenet`,
 # `adaptive-lenet` and the ablation `plain-small` (the same small network with an
 # ordinary first layer, widened to the same budget) on several seeds with this same
-# recipe, and writes `results.md` with a verdict on each claim. Its defaults, and from
-# the speed measured above, what one epoch on all of MNIST costs on this machine:
+# recipe, and writes `results.md` with a verdict on each claim. Two sibling studies finish
+# the job: `python -m ack_numpy study convergence` judges "half the epochs" at a constant
+# learning rate (a cosine schedule that ends at epoch 10 makes every model climb near its
+# end), and `python -m ack_numpy study budget` repeats the ablation at five parameter
+# budgets. The reproduction's defaults, and from the speed measured above, what one
+# epoch on all of MNIST costs on this machine:
 
 # %%
 import inspect
@@ -300,6 +304,13 @@ if results_json.is_file():
         print(f"  - {v['claim']}: {v['verdict']}. {v['evidence']}.")
 else:
     print(f"\n{results_json.relative_to(ROOT)} does not exist yet: run the reproduction to get the verdicts.")
+convergence_json = ROOT / "data" / "convergence" / "results.json"
+if convergence_json.is_file():
+    v = json.loads(convergence_json.read_text())["verdict"]
+    print(f"  - {v['claim']}: {v['verdict']}. {v['evidence']}. ({convergence_json.relative_to(ROOT)})")
+budget_json = ROOT / "data" / "budget-sweep" / "results.json"
+if budget_json.is_file():
+    print(f"  - budget sweep ({budget_json.relative_to(ROOT)}): {json.loads(budget_json.read_text())['reading'][-1]}")
 
 # %% [markdown]
 # **What we saw:** both networks train with the same loop and recipe; `adaptive-lenet`

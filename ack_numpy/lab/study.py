@@ -313,7 +313,7 @@ def budget_reading(summary: dict) -> list[str]:
                      "p < 0.05 with so few seeds.")
     every = summary.get("across_budgets")
     if every:
-        lines.append(f"All {every['budgets']} budgets together: the adaptive model is ahead at "
+        lines.append(f"All {every['budgets']} budgets together: the adaptive model has the higher mean at "
                      f"{every['adaptive_ahead']} of {every['budgets']}, by {100 * every['mean_difference']:+.2f} "
                      f"points on average; shuffling the labels only within each budget, a total difference "
                      f"this far from 0 has p = {every['p']:.2g} "
