@@ -258,7 +258,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_kernel_view_arguments(p: argparse.ArgumentParser, location_help: str) -> None:
     """The options that choose what `visualize` and `explore` look at: image, layer, channel, location."""
-    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist)")
+    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist in the project, else ./data/mnist)")
     p.add_argument("--index", type=int, help="test-set index of the image (default 0)")
     p.add_argument("--digit", type=int, help="the first test image of this digit instead of --index")
     p.add_argument("--layer", type=int, default=0, help="which adaptive layer, counted among adaptive layers (default 0)")
