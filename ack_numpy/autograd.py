@@ -169,7 +169,11 @@ class Tensor:
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def accumulate_grad(self, grad: np.ndarray) -> None:
-        """Add `grad` into self.grad (a tensor used twice receives both contributions).
+        """self.grad = self.grad + grad (a tensor used twice receives both contributions).
+
+        The first gradient is stored as it comes, without a copy, so treat `.grad` as
+        read-only: it may be a broadcast view (the backward of `sum`) or the very array
+        another tensor holds (the backward of `a + b` gives both the same one).
 
         A gradient of another dtype is a bug in some backward (a float64 that crept into
         float32 training, say): refuse it rather than cast it and hide the upcast."""
@@ -177,9 +181,8 @@ class Tensor:
         if grad.dtype != self.data.dtype:
             raise TypeError(f"gradient of dtype {grad.dtype} for a {self.data.dtype} tensor "
                             f"(made by {self._op or 'a leaf'}): a backward changed the dtype")
-        # Never in place: `grad` may be a view of another tensor's gradient (a reshape's
-        # backward passes one on), so the first one is kept as it is, without a copy, and a
-        # second contribution makes a new array.
+        # Never in place: `grad` may be read-only (np.broadcast_to in `sum`) or shared with
+        # another tensor, so the first one is kept as it is and a second one makes a new array.
         if self.grad is None:
             self.grad = grad
         else:

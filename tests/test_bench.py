@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from ack_numpy import Tensor
 from ack_numpy.lab import bench
@@ -181,3 +182,16 @@ def test_a_json_path_in_a_missing_folder_fails_before_any_timing(tmp_path, capsy
     captured = capsys.readouterr()
     assert captured.out == ""  # nothing was measured
     assert captured.err.startswith(f"error: {missing}: no such folder for the --json file")
+
+
+def test_cores_report_names_its_command_and_every_case(tmp_path, capsys):
+    from ack_numpy.lab.bench import cores
+
+    out = tmp_path / "cores.txt"
+    assert cores.main(["--repeats", "2", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith(f"# python -m ack_numpy.lab.bench.cores --repeats 2 --out {out}")
+    assert text.count("   speedup ") == 4 and "all cores" in text and "2 threads" in text
+    with pytest.raises(SystemExit):
+        cores.main(["--repeats", "0"])
+    assert "must be a whole number >= 1, got '0'" in capsys.readouterr().err

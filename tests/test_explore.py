@@ -99,9 +99,13 @@ def test_it_starts_at_the_centre_or_the_nearest_patch_with_ink():
     inked_centre = Explorer(model, images, labels)
     assert inked_centre.location == (13, 13)
     images[0] = 0.0
+    images[0, 0, 13, [9, 19]] = 1.0          # two dots; locations (13, 9) and (13, 17) are 4 from the centre
+    tie = Explorer(model, images, labels)
+    assert tie.location == (13, 9)                                 # a tie goes to the upper-left one
+    images[0] = 0.0
     blank = Explorer(model, images, labels)
     assert blank.location == (13, 13)                              # nothing inked anywhere: the centre
-    for e in (bar, inked_centre, blank):
+    for e in (bar, inked_centre, tie, blank):
         matplotlib.pyplot.close(e.fig)
 
 

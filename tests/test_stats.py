@@ -107,8 +107,15 @@ def test_stratified_p_matches_a_count_by_hand():
 def test_stratified_p_with_random_draws_approaches_the_exact_one():
     rng = np.random.default_rng(4)
     pairs = [(rng.normal(0.2, 1, 3), rng.normal(0, 1, 3)) for _ in range(3)]
-    exact = stats.stratified_permutation_p(pairs)
+    exact = stats.stratified_permutation_p(pairs)                  # 20^3 = 8,000 combinations
     drawn = stats.stratified_permutation_p(pairs, max_exact=1000, draws=50_000, seed=1)
-    assert abs(exact - drawn) < 0.01
-    separated = [([10, 11, 12], [1, 2, 3])] * 3   # the floor, 2 / 8000, is below what 50,000 draws resolve
-    assert stats.stratified_permutation_p(separated, max_exact=1000, draws=50_000) < 0.002
+    assert drawn != exact and abs(exact - drawn) < 0.01            # the random branch ran, and is close
+    assert stats.stratified_permutation_p(pairs, max_exact=1000, draws=50_000, seed=1) == drawn  # seeded
+    separated = [([10, 11, 12], [1, 2, 3])] * 3
+    # exact floor 2 / 8,000 = 2.5e-4; 50,000 draws see about 12 such totals: p near (1 + 12) / 50,001
+    assert 1e-4 < stats.stratified_permutation_p(separated, max_exact=1000, draws=50_000) < 6e-4
+
+
+def test_stratified_p_needs_a_pair():
+    with pytest.raises(ValueError, match="at least one"):
+        stats.stratified_permutation_p([])

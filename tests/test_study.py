@@ -141,3 +141,22 @@ def test_the_two_studies_on_a_sliver(mnist_path, tmp_path):
         assert png.stat().st_size > 10_000
     report = study.budget(tmp_path / "b", seeds=3, epochs=1, widths=(2, 4), report_only=True, **common)
     assert report["missing"] == ["adaptive-w4-seed2", "plain-w4-seed2", "adaptive-w2-seed2", "plain-w2-seed2"]
+
+
+def test_the_budget_reading_follows_the_numbers():
+    # One budget per outcome: interval above 0 with a small p, above 0 with a large p,
+    # containing 0, below 0 with a small p.
+    arms, pairs = {}, []
+    for width, (low, high, p) in zip((2, 4, 8, 14), [(0.001, 0.003, 0.01), (0.001, 0.003, 0.2),
+                                                      (-0.001, 0.002, 0.5), (-0.004, -0.001, 0.02)]):
+        arms[f"adaptive-w{width}"] = {"parameters": 1000 * width}
+        pairs.append({"width": width, "adaptive": f"adaptive-w{width}", "plain": f"plain-w{width}",
+                      "difference": (low + high) / 2, "ci95": [low, high], "p": p, "n": [10, 10]})
+    lines = study.budget_reading({"arms": arms, "pairs": pairs, "across_budgets": None})
+    assert lines[0].startswith("2,000 parameters") and lines[0].endswith("; adaptive ahead.")
+    assert lines[1].endswith("adaptive ahead by the interval but not by p: a hint, not established.")
+    assert lines[2].endswith("the interval contains 0: no difference shown.")
+    assert lines[3].endswith("; plain ahead.")
+    assert lines[4] == ("The difference is largest at 2,000 parameters (+0.20 points) "
+                        "and smallest at 14,000 (-0.25).")
+    assert lines[5].startswith("With 10 seeds per model") and len(lines) == 6

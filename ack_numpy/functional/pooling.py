@@ -64,6 +64,7 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
                     dx_uv += out.grad * wins                      # overlapping windows: add
                 else:
                     np.multiply(out.grad, wins, out=dx_uv)        # each element in one window: write
+                    # (a loser gets g * 0, which is -0.0 for a negative g: equal to 0.0 in every sum)
         x.accumulate_grad(dx)
 
     out._backward = _backward

@@ -100,10 +100,11 @@ class Explorer:
         whose patch is not, ties going to the upper-left one. An empty input: the centre."""
         ho, wo = self.sigma.shape
         centre = (ho // 2, wo // 2)
-        inked = [(i, j) for i in range(ho) for j in range(wo) if self.patch(i, j).any()]
-        if not inked or centre in inked:
+        if self.patch(*centre).any():
             return centre
-        return min(inked, key=lambda ij: ((ij[0] - centre[0]) ** 2 + (ij[1] - centre[1]) ** 2, ij))
+        inked = [(i, j) for i in range(ho) for j in range(wo) if self.patch(i, j).any()]
+        distance = lambda ij: (ij[0] - centre[0]) ** 2 + (ij[1] - centre[1]) ** 2
+        return min(inked, key=lambda ij: (distance(ij), ij)) if inked else centre
 
     def _checked_location(self, i: int, j: int) -> tuple[int, int]:
         ho, wo = self.sigma.shape

@@ -8,12 +8,13 @@
    per number read), the array split in halves over two Python threads (NumPy releases
    the GIL inside the loop).
 3. Memory-bound elementwise work, split the same way: out = a + b over 8M numbers (one
-   add per 12 bytes moved), and col2im's shifted adds on LeNet's second layer (batch 64),
-   split over channels.
+   add per 12 bytes moved).
+4. col2im's shifted adds on LeNet's second layer (batch 64), split over channels: 25
+   strided adds of an 8 MB matrix into a 0.7 MB gradient that stays in cache.
 
-If 2. gains and 3. does not, the threads do run side by side and the memory traffic is
-the limit: splitting im2col, col2im, pooling or Adam over the cores cannot make them
-faster on that machine. Figures: median (min-max) over repeats, interleaved.
+If 2. gains and 3. does not, the threads do run side by side and memory traffic is the
+limit for streaming work. 4. is one of the engine's own steps, timed alone. Figures:
+median (min-max) over interleaved repeats.
 """
 from __future__ import annotations
 
@@ -25,28 +26,38 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
 ELEMENTS = 8_000_000
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def median_range(seconds: list[float]) -> str:
     return f"{1e3 * statistics.median(seconds):8.3f} ms ({1e3 * min(seconds):.3f}-{1e3 * max(seconds):.3f})"
 
 
-def matmul_seconds(threads: str, repeats: int) -> list[float]:
-    """Median-ready timings of the 1024^3 product in a fresh process with the given BLAS threads."""
-    code = (f"import json, time, numpy as np\n"
-            f"a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32); a @ a\n"
-            f"t = []\n"
-            f"for _ in range({repeats}):\n"
-            f"    s = time.perf_counter(); a @ a; t.append(time.perf_counter() - s)\n"
-            f"print(json.dumps(t))")
+def matmul_seconds(repeats: int) -> list[float]:
+    """Timings of the 1024^3 float32 product in this process, after one warm-up."""
+    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    a @ a
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ a
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def matmul_seconds_in_fresh_process(threads: str, repeats: int) -> list[float]:
+    """matmul_seconds with BLAS set to `threads` ("1" or "all"), which it reads at import."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     if threads != "all":
         env.update(OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "ack_numpy.lab.bench.cores", "--matmul-only", "--repeats", str(repeats)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
@@ -58,7 +69,7 @@ def split_in_two(pool: ThreadPoolExecutor, work, n: int) -> None:
 
 
 def elementwise_cases(pool: ThreadPoolExecutor) -> dict:
-    """{name: (one-thread function, two-thread function)} for cases 2 and 3."""
+    """{name: (one-thread function, two-thread function)} for cases 2 to 4."""
     rng = np.random.default_rng(0)
     a, b = rng.random(ELEMENTS, dtype=np.float32), rng.random(ELEMENTS, dtype=np.float32)
     out = np.empty_like(a)
@@ -83,13 +94,13 @@ def elementwise_cases(pool: ThreadPoolExecutor) -> dict:
 
     return {f"np.sin, {ELEMENTS:,} float32 (arithmetic-bound)": (sine, lambda: split_in_two(pool, sine, ELEMENTS)),
             f"a + b, {ELEMENTS:,} float32 (memory-bound)": (add, lambda: split_in_two(pool, add, ELEMENTS)),
-            "col2im adds, LeNet layer 2, batch 64 (memory-bound)": (col2im_adds,
+            "col2im adds, LeNet layer 2, batch 64": (col2im_adds,
                                                                    lambda: split_in_two(pool, col2im_adds, c))}
 
 
 def measure(repeats: int) -> dict:
-    results = {"matmul 1024^3 float32 (BLAS threads)": {"1": matmul_seconds("1", repeats),
-                                                         "all": matmul_seconds("all", repeats)}}
+    results = {"matmul 1024^3 float32 (BLAS threads)": {"1": matmul_seconds_in_fresh_process("1", repeats),
+                                                         "all": matmul_seconds_in_fresh_process("all", repeats)}}
     with ThreadPoolExecutor(max_workers=1) as pool:
         cases = elementwise_cases(pool)
         timings = {name: {"1": [], "2": []} for name in cases}
@@ -103,31 +114,41 @@ def measure(repeats: int) -> dict:
     return results
 
 
-def report(results: dict) -> str:
-    lines = [f"# python -m ack_numpy.lab.bench.cores  ({os.cpu_count()} CPUs; load average at the end "
-             f"{' '.join(f'{v:.2f}' for v in os.getloadavg())})",
+def report(results: dict, command: str) -> str:
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    lines = [f"# {command}  ({os.cpu_count()} CPUs; load average at the end {load})",
              "# median (min-max) over interleaved repeats; speedup = median with one thread / median with more",
              ""]
     for name, by_threads in results.items():
-        (one_label, one), (more_label, more) = by_threads.items()
+        (_, one), (more_label, more) = by_threads.items()
         speedup = statistics.median(one) / statistics.median(more)
+        more_name = "all cores" if more_label == "all" else f"{more_label} threads"
         lines.append(f"{name}")
         lines.append(f"   1 thread      {median_range(one)}")
-        lines.append(f"   {more_label + ' threads' if more_label != 'all' else 'all cores':13s} "
-                     f"{median_range(more)}   speedup {speedup:.2f}x")
+        lines.append(f"   {more_name:13s} {median_range(more)}   speedup {speedup:.2f}x")
     return "\n".join(lines) + "\n"
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ack_numpy.lab.bench.cores", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=positive_int, default=15)
     parser.add_argument("--out", help="also write the report to this file")
+    parser.add_argument("--matmul-only", action="store_true", help=argparse.SUPPRESS)  # the fresh process of case 1
     args = parser.parse_args(argv)
-    text = report(measure(args.repeats))
+    if args.matmul_only:
+        print(json.dumps(matmul_seconds(args.repeats)))
+        return 0
+    command = "python -m ack_numpy.lab.bench.cores " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = report(measure(args.repeats), command.strip())
     print(text, end="")
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+        Path(args.out).write_text(text)
     return 0
 
 
