@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from .report import print_and_save
 from .training import THREADS, TIMED_MODELS, run_worker
 
 THIS_CHECKOUT = Path(__file__).resolve().parents[3]
@@ -141,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     run = run_rounds(before, args.rounds, tuple(args.batches), args.steps, args.budget, args.eval_images,
                      log=lambda message: print(message, file=sys.stderr, flush=True))
-    record = format_record(run, before, command, started)
-    print(record, end="")
-    if args.out:
-        Path(args.out).write_text(record)
+    print_and_save(format_record(run, before, command, started), args.out)
     return 0
 
 

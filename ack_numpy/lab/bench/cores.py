@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import print_and_save
+
 ELEMENTS = 8_000_000
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -94,8 +96,7 @@ def elementwise_cases(pool: ThreadPoolExecutor) -> dict:
 
     return {f"np.sin, {ELEMENTS:,} float32 (arithmetic-bound)": (sine, lambda: split_in_two(pool, sine, ELEMENTS)),
             f"a + b, {ELEMENTS:,} float32 (memory-bound)": (add, lambda: split_in_two(pool, add, ELEMENTS)),
-            "col2im adds, LeNet layer 2, batch 64": (col2im_adds,
-                                                                   lambda: split_in_two(pool, col2im_adds, c))}
+            "col2im adds, LeNet layer 2, batch 64": (col2im_adds, lambda: split_in_two(pool, col2im_adds, c))}
 
 
 def measure(repeats: int) -> dict:
@@ -145,10 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(matmul_seconds(args.repeats)))
         return 0
     command = "python -m ack_numpy.lab.bench.cores " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(measure(args.repeats), command.strip())
-    print(text, end="")
-    if args.out:
-        Path(args.out).write_text(text)
+    print_and_save(report(measure(args.repeats), command.strip()), args.out)
     return 0
 
 

@@ -5,7 +5,16 @@ printed again.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from .training import EPOCH_IMAGES, step_speedups
+
+
+def print_and_save(text: str, out: str | None) -> None:
+    """Print a record, and also write it to `out` when a file was asked for (--out)."""
+    print(text, end="")
+    if out:
+        Path(out).write_text(text)
 
 
 def _ms(seconds: dict) -> str:
