@@ -34,7 +34,6 @@ import ack_numpy.functional as F
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import adaptive_layers, build_model
-from ack_numpy.lab.reproduce import RECIPE
 from ack_numpy.train import TrainConfig, evaluate, train
 from ack_numpy.viz import (dynamic_kernels, plot_adaptation, plot_digit_kernels, plot_feature_maps,
                            plot_kernel_field, plot_q_filters)
@@ -58,7 +57,7 @@ else:
     print(f"no ACK_CHECKPOINT and no {committed.relative_to(ROOT)}: training a small adaptive-lenet now")
     config = TrainConfig(model="adaptive-lenet", seed=0, out=str(RUNS / "adaptive-lenet-05"),
                          epochs=1 if QUICK else 2,
-                         limit_train=3000 if QUICK else None, limit_test=1000 if QUICK else None, **RECIPE)
+                         limit_train=3000 if QUICK else None, limit_test=1000 if QUICK else None)
     train(config, overwrite=True)
     checkpoint = Path(config.out) / "checkpoint.npz"
 
