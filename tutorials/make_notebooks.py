@@ -44,6 +44,7 @@ COMMAND = "python tutorials/make_notebooks.py"
 NOTEBOOK_WIDTH = 1200  # pixels: the widest figure is drawn at most this wide in a notebook
 NOTEBOOK_DPI = 100     # and at most this many dots per inch (the PNG files use 110)
 SETTINGS_REMOVED = ("ACK_QUICK", "ACK_TUTORIAL_OUT", "ACK_CHECKPOINT")
+THREAD_SETTINGS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # they change the timings
 
 
 # ---------------------------------------------------------------------------------------
@@ -228,11 +229,16 @@ def to_notebook(cells: list[dict], source_name: str, quick: bool) -> dict:
         "metadata": {
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python", "file_extension": ".py", "mimetype": "text/x-python"},
-            "ack_numpy": {"source": source_name, "made_by": COMMAND + (" --quick" if quick else ""),
-                          "mode": "quick" if quick else "full"},
+            "ack_numpy": {"source": source_name, "made_by": made_by(quick), "mode": "quick" if quick else "full"},
         },
         "cells": notebook_cells,
     }
+
+
+def made_by(quick: bool) -> str:
+    """The command that made the notebook, with the thread settings that were in force."""
+    settings = [f"{name}={os.environ[name]}" for name in THREAD_SETTINGS if name in os.environ]
+    return " ".join(settings + [COMMAND] + (["--quick"] if quick else []))
 
 
 def _stored(output: dict) -> dict:
