@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     if removed:
         print(f"(not passed to the tutorials: {', '.join(removed)}; they run with the default settings"
               + (", in quick mode" if args.quick else "") + ")")
+    print(load_line())
     total = 0.0
     for script in chosen:
         print(f"{script.name}:", flush=True)
@@ -329,6 +330,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{script.stem}.ipynb: {seconds:.1f} s, {size / 1024:.0f} KiB", flush=True)
     sizes = sum((out / (s.stem + ".ipynb")).stat().st_size for s in chosen)
     print(f"{len(chosen)} notebook(s) in {out}: {total:.1f} s, {sizes / 1024:.0f} KiB in all")
+    print(load_line())
+
+
+def load_line() -> str:
+    """How busy the machine is: the timings in the notebooks depend on it."""
+    if not hasattr(os, "getloadavg"):
+        return "(load average: not known on this system)"
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":
