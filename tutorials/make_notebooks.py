@@ -17,7 +17,9 @@ figure the cell saves with `tutorial_setup.save` as a PNG `display_data`; the va
 last bare expression, as Jupyter shows it). The notebook is written only when every cell
 ran. The committed notebooks are made in full mode with the tutorials' default settings:
 ACK_QUICK, ACK_TUTORIAL_OUT and ACK_CHECKPOINT are removed from the environment of the
-run; ACK_MNIST_DIR is kept (it says where the data is, not what to compute). Printed
+run; ACK_MNIST_DIR is kept (it says where the data is, not what to compute). Training's
+status lines (batches, images/s, ETA; see ack_numpy/progress.py) are turned off, the
+epoch lines stay. Printed
 paths inside the checkout are written `...` in place of the checkout's folder, so a
 notebook does not depend on where it was made.
 
@@ -268,6 +270,7 @@ def child_environment(quick: bool, figures: Path | None) -> dict:
     """The tutorial's environment: the defaults (full mode), or quick mode with figures elsewhere."""
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_REMOVED}
     env["MPLBACKEND"] = "Agg"
+    env["ACK_PROGRESS_SECONDS"] = "1e9"  # no status lines: a person watching needs them, a record does not
     if quick:
         env["ACK_QUICK"] = "1"
     if figures is not None:
