@@ -19,9 +19,8 @@ ran. The committed notebooks are made in full mode with the tutorials' default s
 ACK_QUICK, ACK_TUTORIAL_OUT and ACK_CHECKPOINT are removed from the environment of the
 run; ACK_MNIST_DIR is kept (it says where the data is, not what to compute). Training's
 status lines (batches, images/s, ETA; see ack_numpy/progress.py) are turned off, the
-epoch lines stay. Printed
-paths inside the checkout are written `...` in place of the checkout's folder, so a
-notebook does not depend on where it was made.
+epoch lines stay. Printed paths inside the checkout are written `...` in place of the
+checkout's folder, so a notebook does not depend on where it was made.
 
 The format is nbformat 4.5 (JSON; cell ids, written the way Jupyter writes them:
 indent 1, sorted keys), checked by tests/test_notebooks.py.
