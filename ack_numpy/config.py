@@ -64,6 +64,12 @@ class TrainConfig:
                               "(for design choices)", metavar="N")
     model_options: dict = field(default_factory=dict)  # build_model's options (Python only)
 
+    def __post_init__(self) -> None:
+        # The default run folder is filled in here, once, so that everything after (the run,
+        # the --visualize recorder, the resume hint) reads the same folder.
+        if self.out is None:
+            self.out = f"runs/{self.model}"
+
     def validate(self) -> None:
         """Check every setting's type and range; raise SettingError naming the first bad one.
         The command line, `train`, `resume` and a checkpoint's saved settings all come here."""
@@ -80,7 +86,7 @@ class TrainConfig:
              f"must be a whole number from 0 to {MAX_SHIFT} (half the {IMAGE_SIZE}-pixel image)"),
             ("seed", is_whole(self.seed, 0), "must be a whole number >= 0"),
             ("data_dir", self.data_dir is None or isinstance(self.data_dir, str), "must be a folder name"),
-            ("out", self.out is None or (isinstance(self.out, str) and self.out != ""), "must be a folder name"),
+            ("out", isinstance(self.out, str) and self.out != "", "must be a folder name"),
             ("limit_train", self.limit_train is None or is_whole(self.limit_train, 1), "must be a whole number >= 1"),
             ("limit_test", self.limit_test is None or is_whole(self.limit_test, 1), "must be a whole number >= 1"),
             ("holdout", is_whole(self.holdout, 0), "must be a whole number >= 0"),

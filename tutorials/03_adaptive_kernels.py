@@ -99,12 +99,12 @@ print(f"        sigma = k.p + b = {k @ p + b_o:.4f};  |p|^2 + w.p + b = {p @ p +
 # %% [markdown]
 # ### One real patch, every number
 #
-# Now a real one: the first layer of the trained `adaptive-lenet` committed in
-# `data/reproduction/adaptive-lenet-median.npz` (8 channels of 3x3 adaptive kernels, so
+# Now a real one: the first layer of the trained `adaptive-lenet` that comes with the
+# package, `ack_numpy/assets/adaptive-lenet.npz` (8 channels of 3x3 adaptive kernels, so
 # `C = 1`, `D = 9`), **channel 0**, at **output pixel (12, 16)** of MNIST **test image 0**
 # (a 7): the patch there is the edge of the 7's down-stroke, half ink and half
-# background. (Without the checkpoint the layer is an untrained one; without MNIST the
-# digit is a drawn stroke; the first printed lines say which.) The figure follows the
+# background. (Without MNIST the digit is a drawn stroke; the first printed lines say
+# which.) The figure follows the
 # equations from left to right and top to bottom: the patch `p`, the Q filters of the
 # channel (row `e` of `Q_0`), their responses `Q p` (element `e` drawn at kernel position
 # `(e // 3, e % 3)`), plus `w`, the kernel `k`, `k * p`, and the sum that makes `sigma`.
