@@ -229,7 +229,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_kernel_view_arguments(p: argparse.ArgumentParser, location_help: str) -> None:
     """The options that choose what `visualize` and `explore` look at: image, layer, channel, location."""
-    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist in the project, else ./data/mnist)")
+    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist, else ./data/mnist)")
     p.add_argument("--index", type=int, help="test-set index of the image (default 0)")
     p.add_argument("--digit", type=int, help="the first test image of this digit instead of --index")
     p.add_argument("--layer", type=int, default=0, help="which adaptive layer, counted among adaptive layers (default 0)")
@@ -269,7 +269,7 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
                         "adaptive models also get their kernels recorded after every epoch (kernel_evolution.npz "
                         "and .png there; --resume continues the record)")
     p.add_argument("--download", action="store_true",
-                   help="if MNIST is not found (and no --data-dir / $ACK_MNIST_DIR is given), download it to data/mnist")
+                   help="if MNIST is not found (and no --data-dir / $ACK_MNIST_DIR is given), download it to data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist")
     add_threads_argument(p)
     p.set_defaults(func=cmd_train, parser=p)
 
@@ -280,8 +280,8 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
     add_threads_argument(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("download", help="download MNIST into data/mnist and verify it (needs internet)")
-    p.add_argument("--dest", help="target folder (default data/mnist in the project)")
+    p = sub.add_parser("download", help="download MNIST and verify it (needs internet)")
+    p.add_argument("--dest", help="target folder (default data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist, or $XDG_DATA_HOME/ack_numpy/mnist)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("visualize", help="draw the dynamic kernels of a checkpoint, and training curves of runs")

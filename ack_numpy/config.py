@@ -54,7 +54,7 @@ class TrainConfig:
                              metavar="N")
     seed: int = setting(0, "seed for the weights, the order of the images and the shifts")
     data_dir: str | None = setting(None, "folder with the four MNIST files", metavar="DIR",
-                                   default_text="$ACK_MNIST_DIR, else data/mnist in the project, else ./data/mnist")
+                                   default_text="$ACK_MNIST_DIR, else data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist, else ./data/mnist")
     out: str | None = setting(None, "output folder of the run", metavar="DIR", default_text="runs/MODEL")
     limit_train: int | None = setting(None, "use only the first N training images", metavar="N",
                                       default_text="all 60,000")
