@@ -128,7 +128,7 @@ with np.printoptions(precision=4, suppress=True, linewidth=110):
     print(f"w_{o}    =", w_trained[o])
     print("k      =", k_real)
     print("k * p  =", k_real * p_real)
-print(f"k . p = {k_real @ p_real:.4f};  + b_{o} = {b_trained[o]:+.4f};  sigma = {sigma_real:.4f};  "
+print(f"k . p = {k_real @ p_real:.4f};  b_{o} = {b_trained[o]:.4f};  sigma = k . p + b_{o} = {sigma_real:.4f};  "
       f"tanh(sigma) = {np.tanh(sigma_real):.4f}")
 engine_sigma = F.adaptive_conv2d(digit, Q_trained, w_trained, b_trained).data[0, o, i, j]
 engine_k = F.adaptive_kernels(digit, Q_trained, w_trained)[0, o, i, j].reshape(D)
