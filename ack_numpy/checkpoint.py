@@ -20,10 +20,8 @@ functions at the end: `check_meta` for every checkpoint, `saved_config`,
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 from dataclasses import fields
 import zipfile
 import zlib
@@ -32,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import SettingError, TrainConfig, check_model, is_count, is_number
-from .progress import quote_path
+from .files import atomic_write, quote_path
 from .runs import METRIC_FIELDS
 
 FORMAT_VERSION = 1
@@ -46,45 +44,16 @@ class CheckpointError(ValueError):
 
 # ----------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | Path, model_state: dict, optim_state: dict, meta: dict) -> Path:
-    """Write the checkpoint atomically: into a temp file beside it, then os.replace.
-
-    The temp file is named after this process (.checkpoint.npz.<pid>.tmp), so that two
-    processes saving into one folder by mistake never write into the same file; the ones
-    left behind by writers killed mid-write (kill -9) are removed here."""
+    """Write the checkpoint atomically and durably (files.atomic_write: a temp file beside
+    it, fsynced, renamed over the old one), so that two processes saving into one folder by
+    mistake never write into the same file and a kill -9 mid-write leaves the old one whole."""
     path = Path(path)
     arrays = {f"model/{k}": v for k, v in model_state.items()}
     arrays.update({f"optim/{k}": v for k, v in optim_state.items()})
     arrays["meta"] = np.array(json.dumps({"format_version": FORMAT_VERSION, **meta}))
-    _remove_temp_files_of_dead_writers(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path, "wb", durable=True) as f:
+        np.savez(f, **arrays)
     return path
-
-
-def _remove_temp_files_of_dead_writers(path: Path) -> None:
-    """Delete .<name>.<pid>.tmp files beside `path` whose process no longer runs (POSIX only:
-    elsewhere they stay, and are harmless: nothing ever reads a temp file)."""
-    if os.name != "posix":
-        return
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)  # signal 0 only asks whether the process exists
-        except (ProcessLookupError, OverflowError):  # no such process (or no such pid at all)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        except OSError:
-            pass  # it exists but belongs to someone else: leave its file alone
 
 
 # ----------------------------------------------------------------------------- reading

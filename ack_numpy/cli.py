@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .lab.allocator import keep_freed_memory
-from .progress import quote_path, silence_stdout
+from .files import quote_path
+from .progress import silence_stdout
 
 # The trained checkpoint committed with the project, found from this file so that it works from any folder.
 COMMITTED_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "reproduction" / "adaptive-lenet-median.npz"

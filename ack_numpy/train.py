@@ -43,7 +43,8 @@ from .config import SettingError, TrainConfig, is_whole
 from .data import batches, load_mnist, random_shift
 from .models import build_model
 from .nn import Module
-from .progress import Progress, StopOnSignals, quote_path, silence_stdout
+from .files import quote_path
+from .progress import Progress, StopOnSignals, silence_stdout
 from .runs import (CHECKPOINT_NAME, METRIC_FIELDS, METRICS_NAME, RunLock, make_folder, read_metrics,
                    remove_empty, run_folder, write_metrics, write_run_files)
 

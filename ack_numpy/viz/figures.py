@@ -17,12 +17,14 @@ the mean over channels, and the titles say so.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..files import atomic_write
 from ..nn import AdaptiveConv2d, Module
 from .kernels import (select_adaptive_layer, check_channel, check_location, distance_to_mean_kernel,
                       layer_input, layer_outputs, patch_origin, patches_at, q_filters, sampled_locations,
@@ -40,7 +42,9 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path) -> None:
-    fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size stays figsize * DPI
+    """Write the figure in the format its file name says (files.atomic_write: never half a PNG)."""
+    with atomic_write(path) as f:  # no bbox_inches="tight": the pixel size stays figsize * DPI
+        fig.savefig(f, format=Path(path).suffix.lstrip(".") or None, dpi=DPI)
 
 
 def limit(a: np.ndarray) -> float:
