@@ -57,7 +57,8 @@ import math
 import numpy as np
 
 from ..autograd import Tensor, as_tensor, check_same_dtype
-from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
+from .im2col import col2im, conv_output_size, im2col, pad2d
+from .sizes import check_stride_padding
 
 
 def kernel_size_from(D: int, channels: int) -> int:

@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor, as_tensor, check_same_dtype
-from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
+from .im2col import col2im, conv_output_size, im2col, pad2d
+from .sizes import check_stride_padding
 
 
 def _check_conv_args(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:

@@ -36,6 +36,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .sizes import check_size, check_stride_padding
+
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
     """Number of kernel positions along one axis: (size + 2*padding - m) // stride + 1.
@@ -53,21 +55,6 @@ def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> 
             f"with padding {padding}: the output would be empty"
         )
     return out
-
-
-def check_size(name: str, value, minimum: int = 1) -> None:
-    """Raise a ValueError naming `name` unless `value` is an integer >= minimum.
-
-    Sizes must be true integers: 2.0 or "2" would fail later, inside a slice, with a
-    message that no longer names the argument (True and False are not sizes either)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-
-
-def check_stride_padding(stride: int, padding: int) -> None:
-    check_size("stride", stride)
-    check_size("padding", padding, minimum=0)
 
 
 def pad2d(x: np.ndarray, padding: int) -> np.ndarray:
