@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .assets import TRAINED_ADAPTIVE_LENET
-from .progress import quote_path, silence_stdout
+from .files import quote_path
+from .progress import silence_stdout
 from .runtime import use_blas_threads
 
 

@@ -4,6 +4,7 @@ import pytest
 
 import ack_numpy.functional as F
 from ack_numpy import Tensor
+from ack_numpy.functional.conv import col2im_batch_last, im2col_batch_last
 
 from ack_numpy.gradcheck import grad_check as check_gradients
 
@@ -32,18 +33,18 @@ def test_im2col_matches_loops_and_col2im_is_its_adjoint(case):
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_batch_last_im2col_reorders_the_rows_and_col2im_is_its_adjoint(case):
-    # batch_last=True: the same patches, rows in (i, j, n) order instead of (n, i, j)
+def test_conv2d_batch_last_layout_reorders_the_rows_and_its_col2im_is_the_adjoint(case):
+    # conv2d's own layout: the same patches, locations in (i, j, n) order instead of (n, i, j)
     n, c, h, w, _, m, s, p = case
     x = rng.normal(size=(n, c, h, w))
-    cols = F.im2col(x, m, s, p, batch_last=True)
+    PT = im2col_batch_last(x, m, s, p)
     out_h, out_w = F.conv_output_size(h, m, s, p), F.conv_output_size(w, m, s, p)
-    expected = F.im2col_loops(x, m, s, p).reshape(n, out_h, out_w, -1).transpose(1, 2, 0, 3).reshape(cols.shape)
-    np.testing.assert_array_equal(cols, expected)
-    y = rng.normal(size=cols.shape)
-    dx = F.col2im(y, x.shape, m, s, p, batch_last=True)
+    expected = F.im2col_loops(x, m, s, p).reshape(n, out_h, out_w, -1).transpose(1, 2, 0, 3).reshape(PT.T.shape)
+    np.testing.assert_array_equal(PT.T, expected)
+    dPT = rng.normal(size=PT.shape)
+    dx = col2im_batch_last(dPT, x.shape, m, s, p)
     assert dx.shape == x.shape and dx.flags.c_contiguous
-    assert np.sum(cols * y) == pytest.approx(np.sum(x * dx), rel=1e-12)
+    assert np.sum(PT * dPT) == pytest.approx(np.sum(x * dx), rel=1e-12)
 
 
 @pytest.mark.parametrize("case", CONV_CASES)

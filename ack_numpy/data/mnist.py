@@ -39,7 +39,6 @@ import hashlib
 import http.client
 import math
 import os
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..files import atomic_write
 from .idx import DataFormatError, PathLike, open_maybe_gzip, parse_idx, read_idx_bytes
 
 MNIST_FILES: dict[str, str] = {
@@ -348,32 +348,26 @@ def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float,
                   progress: Callable[[str], object]) -> Path:
     """Fetch NAME.gz from the first mirror that serves a genuine copy.
 
-    The bytes go to a temporary file in `dest`; only a verified file is moved onto
-    the final name (atomically, with os.replace), so the final name never holds a
+    The bytes go to a temporary file in `dest` (files.atomic_write, durable); only a
+    verified file is renamed onto the final name, so the final name never holds a
     half-written or corrupt download, and a failed attempt changes nothing.
     """
     final = dest / f"{name}.gz"
     errors = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + f"/{name}.gz"
-        fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{name}.gz.", suffix=".part")
-        tmp = Path(tmp_name)
         try:
             progress(f"downloading {url}")
-            with os.fdopen(fd, "wb") as f:
+            with atomic_write(final, "wb", durable=True) as f:
                 nbytes = _fetch(url, f, timeout)
                 f.flush()
-                os.fsync(f.fileno())
-            _check_sha256(content_sha256(tmp), name, url)
-            os.replace(tmp, final)
+                _check_sha256(content_sha256(Path(f.name)), name, url)  # before the rename
             progress(f"  ok: {final} ({nbytes:,} bytes, checksum verified)")
             return final
         # URLError, HTTPError and timeouts are OSErrors; DataFormatError is a ValueError.
         except (OSError, ValueError, http.client.HTTPException) as err:
             errors.append(f"{url}: {err}")
             progress(f"  failed: {err}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise DataFormatError(
         f"could not download a genuine {name}.gz into {dest}. Tried:\n  "
         + "\n  ".join(errors)
