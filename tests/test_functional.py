@@ -31,6 +31,15 @@ def test_im2col_matches_loops_and_col2im_is_its_adjoint(case):
     assert np.sum(cols * y) == pytest.approx(np.sum(x * F.col2im(y, x.shape, m, s, p)), rel=1e-12)
 
 
+@pytest.mark.parametrize("col2im", [F.col2im, F.col2im_loops])
+def test_col2im_with_a_wrong_shape_names_both_shapes(col2im):
+    with pytest.raises(ValueError, match=r"col2im: cols has shape \(10, 9\), expected \(N\*Ho\*Wo, C\*m\*m\) = "
+                                         r"\(18, 9\) for x_shape \(2, 1, 5, 5\), kernel_size 3, stride 1, padding 0"):
+        col2im(np.zeros((10, 9)), (2, 1, 5, 5), 3)
+    with pytest.raises(ValueError, match=r"col2im: x_shape must be \(N, C, H, W\), got \(5, 5\)"):
+        col2im(np.zeros((9, 9)), (5, 5), 3)
+
+
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_batch_last_im2col_reorders_the_rows_and_col2im_is_its_adjoint(case):
     # batch_last=True: the same patches, rows in (i, j, n) order instead of (n, i, j)
