@@ -35,9 +35,10 @@ array that slips in is refused at the op that received it, naming the dtypes, in
 of surfacing later as a wrong-dtype gradient.
 
 In-place changes: a backward reads its inputs' (and sometimes its output's) `data` when
-backward() runs, not when the op ran. Each recorded op therefore keeps a fingerprint
-(a CRC-32) of those arrays, and backward() refuses, naming the op, if one changed in
-between (`check_unchanged`), where PyTorch would compare its `_version` counters.
+backward() runs, not when the op ran. So a recorded op's output is made read-only, and
+the op keeps a CRC-32 of each leaf it read (inputs, weights); backward() refuses, naming
+the op, if one of them changed or was replaced in between (`saved_state`,
+`check_unchanged`), where PyTorch would compare its `_version` counters.
 
 Debugging: `repr(t)` shows shape, dtype, the op that made t and its gradient state;
 `t.topological_order()` lists the graph behind t; and with the environment variable
@@ -113,7 +114,7 @@ class Tensor:
         self._parents: tuple[Tensor, ...] = ()
         self._backward: Callable[[Tensor], None] = lambda out: None
         self._op = ""  # name of the op that made this tensor, for debugging and graphs
-        self._saved: tuple[int, ...] = ()  # fingerprints of the op's arrays, see `check_unchanged`
+        self._saved: tuple = ()  # what backward() checks before this op's backward: `saved_state`
 
     @classmethod
     def from_op(cls, data: np.ndarray, parents: Sequence["Tensor"], op: str) -> "Tensor":
@@ -128,7 +129,7 @@ class Tensor:
         if _GRAD_ENABLED and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out._parents = tuple(parents)
-            out._saved = fingerprints(out)  # checked by backward(): see `check_unchanged`
+            out._saved = saved_state(out)  # checked by backward(): see `check_unchanged`
         if DEBUG:
             print(debug_line(op, parents, out), file=sys.stderr)
         return out
@@ -464,30 +465,38 @@ def float_array(data, dtype=None) -> np.ndarray:
 
 def fingerprint(array: np.ndarray) -> int:
     """A CRC-32 of the array's bytes: equal before and after unless the values changed.
-
-    NumPy cannot count writes to an array (PyTorch's `_version` counter), so the
-    contents are summarised instead; a non-contiguous view is copied first."""
+    (A non-contiguous view is copied first.)"""
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
-def fingerprints(out: Tensor) -> tuple[int, ...]:
-    """Fingerprints of what a backward may read: each parent's data, then out's own."""
-    return tuple(fingerprint(t.data) for t in (*out._parents, out))
+def saved_state(out: Tensor) -> tuple:
+    """What `check_unchanged` needs to see that the arrays out's backward reads are the
+    ones the forward pass used: one (array, crc) pair for each parent and for out.
+
+    NumPy cannot count writes to an array as PyTorch's `_version` counter does, so:
+    - an op's output is ours: it is made read-only (free), so that an in-place write to
+      it fails at once, and only its identity is kept (crc None);
+    - a leaf (an input, a weight) belongs to the user and must stay writable (the
+      optimiser writes it after backward): its CRC-32 is kept and compared. This costs
+      one pass over the inputs and weights per forward and per backward, not over the
+      activations (see tutorial 01, section 6, for what it catches)."""
+    out.data.flags.writeable = False
+    return tuple((t.data, fingerprint(t.data) if not t._parents else None) for t in (*out._parents, out))
 
 
 def check_unchanged(out: Tensor) -> None:
     """Refuse to run out's backward if an array it reads changed since the forward pass.
 
     The backward closures read `self.data`, `other.data` and `out.data` when backward()
-    runs, not when the op ran: had one of them been changed in place (x.data *= 2, an
-    optimiser step, a NumPy array edited after Tensor(array)), the gradients would be
-    computed silently from the new values. This is PyTorch's "modified by an inplace
-    operation" error."""
-    for i, (t, saved) in enumerate(zip((*out._parents, out), out._saved)):
-        if fingerprint(t.data) != saved:
+    runs, not when the op ran: had one been changed in place (x.data *= 2, an optimiser
+    step, a NumPy array edited after Tensor(array)) or replaced (w.data = ...), the
+    gradients would be computed silently from the new values. This is PyTorch's
+    "modified by an inplace operation" error."""
+    for i, (t, (array, crc)) in enumerate(zip((*out._parents, out), out._saved)):
+        if t.data is not array or (crc is not None and fingerprint(array) != crc):
             which = "its output" if t is out else f"its input {i} ({describe(t)})"
-            raise RuntimeError(f"backward of {out._op}: {which} was changed in place after the forward "
-                               f"pass, so its gradient would be computed from the new values; "
+            raise RuntimeError(f"backward of {out._op}: {which} was changed in place or replaced after the "
+                               f"forward pass, so its gradient would be computed from the new values; "
                                f"redo the forward pass after changing it")
 
 

@@ -283,12 +283,17 @@ def test_a_weight_changed_in_place_or_replaced_before_backward_is_caught():
         loss.backward()
 
 
-def test_an_output_its_backward_reads_changed_in_place_is_caught():
+def test_an_output_its_backward_reads_cannot_be_changed_in_place_or_replaced_unseen():
     x = Tensor(np.zeros(3), requires_grad=True)
     y = x.exp()                     # exp's backward reads y.data
-    y.data += 1.0
-    with pytest.raises(RuntimeError, match="backward of exp: its output was changed in place"):
+    with pytest.raises(ValueError, match="read-only"):
+        y.data += 1.0               # an op's output is read-only while its graph is recorded
+    y.data = y.data + 1.0
+    with pytest.raises(RuntimeError, match="backward of exp: its output was changed in place or replaced"):
         y.sum().backward()
+    with no_grad():                 # nothing recorded, nothing locked
+        z = x.exp()
+    z.data += 1.0
 
 
 def test_unchanged_graphs_backward_as_before_and_twice():
