@@ -420,6 +420,19 @@ def test_generator_writes_nothing_when_a_cell_fails(tmp_path):
     assert notebook.read_text(encoding="utf-8") == "an older notebook"  # nothing saved is lost
 
 
+def test_the_command_makes_a_quick_notebook_elsewhere(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("ACK_QUICK", "ACK_TUTORIAL_OUT", "ACK_CHECKPOINT")}
+    done = subprocess.run([sys.executable, str(GENERATOR), "01", "--quick", "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 notebook(s) in" in done.stdout and "load average" in done.stdout
+    nb = json.loads((tmp_path / "01_autograd.ipynb").read_text(encoding="utf-8"))
+    script = TUTORIALS / "01_autograd.py"
+    assert schema_problems(nb) == [] and cell_problems(nb, script) == [] and output_problems_of_cells(nb) == []
+    assert nb["metadata"]["ack_numpy"]["mode"] == "quick"
+    assert (tmp_path / "figures" / "01_finite_difference_error.png").is_file()  # not in tutorials/figures
+
+
 def test_generator_refuses_quick_notebooks_in_place_and_unknown_tutorials():
     for args, message in ((["--quick"], "--quick notebooks are not the committed ones"),
                           (["98"], "no tutorial 98")):

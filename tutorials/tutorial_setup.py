@@ -4,9 +4,9 @@
 - QUICK: True when the environment variable ACK_QUICK=1 (small data, few steps; the tests use it),
 - OUT: where figures go (ACK_TUTORIAL_OUT, default tutorials/figures/),
 - RUNS: where training runs go (under ACK_TUTORIAL_OUT if set, else runs/tutorials/),
-- save(fig, name): write a figure to OUT (and show it, in a notebook).
-
-It changes no process setting (threads, memory allocator): a tutorial runs as your Python does.
+- save(fig, name): write a figure to OUT (and show it, in a notebook),
+- and uses one BLAS thread unless OPENBLAS_NUM_THREADS is set, as the command line does
+  (ack_numpy/runtime.py says why).
 """
 import os
 import sys
@@ -22,6 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = next((p for p in [HERE, *HERE.parents] if (p / "ack_numpy" / "__init__.py").is_file()), HERE.parent)
 sys.path.insert(0, str(ROOT))  # use this checkout's package, installed or not
+
+from ack_numpy.runtime import use_blas_threads  # noqa: E402
+
+use_blas_threads()  # steady on a shared machine: see ack_numpy/runtime.py
 
 QUICK = os.environ.get("ACK_QUICK", "0") not in ("", "0")
 OUT = Path(os.environ.get("ACK_TUTORIAL_OUT", ROOT / "tutorials" / "figures"))
