@@ -28,14 +28,14 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import OUT, QUICK, ROOT, RUNS, save  # quick mode, figure folder, this checkout's package
+from tutorial_setup import OUT, QUICK, ROOT, save  # quick mode, figure folder, this checkout's package
 
 import ack_numpy.functional as F
 from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import adaptive_layers, build_model
-from ack_numpy.train import TrainConfig, evaluate, train
+from ack_numpy.train import evaluate
 from ack_numpy.viz import (dynamic_kernels, layer_view, plot_adaptation, plot_digit_kernels, plot_feature_maps,
                            plot_kernel_field, plot_q_filters)
 from ack_numpy.viz.kernels import first_of_each_digit, layer_input
@@ -51,17 +51,8 @@ if os.environ.get("ACK_CHECKPOINT"):
     checkpoint = Path(os.environ["ACK_CHECKPOINT"])
     print(f"using ACK_CHECKPOINT: {checkpoint}")
 else:
-<<<<<<< HEAD
-    print(f"no ACK_CHECKPOINT and no {committed.relative_to(ROOT)}: training a small adaptive-lenet now")
-    config = TrainConfig(model="adaptive-lenet", seed=0, out=str(RUNS / "adaptive-lenet-05"),
-                         epochs=1 if QUICK else 2,
-                         limit_train=3000 if QUICK else None, limit_test=1000 if QUICK else None)
-    train(config, overwrite=True)
-    checkpoint = Path(config.out) / "checkpoint.npz"
-=======
     checkpoint = TRAINED_ADAPTIVE_LENET
     print("using the trained adaptive-lenet that comes with the package (the reproduction's median seed)")
->>>>>>> main
 
 model, meta = load_model(checkpoint)
 if not adaptive_layers(model):
