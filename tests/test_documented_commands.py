@@ -144,6 +144,9 @@ def shortened(command: str, tmp: Path) -> tuple[list[str], dict, Path, str]:
             argv[argv.index("my_ex03.py")] = str(tmp / "my_ex03.py")
         return argv, env, cwd, stdin
     command_name = words[3]
+    if "--reuse" in words:  # reused runs must match the settings: keep them, train nothing, write the report
+        argv[argv.index("--out") + 1] = str(tmp / "out")
+        return argv + ["--report-only"], env, cwd, stdin
     for i, word in enumerate(argv[:-1]):
         if word in SHORTER:
             argv[i + 1] = SHORTER[word]
