@@ -358,14 +358,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`| head`): nothing to say to it
         silence_stdout()
         return 141  # the shell's code for a process ended by SIGPIPE
+    except MemoryError as err:  # under a ulimit, or a batch too large for the machine
+        print(f"error: out of memory: {err or 'an allocation failed'} (a smaller --batch-size, or "
+              f"--limit-test for evaluate, needs less)", file=sys.stderr)
+        return 1
     except OSError as err:  # a path we could not read or write: say which, in plain words
-        where = f"{quote_path(err.filename)}: " if err.filename else ""
-        print(f"error: {where}{err.strerror or err} (check the paths given with --out, --dest, "
+        print(f"error: {describe_os_error(err)} (check the paths given with --out, --dest, "
               f"--json, --data-dir or --checkpoint)", file=sys.stderr)
         return 1
     except (DataFormatError, CheckpointError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+def describe_os_error(err: OSError) -> str:
+    """'PATH: reason'. A file where a folder was wanted (--out, --dest, figures) reads the
+    same in every command, whether mkdir said "File exists" or "Not a directory"."""
+    if isinstance(err, (FileExistsError, NotADirectoryError)) and err.filename:
+        in_the_way = next((p for p in (Path(err.filename), *Path(err.filename).parents)
+                           if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:
+            return f"{quote_path(in_the_way)}: is a file, not a folder"
+    where = f"{quote_path(err.filename)}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -68,9 +68,11 @@ def atomic_write(path: str | Path, mode: str = "wb", durable: bool = False, **op
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(err, OSError) and err.filename in (str(tmp), tmp):  # name the file the reader asked for
+            raise type(err)(err.errno, err.strerror, str(path)) from err
         raise
     if durable:
         _fsync_folder(path.parent)

@@ -486,7 +486,7 @@ def test_out_pointing_to_a_file_says_so(tmp_path, capsys):
     a_file.write_text("mine")
     assert main(["train", "--out", str(a_file), "--data-dir", str(tmp_path)]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {a_file}: is a file, not a folder (--out names the folder of a run)")
+    assert line.startswith(f"error: {a_file}: is a file, not a folder (check the paths given")
     assert a_file.read_text() == "mine"
 
 

@@ -107,22 +107,27 @@ def _file_in(directory: Path, name: str) -> Optional[Path]:
     return None
 
 
-def _missing_files(directory: Path) -> list[str]:
-    """The base names with no file in `directory`, as the messages print them: NAME[.gz],
-    or what is there instead when a folder has taken the file's name."""
+def _needed(split: Optional[str]) -> list[str]:
+    """The base names a split needs ("train" or "test": its two files; None: all four)."""
+    return [name for key, name in MNIST_FILES.items() if split is None or key.startswith(split)]
+
+
+def _missing_files(directory: Path, split: Optional[str] = None) -> list[str]:
+    """The base names (of `_needed(split)`) with no file in `directory`, as the messages print
+    them: NAME[.gz], or what is there instead when a folder has taken the file's name."""
     missing = []
-    for name in MNIST_FILES.values():
+    for name in _needed(split):
         if _file_in(directory, name) is None:
             folders = [p.name for p in (directory / f"{name}.gz", directory / name) if p.is_dir()]
             missing.append(f"{name}[.gz]" + (f" ('{folders[0]}' is a folder, not a file)" if folders else ""))
     return missing
 
 
-def _require_complete(directory: Path, where: str) -> Path:
-    """Return `directory` if it has all four files, else raise naming what is missing."""
+def _require_complete(directory: Path, where: str, split: Optional[str] = None) -> Path:
+    """Return `directory` if it has the files `split` needs, else raise naming what is missing."""
     if not directory.is_dir():
         raise DataFormatError(f"{directory} ({where}): no such directory. {HOW_TO_GET_DATA}")
-    missing = _missing_files(directory)
+    missing = _missing_files(directory, split)
     if missing:
         raise DataFormatError(
             f"{directory} ({where}) lacks MNIST files: "
@@ -156,24 +161,25 @@ def default_mnist_dirs() -> list[Path]:
     return list(dict.fromkeys(d.resolve() for d in dirs))  # drop duplicates, keep order
 
 
-def find_mnist_dir(data_dir: Optional[PathLike] = None) -> Path:
-    """Return the directory holding the four MNIST files.
+def find_mnist_dir(data_dir: Optional[PathLike] = None, split: Optional[str] = None) -> Path:
+    """Return the directory holding the four MNIST files (or, given a split, that split's two:
+    evaluating needs only the test files).
 
     Order: explicit `data_dir`, then $ACK_MNIST_DIR, then `default_mnist_dirs()`: `data/mnist`
     in a source checkout, the user data folder, `./data/mnist`. An explicit or environment directory that lacks files
     is an error (we do not silently use data from somewhere else).
     """
     if data_dir is not None:
-        return _require_complete(Path(data_dir).expanduser(), "given as data_dir")
+        return _require_complete(Path(data_dir).expanduser(), "given as data_dir", split)
     env_dir = os.environ.get(ENV_VAR)
     if env_dir:
-        return _require_complete(Path(env_dir).expanduser(), f"from ${ENV_VAR}")
+        return _require_complete(Path(env_dir).expanduser(), f"from ${ENV_VAR}", split)
     looked = []
     for directory in default_mnist_dirs():
         if not directory.is_dir():
             looked.append(f"{directory} (does not exist)")
             continue
-        missing = _missing_files(directory)
+        missing = _missing_files(directory, split)
         if not missing:
             return directory
         looked.append(f"{directory} (lacks {', '.join(missing)})")
@@ -286,7 +292,7 @@ def load_mnist(
         raise ValueError(f'load_mnist: split must be "train" or "test", got {split!r}')
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError(f"load_mnist: limit must be a positive integer or None, got {limit!r}")
-    directory = find_mnist_dir(data_dir)
+    directory = find_mnist_dir(data_dir, split)
     image_name, label_name = MNIST_FILES[f"{split}_images"], MNIST_FILES[f"{split}_labels"]
     image_path, label_path = _mnist_path(directory, image_name), _mnist_path(directory, label_name)
     images = _read_checked(image_path, image_name, verify)
