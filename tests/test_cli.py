@@ -313,7 +313,7 @@ def test_a_path_that_cannot_be_written_names_the_path(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main(["download", "--dest", str(blocker / "mnist")]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {blocker / 'mnist'}: ") and "check the paths" in line
+    assert line.startswith(f"error: {blocker}: is a file, not a folder") and "check the paths" in line
 
 
 # ----------------------------------------------------------------------------- before the loop
