@@ -226,7 +226,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         print(f"wrote {args.save}")
     if args.gif is not None:
         frames = write_sweep_gif(model, images[index], args.gif, layer=args.layer, channel=args.channel,
-                                 name=f"test image {index} (digit {labels[index]})")
+                                 step=args.every, name=f"test image {index} (digit {labels[index]})")
         print(f"wrote {args.gif} ({frames} frames)")
     if args.save is None and args.gif is None:
         import matplotlib.pyplot as plt
@@ -337,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "data/reproduction/adaptive-lenet-median.npz in this checkout)")
     add_kernel_view_arguments(p, location_help="output location shown first; if the centre's patch is blank, the nearest inked one")
     p.add_argument("--save", metavar="FILE.png", help="write the window as a picture instead of opening it")
-    p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (every 2nd location)")
+    p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (see --every)")
+    p.add_argument("--every", type=positive_int, default=2, metavar="N",
+                   help="--gif visits every Nth row and column (default 2; 3 makes a GIF about half the size)")
     p.add_argument("--scale", type=_positive_number, metavar="LIM",
                    help="draw the bottom row (patch, w, Q p, k, k * p) on the fixed colour scale -LIM..LIM, "
                         "so that pictures of different locations or images compare (default: fitted to each)")

@@ -473,6 +473,7 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
             art.set_data(a)
             for text, (u, v) in zip(texts, [(u, v) for v in range(m) for u in range(m)]):
                 text.set_text(f"{a[u, v]:.2f}")
+                text.set_color("white" if abs(a[u, v]) > 0.6 * lim else "black")  # readable on dark cells
         filled[i : i + step, j : j + step] = y[i : i + step, j : j + step]
         out_art.set_data(filled)
         qp = np.abs(kernels[i, j] - w).max()
