@@ -30,15 +30,16 @@ import numpy as np
 from tutorial_setup import ROOT  # this checkout's package, from any working directory
 
 import ack_numpy.functional as F
+from ack_numpy import Tensor
+from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.data.idx import DataFormatError
 from ack_numpy.functional import adaptive
-from ack_numpy import Tensor
-from ack_numpy.models import adaptive_layers, build_model
+from ack_numpy.models import adaptive_layers
 from ack_numpy.nn import AdaptiveConv2d, Module
 
-CHECKPOINT = ROOT / "data" / "reproduction" / "adaptive-lenet-median.npz"
+CHECKPOINT = TRAINED_ADAPTIVE_LENET  # the trained adaptive-lenet that comes with the package
 # Channel 0 (the default of `python -m ack_numpy visualize`) at output pixel (12, 16) of
 # test image 0, a 7: the patch there holds the edge of the 7's down-stroke, half ink,
 # half background, so the kernel is visibly different from w.
@@ -46,24 +47,17 @@ CHANNEL, ROW, COL = 0, 12, 16
 
 
 def trained_model() -> tuple[Module, str]:
-    """The committed trained adaptive-lenet (float32), or an untrained one if it is missing,
-    and where it comes from."""
-    if CHECKPOINT.is_file():
-        model, meta = load_model(CHECKPOINT)
-        return model, f"{CHECKPOINT.relative_to(ROOT)} ({meta['model']}, trained {meta['epoch']} epochs)"
-    return build_model("adaptive-lenet", seed=0), f"an untrained adaptive-lenet ({CHECKPOINT.relative_to(ROOT)} not found)"
+    """The trained adaptive-lenet that comes with the package (float32), and where it comes from."""
+    model, meta = load_model(CHECKPOINT)
+    return model, f"ack_numpy/assets/{CHECKPOINT.name} ({meta['model']}, trained {meta['epoch']} epochs)"
 
 
 def trained_first_layer() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Q (O, D, D), w (O, D), b (O,) of the first (adaptive) layer, in float64, and where they
-    come from: the committed trained checkpoint, or a fresh untrained layer if it is missing."""
-    if CHECKPOINT.is_file():
-        model, source = trained_model()
-        layer = adaptive_layers(model)[0]
-        source += ", first layer"
-    else:
-        layer = AdaptiveConv2d(1, 8, 3, rng=np.random.default_rng(0))
-        source = f"an untrained AdaptiveConv2d(1, 8, 3) ({CHECKPOINT.relative_to(ROOT)} not found)"
+    come from: the trained checkpoint that comes with the package."""
+    model, source = trained_model()
+    layer = adaptive_layers(model)[0]
+    source += ", first layer"
     return (layer.Q.data.astype(np.float64), layer.w.data.astype(np.float64),
             layer.b.data.astype(np.float64), source)
 
@@ -114,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # The line `sigma[...] = np.dot(k, p) + ...`: when pdb stops there, the kernel k is built.
     line = line_containing(adaptive.adaptive_conv2d_loops, "np.dot(k, p)")
+    # The line `k = kernel_at(...)`: a breakpoint there stops before k is built, so `step` enters kernel_at.
+    kernel_line = line_containing(adaptive.adaptive_conv2d_loops, "k = kernel_at(")
     condition = f"o == {args.channel} and i == {args.row} and j == {args.col}"
     print(f"layer: {layer_source}\ninput: {digit_source}, x {x.shape}")
     print(f"breakpoint: {adaptive.__file__}:{line}, {condition}")
@@ -128,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         x = x.astype(np.float32).astype(np.float64)   # the model saw the float32 image
     else:
         print("pdb stops first at the top of adaptive_conv2d_loops; type `continue` to run to that pixel.")
+        print(f"(to step into kernel_at there instead, type `break {kernel_line}, {condition}`, `continue`, `step`)")
         debugger.runcall(adaptive.adaptive_conv2d_loops, x, Q, w, b)
 
     # The same pixel from the vectorised engine, to compare with what pdb printed.

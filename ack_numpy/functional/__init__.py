@@ -5,6 +5,7 @@
     adaptive.py  adaptive_conv2d (+ _loops, _reference twins), adaptive_kernels (+ _loops):
                  THE ADAPTIVE KERNEL (the paper's idea)
     pooling.py   max_pool2d (+ _loops twin)
+    sizes.py     check_size: the one rule for kernel sizes, strides, paddings and widths
     losses.py    log_softmax, cross_entropy
 
 The rungs of one op: `*_loops` is the definition written as loops, one output number at
