@@ -37,13 +37,14 @@ import numpy as np
 from . import functional as F
 from . import optim
 from .autograd import Tensor, no_grad
-from .checkpoint import (CheckpointError, check_position_in_epoch, check_training_state, read_arrays,
-                         read_meta, save_checkpoint, saved_config)
+from .checkpoint import (CheckpointError, check_position_in_epoch, check_training_state, config_record,
+                         read_arrays, read_meta, save_checkpoint, saved_config)
 from .config import SettingError, TrainConfig, is_whole
 from .data import batches, load_mnist, random_shift
 from .models import build_model
 from .nn import Module
-from .progress import Progress, StopOnSignals, quote_path, silence_stdout
+from .files import quote_path
+from .progress import Progress, StopOnSignals, silence_stdout
 from .runtime import keep_freed_memory
 from .runs import (CHECKPOINT_NAME, METRIC_FIELDS, METRICS_NAME, RunLock, make_folder, read_metrics,
                    remove_empty, run_folder, write_metrics, write_run_files)
@@ -275,11 +276,17 @@ def save(run: Run) -> None:
     at = run.position
     if not all(np.isfinite(p.data).all() for p in run.model.parameters()):
         raise diverged(run, f"epoch {at.epoch + 1 if at.batch else at.epoch}", "the weights are no longer finite")
-    meta = {"model": run.config.model, "model_options": run.config.model_options, "config": asdict(run.config),
+    meta = {"model": run.config.model, "model_options": run.config.model_options, "config": config_record(run.config),
             "epoch": at.epoch, "batch": at.batch,
             "running": {"loss": at.loss, "correct": at.correct, "seen": at.seen, "seconds": at.seconds},
             "metrics": run.rows, "num_parameters": run.model.num_parameters()}
-    save_checkpoint(run.checkpoint, run.model.state_dict(), run.optimizer.state_dict(), meta)
+    existed = run.checkpoint.exists()
+    try:
+        save_checkpoint(run.checkpoint, run.model.state_dict(), run.optimizer.state_dict(), meta)
+    except OSError as err:  # a full disk, an immutable file: name the checkpoint, say what is left
+        kept = "the previous checkpoint was kept as it was" if existed else "no checkpoint was written"
+        raise OSError(err.errno, f"{err.strerror or err}: could not save the checkpoint; {kept}",
+                      str(run.checkpoint)) from err
 
 
 def diverged(run: Run, where: str, why: str) -> TrainingDiverged:
@@ -379,6 +386,9 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
         if config.schedule != "constant":
             raise ValueError(f"cannot change the number of epochs from {config.epochs} to {epochs} when "
                              f"resuming a run with the cosine schedule (its learning rates depend on the total)")
+        if epochs < meta["epoch"]:
+            raise ValueError(f"cannot resume {quote_path(out)} with --epochs {epochs}: it has already trained "
+                             f"{meta['epoch']} epochs; give --epochs {meta['epoch'] + 1} or more to train further")
         config.epochs = epochs
         config.validate()
     model = build_model(config.model, seed=config.seed, **config.model_options)
@@ -431,7 +441,7 @@ def start_in_folder(run: Run, stop: StopOnSignals, log, progress, on_epoch_end, 
         log(f"nothing to do: {quote_path(out)} has finished its run ({at.epoch} of {config.epochs} epochs)")
         return run.rows
     data = load_data(config)
-    check_position_in_epoch(at.epoch, at.batch, at.seen, len(data.train_y), config.batch_size, run.checkpoint,
+    check_position_in_epoch(config, at.epoch, at.batch, at.seen, len(data.train_y), run.checkpoint,
                             steps=getattr(run.optimizer, "t", None))
     if start_again:  # --overwrite: nothing of the previous run may be left to disagree
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)

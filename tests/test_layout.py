@@ -20,6 +20,7 @@ LAYERS = {
     "gradcheck": 0,  # uses only Tensor
     "runtime": 0,  # process settings (threads, allocator): imports nothing of the package
     "assets": 0,  # files that come with the package
+    "files": 0,      # uses nothing: quote_path and atomic_write, for every layer that names or writes files
     "functional": 1,
     "nn": 2,
     "optim": 3,
@@ -131,3 +132,10 @@ def test_the_tutorials_setup_never_imports_the_lab():
     names = [n.module or "" for n in nodes if isinstance(n, ast.ImportFrom)]
     names += [alias.name for n in nodes if isinstance(n, ast.Import) for alias in n.names]
     assert names and not [n for n in names if n.startswith("ack_numpy.lab")], names
+
+
+def test_data_holds_records_only():
+    # Code lives in the package, fixtures in tests/: data/ holds the outputs of commands.
+    data = PACKAGE.parent / "data"
+    code = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.suffix in (".py", ".sh", ".ipynb"))
+    assert not code, f"data/ holds code; move it into ack_numpy/lab/ or tests/: {code}"

@@ -28,16 +28,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import OUT, QUICK, ROOT, RUNS, save  # quick mode, figure folder, this checkout's package
+from tutorial_setup import OUT, QUICK, ROOT, save  # quick mode, figure folder, this checkout's package
 
 import ack_numpy.functional as F
 from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import adaptive_layers, build_model
-from ack_numpy.lab.reproduce import RECIPE
-from ack_numpy.train import TrainConfig, evaluate, train
-from ack_numpy.viz import (dynamic_kernels, plot_adaptation, plot_digit_kernels, plot_feature_maps,
+from ack_numpy.train import evaluate
+from ack_numpy.viz import (dynamic_kernels, layer_view, plot_adaptation, plot_digit_kernels, plot_feature_maps,
                            plot_kernel_field, plot_q_filters)
 from ack_numpy.viz.kernels import first_of_each_digit, layer_input
 
@@ -103,15 +102,19 @@ print(f"-> we draw channel {channel} (channel 0, the command's default, ranks "
 # %% [markdown]
 # ## 1. The kernel field
 #
-# `plot_kernel_field` draws, on a grid of locations that do not overlap, the kernel the
-# layer applies there, each tile placed exactly over the patch it is applied to, with the
-# digit's outline on top. An ordinary convolution would show the same tile everywhere.
+# Every figure below draws from one `layer_view`: the layer and channel we chose, what
+# the layer sees for our image (`x`), and the kernels and outputs it computes there,
+# computed once. `plot_kernel_field` draws, on a grid of locations that do not overlap,
+# the kernel the layer applies there, each tile placed exactly over the patch it is
+# applied to, with the digit's outline on top. An ordinary convolution would show the
+# same tile everywhere.
 
 # %%
 index = 0
 image, label = test_x[index], int(test_y[index])
 name = f"test image {index} (digit {label})"
-fig, drawn = plot_kernel_field(model, image, layer=0, channel=channel, name=name)
+view = layer_view(model, image[None], layer=0, channel=channel)   # x (1, C, H, W), kernels (1, Ho, Wo, C, m, m)
+fig, drawn = plot_kernel_field(view, name=name)
 print("arrays drawn:", {k: np.shape(v) for k, v in drawn.items()})
 save(fig, "05_kernel_field.png")
 
@@ -147,7 +150,7 @@ print(f"on patches with ink, mean ||k - w|| = {np.linalg.norm(k_rows[~empty] - l
 # average patch. Both facts are checked below on the arrays the figure drew.
 
 # %%
-fig, drawn = plot_adaptation(model, image, layer=0, channel=channel, name=name)
+fig, drawn = plot_adaptation(view, name=name)
 save(fig, "05_adaptation.png")
 P_image = F.im2col(layer_input(model, image[None], 0), m)           # (Ho*Wo, D): this image's patches
 k_image = drawn["kernels"].reshape(-1, D)                            # (Ho*Wo, D), same order
@@ -177,7 +180,7 @@ print(f"correlation between the distance and the amount of ink in the patch: "
 # kernel element `(u, v)`; beside it the static kernel `w_o`.
 
 # %%
-fig, drawn = plot_q_filters(model, layer=0, channel=channel)
+fig, drawn = plot_q_filters(view)
 print("arrays drawn:", {k: np.shape(v) for k, v in drawn.items()})
 save(fig, "05_q_bank.png")
 
@@ -295,7 +298,7 @@ print(f"|cosine| between the strongest eigen-filter (lambda = {eigenvalues[0]:+.
 
 # %%
 firsts = first_of_each_digit(test_y)
-fig, drawn = plot_digit_kernels(model, test_x[firsts], test_y[firsts], layer=0, channel=channel)
+fig, drawn = plot_digit_kernels(layer_view(model, test_x[firsts], layer=0, channel=channel), test_y[firsts])
 i, j = drawn["location"]
 print(f"location ({i}, {j}); kernel std over the ten digits, per element:\n", drawn["std"][0])
 same_as_w = [int(test_y[f]) for f, k in zip(firsts, drawn["kernels"])
@@ -313,7 +316,7 @@ save(fig, "05_same_location_digits.png")
 # `tanh` of a large enough `sigma` rounds to exactly 1.)
 
 # %%
-fig, drawn = plot_feature_maps(model, image, layer=0, name=name)
+fig, drawn = plot_feature_maps(view, name=name)
 outputs = drawn["outputs"]
 print(f"outputs {outputs.shape}: min {outputs.min():+.4f}, max {outputs.max():+.4f}; "
       f"{np.mean(np.abs(outputs) > 0.99):.0%} of them are saturated (|y| > 0.99)")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write, quote_path
 from ..models import adaptive_width_options, build_model, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
@@ -176,7 +177,8 @@ def write_convergence_markdown(summary: dict, path: Path, command: str) -> None:
     lines += ["", "A seed that does not reach a target within the cap counts as slower than every seed that does "
               "(\"not reached\"). Images seen = epochs x training images.", "",
               "![test accuracy per epoch, constant learning rate](convergence.png)", ""]
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def plot_convergence(summary: dict, path: Path) -> None:
@@ -202,7 +204,8 @@ def plot_convergence(summary: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
 
 
@@ -220,7 +223,8 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
     summary["command"] = _command("study convergence", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --max-epochs {max_epochs} --lr {lr:g}")
     summary["wall_seconds_this_call"] = wall
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_write(out / "results.json", "w") as f:
+        f.write(json.dumps(summary, indent=2) + "\n")
     write_convergence_markdown(summary, out / "results.md", summary["command"])
     if summary["models"]:  # no figure of nothing
         plot_convergence(summary, out / "convergence.png")
@@ -363,7 +367,8 @@ def write_budget_markdown(summary: dict, path: Path, command: str) -> None:
     for label, arm in s["arms"].items():
         lines.append(f"| {label} | {arm['parameters']:,} | " + ", ".join(
             f"seed {k}: {v:.4f}" for k, v in arm["final_test_acc_per_seed"].items()) + " |")
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def plot_budget(summary: dict, path: Path) -> None:
@@ -394,7 +399,8 @@ def plot_budget(summary: dict, path: Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
 
 
@@ -402,6 +408,9 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
            data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
            reuse: str | Path | None = None, report_only: bool = False, log=print) -> dict:
     out = Path(out)
+    if reuse is not None and not (Path(reuse) / "runs").is_dir():
+        raise ValueError(f"--reuse {quote_path(reuse)}: no reproduction there (no runs/ folder); give the "
+                         f"--out folder of a `reproduce`, e.g. data/reproduction")
     out.mkdir(parents=True, exist_ok=True)
     runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test,
                        None if reuse is None else Path(reuse))
@@ -412,7 +421,8 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
     summary["command"] = _command("study budget", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --epochs {epochs}" + (f" --reuse {reuse}" if reuse else ""))
     summary["wall_seconds_this_call"] = wall
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_write(out / "results.json", "w") as f:
+        f.write(json.dumps(summary, indent=2) + "\n")
     write_budget_markdown(summary, out / "results.md", summary["command"])
     if any(arm["final_test_acc"] for arm in summary["arms"].values()):
         plot_budget(summary, out / "budget.png")

@@ -5,8 +5,7 @@ printed again.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
+from ...files import atomic_write
 from .training import EPOCH_IMAGES, step_speedups
 
 
@@ -14,7 +13,8 @@ def print_and_save(text: str, out: str | None) -> None:
     """Print a record, and also write it to `out` when a file was asked for (--out)."""
     print(text, end="")
     if out:
-        Path(out).write_text(text)
+        with atomic_write(out, "w") as f:
+            f.write(text)
 
 
 def _ms(seconds: dict) -> str:
