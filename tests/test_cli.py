@@ -509,3 +509,14 @@ def test_sigterm_while_the_data_loads_stops_at_once_and_says_so(monkeypatch, tmp
     assert captured.out.strip() == "stopped by SIGTERM before training began: nothing was saved"
     assert captured.err == ""
     assert not (tmp_path / "new").exists()  # the folders made for the run (and their lock) are gone
+
+
+def test_the_usage_line_names_the_program_as_it_was_started():
+    from ack_numpy import __version__
+    from ack_numpy.cli import program_name
+
+    assert program_name("/somewhere/venv/bin/ack-numpy") == "ack-numpy"
+    assert program_name(str(PROJECT_ROOT / "ack_numpy" / "__main__.py")) == "python -m ack_numpy"
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"python -m ack_numpy {__version__}", result.stdout
+    assert run_cli("train", "--help").stdout.startswith("usage: python -m ack_numpy train ")
