@@ -239,7 +239,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
             common = dict(jobs=args.jobs, data_dir=args.data_dir, limit_train=args.limit_train,
                           limit_test=args.limit_test, report_only=args.report_only)
-            if args.which == "convergence":
+            if args.which == "lr-selection":
+                from .lab.lrselect import lr_selection
+
+                lr_selection(args.out, **common)
+            elif args.which == "convergence":
                 study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs, lr=args.lr, **common)
             else:
                 study.budget(args.out, seeds=args.seeds or 3, epochs=args.epochs or 10, reuse=args.reuse, **common)
@@ -319,9 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..N-1 of the small models (default 10)")
     p.add_argument("--lenet-seeds", type=positive_int, default=3, help="seeds 0..N-1 of lenet (default 3)")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (default 10)")
-    study_parser = sub.add_parser("study", help="convergence (constant learning rate, epochs to 99%%) or "
+    study_parser = sub.add_parser("study", help="lr-selection (each model's learning rate, on held-out images), "
+                                  "convergence (constant learning rate, epochs to 99%%) or "
                                   "budget (adaptive vs plain at five sizes)")
-    study_parser.add_argument("which", choices=["convergence", "budget"])
+    study_parser.add_argument("which", choices=["lr-selection", "convergence", "budget"])
     study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3)")
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
     study_parser.add_argument("--reuse", metavar="DIR", help="budget: take the width-8 runs from this reproduction "

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ack_numpy.lab import runner, study
-from ack_numpy.models import adaptive_width_options, build_model, plain_width_options
+from ack_numpy.models import build_model
+from ack_numpy.lab.variants import adaptive_width_options, plain_width_options
 from ack_numpy.train import TrainConfig, read_metrics, train
 
 ROOT = Path(__file__).resolve().parents[1]

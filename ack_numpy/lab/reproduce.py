@@ -30,7 +30,8 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from ..models import EQUAL_WIDTH_OPTIONS, LENET_PARAMETERS, PAPER_BUDGET, build_model
+from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
+from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
 from .runner import Run, run_all
 from .stats import compare, describe

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models import adaptive_width_options, build_model, plain_width_options
+from ..models import build_model
+from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
 from .reproduce import RECIPE, _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target
