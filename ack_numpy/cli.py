@@ -243,6 +243,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 from .lab.lrselect import lr_selection
 
                 lr_selection(args.out, **common)
+            elif args.which == "ablation":
+                from .lab.ablation import ablation
+
+                ablation(args.out, selection=args.selection, seeds=args.seeds or 10, reuse=args.reuse, **common)
             elif args.which == "convergence":
                 study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs, lr=args.lr, **common)
             else:
@@ -324,13 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lenet-seeds", type=positive_int, default=3, help="seeds 0..N-1 of lenet (default 3)")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (default 10)")
     study_parser = sub.add_parser("study", help="lr-selection (each model's learning rate, on held-out images), "
+                                  "ablation (equal budget and quadratic controls, 10 seeds), "
                                   "convergence (constant learning rate, epochs to 99%%) or "
                                   "budget (adaptive vs plain at five sizes)")
-    study_parser.add_argument("which", choices=["lr-selection", "convergence", "budget"])
+    study_parser.add_argument("which", choices=["lr-selection", "ablation", "convergence", "budget"])
     study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3)")
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
-    study_parser.add_argument("--reuse", metavar="DIR", help="budget: take the width-8 runs from this reproduction "
-                              "folder (the same networks and recipe), e.g. data/reproduction")
+    study_parser.add_argument("--reuse", metavar="DIR", help="budget, ablation: take the runs of the same settings "
+                              "from this reproduction folder, e.g. data/reproduction")
+    study_parser.add_argument("--selection", metavar="DIR", default="data/lr-selection",
+                              help="ablation: the lr-selection folder whose results.json holds each model's "
+                                   "learning rate (default data/lr-selection)")
     study_parser.add_argument("--max-epochs", type=positive_int, default=15,
                               help="convergence: stop a run that has not reached 99%% after N epochs (default 15)")
     study_parser.add_argument("--lr", type=_number, default=1e-3,

@@ -15,14 +15,19 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Tensor
-from .nn import AdaptiveConv2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Tanh
+from .nn import (AdaptiveConv2d, Conv2d, DiagonalAdaptiveConv2d, Flatten, Linear, LowRankAdaptiveConv2d, MaxPool2d,
+                 Module, QuadraticActivation, ReLU, Sequential, Tanh)
 
 LENET_PARAMETERS = 431_080
 PAPER_BUDGET = LENET_PARAMETERS // 66  # 6,531: "66x fewer parameters than LeNet"
 IMAGE_SIZE = 28  # MNIST
 MAX_CHANNELS, MAX_HIDDEN = 512, 4096  # far beyond the models here; nothing a laptop cannot build
-FIRST_ACTIVATIONS = {"tanh": Tanh, "relu": ReLU}
-ADAPTIVE_LENET_OPTIONS = ("channels", "kernel_sizes", "adaptive", "hidden", "first_activation")
+# After an ordinary first layer: tanh (the adaptive layer's own), ReLU, or the quadratic
+# activation s + a s^2 followed by tanh (a quadratic control: the adaptive form with Q = a w w^T).
+FIRST_ACTIVATIONS = ("tanh", "relu", "quadratic")
+# The form of Q in an adaptive layer: full (the paper's), diagonal, or low-rank (rank q_rank).
+Q_FORMS = ("full", "diagonal", "low-rank")
+ADAPTIVE_LENET_OPTIONS = ("channels", "kernel_sizes", "adaptive", "hidden", "first_activation", "q_form", "q_rank")
 
 
 def _is_count(value) -> bool:
@@ -68,6 +73,15 @@ def check_options(options: dict, image_size: int = IMAGE_SIZE) -> None:
     if adaptive[0] and first_activation != "tanh":
         raise ValueError("model option 'first_activation' is for an ordinary first layer; "
                          "an adaptive one has tanh inside")
+    q_form, q_rank = options.get("q_form", "full"), options.get("q_rank", 1)
+    if not (isinstance(q_form, str) and q_form in Q_FORMS):
+        raise ValueError(f"model option 'q_form' must be one of {', '.join(Q_FORMS)}, got {q_form!r}")
+    if not (_is_count(q_rank) and q_rank >= 1):
+        raise ValueError(f"model option 'q_rank' must be a whole number >= 1, got {q_rank!r}")
+    if "q_rank" in options and q_form != "low-rank":
+        raise ValueError("model option 'q_rank' is for q_form 'low-rank'")
+    if (q_form != "full" or "q_rank" in options) and not any(adaptive):
+        raise ValueError("model options 'q_form' and 'q_rank' are for a model with an adaptive layer")
 
 
 class LeNet(Module):
@@ -114,20 +128,22 @@ class AdaptiveLeNet(Module):
 
     def __init__(self, channels: tuple = (8, 16), kernel_sizes: tuple = (3, 5),
                  adaptive: tuple = (True, False), hidden: int = 0, first_activation: str = "tanh",
-                 image_size: int = 28, rng: np.random.Generator | None = None):
+                 q_form: str = "full", q_rank: int = 1, image_size: int = 28,
+                 rng: np.random.Generator | None = None):
         rng = rng if rng is not None else np.random.default_rng()
-        check_options(dict(channels=channels, kernel_sizes=kernel_sizes, adaptive=adaptive, hidden=hidden,
-                           first_activation=first_activation), image_size)
+        options = dict(channels=channels, kernel_sizes=kernel_sizes, adaptive=adaptive, hidden=hidden,
+                       first_activation=first_activation, q_form=q_form)
+        check_options({**options, **({"q_rank": q_rank} if q_form == "low-rank" else {})}, image_size)
         self.config = dict(channels=tuple(channels), kernel_sizes=tuple(kernel_sizes),
                            adaptive=tuple(bool(a) for a in adaptive), hidden=hidden,
-                           first_activation=first_activation)
+                           first_activation=first_activation, q_form=q_form, q_rank=q_rank)
         layers, in_ch, size = [], 1, image_size
         for stage, (out_ch, m, is_adaptive) in enumerate(zip(channels, kernel_sizes, adaptive)):
-            if is_adaptive:
-                layers.append(AdaptiveConv2d(in_ch, out_ch, m, rng=rng))  # tanh is inside
+            if is_adaptive:  # tanh is inside
+                layers.append(adaptive_layer(in_ch, out_ch, m, q_form, q_rank, rng))
             else:
                 layers.append(Conv2d(in_ch, out_ch, m, rng=rng))
-                layers.append(FIRST_ACTIVATIONS[first_activation]() if stage == 0 else ReLU())
+                layers += first_activation_layers(first_activation, out_ch) if stage == 0 else [ReLU()]
             layers.append(MaxPool2d(2))
             in_ch, size = out_ch, (size - m + 1) // 2
         self.features = Sequential(*layers)
@@ -141,6 +157,23 @@ class AdaptiveLeNet(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))
+
+
+def adaptive_layer(in_ch: int, out_ch: int, m: int, q_form: str, q_rank: int, rng: np.random.Generator) -> Module:
+    """The adaptive layer with Q full (the paper's), diagonal or of rank q_rank."""
+    if q_form == "diagonal":
+        return DiagonalAdaptiveConv2d(in_ch, out_ch, m, rng=rng)
+    if q_form == "low-rank":
+        return LowRankAdaptiveConv2d(in_ch, out_ch, m, q_rank, rng=rng)
+    return AdaptiveConv2d(in_ch, out_ch, m, rng=rng)
+
+
+def first_activation_layers(name: str, channels: int) -> list[Module]:
+    if name == "relu":
+        return [ReLU()]
+    if name == "quadratic":
+        return [QuadraticActivation(channels), Tanh()]
+    return [Tanh()]
 
 
 def lenet(rng: np.random.Generator) -> LeNet:

@@ -36,11 +36,13 @@ def run_name(label: str, lr: float) -> str:
 def selection_plan(out: Path, data_dir: str | None = None, limit_train: int | None = None,
                    limit_test: int | None = None, holdout: int = HOLDOUT, epochs: int = SELECTION_EPOCHS,
                    grid=LR_GRID) -> list[Run]:
-    """Every (model, learning rate) run; lenet (the slowest) first so that parallel jobs end together."""
+    """Every (model, learning rate) run: adaptive-lenet first, then the plain candidates, lenet
+    (the slowest, needed by no other choice) last, so that the choices the later studies
+    need are made first."""
     from .reproduce import RECIPE
 
     runs = []
-    for label, (model, options) in sorted(selection_arms().items(), key=lambda arm: arm[0] != "lenet"):
+    for label, (model, options) in sorted(selection_arms().items(), key=lambda arm: arm[0] == "lenet"):
         for lr in grid:
             name = run_name(label, lr)
             config = TrainConfig(model=model, epochs=epochs, seed=SELECTION_SEED, out=str(out / "runs" / name),
@@ -74,9 +76,9 @@ def selection_summary(runs: list[Run], read_rows) -> dict:
         complete = len(finals) == len(LR_GRID)
         arm["chosen_lr"] = choose(finals) if complete else None
         arm["chosen_holdout_acc"] = finals[arm["chosen_lr"]] if complete else None
-    plain = {label: arm for label, arm in arms.items() if label.startswith("plain-") and arm["chosen_lr"]}
-    everything_in = not missing
-    best_plain = max(plain, key=lambda label: plain[label]["chosen_holdout_acc"]) if everything_in and plain else None
+    plain = {label: arm for label, arm in arms.items() if label.startswith("plain-")}
+    every_plain_in = bool(plain) and all(arm["chosen_lr"] for arm in plain.values())
+    best_plain = max(plain, key=lambda label: plain[label]["chosen_holdout_acc"]) if every_plain_in else None
     return {"arms": arms, "best_plain": best_plain, "missing": missing}
 
 
@@ -105,8 +107,10 @@ def write_selection_markdown(summary: dict, path: Path) -> None:
 
 
 def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, limit_train: int | None = None,
-                 limit_test: int | None = None, report_only: bool = False, log=print) -> dict:
-    """Train every missing run (unless report_only), then write results.json and results.md."""
+                 limit_test: int | None = None, report_only: bool = False, log=print,
+                 holdout: int = HOLDOUT, epochs: int = SELECTION_EPOCHS) -> dict:
+    """Train every missing run (unless report_only), then write results.json and results.md.
+    (holdout and epochs other than the defaults are for quick tests.)"""
     import json
 
     from .records import verified_rows
@@ -117,10 +121,11 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = selection_plan(out, data_dir, limit_train, limit_test)
+    runs = selection_plan(out, data_dir, limit_train, limit_test, holdout, epochs)
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = {"recipe": RECIPE, "grid": list(LR_GRID), "seed": SELECTION_SEED, "epochs": SELECTION_EPOCHS,
-               "holdout": HOLDOUT, "train_images": (limit_train or 60000) - HOLDOUT,
+    summary = {"recipe": {k: v for k, v in RECIPE.items() if k != "lr"}, "grid": list(LR_GRID),
+               "seed": SELECTION_SEED, "epochs": epochs, "holdout": holdout,
+               "train_images": (limit_train or 60000) - holdout,
                **selection_summary(runs, verified_rows)}
     for arm in summary["arms"].values():
         arm["parameters"] = parameters(arm["model"], arm["options"])

@@ -83,3 +83,26 @@ def plain_width_options(width: int) -> dict:
     parameter count stays within the adaptive model's (w = 8 gives plain-small, 9 channels)."""
     budget = parameters("adaptive-lenet", adaptive_width_options(width))
     return widest("plain-small", {"channels": (width, 2 * width)}, "channels", 0, budget=budget, start=width)
+
+
+def quadratic_controls() -> dict[str, tuple[str, dict]]:
+    """label -> (model, options): adaptive-lenet's network with the full Q replaced by a
+    cheaper quadratic form, each first layer as wide as fits adaptive-lenet's budget.
+
+        full-q          adaptive 8@3x3, Q full (adaptive-lenet)          91 per channel
+        diagonal-q      Q diagonal                                       19 per channel
+        rank1-q         Q = U^T V, rank 1                                28 per channel
+        rank2-q         Q = U^T V, rank 2                                46 per channel
+        quadratic-act   conv 3x3 -> s + a s^2 -> tanh                    11 per channel
+    """
+    return {
+        "full-q": ("adaptive-lenet", {}),
+        "diagonal-q": ("adaptive-lenet", widest("adaptive-lenet", {"q_form": "diagonal", "channels": (1, 16)},
+                                                "channels", 0)),
+        "rank1-q": ("adaptive-lenet", widest("adaptive-lenet", {"q_form": "low-rank", "q_rank": 1,
+                                                                "channels": (1, 16)}, "channels", 0)),
+        "rank2-q": ("adaptive-lenet", widest("adaptive-lenet", {"q_form": "low-rank", "q_rank": 2,
+                                                                "channels": (1, 16)}, "channels", 0)),
+        "quadratic-act": ("plain-small", widest("plain-small", {"first_activation": "quadratic",
+                                                                "channels": (1, 16)}, "channels", 0)),
+    }
