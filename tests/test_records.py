@@ -85,7 +85,7 @@ def test_a_record_of_another_run_is_refused(finished, tmp_path):
     run = copy_of(finished[0], tmp_path)
     verified_rows(run)
     record = json.loads((run.folder / RECORD_NAME).read_text())
-    (run.folder / RECORD_NAME).write_text(json.dumps({**record, "run": "plain-tanh-seed0"}))
+    (run.folder / RECORD_NAME).write_text(json.dumps({**record, "run": "plain-tanh-seed0"}))  # copied from another
     with pytest.raises(RecordError, match="is not this run's record"):
         verified_rows(run)
 

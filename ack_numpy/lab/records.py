@@ -5,7 +5,7 @@ source of truth: weights, settings and metrics in one file) while it is on the m
 that trained it, and record.json, a small per-run record that stays with the folder
 (checkpoints are not committed: a LeNet one is 5 MB):
 
-    record.json   {"run", "config_sha256", "metrics_sha256", "checkpoint_sha256",
+    record.json   {"run" (the folder's name), "config_sha256", "metrics_sha256", "checkpoint_sha256",
                    "made_from", "evaluated_acc", "correct"}
                   correct: which evaluation images the checkpoint classifies correctly
                   (one bit per image, packed, base64), for paired per-image tests.
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runs import CHECKPOINT_NAME, _write_atomically, read_metrics
-from .runner import Run, check_same_settings
+from .runner import Run, check_same_settings, is_finished
 
 RECORD_NAME = "record.json"
 _PLACE = ("out", "data_dir")  # where the folder and the data are: not a setting of the run
@@ -60,8 +60,9 @@ def _fail(run: Run, problem: str) -> RecordError:
 
 
 def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | None:
-    """The first `epochs` metric rows of a finished run, checked (see the module's doc);
-    None if the run has not finished. Raises RecordError naming the run."""
+    """The metric rows of a finished run (the first `epochs`, or all of a run extended until
+    a target), checked (see the module's doc); None if the run has not finished. Raises
+    RecordError naming the run."""
     metrics = run.folder / "metrics.csv"
     if not metrics.exists():
         return None
@@ -69,7 +70,7 @@ def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | No
         rows = read_metrics(metrics)
     except (ValueError, KeyError) as err:
         raise _fail(run, f"metrics.csv cannot be read ({err})") from None
-    if len(rows) < run.config.epochs:
+    if not is_finished(run):
         return None
     try:
         check_same_settings(run)
@@ -91,7 +92,7 @@ def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | No
         for key, path in (("config_sha256", run.folder / "config.json"), ("metrics_sha256", metrics)):
             if record.get(key) != sha256(path):
                 raise _fail(run, f"{path.name} is not the file its {RECORD_NAME} was made from (edited?)")
-    return rows[: run.config.epochs]
+    return rows if run.until is not None else rows[: run.config.epochs]
 
 
 def read_record(run: Run, path: Path) -> dict | None:
@@ -101,7 +102,7 @@ def read_record(run: Run, path: Path) -> dict | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise _fail(run, f"{RECORD_NAME} cannot be read ({err})") from None
-    if not isinstance(record, dict) or record.get("run") != run.name:
+    if not isinstance(record, dict) or record.get("run") != run.folder.name:
         raise _fail(run, f"{RECORD_NAME} is not this run's record (it names {record.get('run')!r})"
                     if isinstance(record, dict) else f"{RECORD_NAME} is not a record")
     return record
@@ -128,7 +129,7 @@ def record_from_checkpoint(run: Run, rows: list[dict], checkpoint: Path, evaluat
     if meta.get("epoch") != len(rows) or meta.get("batch", 0) != 0:
         raise _fail(run, f"its checkpoint stopped at epoch {meta.get('epoch')}, batch {meta.get('batch')}, "
                     f"not at the end of epoch {len(rows)}")
-    record = {"run": run.name, "config_sha256": sha256(run.folder / "config.json"),
+    record = {"run": run.folder.name, "config_sha256": sha256(run.folder / "config.json"),
               "metrics_sha256": sha256(run.folder / "metrics.csv"), "checkpoint_sha256": sha256(checkpoint),
               "made_from": "checkpoint"}
     if evaluate_checkpoint:
@@ -175,7 +176,7 @@ def evaluation_correct(model, run: Run) -> np.ndarray:
 
 def record_committed_files(run: Run, commit: str) -> Path:
     """record.json for a run committed before records existed, made from its committed files."""
-    record = {"run": run.name, "config_sha256": sha256(run.folder / "config.json"),
+    record = {"run": run.folder.name, "config_sha256": sha256(run.folder / "config.json"),
               "metrics_sha256": sha256(run.folder / "metrics.csv"), "checkpoint_sha256": None,
               "made_from": f"the committed config.json and metrics.csv (git {commit}); no checkpoint was kept"}
     path = run.folder / RECORD_NAME

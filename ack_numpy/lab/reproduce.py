@@ -33,6 +33,7 @@ from pathlib import Path
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
+from .records import verified_rows
 from .runner import Run, run_all
 from .stats import compare, describe
 
@@ -87,14 +88,14 @@ def _median_epochs(values: list[int | None]) -> float | None:
     return None if median == math.inf else median
 
 
-def finished_rows(out: Path, label: str, seeds: list[int], epochs: int, missing: list[str]) -> dict:
-    """{seed: metric rows} of the finished runs; the names of the others go into `missing`."""
+def finished_rows(runs: dict[str, Run], label: str, seeds: list[int], missing: list[str]) -> dict:
+    """{seed: metric rows} of the finished runs, each checked against its checkpoint or
+    record (records.py); the names of the others go into `missing`."""
     found = {}
     for seed in seeds:
-        path = run_dir(out, label, seed) / "metrics.csv"
-        rows = read_metrics(path) if path.exists() else []
-        if len(rows) >= epochs:
-            found[seed] = rows[:epochs]
+        rows = verified_rows(runs[f"{label}-seed{seed}"])
+        if rows:
+            found[seed] = rows
         else:
             missing.append(f"{label}-seed{seed}")
     return found
@@ -125,13 +126,14 @@ def model_summary(rows_per_seed: dict[int, list[dict]], parameters: int, target:
 
 
 def summarize(out: Path, seeds: int, epochs: int, lenet_seeds: int = 3, models=STUDY_MODELS,
-              limit_train: int | None = None, limit_test: int | None = None) -> dict:
+              limit_train: int | None = None, limit_test: int | None = None, data_dir: str | None = None) -> dict:
     summary = {"recipe": RECIPE, "epochs": epochs, "target": TARGET,
                "train_images": limit_train or 60000, "test_images": limit_test or 10000, "models": {}}
     summary["missing"] = []
+    runs = {r.name: r for r in plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)}
     for label in models:
         model, options = ARMS[label]
-        rows = finished_rows(out, label, seeds_of(label, seeds, lenet_seeds), epochs, summary["missing"])
+        rows = finished_rows(runs, label, seeds_of(label, seeds, lenet_seeds), summary["missing"])
         if rows:
             summary["models"][label] = model_summary(rows, build_model(model, **options).num_parameters())
     summary["comparisons"] = {}
@@ -364,7 +366,7 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     out.mkdir(parents=True, exist_ok=True)
     runs = plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = summarize(out, seeds, epochs, lenet_seeds, models, limit_train, limit_test)
+    summary = summarize(out, seeds, epochs, lenet_seeds, models, limit_train, limit_test, data_dir)
     summary["wall_seconds_this_call"] = wall
     command = f"python -m ack_numpy reproduce --seeds {seeds} --lenet-seeds {lenet_seeds} --epochs {epochs} " \
               f"--jobs {jobs} --out {out}" + (f" --limit-train {limit_train}" if limit_train else "") + \

@@ -23,6 +23,7 @@ from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
 from .reproduce import RECIPE, _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target
+from .records import verified_rows
 from .runner import Run, is_finished, run_all
 from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
 
@@ -85,8 +86,8 @@ def budget_plan(out: Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDTH
 
 # ----------------------------------------------------------------------------- convergence: summary
 def _rows(run: Run) -> list[dict]:
-    path = run.folder / "metrics.csv"
-    return read_metrics(path) if path.exists() else []
+    """The rows of a finished run, checked against its checkpoint or record (records.py); [] if unfinished."""
+    return verified_rows(run) or []
 
 
 def convergence_summary(runs: list[Run], train_images: int) -> dict:
