@@ -233,12 +233,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.command == "reproduce":
             reproduce(args.out, seeds=args.seeds, lenet_seeds=args.lenet_seeds, epochs=args.epochs, jobs=args.jobs,
                       data_dir=args.data_dir, limit_train=args.limit_train, limit_test=args.limit_test,
-                      report_only=args.report_only)
+                      report_only=args.report_only, print_commands=args.print_commands)
         else:
             from .lab import study
 
             common = dict(jobs=args.jobs, data_dir=args.data_dir, limit_train=args.limit_train,
-                          limit_test=args.limit_test, report_only=args.report_only)
+                          limit_test=args.limit_test, report_only=args.report_only,
+                          print_commands=args.print_commands)
             if args.which == "lr-selection":
                 from .lab.lrselect import lr_selection
 
@@ -351,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--limit-test", type=positive_int, help="quick check: first N test images only")
         p.add_argument("--report-only", action="store_true",
                        help="train nothing; write the report from the finished runs (the others are listed as missing)")
+        p.add_argument("--print-commands", action="store_true",
+                       help="train nothing; print one independent command per unfinished run, for a job array "
+                            "(then collect the report with --report-only)")
         p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="time the layers and training steps against this machine's matmul rate")

@@ -108,3 +108,21 @@ def test_a_refused_report_leaves_every_written_file_byte_identical(mnist_path, t
     assert {p.name for p in kept} >= {"results.json", "results.md", "record.json", "config.json"}
     for path, content in kept.items():
         assert path.read_bytes() == content, path
+
+
+def test_printed_commands_train_each_run_on_its_own(mnist_path, tmp_path):
+    import subprocess
+    import sys
+
+    from ack_numpy.lab.runner import is_finished, run_commands
+
+    runs = [Run(f"plain-small-seed{seed}", TrainConfig(model="plain-small", epochs=1, seed=seed, data_dir=str(mnist_path),
+                                                       limit_train=64, limit_test=32, out=str(tmp_path / f"s{seed}")))
+            for seed in range(2)]
+    lines = run_commands(runs)
+    assert len(lines) == 2 and all(line.startswith("OPENBLAS_NUM_THREADS=1 python -m ack_numpy.lab.runner '")
+                                   for line in lines)
+    subprocess.run(lines[1].replace(" python ", f" {sys.executable} ", 1), shell=True, check=True, cwd=tmp_path,
+                   stdout=subprocess.DEVNULL)
+    assert not is_finished(runs[0]) and is_finished(runs[1])
+    assert run_commands(runs) == lines[:1]                    # a finished run prints no command

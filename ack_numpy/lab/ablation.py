@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..train import TrainConfig
 from .records import correct_of, read_record, verified_rows, write_report_files, RECORD_NAME
-from .runner import Run, run_all
+from .runner import Run, run_commands, run_all
 from .stats import bootstrap_ci, describe, mcnemar_p, mean_difference, number_of_splits, permutation_p, welch_ci
 from .variants import parameters, plain_candidates, quadratic_controls
 
@@ -199,7 +199,8 @@ def write_ablation_markdown(s: dict, path: Path) -> None:
 
 def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str | Path | None = None, jobs: int = 1,
              data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
-             report_only: bool = False, log=print, epochs: int = 10) -> dict:
+             report_only: bool = False,
+                 print_commands: bool = False, log=print, epochs: int = 10) -> dict:
     """Train every missing run (unless report_only), then write results.json and results.md
     (epochs other than 10 are for quick tests)."""
     from .reproduce import RECIPE
@@ -211,6 +212,8 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
     out.mkdir(parents=True, exist_ok=True)
     runs = ablation_plan(out, chosen, seeds, None if reuse is None else Path(reuse), data_dir, limit_train, limit_test,
                          epochs)
+    if print_commands:  # for a job array: one independent command per unfinished run
+        return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": {k: v for k, v in RECIPE.items() if k != "lr"}, "budget": BUDGET, "seeds": seeds,
                "epochs": epochs, "train_images": limit_train or 60000, "test_images": limit_test or 10000,

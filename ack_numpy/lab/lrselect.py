@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..train import TrainConfig
-from .runner import Run
+from .runner import Run, run_commands
 from .variants import plain_candidates
 
 LR_GRID = (1e-3, 3e-3, 1e-2)  # fixed before any run: Adam's default, the old recipe's 3e-3, and 1e-2
@@ -107,7 +107,8 @@ def write_selection_markdown(summary: dict, path: Path) -> None:
 
 
 def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, limit_train: int | None = None,
-                 limit_test: int | None = None, report_only: bool = False, log=print,
+                 limit_test: int | None = None, report_only: bool = False,
+                 print_commands: bool = False, log=print,
                  holdout: int = HOLDOUT, epochs: int = SELECTION_EPOCHS) -> dict:
     """Train every missing run (unless report_only), then write results.json and results.md.
     (holdout and epochs other than the defaults are for quick tests.)"""
@@ -122,6 +123,8 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = selection_plan(out, data_dir, limit_train, limit_test, holdout, epochs)
+    if print_commands:  # for a job array: one independent command per unfinished run
+        return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": {k: v for k, v in RECIPE.items() if k != "lr"}, "grid": list(LR_GRID),
                "seed": SELECTION_SEED, "epochs": epochs, "holdout": holdout,

@@ -34,7 +34,7 @@ from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
 from .records import verified_rows
-from .runner import Run, run_all
+from .runner import Run, run_commands, run_all
 from .stats import compare, describe
 
 STUDY_MODELS = ("lenet", "adaptive-lenet", "plain-small", "plain-width8")
@@ -359,12 +359,15 @@ def median_checkpoint(out: Path, runs: list[Run], seed: int, log, train_again: b
 
 def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1, data_dir: str | None = None,
               limit_train: int | None = None, limit_test: int | None = None, models=STUDY_MODELS,
-              lenet_seeds: int = 3, report_only: bool = False, log=print) -> dict:
+              lenet_seeds: int = 3, report_only: bool = False,
+                 print_commands: bool = False, log=print) -> dict:
     """Train every missing run (unless report_only), then write results.json, results.md,
     accuracy.png and adaptive-lenet-median.npz into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)
+    if print_commands:  # for a job array: one independent command per unfinished run
+        return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = summarize(out, seeds, epochs, lenet_seeds, models, limit_train, limit_test, data_dir)
     summary["wall_seconds_this_call"] = wall

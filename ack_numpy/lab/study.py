@@ -24,7 +24,7 @@ from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
 from .reproduce import RECIPE, _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target
 from .records import verified_rows
-from .runner import Run, is_finished, run_all
+from .runner import Run, run_commands, is_finished, run_all
 from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
 
 # ----------------------------------------------------------------------------- convergence
@@ -210,10 +210,13 @@ def plot_convergence(summary: dict, path: Path) -> None:
 
 def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float = CONVERGENCE_LR, jobs: int = 1,
                 data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
-                report_only: bool = False, log=print) -> dict:
+                report_only: bool = False,
+                 print_commands: bool = False, log=print) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = convergence_plan(out, seeds, max_epochs, lr, data_dir, limit_train, limit_test)
+    if print_commands:  # for a job array: one independent command per unfinished run
+        return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": {**RECIPE, "schedule": "constant", "lr": lr}, "max_epochs": max_epochs,
                "targets": list(CONVERGENCE_TARGETS), "train_images": limit_train or 60000,
@@ -402,11 +405,14 @@ def plot_budget(summary: dict, path: Path) -> None:
 
 def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDTHS, jobs: int = 1,
            data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
-           reuse: str | Path | None = None, report_only: bool = False, log=print) -> dict:
+           reuse: str | Path | None = None, report_only: bool = False,
+                 print_commands: bool = False, log=print) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test,
                        None if reuse is None else Path(reuse))
+    if print_commands:  # for a job array: one independent command per unfinished run
+        return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": RECIPE, "epochs": epochs, "widths": list(widths), "train_images": limit_train or 60000,
                "test_images": limit_test or 10000, **budget_summary(runs, widths)}
