@@ -25,10 +25,20 @@ Bigger operations (convolution, pooling, the adaptive kernel, the losses) live i
 `ack_numpy.functional`; they build their output with `Tensor.from_op` and write their
 own backward next to their forward, the same way as the ops in this file.
 
-Dtypes are never promoted: all inputs of an op must have one dtype (a Python number
-takes the dtype of the tensor it meets), so float32 training stays float32 and a
-float64 or int64 array that slips in is refused at the op that received it, naming
-the dtypes, instead of surfacing later as a wrong-dtype gradient.
+The dtype rule: a Tensor holds float32 (training) or float64 (gradient checks), nothing
+else. Integer, bool and float16 data are refused at construction unless `dtype=` asks
+for the conversion (`Tensor(labels, dtype=np.float32)`: visible in the code); complex,
+object and string data are always refused. Dtypes are never promoted: all inputs of an
+op must have one dtype, and a number (a Python or NumPy scalar, also as an exponent)
+takes the dtype of the tensor it meets, so float32 training stays float32 and a float64
+array that slips in is refused at the op that received it, naming the dtypes, instead
+of surfacing later as a wrong-dtype gradient.
+
+In-place changes: a backward reads its inputs' (and sometimes its output's) `data` when
+backward() runs, not when the op ran. So a recorded op's output is made read-only, and
+the op keeps a CRC-32 of each leaf it read (inputs, weights); backward() refuses, naming
+the op, if one of them changed or was replaced in between (`saved_state`,
+`check_unchanged`), where PyTorch would compare its `_version` counters.
 
 Debugging: `repr(t)` shows shape, dtype, the op that made t and its gradient state;
 `t.topological_order()` lists the graph behind t; and with the environment variable
@@ -40,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import zlib
 from typing import Callable, Iterator, Sequence, Union
 
 import numpy as np
@@ -89,7 +100,7 @@ class Tensor:
     """A NumPy array with a gradient and a record of the operation that produced it.
 
     Attributes:
-        data: the values, any shape, usually float32 for training, float64 for checks.
+        data: the values, any shape; float32 (training) or float64 (checks), nothing else.
         grad: dL/d(data), same shape as data; None until backward() reaches it.
         requires_grad: whether gradients should be computed for this tensor.
     """
@@ -97,15 +108,13 @@ class Tensor:
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        array = np.asarray(data, dtype=dtype)
-        if requires_grad and array.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require gradients, got {array.dtype}")
-        self.data: np.ndarray = array
+        self.data: np.ndarray = float_array(data, dtype)
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self._parents: tuple[Tensor, ...] = ()
         self._backward: Callable[[Tensor], None] = lambda out: None
         self._op = ""  # name of the op that made this tensor, for debugging and graphs
+        self._saved: tuple = ()  # what backward() checks before this op's backward: `saved_state`
 
     @classmethod
     def from_op(cls, data: np.ndarray, parents: Sequence["Tensor"], op: str) -> "Tensor":
@@ -120,6 +129,7 @@ class Tensor:
         if _GRAD_ENABLED and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out._parents = tuple(parents)
+            out._saved = saved_state(out)  # checked by backward(): see `check_unchanged`
         if DEBUG:
             print(debug_line(op, parents, out), file=sys.stderr)
         return out
@@ -213,6 +223,7 @@ class Tensor:
         self.grad = grad.copy()
         for node in reversed(order):
             if node._parents and node.grad is not None:
+                check_unchanged(node)
                 node._backward(node)  # passed in, not captured: see the module docstring
 
     def topological_order(self) -> list["Tensor"]:
@@ -298,8 +309,10 @@ class Tensor:
         return as_tensor(other, like=self) / self
 
     def __pow__(self, exponent: float) -> "Tensor":
-        if isinstance(exponent, Tensor):
-            raise TypeError("only constant exponents are supported: x ** 2.0")
+        if isinstance(exponent, Tensor) or not np.isscalar(exponent) or isinstance(exponent, (complex, np.complexfloating, str, bytes)):
+            raise TypeError(f"only constant real exponents are supported, as in x ** 2.0; got {type(exponent).__name__}")
+        # A Python float never changes the dtype; a NumPy float64 would make float32 ** it float64.
+        exponent = float(exponent)
         out = Tensor.from_op(self.data**exponent, (self,), "pow")
 
         def _backward(out):  # d(x^k)/dx = k x^(k-1)
@@ -340,7 +353,10 @@ class Tensor:
         return out
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
-        count = self.data.size if axis is None else np.prod([self.shape[a] for a in np.atleast_1d(axis)])
+        count = self.data.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
+        if count == 0:
+            raise ValueError(f"mean() of an empty tensor (shape {self.shape}, axis={axis}): "
+                             f"there is nothing to average")
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
 
     # ---------------------------------------------------------------- shape
@@ -420,7 +436,68 @@ class Tensor:
         return out
 
 
+    # NumPy defers to Tensor's operators: np.float64(2.0) * t calls t.__rmul__ (and
+    # keeps t's dtype) instead of making an object array of Tensors.
+    __array_ufunc__ = None
+
+
 REPR_VALUES = 8  # repr shows the values of tensors up to this size
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(data, dtype=None) -> np.ndarray:
+    """The array a Tensor holds: float32 or float64, never anything else.
+
+    Integer and bool data are refused unless `dtype` asks for a float (an explicit,
+    visible conversion); complex, object and string data are always refused. Without
+    this, Tensor([1, 2, 3]) + 0.5 would stay int64 and silently drop the 0.5."""
+    source = np.asarray(data)
+    if dtype is not None and np.dtype(dtype) not in FLOAT_DTYPES:
+        raise TypeError(f"a Tensor holds float32 or float64, not dtype={np.dtype(dtype)}")
+    if source.dtype in FLOAT_DTYPES and dtype is None:
+        return source
+    if source.dtype.kind in "fiub" and dtype is not None:
+        return source.astype(dtype)
+    hint = ": convert it explicitly, e.g. Tensor(x, dtype=np.float32)" if source.dtype.kind in "fiub" else ""
+    raise TypeError(f"a Tensor holds float32 or float64, got {source.dtype} data{hint}")
+
+
+def fingerprint(array: np.ndarray) -> int:
+    """A CRC-32 of the array's bytes: equal before and after unless the values changed.
+    (A non-contiguous view is copied first.)"""
+    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def saved_state(out: Tensor) -> tuple:
+    """What `check_unchanged` needs to see that the arrays out's backward reads are the
+    ones the forward pass used: one (array, crc) pair for each parent and for out.
+
+    NumPy cannot count writes to an array as PyTorch's `_version` counter does, so:
+    - an op's output is ours: it is made read-only (free), so that an in-place write to
+      it fails at once, and only its identity is kept (crc None);
+    - a leaf (an input, a weight) belongs to the user and must stay writable (the
+      optimiser writes it after backward): its CRC-32 is kept and compared. This costs
+      one pass over the inputs and weights per forward and per backward, not over the
+      activations (see tutorial 01, section 6, for what it catches)."""
+    out.data.flags.writeable = False
+    return tuple((t.data, fingerprint(t.data) if not t._parents else None) for t in (*out._parents, out))
+
+
+def check_unchanged(out: Tensor) -> None:
+    """Refuse to run out's backward if an array it reads changed since the forward pass.
+
+    The backward closures read `self.data`, `other.data` and `out.data` when backward()
+    runs, not when the op ran: had one been changed in place (x.data *= 2, an optimiser
+    step, a NumPy array edited after Tensor(array)) or replaced (w.data = ...), the
+    gradients would be computed silently from the new values. This is PyTorch's
+    "modified by an inplace operation" error."""
+    for i, (t, (array, crc)) in enumerate(zip((*out._parents, out), out._saved)):
+        if t.data is not array or (crc is not None and fingerprint(array) != crc):
+            which = "its output" if t is out else f"its input {i} ({describe(t)})"
+            raise RuntimeError(f"backward of {out._op}: {which} was changed in place or replaced after the "
+                               f"forward pass, so its gradient would be computed from the new values; "
+                               f"redo the forward pass after changing it")
 
 
 def describe(t: Tensor) -> str:

@@ -7,6 +7,12 @@ Layout of the file (plain NumPy arrays, no pickles, so `np.load` can read it any
     meta              a JSON string: format version, model name and options, epoch,
                       position inside the epoch, training config and metrics so far
 
+Each fact is stored once: the model's name and options at the top of the record (what
+`load_model` needs), the other training settings under "config" (`config_record`).
+Format version 1 also stored the model and its options inside "config"; it is still read
+(`saved_config` checks that the two copies agree, as it always did), so checkpoints
+written before keep loading and resuming.
+
 Writes are atomic: the file is written under a temporary name in the same folder and
 renamed over the old one, so a crash (or kill -9) mid-write leaves the previous
 checkpoint untouched and a reader never sees a half-written file.
@@ -20,11 +26,9 @@ functions at the end: `check_meta` for every checkpoint, `saved_config`,
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-from dataclasses import fields
+from dataclasses import asdict, fields
 import zipfile
 import zlib
 from pathlib import Path
@@ -32,10 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from .config import SettingError, TrainConfig, check_model, is_count, is_number
-from .progress import quote_path
+from .files import atomic_write, quote_path
 from .runs import METRIC_FIELDS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MODEL_FIELDS = ("model", "model_options")  # stored at the top of the record, not in its "config"
 MAX_CHECKPOINT_BYTES = 2**28  # 256 MiB: LeNet with Adam's state needs 5 MiB
 MAX_META_BYTES = 2**22        # the JSON record: settings and one row per epoch
 
@@ -46,45 +52,16 @@ class CheckpointError(ValueError):
 
 # ----------------------------------------------------------------------------- writing
 def save_checkpoint(path: str | Path, model_state: dict, optim_state: dict, meta: dict) -> Path:
-    """Write the checkpoint atomically: into a temp file beside it, then os.replace.
-
-    The temp file is named after this process (.checkpoint.npz.<pid>.tmp), so that two
-    processes saving into one folder by mistake never write into the same file; the ones
-    left behind by writers killed mid-write (kill -9) are removed here."""
+    """Write the checkpoint atomically and durably (files.atomic_write: a temp file beside
+    it, fsynced, renamed over the old one), so that two processes saving into one folder by
+    mistake never write into the same file and a kill -9 mid-write leaves the old one whole."""
     path = Path(path)
     arrays = {f"model/{k}": v for k, v in model_state.items()}
     arrays.update({f"optim/{k}": v for k, v in optim_state.items()})
     arrays["meta"] = np.array(json.dumps({"format_version": FORMAT_VERSION, **meta}))
-    _remove_temp_files_of_dead_writers(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path, "wb", durable=True) as f:
+        np.savez(f, **arrays)
     return path
-
-
-def _remove_temp_files_of_dead_writers(path: Path) -> None:
-    """Delete .<name>.<pid>.tmp files beside `path` whose process no longer runs (POSIX only:
-    elsewhere they stay, and are harmless: nothing ever reads a temp file)."""
-    if os.name != "posix":
-        return
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)  # signal 0 only asks whether the process exists
-        except (ProcessLookupError, OverflowError):  # no such process (or no such pid at all)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        except OSError:
-            pass  # it exists but belongs to someone else: leave its file alone
 
 
 # ----------------------------------------------------------------------------- reading
@@ -251,9 +228,11 @@ def check_meta(meta) -> None:
     """The record every checkpoint holds: format version, model name and options."""
     if not isinstance(meta, dict) or "model" not in meta:
         raise ValueError("not an ack_numpy checkpoint (its 'meta' record names no model)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"has checkpoint format version {meta.get('format_version')!r}; this ack_numpy "
-                         f"reads version {FORMAT_VERSION} (was it written by another version?)")
+    version = meta.get("format_version")
+    if not (type(version) is int and version in READABLE_VERSIONS):
+        raise ValueError(f"has checkpoint format version {version!r}; this ack_numpy "
+                         f"reads versions {' and '.join(map(str, READABLE_VERSIONS))} "
+                         f"(was it written by another version?)")
     check_model(meta["model"], meta.get("model_options", {}))
     for key in ("epoch", "batch"):
         if key in meta and not is_count(meta[key]):
@@ -264,26 +243,36 @@ def check_meta(meta) -> None:
 RUNNING_FIELDS = ("loss", "correct", "seen", "seconds")  # sums over the batches of the current epoch
 
 
+def config_record(config: TrainConfig) -> dict:
+    """The training settings as a checkpoint's "config" holds them: every TrainConfig field
+    but the model and its options, which the record holds once, at its top."""
+    return {name: value for name, value in asdict(config).items() if name not in MODEL_FIELDS}
+
+
 def saved_config(meta: dict, path: Path) -> TrainConfig:
-    """The TrainConfig of a checkpoint: every setting present, none unknown, all valid (the
-    rules of the command line), and the same model as the record. Raises CheckpointError."""
+    """The TrainConfig of a checkpoint: the model and its options from the record, every other
+    setting present in its "config", none unknown, all valid (the rules of the command line).
+    Raises CheckpointError."""
     where = quote_path(path)
     saved = meta.get("config")
     if not isinstance(saved, dict):
         raise CheckpointError(f"{where} holds no training state to resume from (no saved 'config')")
-    names = [f.name for f in fields(TrainConfig)]
+    version_1 = meta["format_version"] == 1  # its config repeats the model and its options
+    names = [f.name for f in fields(TrainConfig) if version_1 or f.name not in MODEL_FIELDS]
     unknown, missing = sorted(set(saved) - set(names)), [n for n in names if n not in saved]
     if unknown or missing:
         raise CheckpointError(f"{where} holds no training state to resume from (its saved config "
                               + (f"has an unknown setting {unknown[0]!r})" if unknown else f"lacks {missing[0]!r})"))
-    config = TrainConfig(**saved)
+    model, options = meta["model"], meta.get("model_options", {})
+    if version_1 and (model, options) != (saved["model"], saved["model_options"]):
+        raise CheckpointError(f"{where}: its record names model {model!r} but its saved "
+                              f"config model {saved['model']!r} (with other options?)")
+    settings = {name: value for name, value in saved.items() if name not in MODEL_FIELDS}
+    config = TrainConfig(model=model, model_options=options, **settings)
     try:
         config.validate()
     except SettingError as err:
         raise CheckpointError(f"{where}: saved setting {err}") from None
-    if (meta["model"], meta.get("model_options", {})) != (config.model, config.model_options):
-        raise CheckpointError(f"{where}: its record names model {meta['model']!r} but its saved "
-                              f"config model {config.model!r} (with other options?)")
     return config
 
 
@@ -319,11 +308,13 @@ def _metrics_row(row, epoch: int) -> bool:
             and all(is_number(row[k]) for k in METRIC_FIELDS))
 
 
-def check_position_in_epoch(epoch: int, batch: int, seen: int, n: int, batch_size: int, path: Path,
+def check_position_in_epoch(config: TrainConfig, epoch: int, batch: int, seen: int, n: int, path: Path,
                             steps: int | None = None) -> None:
-    """The saved batch must lie inside an epoch of this data (n images), with as many images
-    seen as it says, and an optimiser that counts its steps (Adam's t) must have taken one per
-    batch so far (all known only once the data is loaded)."""
+    """The saved batch must lie inside an epoch of this data (n images, in batches of the
+    run's config.batch_size), with as many images seen as it says, and an optimiser that
+    counts its steps (Adam's t) must have taken one per batch so far (all known only once
+    the data is loaded)."""
+    batch_size = config.batch_size
     n_batches = math.ceil(n / batch_size)
     if batch > n_batches:
         raise CheckpointError(f"{quote_path(path)}: 'batch' is {batch}, beyond the end of an epoch "

@@ -4,13 +4,11 @@
                   terminal, a plain line every 30 s in a log file)
     StopOnSignals Ctrl-C, SIGTERM or SIGHUP as a request to stop between two batches, where
                   the state is consistent enough to save (see train.py, which uses both)
-    quote_path    how a path is printed in a message
     silence_stdout  after the reader of stdout went away
 """
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -142,12 +140,6 @@ class StopOnSignals:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous = {}
-
-
-def quote_path(path) -> str:
-    """A path as messages print it: quoted when it holds spaces or other characters a shell
-    would split on (a stray trailing space becomes visible), so it can be pasted back."""
-    return shlex.quote(str(path))
 
 
 def silence_stdout() -> None:

@@ -19,7 +19,7 @@ import json
 import os
 from pathlib import Path
 
-from .progress import quote_path
+from .files import atomic_write, quote_path
 
 try:
     import fcntl  # POSIX; elsewhere runs are not locked
@@ -64,17 +64,16 @@ def remove_empty(folders: list[Path]) -> None:
 # ----------------------------------------------------------------------------- config.json, metrics.csv
 def write_run_files(out: Path, config: dict, rows: list[dict]) -> None:
     """Rewrite config.json and metrics.csv from what the checkpoint holds (or a new run starts with)."""
-    _write_atomically(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    with atomic_write(out / CONFIG_NAME, "w") as f:
+        f.write(json.dumps(config, indent=2) + "\n")
     write_metrics(out / METRICS_NAME, rows)
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -82,12 +81,6 @@ def read_metrics(path: str | Path) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- one writer at a time

@@ -215,7 +215,7 @@ def bad_checkpoints(folder: Path) -> dict[str, Path]:
         paths[name].write_bytes(data)
     paths["no meta"] = folder / "no_meta.npz"
     np.savez(paths["no meta"], weights=np.zeros(3))
-    paths["wrong format version"] = save_checkpoint(folder / "v2.npz", {}, {}, {"model": "lenet", "format_version": 2})
+    paths["wrong format version"] = save_checkpoint(folder / "v99.npz", {}, {}, {"model": "lenet", "format_version": 99})
     paths["weights of another model"] = save_checkpoint(folder / "other.npz", build_model("lenet", seed=0).state_dict(),
                                                         {}, {"model": "adaptive-lenet"})
     paths["missing"] = folder / "missing.npz"

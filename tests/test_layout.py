@@ -18,6 +18,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ack_numpy"
 LAYERS = {
     "autograd": 0,
     "gradcheck": 0,  # uses only Tensor
+    "runtime": 0,  # process settings (threads, allocator): imports nothing of the package
+    "assets": 0,  # files that come with the package
+    "files": 0,      # uses nothing: quote_path and atomic_write, for every layer that names or writes files
     "functional": 1,
     "nn": 2,
     "optim": 3,
@@ -104,3 +107,10 @@ def test_the_reader_of_imports_resolves_relative_imports():
     assert "ack_numpy.autograd" in names and "ack_numpy.functional.im2col" in names
     probe = PACKAGE / "nn" / "__init__.py"
     assert "ack_numpy.nn.adaptive" in [name for _, name in imported_modules(probe)]
+
+
+def test_data_holds_records_only():
+    # Code lives in the package, fixtures in tests/: data/ holds the outputs of commands.
+    data = PACKAGE.parent / "data"
+    code = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.suffix in (".py", ".sh", ".ipynb"))
+    assert not code, f"data/ holds code; move it into ack_numpy/lab/ or tests/: {code}"

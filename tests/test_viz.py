@@ -18,7 +18,7 @@ from ack_numpy.checkpoint import save_checkpoint
 from ack_numpy.cli import main
 from ack_numpy.models import build_model
 from ack_numpy.train import write_metrics
-from ack_numpy.viz import (DPI, FIGURE_FILES, plot_adaptation, plot_digit_kernels, plot_feature_maps,
+from ack_numpy.viz import (DPI, FIGURE_FILES, layer_view, plot_adaptation, plot_digit_kernels, plot_feature_maps,
                            plot_kernel_field, plot_q_filters, plot_training_curves, write_figures)
 from ack_numpy.viz.figures import save
 
@@ -77,7 +77,7 @@ def assert_diverging_scales_centred(fig) -> None:
 # ----------------------------------------------------------------------------- figures vs references
 def test_kernel_field_matches_literal_loops(model, images, tmp_path):
     layer = model.features[0]
-    fig, arrays = plot_kernel_field(model, images[0], layer=0, channel=3)
+    fig, arrays = plot_kernel_field(layer_view(model, images[:1], layer=0, channel=3))
     expected = F.adaptive_kernels_loops(images[:1], layer.Q.data, layer.w.data)
     np.testing.assert_allclose(arrays["kernels"], expected[0, 3], rtol=1e-5, atol=1e-6)
     rows, cols = arrays["rows"], arrays["cols"]
@@ -90,15 +90,15 @@ def test_kernel_field_matches_literal_loops(model, images, tmp_path):
 
 @pytest.mark.parametrize("location", [(0, 25), (7, 2), (22, 13)])
 def test_kernel_field_grid_passes_through_the_chosen_location(model, images, location):
-    fig, arrays = plot_kernel_field(model, images[0], layer=0, channel=0, location=location)
+    fig, arrays = plot_kernel_field(layer_view(model, images[:1]), location=location)
     assert location[0] in arrays["rows"] and location[1] in arrays["cols"]
     assert np.all(np.diff(arrays["rows"]) == 4) and np.all(np.diff(arrays["cols"]) == 4)
     assert "showing through" in fig.get_supxlabel()
 
 
-def test_q_filters_are_rows_of_Q(model, tmp_path):
+def test_q_filters_are_rows_of_Q(model, images, tmp_path):
     layer = model.features[0]
-    fig, arrays = plot_q_filters(model, layer=0, channel=5)
+    fig, arrays = plot_q_filters(layer_view(model, images[:1], layer=0, channel=5))
     for u in range(3):
         for v in range(3):
             e = 3 * u + v  # kernel element (u, v) of a 1-channel 3x3 kernel
@@ -110,7 +110,7 @@ def test_q_filters_are_rows_of_Q(model, tmp_path):
 
 def test_adaptation_distance_by_loops(model, images, tmp_path):
     layer = model.features[0]
-    fig, arrays = plot_adaptation(model, images[1], layer=0, channel=2)
+    fig, arrays = plot_adaptation(layer_view(model, images[:2], layer=0, channel=2), which=1)
     kernels = F.adaptive_kernels(images[1:2], layer.Q.data, layer.w.data)[0, 2]   # (26, 26, 1, 3, 3)
     np.testing.assert_allclose(arrays["kernels"], kernels)
     mean = kernels.reshape(26 * 26, 9).mean(axis=0)
@@ -121,7 +121,7 @@ def test_adaptation_distance_by_loops(model, images, tmp_path):
 
 def test_feature_maps_are_tanh_sigma(model, images, tmp_path):
     layer = model.features[0]
-    fig, arrays = plot_feature_maps(model, images[2], layer=0)
+    fig, arrays = plot_feature_maps(layer_view(model, images[2:3]))
     sigma = F.adaptive_conv2d_loops(images[2:3], layer.Q.data, layer.w.data, layer.b.data)
     np.testing.assert_allclose(arrays["outputs"], np.tanh(sigma[0]), rtol=1e-5, atol=1e-6)
     check_png(fig, tmp_path / "maps.png")
@@ -131,7 +131,7 @@ def test_feature_maps_without_tanh_show_sigma_on_its_own_scale(images, tmp_path)
     model = build_model("adaptive-lenet", seed=1)
     layer = model.features[0]
     layer.activation = "none"
-    fig, arrays = plot_feature_maps(model, images[2], layer=0)
+    fig, arrays = plot_feature_maps(layer_view(model, images[2:3]))
     sigma = F.adaptive_conv2d_loops(images[2:3], layer.Q.data, layer.w.data, layer.b.data)
     np.testing.assert_allclose(arrays["outputs"], sigma[0], rtol=1e-5, atol=1e-5)
     assert "y = sigma" in fig._suptitle.get_text()
@@ -145,10 +145,10 @@ def test_deeper_layer_sees_the_pooled_first_layer(images, tmp_path):
     first, second = model.features[0], model.features[2]
     x1 = F.max_pool2d(F.adaptive_conv2d(images[:1], first.Q, first.w, first.b).tanh(), 2).data  # (1, 8, 13, 13)
     expected = F.adaptive_kernels(x1, second.Q.data, second.w.data)[0, 7]                        # (11, 11, 8, 3, 3)
-    fig, arrays = plot_kernel_field(model, images[0], layer=1, channel=7)
+    fig, arrays = plot_kernel_field(layer_view(model, images[:1], layer=1, channel=7))
     np.testing.assert_allclose(arrays["kernels"], expected, rtol=1e-5, atol=1e-6)
     check_png(fig, tmp_path / "field1.png")
-    fig, arrays = plot_q_filters(model, layer=1, channel=7)
+    fig, arrays = plot_q_filters(layer_view(model, images[:1], layer=1, channel=7))
     np.testing.assert_array_equal(arrays["filters"].reshape(72, 72), second.Q.data[7])
     check_png(fig, tmp_path / "q1.png")
 
@@ -159,7 +159,7 @@ def test_digit_kernels_on_real_mnist(model, mnist_path, tmp_path):
     x, y = load_mnist("test", mnist_path, limit=100)
     firsts = np.array([np.flatnonzero(y == d)[0] for d in range(10)])
     layer = model.features[0]
-    fig, arrays = plot_digit_kernels(model, x[firsts], y[firsts], layer=0, channel=1)
+    fig, arrays = plot_digit_kernels(layer_view(model, x[firsts], layer=0, channel=1), y[firsts])
     assert arrays["location"] == (13, 13)  # the centre of 26 x 26
     expected = F.adaptive_kernels(x[firsts], layer.Q.data, layer.w.data)[:, 1, 13, 13]   # (10, 1, 3, 3)
     np.testing.assert_allclose(arrays["kernels"], expected)
@@ -186,7 +186,7 @@ def test_digit_kernels_honour_location_and_chosen_image(model, mnist_path, tmp_p
     x, y = load_mnist("test", mnist_path, limit=100)
     picked = np.array([5, 0, 1])
     layer = model.features[0]
-    fig, arrays = plot_digit_kernels(model, x[picked], y[picked], layer=0, channel=0, location=(4, 20),
+    fig, arrays = plot_digit_kernels(layer_view(model, x[picked]), y[picked], location=(4, 20),
                                      names=["a", "b", "c"], chosen=0)
     assert arrays["location"] == (4, 20)
     expected = F.adaptive_kernels(x[picked], layer.Q.data, layer.w.data)[:, 0, 4, 20]
@@ -201,14 +201,15 @@ def test_write_figures_puts_the_chosen_image_first(checkpoint, mnist_path, tmp_p
     seen = {}
     real = viz.plot_digit_kernels
 
-    def spy(model, images, labels, *args, **kwargs):
-        seen.update(labels=labels, kwargs=kwargs, args=args)
-        return real(model, images, labels, *args, **kwargs)
+    def spy(view, labels, *args, **kwargs):
+        seen.update(labels=labels, kwargs=kwargs, args=args, view=view)
+        return real(view, labels, *args, **kwargs)
 
     monkeypatch.setattr(viz, "plot_digit_kernels", spy)
     write_figures(checkpoint, tmp_path, data_dir=mnist_path, digit=4, location=(3, 5))
     assert seen["labels"][0] == 4 and sorted(seen["labels"]) == list(range(10))
-    assert seen["args"][2] == (3, 5) and seen["kwargs"]["chosen"] == 0
+    assert seen["args"][0] == (3, 5) and seen["kwargs"]["chosen"] == 0
+    assert len(seen["view"].x) == 10  # one run of the model for every figure: the chosen image and nine others
     assert seen["kwargs"]["names"][0].startswith("test 4")  # the first 4 in the test set is image 4
 
 

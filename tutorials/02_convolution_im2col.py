@@ -27,6 +27,7 @@ from tutorial_setup import OUT, QUICK, ROOT, save  # quick mode, figure folder, 
 
 import ack_numpy.functional as F
 from ack_numpy import Tensor, no_grad
+from ack_numpy.functional.conv import im2col_batch_last  # conv2d's own copy, (i, j, n) order (section 4)
 
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
 rng = np.random.default_rng(0)
@@ -151,9 +152,10 @@ for H_, m_, s_, p_ in [(5, 3, 1, 0), (7, 3, 1, 0), (7, 3, 2, 0), (7, 3, 2, 1)]:
 # `conv2d_reference` in `conv.py`, line for line. `conv2d`, the one the layers use,
 # computes the same product transposed,
 # `Y^T = Wf P^T`, because im2col stores `P^T` contiguously (and a matrix product costs
-# the same either way round); it also asks im2col for the locations in `(i, j, n)` order
-# (`batch_last=True`), which makes the copies faster, and puts the output back in
-# `(N, O, Ho, Wo)`. The module docstring of `conv.py` explains both. Let us do it the
+# the same either way round); it also orders the locations `(i, j, n)` (its own copy,
+# `im2col_batch_last` at the end of `conv.py`), which makes the copies faster on layers
+# with many channels, and puts the output back in `(N, O, Ho, Wo)`. The module docstring
+# of `conv.py` explains both. Let us do it the
 # plain way, by hand, on a random batch with several channels, stride 2 and padding 1,
 # and compare with `conv2d_loops` and `conv2d`.
 
@@ -183,12 +185,14 @@ print(f"max |conv2d  - loops|  = {np.abs(y_engine - y_loops).max():.2e}")
 # 8 output channels of 5x5 kernels. The loop version does one small NumPy call per
 # output number; the im2col version does one copy and one large matrix product.
 # To see where `conv2d`'s time goes, we also time its steps one by one, *exactly as it
-# runs them* (section 3): the copy `im2col(x, batch_last=True)` (locations in `(i, j, n)`
+# runs them* (section 3): the copy `im2col_batch_last(x)` (locations in `(i, j, n)`
 # order), the product `Wf @ P^T` on that layout, and the rest (adding the bias, putting
-# the output back in `(N, O, Ho, Wo)` order). Each time is the fastest of 20 runs, so the
-# three parts add up to about the whole, not exactly; what is left is the argument
-# checks and building the output Tensor. (The times depend on your machine
-# and on what else it is doing.)
+# the output back in `(N, O, Ho, Wo)` order). Each time is the fastest of 20 runs. On a
+# quiet machine the three parts add up to about the whole, not exactly (what is left is
+# the argument checks and building the output Tensor); on a busy one, other programs take
+# the CPU while some parts are timed and not others, the sum can be far from the whole,
+# and the script says so when that happened. (The times depend on your machine and on
+# what else it is doing.)
 
 # %%
 def best_time(fn, repeats: int) -> float:
@@ -211,10 +215,10 @@ with no_grad():
     t_im2col = best_time(lambda: F.conv2d(x_t, w_t, b_t), repeats=20)
     agree = np.abs(F.conv2d(x_t, w_t, b_t).data - F.conv2d_loops(x_t, w_t, b_t)).max()
 # conv2d's steps, as conv2d runs them (see conv2d in conv.py)
-PT_t = F.im2col(x_t, 5, batch_last=True).T                    # P^T (D, R), locations in (i, j, n) order
+PT_t = im2col_batch_last(x_t, 5)                              # P^T (D, R), locations in (i, j, n) order
 Wf_t = w_t.reshape(8, -1)                                     # (O, D)
 YT_t = Wf_t @ PT_t                                            # Y^T (O, R)
-t_copy = best_time(lambda: F.im2col(x_t, 5, batch_last=True), repeats=20)
+t_copy = best_time(lambda: im2col_batch_last(x_t, 5), repeats=20)
 t_product = best_time(lambda: Wf_t @ PT_t, repeats=20)
 t_rest = best_time(lambda: np.ascontiguousarray((YT_t + b_t[:, None]).reshape(8, 24, 24, N_t).transpose(3, 0, 1, 2)),
                    repeats=20)
@@ -224,6 +228,10 @@ print(f"conv2d_loops: {t_loops * 1e3:9.2f} ms")
 print(f"conv2d      : {t_im2col * 1e3:9.2f} ms   ({t_loops / t_im2col:.0f}x faster)")
 print(f"   its steps, timed one by one: im2col copy {t_copy * 1e3:.2f} ms + product Wf @ P^T {t_product * 1e3:.2f} ms "
       f"+ bias and output layout {t_rest * 1e3:.2f} ms = {(t_copy + t_product + t_rest) * 1e3:.2f} ms")
+parts = t_copy + t_product + t_rest
+if not 0.75 <= parts / t_im2col <= 1.33:  # beyond what the argument checks and the Tensor cost
+    print(f"   here the steps add up to {parts / t_im2col:.1f}x the whole: other programs took the CPU while "
+          f"some of them were timed; run the cell again to compare")
 print(f"largest difference between the two outputs: {agree:.1e} (float32 rounding)")
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 2.9), gridspec_kw={"width_ratios": [1, 1.3]}, layout="constrained")

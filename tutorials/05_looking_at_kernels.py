@@ -18,9 +18,9 @@
 # the arrays), the same code as `python -m ack_numpy visualize --checkpoint F --out DIR`.
 #
 # Which trained model: the checkpoint in the environment variable `ACK_CHECKPOINT` if
-# set; else the reproduction's `data/reproduction/adaptive-lenet-median.npz` if it
-# exists; else we train a small one here (a few seconds in quick mode, a couple of
-# epochs otherwise). Needs MNIST, as tutorial 04.
+# set; else the adaptive-lenet that comes with the package
+# (`ack_numpy/assets/adaptive-lenet.npz`, the reproduction's median seed). Needs MNIST,
+# as tutorial 04.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import os
@@ -31,12 +31,13 @@ import numpy as np
 from tutorial_setup import OUT, QUICK, ROOT, RUNS, save  # quick mode, figure folder, this checkout's package
 
 import ack_numpy.functional as F
+from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import adaptive_layers, build_model
 from ack_numpy.lab.reproduce import RECIPE
 from ack_numpy.train import TrainConfig, evaluate, train
-from ack_numpy.viz import (dynamic_kernels, plot_adaptation, plot_digit_kernels, plot_feature_maps,
+from ack_numpy.viz import (dynamic_kernels, layer_view, plot_adaptation, plot_digit_kernels, plot_feature_maps,
                            plot_kernel_field, plot_q_filters)
 from ack_numpy.viz.kernels import first_of_each_digit, layer_input
 
@@ -47,20 +48,12 @@ print("project root:", ROOT, "| quick mode:", QUICK, "| figures go to:", OUT)
 # ## 0. A trained model
 
 # %%
-committed = ROOT / "data" / "reproduction" / "adaptive-lenet-median.npz"
 if os.environ.get("ACK_CHECKPOINT"):
     checkpoint = Path(os.environ["ACK_CHECKPOINT"])
     print(f"using ACK_CHECKPOINT: {checkpoint}")
-elif committed.is_file():
-    checkpoint = committed
-    print(f"using the reproduction's median adaptive-lenet: {checkpoint}")
 else:
-    print(f"no ACK_CHECKPOINT and no {committed.relative_to(ROOT)}: training a small adaptive-lenet now")
-    config = TrainConfig(model="adaptive-lenet", seed=0, out=str(RUNS / "adaptive-lenet-05"),
-                         epochs=1 if QUICK else 2,
-                         limit_train=3000 if QUICK else None, limit_test=1000 if QUICK else None, **RECIPE)
-    train(config, overwrite=True)
-    checkpoint = Path(config.out) / "checkpoint.npz"
+    checkpoint = TRAINED_ADAPTIVE_LENET
+    print("using the trained adaptive-lenet that comes with the package (the reproduction's median seed)")
 
 model, meta = load_model(checkpoint)
 if not adaptive_layers(model):
@@ -110,15 +103,19 @@ print(f"-> we draw channel {channel} (channel 0, the command's default, ranks "
 # %% [markdown]
 # ## 1. The kernel field
 #
-# `plot_kernel_field` draws, on a grid of locations that do not overlap, the kernel the
-# layer applies there, each tile placed exactly over the patch it is applied to, with the
-# digit's outline on top. An ordinary convolution would show the same tile everywhere.
+# Every figure below draws from one `layer_view`: the layer and channel we chose, what
+# the layer sees for our image (`x`), and the kernels and outputs it computes there,
+# computed once. `plot_kernel_field` draws, on a grid of locations that do not overlap,
+# the kernel the layer applies there, each tile placed exactly over the patch it is
+# applied to, with the digit's outline on top. An ordinary convolution would show the
+# same tile everywhere.
 
 # %%
 index = 0
 image, label = test_x[index], int(test_y[index])
 name = f"test image {index} (digit {label})"
-fig, drawn = plot_kernel_field(model, image, layer=0, channel=channel, name=name)
+view = layer_view(model, image[None], layer=0, channel=channel)   # x (1, C, H, W), kernels (1, Ho, Wo, C, m, m)
+fig, drawn = plot_kernel_field(view, name=name)
 print("arrays drawn:", {k: np.shape(v) for k, v in drawn.items()})
 save(fig, "05_kernel_field.png")
 
@@ -154,7 +151,7 @@ print(f"on patches with ink, mean ||k - w|| = {np.linalg.norm(k_rows[~empty] - l
 # average patch. Both facts are checked below on the arrays the figure drew.
 
 # %%
-fig, drawn = plot_adaptation(model, image, layer=0, channel=channel, name=name)
+fig, drawn = plot_adaptation(view, name=name)
 save(fig, "05_adaptation.png")
 P_image = F.im2col(layer_input(model, image[None], 0), m)           # (Ho*Wo, D): this image's patches
 k_image = drawn["kernels"].reshape(-1, D)                            # (Ho*Wo, D), same order
@@ -184,7 +181,7 @@ print(f"correlation between the distance and the amount of ink in the patch: "
 # kernel element `(u, v)`; beside it the static kernel `w_o`.
 
 # %%
-fig, drawn = plot_q_filters(model, layer=0, channel=channel)
+fig, drawn = plot_q_filters(view)
 print("arrays drawn:", {k: np.shape(v) for k, v in drawn.items()})
 save(fig, "05_q_bank.png")
 
@@ -302,7 +299,7 @@ print(f"|cosine| between the strongest eigen-filter (lambda = {eigenvalues[0]:+.
 
 # %%
 firsts = first_of_each_digit(test_y)
-fig, drawn = plot_digit_kernels(model, test_x[firsts], test_y[firsts], layer=0, channel=channel)
+fig, drawn = plot_digit_kernels(layer_view(model, test_x[firsts], layer=0, channel=channel), test_y[firsts])
 i, j = drawn["location"]
 print(f"location ({i}, {j}); kernel std over the ten digits, per element:\n", drawn["std"][0])
 same_as_w = [int(test_y[f]) for f, k in zip(firsts, drawn["kernels"])
@@ -320,7 +317,7 @@ save(fig, "05_same_location_digits.png")
 # `tanh` of a large enough `sigma` rounds to exactly 1.)
 
 # %%
-fig, drawn = plot_feature_maps(model, image, layer=0, name=name)
+fig, drawn = plot_feature_maps(view, name=name)
 outputs = drawn["outputs"]
 print(f"outputs {outputs.shape}: min {outputs.min():+.4f}, max {outputs.max():+.4f}; "
       f"{np.mean(np.abs(outputs) > 0.99):.0%} of them are saturated (|y| > 0.99)")

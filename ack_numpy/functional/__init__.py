@@ -7,6 +7,7 @@
     quadratic.py diagonal_adaptive_conv2d, lowrank_adaptive_conv2d, quadratic_activation
                  (+ _loops twins): the cheaper quadratic controls of the adaptive kernel
     pooling.py   max_pool2d (+ _loops twin)
+    sizes.py     check_size: the one rule for kernel sizes, strides, paddings and widths
     losses.py    log_softmax, cross_entropy
 
 The rungs of one op: `*_loops` is the definition written as loops, one output number at

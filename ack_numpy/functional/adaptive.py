@@ -57,7 +57,8 @@ import math
 import numpy as np
 
 from ..autograd import Tensor, as_tensor, check_same_dtype
-from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
+from .im2col import col2im, conv_output_size, im2col, pad2d
+from .sizes import check_stride_padding
 
 
 def kernel_size_from(D: int, channels: int) -> int:
@@ -279,7 +280,7 @@ def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> 
     x, Q, w, b, m, out_h, out_w = _prepare(x, Q, w, b, stride, padding)
     n, O, D = x.shape[0], Q.shape[0], Q.shape[1]
 
-    # Locations in (n, i, j) order, not conv2d's batch_last: the time here is in the products,
+    # Locations in (n, i, j) order, not conv2d's (i, j, n): the time here is in the products,
     # and (n, i, j) keeps the transposes of sigma and G cheap.
     PT = im2col(x.data, m, stride, padding).T                 # P^T: (D, R), R = N*Ho*Wo
     R = PT.shape[1]

@@ -21,15 +21,21 @@ and its gradients, for G = dL/dY (N*Ho*Wo, O):
 (Y^T = Wf P^T, dP^T = Wf^T G^T, ...):
 im2col stores P^T contiguously and col2im reads dP^T contiguously (see im2col.py), and
 BLAS multiplies transposed operands at no extra cost. It also orders the locations
-(i, j, n) instead of (n, i, j) (`batch_last`), which makes im2col and col2im several
-times faster for a few more transposing copies; the output is put back as (N, O, Ho, Wo).
+(i, j, n) instead of (n, i, j): its own `im2col_batch_last` and `col2im_batch_last`, at
+the end of this file, copy x once as (C, H, W, N), so that every shifted image they copy
+(and add back) is made of runs of Wo*N contiguous numbers instead of Wo. That costs a few
+more transposing copies and pays on layers with many channels (LeNet's second
+convolution: data/bench/layout.txt); the output is put back as (N, O, Ho, Wo).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..autograd import Tensor, as_tensor, check_same_dtype
-from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .im2col import col2im, conv_output_size, im2col, pad2d
+from .sizes import check_stride_padding
 
 
 def _check_conv_args(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
@@ -96,7 +102,7 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
     x, weight, bias, m, out_h, out_w = _prepare(x, weight, bias, stride, padding)
     n, o = x.shape[0], weight.shape[0]
 
-    PT = im2col(x.data, m, stride, padding, batch_last=True).T  # P^T: (D, R), R = Ho*Wo*N in (i, j, n) order
+    PT = im2col_batch_last(x.data, m, stride, padding)    # P^T: (D, R), R = Ho*Wo*N in (i, j, n) order
     Wf = weight.data.reshape(o, -1)                       # (O, D)
     YT = Wf @ PT                                          # Y^T = Wf P^T        (O, R)
     if bias is not None:
@@ -114,7 +120,7 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
             bias.accumulate_grad(GT.sum(axis=1))                           # db = sum_rows G
         if x.requires_grad:
             dPT = Wf.T @ GT                                                # dP^T = (G Wf)^T  (D, R)
-            x.accumulate_grad(col2im(dPT.T, x.shape, m, stride, padding, batch_last=True))  # dx = col2im(dP)
+            x.accumulate_grad(col2im_batch_last(dPT, x.shape, m, stride, padding))  # dx = col2im(dP)
 
     out._backward = _backward
     return out
@@ -139,3 +145,35 @@ def conv2d_loops(x, weight, bias=None, stride: int = 1, padding: int = 0) -> np.
                     patch = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m]  # (C, m, m)
                     y[img, o, i, j] = np.sum(patch * weight.data[o]) + (0.0 if bias is None else bias.data[o])
     return y
+
+
+# ----------------------------------------------------------------------------- conv2d's layout
+def im2col_batch_last(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """im2col's P^T with the locations in (i, j, n) order: the image index varies fastest.
+
+    x: (N, C, H, W) -> P^T: (C*m*m, Ho*Wo*N), P^T[(c,u,v), (i,j,n)] = x_pad[n, c, i*s+u, j*s+v].
+    Arguments are checked by the caller (conv2d)."""
+    m = kernel_size
+    # First a copy of x as (C, H, W, N), then windows[c, i, j, n, u, v] = x_pad[n, c, i*s+u, j*s+v].
+    x_last = np.ascontiguousarray(pad2d(x, padding).transpose(1, 2, 3, 0))
+    windows = sliding_window_view(x_last, (m, m), axis=(1, 2))[:, ::stride, ::stride]
+    # (C, Ho, Wo, N, m, m) -> (C, m, m, Ho, Wo, N): runs of Wo*N numbers (N with stride > 1).
+    return windows.transpose(0, 4, 5, 1, 2, 3).reshape(x.shape[1] * m * m, -1)
+
+
+def col2im_batch_last(dPT: np.ndarray, x_shape: tuple, kernel_size: int, stride: int = 1,
+                      padding: int = 0) -> np.ndarray:
+    """The adjoint of im2col_batch_last: dP^T (C*m*m, Ho*Wo*N), locations in (i, j, n) order
+    -> dx (N, C, H, W), dx[n, c, i*s+u, j*s+v] += dP^T[(c,u,v), (i,j,n)]."""
+    n, c, h, w = x_shape
+    m = kernel_size
+    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    cols6 = dPT.reshape(c, m, m, out_h, out_w, n)                        # cols6[c, u, v]: (Ho, Wo, N)
+    dx_last = np.zeros((c, h + 2 * padding, w + 2 * padding, n), dtype=dPT.dtype)  # (C, H, W, N)
+    for u in range(m):
+        for v in range(m):
+            dx_last[:, u : u + stride * out_h : stride, v : v + stride * out_w : stride, :] += cols6[:, u, v]
+    dx = dx_last.transpose(3, 0, 1, 2)                                  # (N, C, H, W) view
+    if padding:
+        dx = dx[:, :, padding:-padding, padding:-padding]
+    return np.ascontiguousarray(dx)

@@ -23,18 +23,13 @@ to Ho x Wo (subsampled by the stride). So P is stored column by column, as the
 contiguous array P^T (D, N*Ho*Wo): building it is D copies of shifted images, and
 col2im adds D shifted images back, instead of copying and scattering m-element pieces
 of rows. The values are the same; only `P.T` being contiguous shows the layout.
-
-`batch_last=True` also changes the order of the rows to (i, j, n): the image index
-varies fastest. With x first copied as (C, H, W, N), every shifted, cropped image is
-then made of runs of Wo*N contiguous numbers instead of Wo, so the copies in im2col and
-the adds in col2im run in long stretches (several times faster on MNIST-sized layers
-with many channels). conv2d uses it: any order of the rows works for a convolution, as
-long as the output is put back in (n, i, j) order.
 """
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from .sizes import check_size, check_stride_padding
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
@@ -55,19 +50,20 @@ def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> 
     return out
 
 
-def check_size(name: str, value, minimum: int = 1) -> None:
-    """Raise a ValueError naming `name` unless `value` is an integer >= minimum.
-
-    Sizes must be true integers: 2.0 or "2" would fail later, inside a slice, with a
-    message that no longer names the argument (True and False are not sizes either)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-
-
-def check_stride_padding(stride: int, padding: int) -> None:
-    check_size("stride", stride)
-    check_size("padding", padding, minimum=0)
+def check_cols_shape(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int,
+                     padding: int) -> tuple[int, int, int, int, int, int]:
+    """(N, C, H, W, Ho, Wo) for col2im, after checking that cols is (N*Ho*Wo, C*m*m):
+    a wrong shape would otherwise fail inside a reshape, naming neither argument."""
+    if len(x_shape) != 4:
+        raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
+    n, c, h, w = x_shape
+    m = kernel_size
+    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    expected = (n * out_h * out_w, c * m * m)
+    if cols.shape != expected:
+        raise ValueError(f"col2im: cols has shape {cols.shape}, expected (N*Ho*Wo, C*m*m) = {expected} "
+                         f"for x_shape {tuple(x_shape)}, kernel_size {m}, stride {stride}, padding {padding}")
+    return n, c, h, w, out_h, out_w
 
 
 def pad2d(x: np.ndarray, padding: int) -> np.ndarray:
@@ -77,64 +73,44 @@ def pad2d(x: np.ndarray, padding: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
 
 
-def im2col(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0,
-           batch_last: bool = False) -> np.ndarray:
+def im2col(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0) -> np.ndarray:
     """Copy every m x m patch of x into a row.
 
     x: (N, C, H, W)  ->  P: (N*Ho*Wo, C*m*m), rows in (n, i, j) order,
     columns in (c, u, v) order, so P[(n,i,j), (c,u,v)] = x_pad[n, c, i*stride+u, j*stride+v].
-    With batch_last=True the rows are in (i, j, n) order instead (see the module docstring).
     P is the transpose of a contiguous (C*m*m, N*Ho*Wo) array.
     """
     check_stride_padding(stride, padding)
     n, c, h, w = x.shape
     m = kernel_size
     out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
-    if not batch_last:
-        # A strided view: windows[n, c, i, j, u, v] = x_pad[n, c, i*stride+u, j*stride+v]; no copy yet.
-        windows = sliding_window_view(pad2d(x, padding), (m, m), axis=(2, 3))[:, :, ::stride, ::stride]
-        # (N, C, Ho, Wo, m, m) -> (C, m, m, N, Ho, Wo): the one copy. Row (c, u, v) of P^T is
-        # channel c shifted by (u, v), copied in runs of Wo numbers.
-        PT = windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * m * m, n * out_h * out_w)
-    else:
-        # First a copy of x as (C, H, W, N), then windows[c, i, j, n, u, v] = x_pad[n, c, i*s+u, j*s+v].
-        x_last = np.ascontiguousarray(pad2d(x, padding).transpose(1, 2, 3, 0))
-        windows = sliding_window_view(x_last, (m, m), axis=(1, 2))[:, ::stride, ::stride]
-        # (C, Ho, Wo, N, m, m) -> (C, m, m, Ho, Wo, N): runs of Wo*N numbers (N with stride > 1).
-        PT = windows.transpose(0, 4, 5, 1, 2, 3).reshape(c * m * m, out_h * out_w * n)
+    # A strided view: windows[n, c, i, j, u, v] = x_pad[n, c, i*stride+u, j*stride+v]; no copy yet.
+    windows = sliding_window_view(pad2d(x, padding), (m, m), axis=(2, 3))[:, :, ::stride, ::stride]
+    # (N, C, Ho, Wo, m, m) -> (C, m, m, N, Ho, Wo): the one copy. Row (c, u, v) of P^T is
+    # channel c shifted by (u, v), copied in runs of Wo numbers.
+    PT = windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * m * m, n * out_h * out_w)
     return PT.T                                                   # (R, D), a view of P^T (D, R)
 
 
-def col2im(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int = 1, padding: int = 0,
-           batch_last: bool = False) -> np.ndarray:
+def col2im(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int = 1, padding: int = 0) -> np.ndarray:
     """Adjoint of im2col: add each patch entry back onto the pixel it came from.
 
     cols: (N*Ho*Wo, C*m*m)  ->  dx: (N, C, H, W)
     dx[n, c, i*stride+u, j*stride+v] += cols[(n,i,j), (c,u,v)]   for all i, j, u, v
-    (rows of cols in (i, j, n) order if batch_last, as im2col makes them).
 
     Fastest when cols.T is contiguous (the layout im2col produces; the layers pass
     their gradient dP that way); any other layout costs one transposing copy.
     """
-    n, c, h, w = x_shape
+    n, c, h, w, out_h, out_w = check_cols_shape(cols, x_shape, kernel_size, stride, padding)
     m = kernel_size
-    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
     hp, wp = h + 2 * padding, w + 2 * padding
     # One vectorised add per kernel offset (u, v): m*m Python iterations, not N*Ho*Wo.
-    if not batch_last:
-        cols6 = cols.T.reshape(c, m, m, n, out_h, out_w)                  # cols6[c, u, v]: (N, Ho, Wo)
-        dx = np.zeros((n, c, hp, wp), dtype=cols.dtype)
-        dx_cn = dx.transpose(1, 0, 2, 3)                             # (C, N, H, W) view, to match cols6
-        for u in range(m):
-            for v in range(m):
-                dx_cn[:, :, u : u + stride * out_h : stride, v : v + stride * out_w : stride] += cols6[:, u, v]
-    else:
-        cols6 = cols.T.reshape(c, m, m, out_h, out_w, n)                  # cols6[c, u, v]: (Ho, Wo, N)
-        dx_last = np.zeros((c, hp, wp, n), dtype=cols.dtype)         # (C, H, W, N), to match cols6
-        for u in range(m):
-            for v in range(m):
-                dx_last[:, u : u + stride * out_h : stride, v : v + stride * out_w : stride, :] += cols6[:, u, v]
-        dx = dx_last.transpose(3, 0, 1, 2)                           # (N, C, H, W) view
+    cols6 = cols.T.reshape(c, m, m, n, out_h, out_w)                  # cols6[c, u, v]: (N, Ho, Wo)
+    dx = np.zeros((n, c, hp, wp), dtype=cols.dtype)
+    dx_cn = dx.transpose(1, 0, 2, 3)                                 # (C, N, H, W) view, to match cols6
+    for u in range(m):
+        for v in range(m):
+            dx_cn[:, :, u : u + stride * out_h : stride, v : v + stride * out_w : stride] += cols6[:, u, v]
     if padding:
         dx = dx[:, :, padding:-padding, padding:-padding]
     return np.ascontiguousarray(dx)
@@ -165,9 +141,8 @@ def col2im_loops(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int
 
     cols: (N*Ho*Wo, C*m*m), rows in (n, i, j) order -> dx: (N, C, H, W)."""
     check_stride_padding(stride, padding)
-    n, c, h, w = x_shape
+    n, c, h, w, out_h, out_w = check_cols_shape(cols, x_shape, kernel_size, stride, padding)
     m = kernel_size
-    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
     dx = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
     row = 0
     for img in range(n):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor, as_tensor
-from .im2col import check_size, check_stride_padding, conv_output_size
+from .im2col import conv_output_size
+from .sizes import check_size, check_stride_padding
 
 
 def _check_pool_args(x: Tensor, kernel_size: int, stride: int | None) -> tuple[int, int, int, int]:

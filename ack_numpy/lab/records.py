@@ -34,13 +34,13 @@ import base64
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from ..runs import CHECKPOINT_NAME, _write_atomically, read_metrics
+from ..files import atomic_write
+from ..runs import CHECKPOINT_NAME, read_metrics
 from .runner import Run, check_same_settings, is_finished
 
 RECORD_NAME = "record.json"
@@ -81,7 +81,7 @@ def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | No
     if checkpoint.exists():
         fresh = record_from_checkpoint(run, rows, checkpoint, evaluate_checkpoint)
         if record is None:
-            _write_atomically(record_path, json.dumps(fresh, indent=1) + "\n")
+            _write_text(record_path, json.dumps(fresh, indent=1) + "\n")
         else:
             for key in ("config_sha256", "metrics_sha256", "checkpoint_sha256"):
                 if record.get(key) != fresh[key]:
@@ -110,18 +110,21 @@ def read_record(run: Run, path: Path) -> dict | None:
 
 def record_from_checkpoint(run: Run, rows: list[dict], checkpoint: Path, evaluate_checkpoint: bool) -> dict:
     """Check the checkpoint against config.json and metrics.csv and return the record it vouches for."""
-    from ..checkpoint import CheckpointError, load_model
+    from ..checkpoint import CheckpointError, load_model, saved_config
 
     try:
         model, meta = load_model(checkpoint)  # reads every array: a truncated file fails here
     except (CheckpointError, OSError, ValueError) as err:
         raise _fail(run, f"its checkpoint cannot be read ({err})") from None
-    saved = json.loads((run.folder / "config.json").read_text())
-    held = meta.get("config", {})
-    differ = sorted(k for k in set(saved) | set(held) if k not in _PLACE and saved.get(k) != held.get(k))
     if meta.get("model") != run.config.model or meta.get("model_options", {}) != _plain(run.config.model_options):
         raise _fail(run, f"its checkpoint holds model {meta.get('model')!r} with options "
                     f"{meta.get('model_options')}, the folder {run.config.model!r} with {run.config.model_options}")
+    try:
+        held = _plain(asdict(saved_config(meta, checkpoint)))
+    except CheckpointError as err:
+        raise _fail(run, f"its checkpoint holds no usable settings ({err})") from None
+    saved = json.loads((run.folder / "config.json").read_text())
+    differ = sorted(k for k in set(saved) | set(held) if k not in _PLACE and saved.get(k) != held.get(k))
     if differ:
         raise _fail(run, f"its checkpoint was trained with other settings than config.json ({', '.join(differ)})")
     if not _same_rows(meta.get("metrics", []), rows):
@@ -182,23 +185,24 @@ def record_committed_files(run: Run, commit: str) -> Path:
     path = run.folder / RECORD_NAME
     if path.exists():
         raise FileExistsError(f"{path} exists; a record is never written over")
-    _write_atomically(path, json.dumps(record, indent=1) + "\n")
+    _write_text(path, json.dumps(record, indent=1) + "\n")
     return path
 
 
-def write_report_files(out: Path, texts: dict[str, str], writers: dict) -> None:
-    """Write a report's files, each atomically: `texts` name -> content, `writers`
-    name -> function(path) that writes a file (a figure); called only after every run
-    was checked, so a refused report leaves every file as it was."""
+def write_report_files(out: Path, texts: dict[str, str], figures: dict | None = None) -> None:
+    """Write a report's files, each atomically (files.atomic_write): `texts` name -> content,
+    `figures` name -> function(binary file) that draws into it. Called only after every
+    run was checked, so a refused report leaves every file as it was."""
     for name, text in texts.items():
-        _write_atomically(out / name, text)
-    for name, write in writers.items():
-        temporary = out / f".{name}.{os.getpid()}.tmp{Path(name).suffix}"
-        try:
-            write(temporary)
-            os.replace(temporary, out / name)
-        finally:
-            temporary.unlink(missing_ok=True)
+        _write_text(out / name, text)
+    for name, draw in (figures or {}).items():
+        with atomic_write(out / name, "wb") as f:
+            draw(f)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def _plain(value):
@@ -210,6 +214,3 @@ def _same_rows(a: list[dict], b: list[dict]) -> bool:
     """The same metric rows, to the last digit (the CSV holds Python's repr of each float)."""
     return len(a) == len(b) and all({k: float(r[k]) for k in r} == {k: float(s[k]) for k in s} for r, s in zip(a, b))
 
-
-def run_config_json(run: Run) -> dict:
-    return _plain(asdict(run.config))

@@ -30,6 +30,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
+from ..files import atomic_write
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
@@ -266,7 +267,8 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
     for name, m in models.items():
         for seed, accs in m["test_acc_per_seed"].items():
             lines.append(f"| {name} | {seed} | " + " ".join(f"{a:.4f}" for a in accs) + " |")
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def plot_accuracy(summary: dict, path: Path) -> None:
@@ -301,7 +303,8 @@ def plot_accuracy(summary: dict, path: Path) -> None:
     right.set_title("every seed (dots); mean and sd (diamond)")
     right.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
 
 
@@ -351,7 +354,8 @@ def median_checkpoint(out: Path, runs: list[Run], seed: int, log, train_again: b
             raise RuntimeError(f"retraining {run.name} gave other metrics than {run.folder / 'metrics.csv'}; "
                                f"the training arithmetic changed, so every run must be trained again")
         source = again.folder / CHECKPOINT_NAME
-    shutil.copyfile(source, target)
+    with atomic_write(target, "wb", durable=True) as f, open(source, "rb") as copy_from:
+        shutil.copyfileobj(copy_from, f)
     if source.parent.name == "median-retrain":
         shutil.rmtree(source.parent)
     return target
@@ -380,7 +384,8 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     if best is not None:
         median_checkpoint(out, runs, best, log, train_again=not report_only)
     summary["median_checkpoint_file_seed"] = _file_seed(out / "adaptive-lenet-median.npz")
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_write(out / "results.json", "w") as f:
+        f.write(json.dumps(summary, indent=2) + "\n")
     write_markdown(summary, out / "results.md", command)
     plot_accuracy(summary, out / "accuracy.png")
     log(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'accuracy.png'}"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
 from ..models import build_model
 from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig, read_metrics
@@ -178,7 +179,8 @@ def write_convergence_markdown(summary: dict, path: Path, command: str) -> None:
     lines += ["", "A seed that does not reach a target within the cap counts as slower than every seed that does "
               "(\"not reached\"). Images seen = epochs x training images.", "",
               "![test accuracy per epoch, constant learning rate](convergence.png)", ""]
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def plot_convergence(summary: dict, path: Path) -> None:
@@ -204,7 +206,8 @@ def plot_convergence(summary: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
 
 
@@ -225,7 +228,8 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
     summary["command"] = _command("study convergence", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --max-epochs {max_epochs} --lr {lr:g}")
     summary["wall_seconds_this_call"] = wall
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_write(out / "results.json", "w") as f:
+        f.write(json.dumps(summary, indent=2) + "\n")
     write_convergence_markdown(summary, out / "results.md", summary["command"])
     if summary["models"]:  # no figure of nothing
         plot_convergence(summary, out / "convergence.png")
@@ -368,7 +372,8 @@ def write_budget_markdown(summary: dict, path: Path, command: str) -> None:
     for label, arm in s["arms"].items():
         lines.append(f"| {label} | {arm['parameters']:,} | " + ", ".join(
             f"seed {k}: {v:.4f}" for k, v in arm["final_test_acc_per_seed"].items()) + " |")
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def plot_budget(summary: dict, path: Path) -> None:
@@ -399,7 +404,8 @@ def plot_budget(summary: dict, path: Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
 
 
@@ -420,7 +426,8 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
     summary["command"] = _command("study budget", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --epochs {epochs}" + (f" --reuse {reuse}" if reuse else ""))
     summary["wall_seconds_this_call"] = wall
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_write(out / "results.json", "w") as f:
+        f.write(json.dumps(summary, indent=2) + "\n")
     write_budget_markdown(summary, out / "results.md", summary["command"])
     if any(arm["final_test_acc"] for arm in summary["arms"].values()):
         plot_budget(summary, out / "budget.png")

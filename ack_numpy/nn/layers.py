@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
-from ..functional.im2col import check_size
+from ..functional.sizes import check_size
 from .module import Module, Parameter
 
 

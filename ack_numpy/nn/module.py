@@ -88,6 +88,9 @@ class Module:
                              f"missing {missing}, unexpected {unexpected}")
         for name, p in own.items():
             value = np.asarray(state[name])
+            if value.dtype.kind != "f":
+                raise ValueError(f"state_dict entry '{name}' holds {value.dtype} values, "
+                                 f"expected floating-point numbers")
             if value.shape != p.shape:
                 raise ValueError(f"state_dict entry '{name}' has shape {value.shape}, "
                                  f"the model expects {p.shape}")

@@ -2,7 +2,8 @@
 
     kernels.py   the arrays: dynamic kernels, Q filters, distances, feature maps (no drawing)
     figures.py   plot_kernel_field, plot_q_filters, plot_digit_kernels, plot_adaptation,
-                 plot_feature_maps: each returns (Figure, arrays drawn)
+                 plot_feature_maps: each draws from a LayerView (`layer_view`: the layer,
+                 its input, kernels and outputs, computed once) and returns (Figure, arrays drawn)
     curves.py    plot_training_curves: test accuracy and loss per epoch of run folders
     evolution.py KernelRecorder (an on_epoch_end callback) and plot_kernel_evolution:
                  the kernels at fixed test images and locations after every epoch
@@ -21,9 +22,10 @@ from .evolution import FIGURE_FILE as EVOLUTION_FILE, RECORD_FILE, KernelRecorde
 from .figures import (DPI, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
                       plot_q_filters, save)
 from ..models import adaptive_layers
-from .kernels import select_adaptive_layer, check_channel, dynamic_kernels, first_of_each_digit, select_image
+from .kernels import (LayerView, check_channel, dynamic_kernels, first_of_each_digit, layer_view,
+                      select_adaptive_layer, select_image)
 
-__all__ = ["DPI", "FIGURE_FILES", "KernelRecorder", "dynamic_kernels", "plot_kernel_evolution", "write_evolution", "plot_adaptation", "plot_digit_kernels",
+__all__ = ["DPI", "FIGURE_FILES", "KernelRecorder", "LayerView", "dynamic_kernels", "layer_view", "plot_kernel_evolution", "write_evolution", "plot_adaptation", "plot_digit_kernels",
            "plot_feature_maps", "plot_kernel_field", "plot_q_filters", "plot_training_curves",
            "write_curves", "write_figures"]
 
@@ -48,22 +50,21 @@ def write_figures(checkpoint: str | Path, out: str | Path, data_dir: str | None 
     if not adaptive_layers(model):
         raise ValueError(f"{checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
                          f"no dynamic kernels to show; use a checkpoint of adaptive-lenet")
-    module = select_adaptive_layer(model, layer)
-    check_channel(module, channel)
+    check_channel(select_adaptive_layer(model, layer), channel)  # before MNIST is read, so its message comes first
     images, labels = load_mnist("test", data_dir)
     i = select_image(labels, index=index, digit=digit)
-    image, name = images[i], f"test image {i} (digit {labels[i]})"
+    name = f"test image {i} (digit {labels[i]})"
     firsts = first_of_each_digit(labels)
-
-    # digits.png: the chosen image first, then the first test image of every other digit
+    # The chosen image first (every figure draws it), then the first test image of every
+    # other digit (digits.png): the model runs once, on these.
     shown = np.concatenate([[i], firsts[labels[firsts] != labels[i]]])
+    view = layer_view(model, images[shown], layer, channel)
     names = [f"test {n}\n(digit {labels[n]})" for n in shown]
-    figures = [plot_kernel_field(model, image, layer, channel, name, location),
-               plot_q_filters(model, layer, channel),
-               plot_digit_kernels(model, images[shown], labels[shown], layer, channel, location,
-                                  names=names, chosen=0),
-               plot_adaptation(model, image, layer, channel, name),
-               plot_feature_maps(model, image, layer, name)]
+    figures = [plot_kernel_field(view, 0, name, location),
+               plot_q_filters(view),
+               plot_digit_kernels(view, labels[shown], location, names=names, chosen=0),
+               plot_adaptation(view, 0, name),
+               plot_feature_maps(view, 0, name)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)  # only now: a bad argument above leaves no empty folder
     paths = []

@@ -21,13 +21,13 @@ that was recorded by any process; an epoch recorded again replaces the old entry
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..files import atomic_write
 from ..models import adaptive_layers
 from ..nn import Module
 from .figures import IMAGE_CMAP, KERNEL_CMAP, centred, channel_view, new_figure, write_values
@@ -101,13 +101,11 @@ class KernelRecorder:
 
 
 def write_record(path: str | Path, record: dict) -> None:
-    """Save a record as .npz; written to a temporary file first so a crash leaves the old one whole."""
+    """Save a record as .npz (files.atomic_write: a crash leaves the old one whole)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as f:
+    with atomic_write(path, "wb") as f:
         np.savez(f, **record)
-    os.replace(partial, path)
 
 
 def read_record(path: str | Path) -> dict:

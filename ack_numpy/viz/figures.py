@@ -1,6 +1,11 @@
-"""Pictures of the dynamic kernels. Each `plot_*` returns (Figure, arrays): the
-matplotlib Figure and a dict of exactly the arrays it drew, all computed by `kernels.py`
-from the model (so a test can compare them with `F.adaptive_kernels`).
+"""Pictures of the dynamic kernels. Each `plot_*` takes a `LayerView` (kernels.py: the
+layer, its input, its kernels and outputs for a batch of images, computed once by
+`layer_view(model, images, layer, channel)`) and returns (Figure, arrays): the matplotlib
+Figure and a dict of exactly the arrays it drew (so a test can compare them with
+`F.adaptive_kernels`).
+
+    view = layer_view(model, images, layer=0, channel=3)
+    fig, drawn = plot_kernel_field(view, which=0)    # images[0]
 
     plot_kernel_field    the kernel applied at a grid of locations, drawn over its patch
     plot_q_filters       one output channel's Q filters (one per kernel element) and w
@@ -17,16 +22,16 @@ the mean over channels, and the titles say so.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..nn import AdaptiveConv2d, Module
-from .kernels import (select_adaptive_layer, check_channel, check_location, distance_to_mean_kernel,
-                      layer_input, layer_outputs, patch_origin, patches_at, q_filters, sampled_locations,
-                      static_kernel)
+from ..files import atomic_write
+from .kernels import (LayerView, check_location, distance_to_mean_kernel, patch_origin, patches_at, q_filters,
+                      sampled_locations, static_kernel)
 
 DPI = 100
 KERNEL_CMAP = "RdBu_r"  # diverging: 0 is white
@@ -40,7 +45,9 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path) -> None:
-    fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size stays figsize * DPI
+    """Write the figure in the format its file name says (files.atomic_write: never half a PNG)."""
+    with atomic_write(path) as f:  # no bbox_inches="tight": the pixel size stays figsize * DPI
+        fig.savefig(f, format=Path(path).suffix.lstrip(".") or None, dpi=DPI)
 
 
 def limit(a: np.ndarray) -> float:
@@ -90,30 +97,22 @@ def outline(ax, image: np.ndarray, color: str = "black") -> None:
         ax.contour(image, levels=[(lo + hi) / 2], colors=color, linewidths=1.0)
 
 
-def describe(layer: int, module: AdaptiveConv2d, channel: int | None = None) -> str:
-    m = module.kernel_size
-    text = f"adaptive layer {layer} ({m}x{m}, {module.in_channels} in, {module.out_channels} out)"
-    return text if channel is None else f"{text}, output channel {channel}"
-
-
-def input_frame(model: Module, image: np.ndarray, layer: int) -> np.ndarray:
-    """image (1, H, W) -> the layer's input for it (C, H', W')."""
-    return layer_input(model, np.asarray(image)[None], layer)[0]
+def describe(view: LayerView, channel: bool = True) -> str:
+    m, module = view.module.kernel_size, view.module
+    text = f"adaptive layer {view.layer} ({m}x{m}, {module.in_channels} in, {module.out_channels} out)"
+    return f"{text}, output channel {view.channel}" if channel else text
 
 
 # ----------------------------------------------------------------------------- 1. kernel field
-def plot_kernel_field(model: Module, image: np.ndarray, layer: int = 0, channel: int = 0,
-                      name: str = "the input", location: tuple[int, int] | None = None) -> tuple[Figure, dict]:
+def plot_kernel_field(view: LayerView, which: int = 0, name: str = "the input",
+                      location: tuple[int, int] | None = None) -> tuple[Figure, dict]:
     """The dynamic kernel at a grid of output locations, each drawn over the patch it is applied to.
 
-    image: (1, H, W). location: output (row, col) the grid passes through and outlines
-    (default the centre, the location `plot_digit_kernels` uses by default).
+    which: the image of the view. location: output (row, col) the grid passes through and
+    outlines (default the centre, the location `plot_digit_kernels` uses by default).
     Returns arrays: kernels (Ho, Wo, C, m, m), every location of this channel; rows, cols:
     the sampled output locations; tiles (rows, cols, m, m), as drawn; location."""
-    module = select_adaptive_layer(model, layer)
-    check_channel(module, channel)
-    x = input_frame(model, image, layer)                           # (C, H, W)
-    kernels = module.kernels(x[None])[0, channel]                  # (Ho, Wo, C, m, m)
+    module, x, kernels = view.module, view.x[which], view.kernels[which]   # (C, H, W), (Ho, Wo, C, m, m)
     out_h, out_w = kernels.shape[:2]
     i, j = check_location((out_h // 2, out_w // 2) if location is None else location, out_h, out_w)
     rows = sampled_locations(out_h, module, through=i)
@@ -141,7 +140,7 @@ def plot_kernel_field(model: Module, image: np.ndarray, layer: int = 0, channel:
     right.set_xlim(-0.5, background.shape[1] - 0.5)
     right.set_ylim(background.shape[0] - 0.5, -0.5)
     fig.colorbar(art, ax=right, shrink=0.85, label="kernel value k(i, j) = Q p + w")
-    fig.suptitle(f"Dynamic kernels of {describe(layer, module, channel)} for {name}", fontsize=11)
+    fig.suptitle(f"Dynamic kernels of {describe(view)} for {name}", fontsize=11)
     fig.supxlabel(f"green box: the patch of location ({i}, {j}) (the grid passes through it);  "
                   "black line: outline of the input;\ngrey between the tiles is the input itself, "
                   "drawn faded, showing through the one-pixel gaps", fontsize=9)
@@ -160,14 +159,14 @@ def filter_mosaic(filters: np.ndarray) -> np.ndarray:
     return mosaic
 
 
-def plot_q_filters(model: Module, layer: int = 0, channel: int = 0) -> tuple[Figure, dict]:
+def plot_q_filters(view: LayerView) -> tuple[Figure, dict]:
     """Output channel o's m x m Q filters, block (u, v) being Q_o[e, :] for element e = (u, v),
     and the static kernel w_o beside them: k_o[u, v] = <filter (u, v), patch> + w_o[u, v].
 
     Returns arrays: filters (C, m, m, C, m, m) (see `kernels.q_filters`), w (C, m, m),
     shown (m, m, m, m): the blocks drawn (for C > 1: kernel channel 0, patch channel 0)."""
-    module = select_adaptive_layer(model, layer)
-    filters, w = q_filters(module, channel), static_kernel(module, channel)
+    module = view.module
+    filters, w = q_filters(module, view.channel), static_kernel(module, view.channel)
     m, c = module.kernel_size, module.in_channels
     shown = filters[0, :, :, 0]                                    # (m, m, m, m)
     note = "" if c == 1 else f"\n(kernel channel 0, patch channel 0; C = {c})"
@@ -202,14 +201,13 @@ def plot_q_filters(model: Module, layer: int = 0, channel: int = 0) -> tuple[Fig
     right.set_ylabel("row u")
     right.set_title("static kernel w\n(the kernel when Q = 0)" + ("" if c == 1 else ", channel 0"), fontsize=10)
     fig.colorbar(art, ax=right, shrink=0.6, label="w value (own scale)")
-    fig.suptitle(f"Q filter bank of {describe(layer, module, channel)}:  k[u, v] = <Q filter (u, v), patch> + w[u, v]",
+    fig.suptitle(f"Q filter bank of {describe(view)}:  k[u, v] = <Q filter (u, v), patch> + w[u, v]",
                  fontsize=11)
     return fig, {"filters": filters, "w": w, "shown": shown}
 
 
 # ----------------------------------------------------------------------------- 3. same place, other inputs
-def plot_digit_kernels(model: Module, images: np.ndarray, labels: np.ndarray, layer: int = 0,
-                       channel: int = 0, location: tuple[int, int] | None = None,
+def plot_digit_kernels(view: LayerView, labels: np.ndarray, location: tuple[int, int] | None = None,
                        names: list[str] | None = None, chosen: int | None = None) -> tuple[Figure, dict]:
     """The kernel one location applies, for each image given (typically the chosen test
     image and one example of every other digit), taken apart as k = w + Q p:
@@ -220,26 +218,23 @@ def plot_digit_kernels(model: Module, images: np.ndarray, labels: np.ndarray, la
         row 4  k = w + Q p, the kernel applied
         right  w (the same for every input), and the mean and std of k over these inputs
 
-    images: (K, 1, H, W), labels: (K,). location: output (row, col), default the centre.
+    view: of K images (typically ten), labels: (K,). location: output (row, col), default the centre.
     names: column titles (default "digit d"); chosen: which column to mark as the chosen image.
     Values are written in the cells for kernels up to 4x4. Returns arrays: kernels (K, C, m, m)
     at that location, patches (K, C, m, m), w (C, m, m), qp = kernels - w (K, C, m, m),
     blank (K,) bool, mean and std (C, m, m), location."""
-    module = select_adaptive_layer(model, layer)
-    check_channel(module, channel)
-    x = layer_input(model, images, layer)                          # (K, C, H', W')
-    all_kernels = module.kernels(x)[:, channel]                    # (K, Ho, Wo, C, m, m)
+    module, x, all_kernels = view.module, view.x, view.kernels     # (K, C, H', W'), (K, Ho, Wo, C, m, m)
     out_h, out_w = all_kernels.shape[1:3]
     i, j = check_location((out_h // 2, out_w // 2) if location is None else location, out_h, out_w)
     kernels = all_kernels[:, i, j]                                 # (K, C, m, m)
     patches = patches_at(x, module, i, j)                          # (K, C, m, m)
-    w = static_kernel(module, channel)                             # (C, m, m)
+    w = static_kernel(module, view.channel)                        # (C, m, m)
     qp = kernels - w                                               # Q p, the adaptive part
     blank = ~np.any(patches != 0, axis=(1, 2, 3))
     mean, std = kernels.mean(axis=0), kernels.std(axis=0)
-    m, c, k = module.kernel_size, module.in_channels, len(images)
+    m, c, k = module.kernel_size, module.in_channels, len(x)
     names = [f"digit {d}" for d in labels] if names is None else names
-    on_image = model.features[0] is module                         # patch coordinates are image pixels
+    on_image = view.on_image                                       # patch coordinates are image pixels
     values = m <= 4
 
     fig = new_figure(1.05 * k + 1.9, 6.9)
@@ -296,7 +291,7 @@ def plot_digit_kernels(model: Module, images: np.ndarray, labels: np.ndarray, la
     for ax in (w_ax, mean_ax, std_ax):
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"Same place, different inputs: {describe(layer, module, channel)}, "
+    fig.suptitle(f"Same place, different inputs: {describe(view)}, "
                  f"location ({i}, {j}){channel_note(c, ' ')}\n"
                  f"k = w + Q p: where the patch is blank, Q p = 0 and k = w exactly", fontsize=11)
     return fig, {"kernels": kernels, "patches": patches, "w": w, "qp": qp, "blank": blank,
@@ -304,16 +299,12 @@ def plot_digit_kernels(model: Module, images: np.ndarray, labels: np.ndarray, la
 
 
 # ----------------------------------------------------------------------------- 4. how much it adapts
-def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: int = 0,
-                    name: str = "the input") -> tuple[Figure, dict]:
+def plot_adaptation(view: LayerView, which: int = 0, name: str = "the input") -> tuple[Figure, dict]:
     """Heat map over locations of || k(i, j) - mean kernel ||_2, the mean taken over all
     locations for this input; drawn in the input's coordinates with its outline on top.
 
     Returns arrays: kernels (Ho, Wo, C, m, m), mean_kernel (C, m, m), distance (Ho, Wo)."""
-    module = select_adaptive_layer(model, layer)
-    check_channel(module, channel)
-    x = input_frame(model, image, layer)
-    kernels = module.kernels(x[None])[0, channel]                  # (Ho, Wo, C, m, m)
+    module, x, kernels = view.module, view.x[which], view.kernels[which]   # (C, H, W), (Ho, Wo, C, m, m)
     mean, distance = distance_to_mean_kernel(kernels)
     background, m, s, c = x.mean(axis=0), module.kernel_size, module.stride, module.in_channels
     out_h, out_w = distance.shape
@@ -340,19 +331,17 @@ def plot_adaptation(model: Module, image: np.ndarray, layer: int = 0, channel: i
     ax_mean.set_yticks(range(m))
     ax_mean.set_title(f"mean kernel over the\n{out_h}x{out_w} locations", fontsize=10)
     fig.colorbar(art, ax=ax_mean, shrink=0.6)
-    fig.suptitle(f"How much the kernel adapts: {describe(layer, module, channel)}, {name}", fontsize=11)
+    fig.suptitle(f"How much the kernel adapts: {describe(view)}, {name}", fontsize=11)
     return fig, {"kernels": kernels, "mean_kernel": mean, "distance": distance}
 
 
 # ----------------------------------------------------------------------------- 5. feature maps
-def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
-                      name: str = "the input") -> tuple[Figure, dict]:
+def plot_feature_maps(view: LayerView, which: int = 0, name: str = "the input") -> tuple[Figure, dict]:
     """Every output channel y_o = tanh(sigma_o) of the layer for one image (before pooling);
     sigma_o itself for a layer built with activation="none".
 
     Returns arrays: outputs (O, Ho, Wo), as computed by calling the layer."""
-    module = select_adaptive_layer(model, layer)
-    outputs = layer_outputs(model, np.asarray(image)[None], layer)[0]   # (O, Ho, Wo)
+    module, image, outputs = view.module, view.images[which], view.outputs[which]   # (1, H, W), (O, Ho, Wo)
     what = "tanh(sigma)" if module.activation == "tanh" else "sigma"
     norm = Normalize(-1.0, 1.0) if module.activation == "tanh" else centred(outputs)
     o = len(outputs)
@@ -361,7 +350,7 @@ def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
 
     fig = new_figure(2.6 + 1.7 * cols, 0.9 + 1.75 * rows)
     left, right = fig.subfigures(1, 2, width_ratios=[2.6, 1.7 * cols])
-    show_image(left.subplots(), np.asarray(image)[0], name)
+    show_image(left.subplots(), image[0], name)
     axes = np.atleast_2d(right.subplots(rows, cols))
     for n, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -372,6 +361,6 @@ def plot_feature_maps(model: Module, image: np.ndarray, layer: int = 0,
         art = ax.imshow(outputs[n], cmap=KERNEL_CMAP, norm=norm, interpolation="nearest")
         ax.set_title(f"channel {n}", fontsize=9)
     right.colorbar(art, ax=axes, shrink=0.8, label=what)
-    fig.suptitle(f"Feature maps of {describe(layer, module)} for {name}: y = {what}, before pooling",
+    fig.suptitle(f"Feature maps of {describe(view, channel=False)} for {name}: y = {what}, before pooling",
                  fontsize=11)
     return fig, {"outputs": outputs}

@@ -12,6 +12,8 @@ where p_l is the patch under l. `figures.py` turns these arrays into PNGs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..autograd import Tensor, no_grad
@@ -70,7 +72,10 @@ def layer_input(model: Module, images: np.ndarray, layer: int) -> np.ndarray:
     """What the `layer`-th adaptive layer sees: images (N, 1, H, W) -> (N, C, H', W').
 
     Runs the layers of `model.features` that come before it, without building a graph."""
-    target = select_adaptive_layer(model, layer)
+    return _input_of(model, select_adaptive_layer(model, layer), layer, images)
+
+
+def _input_of(model: Module, target: AdaptiveConv2d, layer: int, images: np.ndarray) -> np.ndarray:
     features = getattr(model, "features", None)
     if features is None or not any(module is target for module in features):
         raise ValueError(f"adaptive layer {layer} is not a direct part of model.features, "
@@ -82,6 +87,42 @@ def layer_input(model: Module, images: np.ndarray, layer: int) -> np.ndarray:
                 return x.data
             x = module(x)
     raise AssertionError("unreachable: the target layer was found above")
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """What every figure of one adaptive layer and output channel draws, computed once (by
+    `layer_view`) for a batch of K images:
+
+        images   (K, 1, H, W)           the model's inputs
+        module   the AdaptiveConv2d; layer and channel say which, counted as the CLI counts
+        on_image True for the model's first layer: patch coordinates are image pixels
+        x        (K, C, H', W')         what the layer sees (the layers before it, run once)
+        kernels  (K, Ho, Wo, C, m, m)   the channel's dynamic kernel at every location
+        outputs  (K, O, Ho, Wo)         the layer's outputs y (after its activation), every channel
+    """
+    images: np.ndarray
+    module: AdaptiveConv2d
+    layer: int
+    channel: int
+    on_image: bool
+    x: np.ndarray
+    kernels: np.ndarray
+    outputs: np.ndarray
+
+
+def layer_view(model: Module, images: np.ndarray, layer: int = 0, channel: int = 0) -> LayerView:
+    """Select the layer, check the channel, run the model up to the layer and the layer itself
+    once: everything the `plot_*` functions of figures.py draw. images: (K, 1, H, W)."""
+    module = select_adaptive_layer(model, layer)
+    check_channel(module, channel)
+    images = np.asarray(images, dtype=np.float32)
+    x = _input_of(model, module, layer, images)                    # (K, C, H', W')
+    with no_grad():
+        outputs = module(Tensor(x)).data                           # (K, O, Ho, Wo)
+    return LayerView(images=images, module=module, layer=layer, channel=channel,
+                     on_image=model.features[0] is module, x=x,
+                     kernels=module.kernels(x)[:, channel], outputs=outputs)
 
 
 def dynamic_kernels(model: Module, images: np.ndarray, layer: int = 0) -> np.ndarray:

@@ -56,7 +56,8 @@ from pathlib import Path
 import numpy as np
 
 from ... import __version__
-from ..allocator import keep_freed_memory
+from ...files import atomic_write
+from ...runtime import keep_freed_memory
 from .layers import SHAPES, TINY_SHAPES, layer_benchmarks
 from .report import format_report
 from .training import child_env, training_benchmarks
@@ -117,6 +118,7 @@ def main(quick: bool = False, tiny: bool = False, json_path: str | None = None, 
     result = run_benchmark("tiny" if tiny else "quick" if quick else "full")
     print(format_report(result))
     if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        with atomic_write(json_path, "w") as f:
+            f.write(json.dumps(result, indent=2) + "\n")
         print(f"wrote {json_path}")
     return 0

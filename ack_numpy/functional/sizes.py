@@ -1,0 +1,24 @@
+"""The one rule for a size argument: kernel_size, stride, padding, a layer's width.
+
+Every op (im2col, conv2d, adaptive_conv2d, max_pool2d) and every layer (Conv2d, Linear,
+MaxPool2d, ...) checks its sizes here, so the same mistake gets the same message
+everywhere, naming the argument (and the layer, when a layer passes its name).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_size(name: str, value, minimum: int = 1) -> None:
+    """Raise a ValueError naming `name` unless `value` is an integer >= minimum.
+
+    Sizes must be true integers: 2.0 or "2" would fail later, inside a slice, with a
+    message that no longer names the argument (True and False are not sizes either)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+def check_stride_padding(stride: int, padding: int) -> None:
+    check_size("stride", stride)
+    check_size("padding", padding, minimum=0)
