@@ -216,6 +216,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 from .lab.lrselect import lr_selection
 
                 lr_selection(args.out, **common)
+            elif args.which == "ledger":
+                from .lab.ledger import write_ledger
+
+                write_ledger(args.out)
             elif args.which == "compute":
                 from .lab.compute import compute
 
@@ -325,9 +329,11 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
     study_parser = sub.add_parser("study", help="lr-selection (each model's learning rate, on held-out images), "
                                   "ablation (equal budget and quadratic controls, 10 seeds), "
                                   "compute (parameters, multiply-adds, activations, time, memory), "
+                                  "ledger (the README's claims table, --out README.md), "
                                   "convergence (constant learning rate, epochs to 99%%) or "
                                   "budget (adaptive vs plain at five sizes)")
-    study_parser.add_argument("which", choices=["lr-selection", "ablation", "compute", "convergence", "budget"])
+    study_parser.add_argument("which", choices=["lr-selection", "ablation", "compute", "convergence", "budget",
+                                                        "ledger"])
     study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3)")
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
     study_parser.add_argument("--reuse", metavar="DIR", help="budget, ablation: take the runs of the same settings "
