@@ -223,7 +223,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             elif args.which == "compute":
                 from .lab.compute import compute
 
-                compute(args.out)
+                compute(args.out, report_only=args.report_only)
             elif args.which == "ablation":
                 from .lab.ablation import ablation
 

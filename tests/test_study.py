@@ -152,7 +152,7 @@ def test_the_budget_reading_follows_the_numbers():
                                                       (-0.001, 0.002, 0.5), (-0.004, -0.001, 0.02)]):
         arms[f"adaptive-w{width}"] = {"parameters": 1000 * width}
         pairs.append({"width": width, "adaptive": f"adaptive-w{width}", "plain": f"plain-w{width}",
-                      "difference": (low + high) / 2, "ci95": [low, high], "p": p, "n": [10, 10]})
+                      "difference": (low + high) / 2, "ci95": [low, high], "welch_ci95": [low, high], "p": p, "n": [10, 10]})
     lines = study.budget_reading({"arms": arms, "pairs": pairs, "across_budgets": None})
     assert lines[0].startswith("2,000 parameters") and lines[0].endswith("; adaptive ahead.")
     assert lines[1].endswith("adaptive ahead by the interval but not by p: a hint, not established.")

@@ -227,24 +227,32 @@ def plot_compute(s: dict, file) -> None:
 
 def compute(out: str | Path, rounds: int = 5, steps: int = 3, records=("data/ablation/results.json",
                                                                         "data/reproduction/results.json"),
-            log=print) -> dict:
+            report_only: bool = False, log=print) -> dict:
+    """Count, measure (unless report_only: then the measured columns of the existing
+    results.json are kept) and write results.json, results.md and compute.png."""
     from .records import write_report_files
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = compute_models()
-    load_before = os.getloadavg()
-    measured = measure(list(table), rounds, steps)
-    load_after = os.getloadavg()
+    old = json.loads((out / "results.json").read_text()) if report_only and (out / "results.json").exists() else None
+    if report_only and old is None:
+        raise FileNotFoundError(f"{out / 'results.json'} not found: --report-only keeps the measured columns of an "
+                                f"earlier run; run `python -m ack_numpy study compute --out {out}` first")
+    if old:
+        measured = {name: {k: old["models"][name][k] for k in ("step_seconds", "peak_bytes")} for name in table}
+        load_before, load_after, rounds, steps = old["load_before"], old["load_after"], old["rounds"], old["steps"]
+    else:
+        load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        measured = measure(list(table), rounds, steps)
+        load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
     found = accuracies([Path(r) for r in records])
     models = {}
     for name, (model_name, options) in table.items():
         models[name] = {"model": model_name, "options": options,
                         **count_model(build_model(model_name, seed=0, **options)), **measured[name],
                         "test_acc": found.get(name)}
-    summary = {"models": models, "rounds": rounds, "steps": steps,
-               "load_before": " ".join(f"{v:.2f}" for v in load_before),
-               "load_after": " ".join(f"{v:.2f}" for v in load_after),
+    summary = {"models": models, "rounds": rounds, "steps": steps, "load_before": load_before, "load_after": load_after,
                "command": f"python -m ack_numpy study compute --out {out}"}
     write_report_files(out, {"results.json": json.dumps(summary, indent=2) + "\n", "results.md": compute_markdown(summary)},
                        {"compute.png": lambda f: plot_compute(summary, f)})

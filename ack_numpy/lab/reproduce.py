@@ -161,7 +161,8 @@ def difference_verdict(claim: str, a: str, b: str, result: dict) -> dict:
     low, high = result["ci95"]
     verdict = "HOLDS" if low > 0 else "REVERSED" if high < 0 else "NOT SHOWN"
     evidence = (f"mean final test accuracy {a} minus {b}: {100 * result['difference']:+.2f} points "
-                f"(95% bootstrap CI {100 * low:+.2f} to {100 * high:+.2f}; permutation p = {result['p']:.3g}; "
+                f"(95% bootstrap CI {100 * low:+.2f} to {100 * high:+.2f}, Welch t {100 * result['welch_ci95'][0]:+.2f} "
+                f"to {100 * result['welch_ci95'][1]:+.2f}; permutation p = {result['p']:.3g}, exact, two-sided; "
                 f"{result['n'][0]} and {result['n'][1]} seeds)")
     if verdict == "NOT SHOWN":
         evidence += "; the interval contains 0, so these seeds cannot tell it from seed noise"
@@ -224,7 +225,8 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
               f"{epochs} makes every model improve near its end, so epochs to 99% below mostly measure the schedule).",
               "- How the gap changes with size: [../budget-sweep/results.md](../budget-sweep/results.md).", "",
               "The interval is a 95% percentile bootstrap of the difference of the mean final test accuracies "
-              "(20,000 resamples); p is a two-sided permutation test over every split of the pooled seeds "
+              "(20,000 resamples), beside the Welch t interval; p is an exact two-sided permutation test over "
+              "every split of the pooled seeds "
               "(`ack_numpy/lab/stats.py`). HOLDS means: for the first claim, at most LeNet / 66 parameters with "
               "a mean and a median final test accuracy of at least 99%; for the ablations, a 95% interval that "
               "lies above 0. Differences are in percentage points. The interval and p measure how much the "

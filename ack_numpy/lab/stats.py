@@ -138,9 +138,11 @@ def describe(values) -> dict:
 
 
 def compare(a, b, seed: int = 0) -> dict:
-    """Everything a verdict needs about mean(a) - mean(b): effect, 95% interval, p, sizes."""
+    """Everything a verdict needs about mean(a) - mean(b): effect, 95% intervals (percentile
+    bootstrap "ci95", Welch t "welch_ci95"), p (exact two-sided permutation), sizes."""
     low, high = bootstrap_ci(a, b, seed=seed)
-    return {"difference": mean_difference(a, b), "ci95": [low, high], "p": permutation_p(a, b, seed=seed),
+    return {"difference": mean_difference(a, b), "ci95": [low, high], "welch_ci95": list(welch_ci(a, b)),
+            "p": permutation_p(a, b, seed=seed),
             "n": [len(a), len(b)], "splits": number_of_splits(len(a), len(b)),
             "ci_excludes_zero": bool(low > 0 or high < 0)}
 

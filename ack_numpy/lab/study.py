@@ -298,11 +298,11 @@ def budget_reading(summary: dict) -> list[str]:
     budget can give a hint at most; the test over all budgets together can decide."""
     lines = []
     for pair in summary["pairs"]:
-        if not pair.get("ci95"):
+        if not pair.get("welch_ci95"):
             continue
-        low, high = pair["ci95"]
-        numbers = (f"adaptive - plain = {100 * pair['difference']:+.2f} points, 95% interval "
-                   f"{100 * low:+.2f} to {100 * high:+.2f}, permutation p = {pair['p']:.2g}")
+        low, high = pair["welch_ci95"]
+        numbers = (f"adaptive - plain = {100 * pair['difference']:+.2f} points, 95% Welch t interval "
+                   f"{100 * low:+.2f} to {100 * high:+.2f}, permutation p = {pair['p']:.2g} (exact, two-sided)")
         leader = "adaptive" if low > 0 else "plain" if high < 0 else None
         if leader is None:
             verdict = "the interval contains 0: no difference shown"
@@ -322,7 +322,8 @@ def budget_reading(summary: dict) -> list[str]:
     n = min((min(p["n"]) for p in summary["pairs"] if p.get("n")), default=0)
     if n:
         lines.append(f"With {n} seeds per model a permutation test cannot give p below "
-                     f"{2 / number_of_splits(n, n):.2g}, and a bootstrap of {n} values understates the spread: "
+                     f"{2 / number_of_splits(n, n):.2g}, and a percentile bootstrap of {n} values understates the "
+                     "spread (so the intervals here are Welch t intervals): "
                      "read each budget's interval as a rough guide, not as proof; no single budget can pass "
                      "p < 0.05 with so few seeds.")
     every = summary.get("across_budgets")
@@ -354,14 +355,15 @@ def write_budget_markdown(summary: dict, path: Path, command: str) -> None:
     lines += ["## Reading", ""] + [f"- {line}" for line in s["reading"]] + ["",
               "## Final test accuracy", "",
               "| width | adaptive params | adaptive mean (sd) | plain channels | plain params | plain mean (sd) | "
-              "difference (points) | 95% bootstrap CI | permutation p | seeds |",
+              "difference (points) | 95% Welch t interval | permutation p (exact, two-sided) | seeds |",
               "|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"]
     for pair in s["pairs"]:
         a, p = s["arms"].get(pair["adaptive"]), s["arms"].get(pair["plain"])
         cell = lambda arm: "-" if not arm or not arm["final_test_acc"] else \
             f"{arm['final_test_acc']['mean']:.2%} ({_fmt_sd(arm['final_test_acc']['sd'])})"
         diff = "-" if "difference" not in pair else f"{100 * pair['difference']:+.2f}"
-        ci = "-" if "ci95" not in pair else f"{100 * pair['ci95'][0]:+.2f} to {100 * pair['ci95'][1]:+.2f}"
+        ci = "-" if "welch_ci95" not in pair else \
+            f"{100 * pair['welch_ci95'][0]:+.2f} to {100 * pair['welch_ci95'][1]:+.2f}"
         pv = "-" if "p" not in pair else f"{pair['p']:.3g}"
         seeds = "-" if "n" not in pair else f"{pair['n'][0]} + {pair['n'][1]}"
         lines.append(f"| {pair['width']} | {a['parameters']:,} | {cell(a)} | {tuple(p['options']['channels'])} | "
