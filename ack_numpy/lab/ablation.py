@@ -21,6 +21,7 @@ quadratic controls seed by seed, so that a stopped study has the same seeds of e
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from ..train import TrainConfig
@@ -59,23 +60,25 @@ def ablation_arms(selection: dict) -> dict[str, tuple[str, dict, float]]:
     return arms
 
 
-def _reused_folder(reuse: Path | None, model: str, options: dict, lr: float, seed: int, limits: tuple) -> Path | None:
-    """The reproduction run with exactly these settings, if there is one."""
-    from .reproduce import ARMS, RECIPE
+def _reused_folder(reuse: Path | None, config: TrainConfig, seed: int) -> Path | None:
+    """The reproduction run with exactly these settings (all but the folder), if there is one."""
+    from dataclasses import asdict
 
-    if reuse is None or lr != RECIPE["lr"] or any(limits):
+    from .reproduce import plan as reproduction_plan
+
+    if reuse is None:
         return None
-    for label, (their_model, their_options) in ARMS.items():
-        if (their_model, their_options) == (model, options):
-            folder = reuse / "runs" / f"{label}-seed{seed}"
-            return folder if folder.exists() else None
+    wanted = {k: v for k, v in asdict(config).items() if k != "out"}
+    for run in reproduction_plan(reuse, seeds=seed + 1, lenet_seeds=seed + 1, epochs=config.epochs,
+                                 data_dir=config.data_dir, limit_train=config.limit_train,
+                                 limit_test=config.limit_test):
+        if {k: v for k, v in asdict(run.config).items() if k != "out"} == wanted and run.folder.exists():
+            return run.folder
     return None
 
 
 def ablation_plan(out: Path, selection: dict, seeds: int = 10, reuse: Path | None = None, data_dir: str | None = None,
                   limit_train: int | None = None, limit_test: int | None = None, epochs: int = 10) -> list[Run]:
-    from .reproduce import RECIPE
-
     arms = ablation_arms(selection)
     equal_budget, controls = list(arms)[:2], list(arms)[2:]
     order = [(label, seed) for label in equal_budget for seed in range(seeds)] + \
@@ -84,11 +87,10 @@ def ablation_plan(out: Path, selection: dict, seeds: int = 10, reuse: Path | Non
     for label, seed in order:
         model, options, lr = arms[label]
         name = f"{label}-seed{seed}"
-        folder = _reused_folder(reuse, model, options, lr, seed, (limit_train, limit_test)) or out / "runs" / name
-        config = TrainConfig(model=model, epochs=epochs, seed=seed, out=str(folder), data_dir=data_dir,
-                             limit_train=limit_train, limit_test=limit_test, model_options=dict(options),
-                             **{**RECIPE, "lr": lr})
-        runs.append(Run(name, config))
+        config = TrainConfig(model=model, epochs=epochs, seed=seed, out=str(out / "runs" / name), data_dir=data_dir,
+                             limit_train=limit_train, limit_test=limit_test, model_options=dict(options), lr=lr)
+        folder = _reused_folder(reuse, config, seed)
+        runs.append(Run(name, config if folder is None else replace(config, out=str(folder))))
     return runs
 
 
@@ -203,7 +205,7 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
                  print_commands: bool = False, log=print, epochs: int = 10) -> dict:
     """Train every missing run (unless report_only), then write results.json and results.md
     (epochs other than 10 are for quick tests)."""
-    from .reproduce import RECIPE
+    from .reproduce import recipe
     from .study import _command
     from .variants import BUDGET
 
@@ -215,7 +217,8 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = {"recipe": {k: v for k, v in RECIPE.items() if k != "lr"}, "budget": BUDGET, "seeds": seeds,
+    summary = {"recipe": {k: v for k, v in recipe(runs[0].config).items() if k != "lr"}, "budget": BUDGET,
+               "seeds": seeds,
                "epochs": epochs, "train_images": limit_train or 60000, "test_images": limit_test or 10000,
                "selection": str(selection_dir / "results.md"),
                "selection_link": str(Path("..") / selection_dir.name / "results.md"),

@@ -39,15 +39,13 @@ def selection_plan(out: Path, data_dir: str | None = None, limit_train: int | No
     """Every (model, learning rate) run: adaptive-lenet first, then the plain candidates, lenet
     (the slowest, needed by no other choice) last, so that the choices the later studies
     need are made first."""
-    from .reproduce import RECIPE
-
     runs = []
     for label, (model, options) in sorted(selection_arms().items(), key=lambda arm: arm[0] == "lenet"):
         for lr in grid:
             name = run_name(label, lr)
             config = TrainConfig(model=model, epochs=epochs, seed=SELECTION_SEED, out=str(out / "runs" / name),
                                  data_dir=data_dir, limit_train=limit_train, limit_test=limit_test,
-                                 holdout=holdout, model_options=dict(options), **{**RECIPE, "lr": lr})
+                                 holdout=holdout, model_options=dict(options), lr=lr)
             runs.append(Run(name, config))
     return runs
 
@@ -115,7 +113,7 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
     import json
 
     from .records import verified_rows
-    from .reproduce import RECIPE
+    from .reproduce import recipe
     from .runner import run_all
     from .study import _command
     from .variants import parameters
@@ -126,7 +124,7 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = {"recipe": {k: v for k, v in RECIPE.items() if k != "lr"}, "grid": list(LR_GRID),
+    summary = {"recipe": {k: v for k, v in recipe(runs[0].config).items() if k != "lr"}, "grid": list(LR_GRID),
                "seed": SELECTION_SEED, "epochs": epochs, "holdout": holdout,
                "train_images": (limit_train or 60000) - holdout,
                **selection_summary(runs, verified_rows)}

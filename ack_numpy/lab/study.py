@@ -23,7 +23,7 @@ from ..models import build_model
 from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
-from .reproduce import RECIPE, _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target
+from .reproduce import _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target, recipe
 from .records import verified_rows
 from .runner import Run, run_commands, is_finished, run_all
 from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
@@ -39,13 +39,13 @@ CONVERGENCE_TARGETS = (0.985, 0.99)
 def convergence_plan(out: Path, seeds: int = 3, max_epochs: int = 15, lr: float = CONVERGENCE_LR,
                      data_dir: str | None = None, limit_train: int | None = None,
                      limit_test: int | None = None, models=CONVERGENCE_MODELS) -> list[Run]:
-    recipe = {**RECIPE, "schedule": "constant", "lr": lr}
     runs = []
     for model in models:
         for seed in range(seeds):
             name = f"{model}-seed{seed}"
             config = TrainConfig(model=model, epochs=max_epochs, seed=seed, out=str(out / "runs" / name),
-                                 data_dir=data_dir, limit_train=limit_train, limit_test=limit_test, **recipe)
+                                 data_dir=data_dir, limit_train=limit_train, limit_test=limit_test,
+                                 schedule="constant", lr=lr)
             runs.append(Run(name, config, until=max(CONVERGENCE_TARGETS)))
     return runs
 
@@ -80,7 +80,7 @@ def budget_plan(out: Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDTH
             name = f"{label}-seed{seed}"
             config = TrainConfig(model=model, epochs=epochs, seed=seed, out=str(out / "runs" / name),
                                  data_dir=data_dir, limit_train=limit_train, limit_test=limit_test,
-                                 model_options=options, **RECIPE)
+                                 model_options=options)
             runs.append(Run(name, config))
     return runs
 
@@ -221,7 +221,7 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = {"recipe": {**RECIPE, "schedule": "constant", "lr": lr}, "max_epochs": max_epochs,
+    summary = {"recipe": recipe(runs[0].config), "max_epochs": max_epochs,
                "targets": list(CONVERGENCE_TARGETS), "train_images": limit_train or 60000,
                "test_images": limit_test or 10000, **convergence_summary(runs, limit_train or 60000)}
     summary["verdict"] = half_the_epochs_verdict(summary, max_epochs)
@@ -422,7 +422,7 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = {"recipe": RECIPE, "epochs": epochs, "widths": list(widths), "train_images": limit_train or 60000,
+    summary = {"recipe": recipe(runs[0].config), "epochs": epochs, "widths": list(widths), "train_images": limit_train or 60000,
                "test_images": limit_test or 10000, **budget_summary(runs, widths)}
     summary["reading"] = budget_reading(summary)
     summary["command"] = _command("study budget", out, jobs, limit_train, limit_test,
