@@ -110,6 +110,8 @@ def ablation_summary(runs: list[Run], arms: dict) -> dict:
         arm["final_test_acc_per_seed"][str(run.config.seed)] = rows[-1]["test_acc"]
         arm["folders"][str(run.config.seed)] = str(run.folder)
         records[run.name] = read_record(run, run.folder / RECORD_NAME)
+        if (records[run.name] or {}).get("saturated") is not None:
+            arm.setdefault("saturated_per_seed", {})[str(run.config.seed)] = records[run.name]["saturated"]
     for arm in by_arm.values():
         finals = list(arm["final_test_acc_per_seed"].values())
         arm["final_test_acc"] = describe(finals) if finals else None
@@ -171,6 +173,13 @@ def ablation_markdown(s: dict) -> str:
                          f"{sd} | {d['min']:.2%}-{d['max']:.2%} |")
         else:
             lines.append(f"| {label} | {options} | {arm['parameters']:,} | {arm['lr']:g} | 0 | - | - | - |")
+    saturation = {label: list(arm["saturated_per_seed"].values()) for label, arm in s["arms"].items()
+                  if arm.get("saturated_per_seed")}
+    if saturation:
+        lines += ["", "Share of the first tanh layer's outputs with |y| > 0.99 on the first 2,000 test images "
+                  "(runs whose checkpoint was here when the report was made): "
+                  + "; ".join(f"{label} {100 * sum(v) / len(v):.2f}% ({len(v)} seeds)" for label, v in saturation.items())
+                  + "."]
     lines += ["", "## Differences (adaptive-lenet minus the other), in points", "",
               "| comparison | seeds | difference | 95% Welch t interval | 95% bootstrap interval | permutation p "
               "(exact, two-sided) | McNemar per seed (p < 0.05) | verdict |",

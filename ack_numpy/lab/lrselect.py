@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..train import TrainConfig
+from .records import RECORD_NAME, read_record
 from .runner import Run, run_commands
 from .variants import plain_candidates
 
@@ -69,6 +70,9 @@ def selection_summary(runs: list[Run], read_rows) -> dict:
             missing.append(run.name)
             continue
         arm["holdout_acc"][f"{lr:g}"] = rows[-1]["test_acc"]
+        record = read_record(run, run.folder / RECORD_NAME) or {}
+        if record.get("saturated") is not None:
+            arm.setdefault("saturated", {})[f"{lr:g}"] = record["saturated"]
     for label, arm in arms.items():
         finals = {float(lr): acc for lr, acc in arm["holdout_acc"].items()}
         complete = len(finals) == len(LR_GRID)
@@ -100,7 +104,18 @@ def selection_markdown(summary: dict) -> str:
         options = ", ".join(f"{k}={v}" for k, v in arm["options"].items()) or "-"
         lines.append(f"| {label} | {options} | {arm['parameters']:,} | " + " | ".join(cells) + f" | {chosen} |")
     lines += ["", f"Best plain model (highest held-out accuracy at its chosen rate): **{s['best_plain'] or '-'}**.",
-              "Held-out accuracy is the final epoch's; a tie goes to the smaller rate."]
+              "Held-out accuracy is the final epoch's; a tie goes to the smaller rate. The augmentation (random "
+              "shifts of up to 2 pixels) was chosen earlier, also on held-out images: "
+              "[../recipe-selection/README.md](../recipe-selection/README.md).", "",
+              "## Saturation of the first layer's tanh", "",
+              "Share of the first tanh layer's outputs with |y| > 0.99 (derivative below 0.02), on the first 2,000 "
+              "held-out images, from each run's checkpoint at its chosen rate (models with a tanh first stage "
+              "only; the adaptive layer's tanh is inside it). One seed each: a description, not a test.", "",
+              "| model | saturated at the chosen rate |", "|---|---:|"]
+    for label, arm in s["arms"].items():
+        value = arm.get("saturated", {}).get(f"{arm['chosen_lr']:g}") if arm["chosen_lr"] else None
+        if value is not None:
+            lines.append(f"| {label} | {value:.2%} |")
     return "\n".join(lines) + "\n"
 
 

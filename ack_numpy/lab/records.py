@@ -6,9 +6,10 @@ that trained it, and record.json, a small per-run record that stays with the fol
 (checkpoints are not committed: a LeNet one is 5 MB):
 
     record.json   {"run" (the folder's name), "config_sha256", "metrics_sha256", "checkpoint_sha256",
-                   "made_from", "evaluated_acc", "correct"}
+                   "made_from", "evaluated_acc", "evaluated_images", "correct", "saturated"}
                   correct: which evaluation images the checkpoint classifies correctly
-                  (one bit per image, packed, base64), for paired per-image tests.
+                  (one bit per image, packed, base64), for paired per-image tests;
+                  saturated: the share of the first tanh's outputs above 0.99 in size.
 
 `verified_rows(run)` returns the metric rows a report may use, or None while the run is
 unfinished, and raises RecordError naming the run for anything that disagrees:
@@ -142,8 +143,33 @@ def record_from_checkpoint(run: Run, rows: list[dict], checkpoint: Path, evaluat
             raise _fail(run, f"its checkpoint scores {accuracy:.4f} now, metrics.csv says {rows[-1]['test_acc']:.4f}")
         record["evaluated_acc"] = accuracy
         record["evaluated_images"] = int(len(correct))
+        record["saturated"] = saturated_fraction(model, run)
         record["correct"] = base64.b64encode(np.packbits(correct).tobytes()).decode("ascii")
     return record
+
+
+SATURATED = 0.99  # |tanh| above this: its derivative 1 - y^2 is below 0.02
+
+
+def saturated_fraction(model, run: Run) -> float | None:
+    """The share of the first tanh layer's outputs with |y| > SATURATED over the run's
+    evaluation images (the first 2,000), or None for a model without a tanh first stage
+    (lenet, a ReLU first layer). For an adaptive layer the tanh is inside the layer."""
+    from ..autograd import Tensor, no_grad
+    from ..nn import AdaptiveConv2d, DiagonalAdaptiveConv2d, LowRankAdaptiveConv2d, Tanh
+
+    layers = getattr(getattr(model, "features", None), "layers", [])
+    stop = next((i for i, layer in enumerate(layers)
+                 if isinstance(layer, (Tanh, AdaptiveConv2d, DiagonalAdaptiveConv2d, LowRankAdaptiveConv2d))
+                 and (not isinstance(layer, AdaptiveConv2d) or layer.activation == "tanh")), None)
+    if stop is None or stop > 2:  # only the first stage
+        return None
+    images = _evaluation_images(run)[0][:2000]
+    with no_grad():
+        y = Tensor(images)
+        for layer in layers[: stop + 1]:
+            y = layer(y)
+    return float((np.abs(y.data) > SATURATED).mean())
 
 
 def correct_of(record: dict | None) -> np.ndarray | None:
@@ -160,14 +186,8 @@ _DATA_CACHE: dict = {}
 def evaluation_correct(model, run: Run) -> np.ndarray:
     """(n,) bool: which images of the run's evaluation set (test set or holdout) the model gets right."""
     from ..autograd import Tensor, no_grad
-    from ..train import load_data
 
-    key = (run.config.holdout, run.config.limit_train, run.config.limit_test, run.config.data_dir)
-    if key not in _DATA_CACHE:
-        data = load_data(run.config)
-        _DATA_CACHE.clear()  # one evaluation set at a time: MNIST is 200 MB as float32
-        _DATA_CACHE[key] = (data.test_x, data.test_y)
-    images, labels = _DATA_CACHE[key]
+    images, labels = _evaluation_images(run)
     model.eval()
     correct = np.zeros(len(labels), dtype=bool)
     with no_grad():
@@ -175,6 +195,18 @@ def evaluation_correct(model, run: Run) -> np.ndarray:
             logits = model(Tensor(images[start : start + 250])).data
             correct[start : start + 250] = logits.argmax(axis=1) == labels[start : start + 250]
     return correct
+
+
+def _evaluation_images(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """The images a run was scored on (the test set, or its holdout), loaded once per setting."""
+    from ..train import load_data
+
+    key = (run.config.holdout, run.config.limit_train, run.config.limit_test, run.config.data_dir)
+    if key not in _DATA_CACHE:
+        data = load_data(run.config)
+        _DATA_CACHE.clear()  # one evaluation set at a time: MNIST is 200 MB as float32
+        _DATA_CACHE[key] = (data.test_x, data.test_y)
+    return _DATA_CACHE[key]
 
 
 def record_committed_files(run: Run, commit: str) -> Path:
