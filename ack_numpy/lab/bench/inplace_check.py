@@ -72,16 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
         print("note: run with OPENBLAS_NUM_THREADS=1 for CPU times that do not count idle BLAS threads",
               file=sys.stderr)
-    spent = [0.0]
-    autograd.saved_state = cpu_timed(autograd.saved_state, spent)      # the instrument wraps the two
-    autograd.check_unchanged = cpu_timed(autograd.check_unchanged, spent)  # functions; nothing else changes
     command = "python -m ack_numpy.lab.bench.inplace_check " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"# {command}", f"# {started}, {describe_checkout(THIS_CHECKOUT)}",
              f"# CPU ms per training step (forward, loss, backward, Adam), mean over {args.steps} steps of batch "
              f"{args.batch}; load average at the start {' '.join(f'{v:.2f}' for v in os.getloadavg())} (2 CPUs)", ""]
-    for name in TIMED_MODELS:
-        step, check = measure(name, args.steps, args.batch, spent)
+    spent = [0.0]
+    originals = autograd.saved_state, autograd.check_unchanged
+    # The instrument wraps the two functions while it measures; nothing else changes.
+    autograd.saved_state, autograd.check_unchanged = (cpu_timed(f, spent) for f in originals)
+    try:
+        results = {name: measure(name, args.steps, args.batch, spent) for name in TIMED_MODELS}
+    finally:
+        autograd.saved_state, autograd.check_unchanged = originals
+    for name, (step, check) in results.items():
         lines.append(f"{name:15s} step {step * 1e3:7.2f} ms CPU, in the in-place check {check * 1e3:6.2f} ms "
                      f"({100 * check / step:4.1f}%)")
     print_and_save("\n".join(lines) + "\n", args.out)
