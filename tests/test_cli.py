@@ -339,7 +339,7 @@ def test_an_output_folder_that_cannot_be_made_fails_before_the_data_is_loaded(mo
     blocker.write_text("not a folder")
     assert main(["train", "--out", str(blocker / "run"), "--data-dir", str(tmp_path)]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {blocker / 'run'}: ")
+    assert line.startswith(f"error: {blocker}: is a file, not a folder")
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions, not root")
