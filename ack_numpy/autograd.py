@@ -481,7 +481,7 @@ def saved_state(out: Tensor) -> tuple:
     - a leaf (an input, a weight) belongs to the user and must stay writable (the
       optimiser writes it after backward): its CRC-32 is kept and compared. This costs
       one pass over the inputs and weights per forward and per backward, not over the
-      activations (see tutorial 01, section 6, for what it catches)."""
+      activations (tutorial 01, "Changing an array after the forward pass")."""
     out.data.flags.writeable = False
     return tuple((t.data, fingerprint(t.data) if not t._parents else None) for t in (*out._parents, out))
 
