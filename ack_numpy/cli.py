@@ -33,6 +33,13 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
+def _positive_number(text: str) -> float:
+    value = _number(text)
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = _integer(text)
     if value < 1:
@@ -174,6 +181,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     if args.index is not None and args.digit is not None:
         raise ValueError("give either --index or --digit, not both")
+    check_output_files(args)
     model, meta = load_model(args.checkpoint)
     if not adaptive_layers(model):
         raise ValueError(f"{args.checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
@@ -182,19 +190,37 @@ def cmd_explore(args: argparse.Namespace) -> int:
     index = select_image(labels, index=args.index, digit=args.digit)
     free_keys()
     explorer = Explorer(model, images, labels, layer=args.layer, channel=args.channel, index=index,
-                        location=None if args.location is None else tuple(args.location))
+                        location=None if args.location is None else tuple(args.location), scale=args.scale)
+    if explorer.start_note:
+        print(f"explore: {explorer.start_note}")
     if args.save is not None:
         explorer.fig.savefig(args.save)
         print(f"wrote {args.save}")
     if args.gif is not None:
         frames = write_sweep_gif(model, images[index], args.gif, layer=args.layer, channel=args.channel,
-                                 name=f"test image {index} (digit {labels[index]})")
+                                 step=args.every, name=f"test image {index} (digit {labels[index]})")
         print(f"wrote {args.gif} ({frames} frames)")
     if args.save is None and args.gif is None:
         import matplotlib.pyplot as plt
 
         plt.show()
     return 0
+
+
+def check_output_files(args: argparse.Namespace) -> None:
+    """explore --save / --gif: each file name says its format, and they are two different files
+    (checked before anything is computed, so a mistake costs nothing)."""
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()   # {"png": ..., "pdf": ..., "svg": ...}
+    if args.save is not None and Path(args.save).suffix[1:].lower() not in formats:
+        raise ValueError(f"--save {args.save}: the file name must end in the picture's format, one of "
+                         f"{', '.join('.' + f for f in sorted(formats))} (e.g. explorer.png)")
+    if args.gif is not None and Path(args.gif).suffix.lower() != ".gif":
+        raise ValueError(f"--gif {args.gif}: the file name must end in .gif (e.g. sweep.gif)")
+    if args.save is not None and args.gif is not None and Path(args.save).resolve() == Path(args.gif).resolve():
+        raise ValueError(f"--save and --gif name the same file {args.save}: the animation would overwrite "
+                         f"the picture; give two different files")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -205,13 +231,30 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.command == "reproduce":
             reproduce(args.out, seeds=args.seeds, lenet_seeds=args.lenet_seeds, epochs=args.epochs, jobs=args.jobs,
                       data_dir=args.data_dir, limit_train=args.limit_train, limit_test=args.limit_test,
-                      report_only=args.report_only)
+                      report_only=args.report_only, print_commands=args.print_commands)
         else:
             from .lab import study
 
             common = dict(jobs=args.jobs, data_dir=args.data_dir, limit_train=args.limit_train,
-                          limit_test=args.limit_test, report_only=args.report_only)
-            if args.which == "convergence":
+                          limit_test=args.limit_test, report_only=args.report_only,
+                          print_commands=args.print_commands)
+            if args.which == "lr-selection":
+                from .lab.lrselect import lr_selection
+
+                lr_selection(args.out, **common)
+            elif args.which == "ledger":
+                from .lab.ledger import write_ledger
+
+                write_ledger(args.out)
+            elif args.which == "compute":
+                from .lab.compute import compute
+
+                compute(args.out, report_only=args.report_only)
+            elif args.which == "ablation":
+                from .lab.ablation import ablation
+
+                ablation(args.out, selection=args.selection, seeds=args.seeds or 10, reuse=args.reuse, **common)
+            elif args.which == "convergence":
                 study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs, lr=args.lr, **common)
             else:
                 study.budget(args.out, seeds=args.seeds or 3, epochs=args.epochs or 10, reuse=args.reuse, **common)
@@ -300,7 +343,12 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
                         "that comes with the package, ack_numpy/assets/adaptive-lenet.npz)")
     add_kernel_view_arguments(p, location_help="output location shown first; if the centre's patch is blank, the nearest inked one")
     p.add_argument("--save", metavar="FILE.png", help="write the window as a picture instead of opening it")
-    p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (every 2nd location)")
+    p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (see --every)")
+    p.add_argument("--every", type=positive_int, default=2, metavar="N",
+                   help="--gif visits every Nth row and column (default 2; 3 makes a GIF about half the size)")
+    p.add_argument("--scale", type=_positive_number, metavar="LIM",
+                   help="draw the bottom row (patch, w, Q p, k, k * p) on the fixed colour scale -LIM..LIM, "
+                        "so that pictures of different locations or images compare (default: fitted to each)")
     add_threads_argument(p)
     p.set_defaults(func=cmd_explore)
 
@@ -309,13 +357,21 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..N-1 of the small models (default 10)")
     p.add_argument("--lenet-seeds", type=positive_int, default=3, help="seeds 0..N-1 of lenet (default 3)")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (default 10)")
-    study_parser = sub.add_parser("study", help="convergence (constant learning rate, epochs to 99%%) or "
+    study_parser = sub.add_parser("study", help="lr-selection (each model's learning rate, on held-out images), "
+                                  "ablation (equal budget and quadratic controls, 10 seeds), "
+                                  "compute (parameters, multiply-adds, activations, time, memory), "
+                                  "ledger (the README's claims table, --out README.md), "
+                                  "convergence (constant learning rate, epochs to 99%%) or "
                                   "budget (adaptive vs plain at five sizes)")
-    study_parser.add_argument("which", choices=["convergence", "budget"])
+    study_parser.add_argument("which", choices=["lr-selection", "ablation", "compute", "convergence", "budget",
+                                                        "ledger"])
     study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3)")
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
-    study_parser.add_argument("--reuse", metavar="DIR", help="budget: take the width-8 runs from this reproduction "
-                              "folder (the same networks and recipe), e.g. data/reproduction")
+    study_parser.add_argument("--reuse", metavar="DIR", help="budget, ablation: take the runs of the same settings "
+                              "from this reproduction folder, e.g. data/reproduction")
+    study_parser.add_argument("--selection", metavar="DIR", default="data/lr-selection",
+                              help="ablation: the lr-selection folder whose results.json holds each model's "
+                                   "learning rate (default data/lr-selection)")
     study_parser.add_argument("--max-epochs", type=positive_int, default=15,
                               help="convergence: stop a run that has not reached 99%% after N epochs (default 15)")
     study_parser.add_argument("--lr", type=_number, default=1e-3,
@@ -328,6 +384,9 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
         p.add_argument("--limit-test", type=positive_int, help="quick check: first N test images only")
         p.add_argument("--report-only", action="store_true",
                        help="train nothing; write the report from the finished runs (the others are listed as missing)")
+        p.add_argument("--print-commands", action="store_true",
+                       help="train nothing; print one independent command per unfinished run, for a job array "
+                            "(then collect the report with --report-only)")
         p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="time the layers and training steps against this machine's matmul rate")
@@ -358,14 +417,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`| head`): nothing to say to it
         silence_stdout()
         return 141  # the shell's code for a process ended by SIGPIPE
+    except MemoryError as err:  # under a ulimit, or a batch too large for the machine
+        print(f"error: out of memory: {err or 'an allocation failed'} (a smaller --batch-size, or "
+              f"--limit-test for evaluate, needs less)", file=sys.stderr)
+        return 1
     except OSError as err:  # a path we could not read or write: say which, in plain words
-        where = f"{quote_path(err.filename)}: " if err.filename else ""
-        print(f"error: {where}{err.strerror or err} (check the paths given with --out, --dest, "
+        print(f"error: {describe_os_error(err)} (check the paths given with --out, --dest, "
               f"--json, --data-dir or --checkpoint)", file=sys.stderr)
         return 1
     except (DataFormatError, CheckpointError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+def describe_os_error(err: OSError) -> str:
+    """'PATH: reason'. A file where a folder was wanted (--out, --dest, figures) reads the
+    same in every command, whether mkdir said "File exists" or "Not a directory"."""
+    if isinstance(err, (FileExistsError, NotADirectoryError)) and err.filename:
+        in_the_way = next((p for p in (Path(err.filename), *Path(err.filename).parents)
+                           if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:
+            return f"{quote_path(in_the_way)}: is a file, not a folder"
+    where = f"{quote_path(err.filename)}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -195,3 +195,17 @@ def test_cores_report_names_its_command_and_every_case(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cores.main(["--repeats", "0"])
     assert "must be a whole number >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_inplace_check_times_the_check_inside_each_step_and_puts_it_back(capsys):
+    from ack_numpy import autograd
+    from ack_numpy.lab.bench import inplace_check
+
+    originals = autograd.saved_state, autograd.check_unchanged
+    assert inplace_check.main(["--steps", "2", "--batch", "4"]) == 0
+    assert (autograd.saved_state, autograd.check_unchanged) == originals
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
+    assert [row[0] for row in rows] == list(inplace_check.TIMED_MODELS)
+    for row in rows:
+        step, check = float(row[2]), float(row[9])
+        assert 0 < check < step     # some time in the check, less than the whole step

@@ -55,6 +55,7 @@ DOCUMENTED = {
         "python tutorials/check.py 03 --answers my_ex03.py",
         "python tutorials/check.py 03 --solutions",
         "python tutorials/one_pixel.py",
+        "python tutorials/one_pixel.py --from-model",
         "python -m pytest tests/test_tutorials.py",
         "python tutorials/make_notebooks.py",
         "python tutorials/make_notebooks.py 03",
@@ -67,6 +68,8 @@ DOCUMENTED = {
         "python -m ack_numpy download",
         "python -m ack_numpy visualize --checkpoint data/reproduction/adaptive-lenet-median.npz --index 0 --out data/figures",
         "python -m ack_numpy visualize --help",
+        "python -m ack_numpy explore --digit 3 --location 13 12 --every 3 --save data/figures/explorer.png "
+        "--gif data/figures/explorer_sweep.gif",
         "python -m ack_numpy train --model adaptive-lenet --epochs 5 --out /tmp/evo --visualize",
     ],
 }
@@ -144,21 +147,26 @@ def shortened(command: str, tmp: Path) -> tuple[list[str], dict, Path, str]:
     if words[1].startswith(("tutorials/", "0")):
         env.update(ACK_QUICK="1", ACK_TUTORIAL_OUT=str(tmp / "tutorial-out"))
     if words[1:3] != ["-m", "ack_numpy"] or "--help" in words:
-        if words[1:2] == ["tutorials/one_pixel.py"]:
+        if words[1] == "tutorials/one_pixel.py":
             stdin = "continue\ncontinue\n"
         if "--answers" in words:  # the reader's answers file: the solutions, here
             shutil.copy(PROJECT_ROOT / "tutorials" / "solutions" / "ex03.py", tmp / "my_ex03.py")
             argv[argv.index("my_ex03.py")] = str(tmp / "my_ex03.py")
         return argv, env, cwd, stdin
     command_name = words[3]
+    if "--reuse" in words:  # reused runs must match the settings: keep them, train nothing, write the report
+        argv[argv.index("--out") + 1] = str(tmp / "out")
+        return argv + ["--report-only"], env, cwd, stdin
     for i, word in enumerate(argv[:-1]):
         if word in SHORTER:
             argv[i + 1] = SHORTER[word]
         if word == "--out":
             argv[i + 1] = str(tmp / "out")
+        if word in ("--save", "--gif"):  # the committed figures stay as they are
+            argv[i + 1] = str(tmp / Path(argv[i + 1]).name)
     if command_name in ("reproduce", "study", "train"):
         argv += LIMITS
-    if command_name == "explore":
+    if command_name == "explore" and "--save" not in argv:  # no screen in the tests
         argv += ["--save", str(tmp / "explore.png")]
     if command_name == "bench":
         argv += ["--tiny"]

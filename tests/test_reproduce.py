@@ -5,15 +5,20 @@ import json
 import pytest
 
 from ack_numpy.lab import reproduce as R
+from ack_numpy.lab.records import record_committed_files
 from ack_numpy.train import write_metrics
 
 
 def fake_run(out, model, seed, accs):
-    folder = R.run_dir(out, model, seed)
-    folder.mkdir(parents=True)
-    write_metrics(folder / "metrics.csv", [
+    """A finished run folder as a report reads it: config.json of the plan's settings,
+    metrics.csv, and the record that vouches for them (records.py)."""
+    run = next(r for r in R.plan(out, seeds=10, lenet_seeds=3, epochs=len(accs)) if r.name == f"{model}-seed{seed}")
+    run.folder.mkdir(parents=True)
+    (run.folder / "config.json").write_text(json.dumps(json.loads(json.dumps(vars(run.config)))))
+    write_metrics(run.folder / "metrics.csv", [
         {"epoch": e + 1, "train_loss": 0.1, "train_acc": 0.9, "test_loss": 0.1, "test_acc": a, "seconds": 10.0 + seed,
          "lr": 0.001} for e, a in enumerate(accs)])
+    record_committed_files(run, "test")
 
 
 def test_epochs_to_target():

@@ -19,6 +19,7 @@ changed and stops the same way, so no trainer is left running behind a dead runn
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from ..runs import RunLock
 from ..train import CHECKPOINT_NAME, TrainConfig, TrainingInterrupted, read_metrics, resume, train
 
 # Settings that may differ between the saved config.json and the one asked for now:
@@ -121,7 +123,8 @@ def child_main(argv: list[str]) -> int:
     run = Run(spec["name"], TrainConfig(**spec["config"]), spec["until"])
     # Started in the background (nohup), SIGINT may be ignored; the runner stops us with it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    _stop_when_orphaned(spec["parent"])
+    if spec.get("parent") is not None:  # started by run_all, not by a scheduler (run_commands)
+        _stop_when_orphaned(spec["parent"])
     try:
         train_run(run)
     except (TrainingInterrupted, KeyboardInterrupt):
@@ -136,6 +139,22 @@ def child_main(argv: list[str]) -> int:
 def run_command(run: Run) -> list[str]:
     spec = {"name": run.name, "config": asdict(run.config), "until": run.until, "parent": os.getpid()}
     return [sys.executable, "-m", "ack_numpy.lab.runner", json.dumps(spec)]
+
+
+def run_commands(runs: list[Run]) -> list[str]:
+    """One shell command per unfinished run, each independent of the others, for a job
+    array (SLURM, GNU parallel, xargs -P): run from the project's folder, in any order, on
+    any machine that sees the same folders; then the study's --report-only collects them.
+    A command finds its folder finished, half done (it resumes) or empty, like run_all."""
+    import shlex
+
+    lines = []
+    for run in runs:
+        if is_finished(run):
+            continue
+        spec = {"name": run.name, "config": asdict(run.config), "until": run.until, "parent": None}
+        lines.append("OPENBLAS_NUM_THREADS=1 python -m ack_numpy.lab.runner " + shlex.quote(json.dumps(spec)))
+    return lines
 
 
 def start(run: Run) -> subprocess.Popen:
@@ -174,6 +193,21 @@ def _raise_stopped(signum, frame):
     raise RunnerStopped(signum)
 
 
+def hold_study_folders(runs: list[Run]) -> contextlib.ExitStack:
+    """Lock the folders that hold the runs' folders (out/runs), as each training locks its
+    own: a second runner into the same --out fails at once, naming it, instead of racing
+    the first one run by run with mixed logs. Close the returned stack to release them."""
+    held = contextlib.ExitStack()
+    try:
+        for folder in sorted({run.folder.parent for run in runs}):
+            folder.mkdir(parents=True, exist_ok=True)
+            held.enter_context(RunLock(folder))
+    except BaseException:
+        held.close()
+        raise
+    return held
+
+
 def run_all(runs: list[Run], jobs: int, log: Callable[[str], None] = print, poll_seconds: float = 0.2) -> float:
     """Train every unfinished run, `jobs` at a time, in the order given; returns wall seconds.
 
@@ -188,6 +222,7 @@ def run_all(runs: list[Run], jobs: int, log: Callable[[str], None] = print, poll
             log(f"  {run.name}: already finished, kept")
         else:
             todo.append(run)
+    studies = hold_study_folders(todo)  # a second study into the same --out is refused here, up front
     begin = time.perf_counter()
     children: dict[subprocess.Popen, Run] = {}
     failed = []
@@ -215,6 +250,7 @@ def run_all(runs: list[Run], jobs: int, log: Callable[[str], None] = print, poll
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        studies.close()
     if failed:
         raise RuntimeError(f"runs failed: {', '.join(failed)}; see train.log in their folders")
     return time.perf_counter() - begin
