@@ -8,7 +8,9 @@ small `_backward` function that applies the chain rule for that one operation:
     out._backward(out)       backward: a.grad += out.grad * df/da,  b.grad += ...
 
 `backward()` sorts the graph topologically and calls each `_backward` in reverse,
-exactly as in karpathy/micrograd, but on whole arrays instead of scalars.
+exactly as in karpathy/micrograd, but on whole arrays instead of scalars. Each op names
+its function after itself (`_matmul_backward`, `_tanh_backward`), so that a traceback
+from inside `backward()` says which op it came from.
 
 One difference from micrograd: `_backward` receives its output tensor as an argument
 (`node._backward(node)`) instead of capturing `out` from the op that made it. A closure
@@ -249,48 +251,48 @@ class Tensor:
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data + other.data, (self, other), "add")
 
-        def _backward(out):  # d(a+b)/da = 1, d(a+b)/db = 1
+        def _add_backward(out):  # d(a+b)/da = 1, d(a+b)/db = 1
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad, self.shape))
             if other.requires_grad:
                 other.accumulate_grad(unbroadcast(out.grad, other.shape))
 
-        out._backward = _backward
+        out._backward = _add_backward
         return out
 
     def __mul__(self, other: ArrayLike) -> "Tensor":
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data * other.data, (self, other), "mul")
 
-        def _backward(out):  # d(a*b)/da = b, d(a*b)/db = a
+        def _mul_backward(out):  # d(a*b)/da = b, d(a*b)/db = a
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad * other.data, self.shape))
             if other.requires_grad:
                 other.accumulate_grad(unbroadcast(out.grad * self.data, other.shape))
 
-        out._backward = _backward
+        out._backward = _mul_backward
         return out
 
     def __truediv__(self, other: ArrayLike) -> "Tensor":
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data / other.data, (self, other), "div")
 
-        def _backward(out):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        def _div_backward(out):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad / other.data, self.shape))
             if other.requires_grad:
                 other.accumulate_grad(unbroadcast(-out.grad * self.data / other.data**2, other.shape))
 
-        out._backward = _backward
+        out._backward = _div_backward
         return out
 
     def __neg__(self) -> "Tensor":
         out = Tensor.from_op(-self.data, (self,), "neg")
 
-        def _backward(out):
+        def _neg_backward(out):
             self.accumulate_grad(-out.grad)
 
-        out._backward = _backward
+        out._backward = _neg_backward
         return out
 
     def __sub__(self, other: ArrayLike) -> "Tensor":
@@ -315,10 +317,10 @@ class Tensor:
         exponent = float(exponent)
         out = Tensor.from_op(self.data**exponent, (self,), "pow")
 
-        def _backward(out):  # d(x^k)/dx = k x^(k-1)
+        def _pow_backward(out):  # d(x^k)/dx = k x^(k-1)
             self.accumulate_grad(out.grad * exponent * self.data ** (exponent - 1))
 
-        out._backward = _backward
+        out._backward = _pow_backward
         return out
 
     def __matmul__(self, other: ArrayLike) -> "Tensor":
@@ -330,26 +332,26 @@ class Tensor:
             raise ValueError(f"matmul shapes do not fit: {self.shape} @ {other.shape}")
         out = Tensor.from_op(self.data @ other.data, (self, other), "matmul")
 
-        def _backward(out):  # C = A B:  dA = dC B^T,  dB = A^T dC
+        def _matmul_backward(out):  # C = A B:  dA = dC B^T,  dB = A^T dC
             if self.requires_grad:
                 self.accumulate_grad(out.grad @ other.data.T)
             if other.requires_grad:
                 other.accumulate_grad(self.data.T @ out.grad)
 
-        out._backward = _backward
+        out._backward = _matmul_backward
         return out
 
     # ---------------------------------------------------------------- reductions
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         out = Tensor.from_op(self.data.sum(axis=axis, keepdims=keepdims), (self,), "sum")
 
-        def _backward(out):  # every summed element receives the output's gradient
+        def _sum_backward(out):  # every summed element receives the output's gradient
             grad = out.grad
             if axis is not None and not keepdims:
                 grad = np.expand_dims(grad, axis)
             self.accumulate_grad(np.broadcast_to(grad, self.shape))
 
-        out._backward = _backward
+        out._backward = _sum_backward
         return out
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
@@ -365,10 +367,10 @@ class Tensor:
             shape = tuple(shape[0])
         out = Tensor.from_op(self.data.reshape(shape), (self,), "reshape")
 
-        def _backward(out):
+        def _reshape_backward(out):
             self.accumulate_grad(out.grad.reshape(self.shape))
 
-        out._backward = _backward
+        out._backward = _reshape_backward
         return out
 
     def transpose(self, *axes) -> "Tensor":
@@ -377,10 +379,10 @@ class Tensor:
         axes = axes or tuple(reversed(range(self.ndim)))
         out = Tensor.from_op(self.data.transpose(axes), (self,), "transpose")
 
-        def _backward(out):  # undo the permutation
+        def _transpose_backward(out):  # undo the permutation
             self.accumulate_grad(out.grad.transpose(np.argsort(axes)))
 
-        out._backward = _backward
+        out._backward = _transpose_backward
         return out
 
     @property
@@ -390,49 +392,49 @@ class Tensor:
     def __getitem__(self, index) -> "Tensor":
         out = Tensor.from_op(self.data[index], (self,), "getitem")
 
-        def _backward(out):  # scatter the gradient back; np.add.at handles repeated indices
+        def _getitem_backward(out):  # scatter the gradient back; np.add.at handles repeated indices
             grad = np.zeros_like(self.data)
             np.add.at(grad, index, out.grad)
             self.accumulate_grad(grad)
 
-        out._backward = _backward
+        out._backward = _getitem_backward
         return out
 
     # ---------------------------------------------------------------- elementwise
     def exp(self) -> "Tensor":
         out = Tensor.from_op(np.exp(self.data), (self,), "exp")
 
-        def _backward(out):  # d(e^x)/dx = e^x
+        def _exp_backward(out):  # d(e^x)/dx = e^x
             self.accumulate_grad(out.grad * out.data)
 
-        out._backward = _backward
+        out._backward = _exp_backward
         return out
 
     def log(self) -> "Tensor":
         out = Tensor.from_op(np.log(self.data), (self,), "log")
 
-        def _backward(out):  # d(log x)/dx = 1/x
+        def _log_backward(out):  # d(log x)/dx = 1/x
             self.accumulate_grad(out.grad / self.data)
 
-        out._backward = _backward
+        out._backward = _log_backward
         return out
 
     def tanh(self) -> "Tensor":
         out = Tensor.from_op(np.tanh(self.data), (self,), "tanh")
 
-        def _backward(out):  # d(tanh x)/dx = 1 - tanh(x)^2
+        def _tanh_backward(out):  # d(tanh x)/dx = 1 - tanh(x)^2
             self.accumulate_grad(out.grad * (1.0 - out.data * out.data))
 
-        out._backward = _backward
+        out._backward = _tanh_backward
         return out
 
     def relu(self) -> "Tensor":
         out = Tensor.from_op(np.maximum(self.data, 0), (self,), "relu")
 
-        def _backward(out):  # d(max(x,0))/dx = 1 where x > 0, else 0
+        def _relu_backward(out):  # d(max(x,0))/dx = 1 where x > 0, else 0
             self.accumulate_grad(out.grad * (self.data > 0))
 
-        out._backward = _backward
+        out._backward = _relu_backward
         return out
 
 
@@ -479,7 +481,7 @@ def saved_state(out: Tensor) -> tuple:
     - a leaf (an input, a weight) belongs to the user and must stay writable (the
       optimiser writes it after backward): its CRC-32 is kept and compared. This costs
       one pass over the inputs and weights per forward and per backward, not over the
-      activations (see tutorial 01, section 6, for what it catches)."""
+      activations (tutorial 01, "Changing an array after the forward pass")."""
     out.data.flags.writeable = False
     return tuple((t.data, fingerprint(t.data) if not t._parents else None) for t in (*out._parents, out))
 

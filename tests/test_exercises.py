@@ -91,6 +91,8 @@ def _wrong_answers():
         ("04", "adaptive_layer_parameters", lambda C, O, m: O * ((C * m * m) ** 2 + 1)),    # forgot w
         ("05", "kernel_distance_map", lambda x, Q, w, o: solutions("05").distance_to_mean_kernel(x, Q, w, o)),
         ("05", "distance_to_mean_kernel", lambda x, Q, w, o: solutions("05").kernel_distance_map(x, Q, w, o)),
+        ("06", "quadratic_unit", lambda P, Q, w, b: np.tanh(np.diag(P @ Q @ P.T) + P @ w)),         # forgot b
+        ("06", "adaptive_as_dynamic_filter", lambda weight, bias: (weight.reshape(len(bias), -1).T, bias)),  # columns
     ]
 
 
@@ -136,7 +138,7 @@ def test_an_answer_that_raises_is_wrong_in_one_line_and_a_missing_one_not_done()
 def test_command_line_errors_are_one_clear_line(tmp_path):
     result = run_cli("7", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "check.py: no exercises for tutorial '7'; choose one of 01, 02, 03, 04, 05"
+    assert result.stderr.strip() == "check.py: no exercises for tutorial '7'; choose one of 01, 02, 03, 04, 05, 06"
     bad = tmp_path / "mine.py"
     bad.write_text("def adaptive_kernel(:\n")
     result = run_cli("03", "--answers", str(bad), cwd=tmp_path)

@@ -232,6 +232,38 @@ def check_05_distance_to_mean_kernel(answer: Callable) -> None:
                      "k(l) - kbar = Q_o (p_l - pbar).")
 
 
+# ----------------------------------------------------------------------------- 06 XOR and DFN
+def check_06_quadratic_unit(answer: Callable) -> None:
+    rng = np.random.default_rng(11)
+    layer = AdaptiveConv2d(2, 1, kernel_size=1, rng=rng, dtype=np.float64)
+    layer.Q.data, layer.w.data, layer.b.data = rng.normal(size=(1, 2, 2)), rng.normal(size=(1, 2)), rng.normal(size=1)
+    P = rng.normal(size=(7, 2))
+    want = layer(Tensor(P.reshape(7, 2, 1, 1))).data.reshape(7)
+    expect_close("quadratic_unit", answer(P, layer.Q.data[0], layer.w.data[0], float(layer.b.data[0])), want,
+                 "For each row p of P: sigma = p^T Q p + w . p + b (one number per row, not an (N, N) "
+                 "matrix), then y = tanh(sigma). Q is not symmetric here.")
+
+
+def check_06_adaptive_as_dynamic_filter(answer: Callable) -> None:
+    rng = np.random.default_rng(12)
+    for C, m in ((1, 3), (2, 2)):
+        D = C * m * m
+        weight, bias = rng.normal(size=(D, C, m, m)), rng.normal(size=D)
+        x = rng.normal(size=(2, C, 6, 5))
+        generated = F.conv2d(x, weight, bias).data                    # (N, D, Ho, Wo): the filter at every l
+        result = answer(weight, bias)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise Wrong("return a pair (Q, w).")
+        Q, w = (np.asarray(v, dtype=np.float64) for v in result)
+        if Q.shape != (D, D) or w.shape != (D,):
+            raise Wrong(f"Q must have shape ({D}, {D}) and w ({D},); got {Q.shape} and {w.shape}.")
+        kernels = F.adaptive_kernels(x, Q[None], w[None])[:, 0]       # (N, Ho, Wo, C, m, m)
+        expect_close(f"the kernels Q p + w (C={C}, m={m})", kernels.reshape(*kernels.shape[:3], D),
+                     generated.transpose(0, 2, 3, 1),
+                     "Output channel e of the generator is the filter Q[e, :] applied to the patch, plus "
+                     "bias[e]: flatten each weight[e] in (c, u, v) order into row e of Q (not column e).")
+
+
 CHECKS: dict[str, list[tuple[str, Callable]]] = {
     "01": [("tanh_layer_grads", check_01_tanh_layer_grads), ("bias_grad", check_01_bias_grad)],
     "02": [("patch_row", check_02_patch_row), ("conv2d_by_matmul", check_02_conv2d_by_matmul),
@@ -242,6 +274,7 @@ CHECKS: dict[str, list[tuple[str, Callable]]] = {
            ("adaptive_layer_parameters", check_04_adaptive_layer_parameters)],
     "05": [("kernel_distance_map", check_05_kernel_distance_map),
            ("distance_to_mean_kernel", check_05_distance_to_mean_kernel)],
+    "06": [("quadratic_unit", check_06_quadratic_unit), ("adaptive_as_dynamic_filter", check_06_adaptive_as_dynamic_filter)],
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import atomic_write, quote_path
 from ..models import build_model
 from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig, read_metrics
@@ -416,6 +416,9 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
            reuse: str | Path | None = None, report_only: bool = False,
                  print_commands: bool = False, log=print) -> dict:
     out = Path(out)
+    if reuse is not None and not (Path(reuse) / "runs").is_dir():
+        raise ValueError(f"--reuse {quote_path(reuse)}: no reproduction there (no runs/ folder); give the "
+                         f"--out folder of a `reproduce`, e.g. data/reproduction")
     out.mkdir(parents=True, exist_ok=True)
     runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test,
                        None if reuse is None else Path(reuse))
