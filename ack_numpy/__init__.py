@@ -15,7 +15,8 @@ Reading order, which is also the order the data flows in:
     viz/               pictures of the dynamic kernels (kernel field, Q bank, digits, ...)
     bench/             speed and memory measurements: FLOP counts, timing, layers, training steps,
                        the report
-    allocator.py       keep freed memory for reuse (fewer page faults, faster steps)
+    runtime.py         the process settings: BLAS threads (default one) and the allocator
+    assets/            the trained adaptive LeNet that explore and the tutorials use
     cli.py             `python -m ack_numpy ...`
 """
 from .autograd import Tensor, no_grad

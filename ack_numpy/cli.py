@@ -12,12 +12,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .lab.allocator import keep_freed_memory
+from .assets import TRAINED_ADAPTIVE_LENET
 from .files import quote_path
 from .progress import silence_stdout
-
-# The trained checkpoint committed with the project, found from this file so that it works from any folder.
-COMMITTED_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "reproduction" / "adaptive-lenet-median.npz"
+from .runtime import use_blas_threads
 
 
 # ----------------------------------------------------------------------------- argument types
@@ -46,6 +44,9 @@ def positive_int(text: str) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import SettingError, TrainConfig, resume, run_folder, train
 
+    if args.visualize:  # matplotlib is loaded only when figures are asked for
+        from .viz.run_figures import draw_run, kernel_recorder
+
     if args.download:
         from .data import find_or_download_mnist
 
@@ -60,12 +61,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             if refused:
                 raise ValueError(f"--resume continues {quote_path(args.resume)} with the settings it was started "
                                  f"with; leave out {', '.join(refused)} (only --data-dir and --epochs may be given)")
-            recorder = _kernel_recorder(run_folder(args.resume), args.data_dir, True) if args.visualize else None
+            recorder = kernel_recorder(run_folder(args.resume), args.data_dir, keep=True) if args.visualize else None
             resume(args.resume, data_dir=args.data_dir, epochs=args.epochs, on_epoch_end=recorder)
             out = str(run_folder(args.resume))
         else:
             config = TrainConfig(**given)
-            recorder = _kernel_recorder(config.out, args.data_dir, False) if args.visualize else None
+            recorder = kernel_recorder(config.out, args.data_dir, keep=False) if args.visualize else None
             train(config, overwrite=args.overwrite, on_epoch_end=recorder)
             out = config.out
     except SettingError as err:
@@ -73,7 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise  # a setting saved in a checkpoint, or one the data rules out: one error line
         args.parser.error(f"argument {_option(err.name)}: {err.rule}, got {err.value!r}")
     if args.visualize:
-        _draw_run(out, args.data_dir)
+        print("figures: " + ", ".join(str(p) for p in draw_run(out, args.data_dir)))
     return 0
 
 
@@ -94,36 +95,6 @@ def add_train_settings(parser: argparse.ArgumentParser) -> None:
         default = meta.get("default_text", f.default)
         parser.add_argument(_option(f.name), type=convert[f.type.replace(" | None", "")], choices=meta.get("choices"),
                             metavar=meta.get("metavar"), help=f"{meta['help']} (default {default})")
-
-
-def _kernel_recorder(out, data_dir: str | None, keep: bool):
-    """train --visualize: records layer 0's kernels (channel 0) after every epoch for the first
-    test 0, 1 and 7, at the centre and upper-centre locations, into out/figures/kernel_evolution.npz.
-    --resume (keep) continues that record; a new run starts it again."""
-    import numpy as np
-
-    from .data import load_mnist
-    from .viz.evolution import RECORD_FILE, KernelRecorder
-
-    images, labels = load_mnist("test", data_dir)
-    indices = np.array([np.flatnonzero(labels == d)[0] for d in (0, 1, 7)])
-    return KernelRecorder(images[indices], labels=labels[indices], indices=indices,
-                          path=Path(out) / "figures" / RECORD_FILE, keep=keep)
-
-
-def _draw_run(out: str, data_dir: str | None) -> None:
-    """train --visualize: the training curves, and the kernel figures if the model is adaptive."""
-    from .checkpoint import load_model
-    from .models import adaptive_layers
-    from .viz import write_curves, write_evolution, write_figures
-
-    figures = Path(out) / "figures"
-    written = [write_curves([out], figures)]
-    model, _ = load_model(Path(out) / "checkpoint.npz")
-    if adaptive_layers(model):
-        written += write_figures(Path(out) / "checkpoint.npz", figures, data_dir=data_dir)
-        written += write_evolution(figures)
-    print("figures: " + ", ".join(str(p) for p in written))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -259,7 +230,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_kernel_view_arguments(p: argparse.ArgumentParser, location_help: str) -> None:
     """The options that choose what `visualize` and `explore` look at: image, layer, channel, location."""
-    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist in the project, else ./data/mnist)")
+    p.add_argument("--data-dir", help="folder with the MNIST files (else $ACK_MNIST_DIR, else data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist, else ./data/mnist)")
     p.add_argument("--index", type=int, help="test-set index of the image (default 0)")
     p.add_argument("--digit", type=int, help="the first test image of this digit instead of --index")
     p.add_argument("--layer", type=int, default=0, help="which adaptive layer, counted among adaptive layers (default 0)")
@@ -267,10 +238,24 @@ def add_kernel_view_arguments(p: argparse.ArgumentParser, location_help: str) ->
     p.add_argument("--location", type=int, nargs=2, metavar=("ROW", "COL"), help=f"{location_help} (default the centre)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name(argv0: str) -> str:
+    """How the program was started, for the usage line: `python -m ack_numpy` or `ack-numpy`."""
+    name = Path(argv0).name
+    return "python -m ack_numpy" if name in ("__main__.py", "") else name
+
+
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="BLAS threads for the matrix products (default 1, steady on a shared machine; "
+                        "or $OPENBLAS_NUM_THREADS if set; ack_numpy/runtime.py has the measurements)")
+
+
+def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
-        prog="python -m ack_numpy",
-        description="Adaptive Convolutional Kernels in NumPy: train, evaluate and look at the kernels.")
+        prog=prog, description="Adaptive Convolutional Kernels in NumPy: train, evaluate and look at the kernels.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
 
     from .train import RESUME_NOTES
@@ -285,17 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "adaptive models also get their kernels recorded after every epoch (kernel_evolution.npz "
                         "and .png there; --resume continues the record)")
     p.add_argument("--download", action="store_true",
-                   help="if MNIST is not found (and no --data-dir / $ACK_MNIST_DIR is given), download it to data/mnist")
+                   help="if MNIST is not found (and no --data-dir / $ACK_MNIST_DIR is given), download it to data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_train, parser=p)
 
     p = sub.add_parser("evaluate", help="test accuracy and parameter count of a checkpoint")
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by train")
     p.add_argument("--data-dir", help="folder with the MNIST files")
     p.add_argument("--limit-test", type=positive_int, help="use only the first N test images")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("download", help="download MNIST into data/mnist and verify it (needs internet)")
-    p.add_argument("--dest", help="target folder (default data/mnist in the project)")
+    p = sub.add_parser("download", help="download MNIST and verify it (needs internet)")
+    p.add_argument("--dest", help="target folder (default data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist, or $XDG_DATA_HOME/ack_numpy/mnist)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("visualize", help="draw the dynamic kernels of a checkpoint, and training curves of runs")
@@ -304,15 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="+", metavar="DIR", help="run folders (with metrics.csv) to draw in curves.png")
     p.add_argument("--out", required=True, help="folder for the PNGs: kernel_field, q_filters, digits, "
                    "adaptation, feature_maps (with --checkpoint) and curves (with --runs)")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_visualize)
 
     p = sub.add_parser("explore", help="a window that recomputes the kernels as you point and draw (or --save / --gif)")
-    p.add_argument("--checkpoint", default=str(COMMITTED_CHECKPOINT),
-                   help="a checkpoint of a model with adaptive layers (default the committed adaptive-lenet, "
-                        "data/reproduction/adaptive-lenet-median.npz in this checkout)")
+    p.add_argument("--checkpoint", default=str(TRAINED_ADAPTIVE_LENET),
+                   help="a checkpoint of a model with adaptive layers (default the trained adaptive-lenet "
+                        "that comes with the package, ack_numpy/assets/adaptive-lenet.npz)")
     add_kernel_view_arguments(p, location_help="output location shown first; if the centre's patch is blank, the nearest inked one")
     p.add_argument("--save", metavar="FILE.png", help="write the window as a picture instead of opening it")
     p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (every 2nd location)")
+    add_threads_argument(p)
     p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("reproduce", help="train lenet, adaptive-lenet, plain-small and plain-width8 on every seed; "
@@ -355,9 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataFormatError
     from .train import TrainingInterrupted
 
-    parser = build_parser()
+    parser = build_parser(program_name(sys.argv[0]))
     args = parser.parse_args(argv)
-    keep_freed_memory()  # fewer page faults, faster steps: see allocator.py
+    if args.command in ("train", "evaluate", "visualize", "explore"):  # bench and the studies set their own
+        use_blas_threads(args.threads)  # one BLAS thread unless asked: runtime.py says why
     try:
         return args.func(args)
     except TrainingInterrupted as stopped:

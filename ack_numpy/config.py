@@ -54,7 +54,7 @@ class TrainConfig:
                              metavar="N")
     seed: int = setting(0, "seed for the weights, the order of the images and the shifts")
     data_dir: str | None = setting(None, "folder with the four MNIST files", metavar="DIR",
-                                   default_text="$ACK_MNIST_DIR, else data/mnist in the project, else ./data/mnist")
+                                   default_text="$ACK_MNIST_DIR, else data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist, else ./data/mnist")
     out: str | None = setting(None, "output folder of the run", metavar="DIR", default_text="runs/MODEL")
     limit_train: int | None = setting(None, "use only the first N training images", metavar="N",
                                       default_text="all 60,000")
@@ -63,6 +63,12 @@ class TrainConfig:
     holdout: int = setting(0, "evaluate on the last N training images instead of the test set "
                               "(for design choices)", metavar="N")
     model_options: dict = field(default_factory=dict)  # build_model's options (Python only)
+
+    def __post_init__(self) -> None:
+        # The default run folder is filled in here, once, so that everything after (the run,
+        # the --visualize recorder, the resume hint) reads the same folder.
+        if self.out is None:
+            self.out = f"runs/{self.model}"
 
     def validate(self) -> None:
         """Check every setting's type and range; raise SettingError naming the first bad one.
@@ -80,7 +86,7 @@ class TrainConfig:
              f"must be a whole number from 0 to {MAX_SHIFT} (half the {IMAGE_SIZE}-pixel image)"),
             ("seed", is_whole(self.seed, 0), "must be a whole number >= 0"),
             ("data_dir", self.data_dir is None or isinstance(self.data_dir, str), "must be a folder name"),
-            ("out", self.out is None or (isinstance(self.out, str) and self.out != ""), "must be a folder name"),
+            ("out", isinstance(self.out, str) and self.out != "", "must be a folder name"),
             ("limit_train", self.limit_train is None or is_whole(self.limit_train, 1), "must be a whole number >= 1"),
             ("limit_test", self.limit_test is None or is_whole(self.limit_test, 1), "must be a whole number >= 1"),
             ("holdout", is_whole(self.holdout, 0), "must be a whole number >= 0"),

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ack_numpy.lab.allocator import keep_freed_memory
+from ack_numpy.runtime import keep_freed_memory
 from conftest import PROJECT_ROOT
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -18,7 +18,7 @@ FAULTS_PER_CALL = """
 import resource
 import numpy as np
 from ack_numpy import Tensor
-from ack_numpy.lab.allocator import keep_freed_memory
+from ack_numpy.runtime import keep_freed_memory
 from ack_numpy.functional import adaptive_conv2d
 print(keep_freed_memory())
 rng = np.random.default_rng(0)

@@ -60,14 +60,33 @@ def _touch_mnist(directory: Path, gz=True) -> Path:
 
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
-    """No env var, a fake project root and a fake cwd, so only what a test creates exists."""
+    """No env var, a fake source checkout as project root, a fake user data folder and a
+    fake cwd, so only what a test creates exists."""
     monkeypatch.delenv("ACK_MNIST_DIR", raising=False)
     root, cwd = tmp_path / "root", tmp_path / "cwd"
-    root.mkdir()
+    (root / "ack_numpy").mkdir(parents=True)
+    (root / "setup.cfg").touch()
     cwd.mkdir()
     monkeypatch.setattr(mnist, "PROJECT_ROOT", root)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
     monkeypatch.chdir(cwd)
     return root, cwd
+
+
+def test_a_source_checkout_downloads_into_its_data_folder(isolated):
+    root, _ = isolated
+    assert mnist.download_folder() == (root / "data" / "mnist").resolve()
+
+
+def test_an_installed_package_uses_the_user_data_folder_not_its_own(isolated, tmp_path):
+    root, cwd = isolated
+    (root / "setup.cfg").unlink()  # site-packages: the package's parent is no checkout
+    user = (tmp_path / "user-data" / "ack_numpy" / "mnist").resolve()
+    assert mnist.download_folder() == user
+    assert mnist.default_mnist_dirs() == [user, (cwd / "data" / "mnist").resolve()]
+    _touch_mnist(root / "data" / "mnist")  # never looked at outside a checkout
+    in_user = _touch_mnist(user)
+    assert find_mnist_dir() == in_user.resolve()
 
 
 # ------------------------------------------------------------------ real data

@@ -18,6 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ack_numpy"
 LAYERS = {
     "autograd": 0,
     "gradcheck": 0,  # uses only Tensor
+    "runtime": 0,  # process settings (threads, allocator): imports nothing of the package
+    "assets": 0,  # files that come with the package
     "files": 0,      # uses nothing: quote_path and atomic_write, for every layer that names or writes files
     "functional": 1,
     "nn": 2,

@@ -53,10 +53,19 @@ def expected_prints(code: str) -> list[str]:
     return expected
 
 
-def test_readme_example_prints_what_its_comments_say(tmp_path):
-    code = example_code()
+def trained_layer_code() -> str:
+    """The block in 'Ask the kernels a question' that loads the trained first layer."""
+    match = re.search(r"^```python\n(.*?)^```", section("Ask the kernels a question"), re.M | re.S)
+    assert match, "README.md's 'Ask the kernels a question' section has no ```python block"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("code, least", [(example_code, 3), (trained_layer_code, 1)],
+                         ids=["a-dozen-lines", "the-trained-layer"])
+def test_readme_example_prints_what_its_comments_say(tmp_path, code, least):
+    code = code()
     expected = expected_prints(code)
-    assert len(expected) >= 3, "README example should print shapes and values"
+    assert len(expected) >= least, "README example should print shapes and values"
     # A fresh process in another folder: the example must not depend on the working directory.
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), MPLBACKEND="Agg")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,

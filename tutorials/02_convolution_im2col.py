@@ -187,10 +187,12 @@ print(f"max |conv2d  - loops|  = {np.abs(y_engine - y_loops).max():.2e}")
 # To see where `conv2d`'s time goes, we also time its steps one by one, *exactly as it
 # runs them* (section 3): the copy `im2col_batch_last(x)` (locations in `(i, j, n)`
 # order), the product `Wf @ P^T` on that layout, and the rest (adding the bias, putting
-# the output back in `(N, O, Ho, Wo)` order). Each time is the fastest of 20 runs, so the
-# three parts add up to about the whole, not exactly; what is left is the argument
-# checks and building the output Tensor. (The times depend on your machine
-# and on what else it is doing.)
+# the output back in `(N, O, Ho, Wo)` order). Each time is the fastest of 20 runs. On a
+# quiet machine the three parts add up to about the whole, not exactly (what is left is
+# the argument checks and building the output Tensor); on a busy one, other programs take
+# the CPU while some parts are timed and not others, the sum can be far from the whole,
+# and the script says so when that happened. (The times depend on your machine and on
+# what else it is doing.)
 
 # %%
 def best_time(fn, repeats: int) -> float:
@@ -226,6 +228,10 @@ print(f"conv2d_loops: {t_loops * 1e3:9.2f} ms")
 print(f"conv2d      : {t_im2col * 1e3:9.2f} ms   ({t_loops / t_im2col:.0f}x faster)")
 print(f"   its steps, timed one by one: im2col copy {t_copy * 1e3:.2f} ms + product Wf @ P^T {t_product * 1e3:.2f} ms "
       f"+ bias and output layout {t_rest * 1e3:.2f} ms = {(t_copy + t_product + t_rest) * 1e3:.2f} ms")
+parts = t_copy + t_product + t_rest
+if not 0.75 <= parts / t_im2col <= 1.33:  # beyond what the argument checks and the Tensor cost
+    print(f"   here the steps add up to {parts / t_im2col:.1f}x the whole: other programs took the CPU while "
+          f"some of them were timed; run the cell again to compare")
 print(f"largest difference between the two outputs: {agree:.1e} (float32 rounding)")
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 2.9), gridspec_kw={"width_ratios": [1, 1.3]}, layout="constrained")

@@ -99,12 +99,12 @@ print(f"        sigma = k.p + b = {k @ p + b_o:.4f};  |p|^2 + w.p + b = {p @ p +
 # %% [markdown]
 # ### One real patch, every number
 #
-# Now a real one: the first layer of the trained `adaptive-lenet` committed in
-# `data/reproduction/adaptive-lenet-median.npz` (8 channels of 3x3 adaptive kernels, so
+# Now a real one: the first layer of the trained `adaptive-lenet` that comes with the
+# package, `ack_numpy/assets/adaptive-lenet.npz` (8 channels of 3x3 adaptive kernels, so
 # `C = 1`, `D = 9`), **channel 0**, at **output pixel (12, 16)** of MNIST **test image 0**
 # (a 7): the patch there is the edge of the 7's down-stroke, half ink and half
-# background. (Without the checkpoint the layer is an untrained one; without MNIST the
-# digit is a drawn stroke; the first printed lines say which.) The figure follows the
+# background. (Without MNIST the digit is a drawn stroke; the first printed lines say
+# which.) The figure follows the
 # equations from left to right and top to bottom: the patch `p`, the Q filters of the
 # channel (row `e` of `Q_0`), their responses `Q p` (element `e` drawn at kernel position
 # `(e // 3, e % 3)`), plus `w`, the kernel `k`, `k * p`, and the sum that makes `sigma`.
@@ -128,7 +128,7 @@ with np.printoptions(precision=4, suppress=True, linewidth=110):
     print(f"w_{o}    =", w_trained[o])
     print("k      =", k_real)
     print("k * p  =", k_real * p_real)
-print(f"k . p = {k_real @ p_real:.4f};  + b_{o} = {b_trained[o]:+.4f};  sigma = {sigma_real:.4f};  "
+print(f"k . p = {k_real @ p_real:.4f};  b_{o} = {b_trained[o]:.4f};  sigma = k . p + b_{o} = {sigma_real:.4f};  "
       f"tanh(sigma) = {np.tanh(sigma_real):.4f}")
 engine_sigma = F.adaptive_conv2d(digit, Q_trained, w_trained, b_trained).data[0, o, i, j]
 engine_k = F.adaptive_kernels(digit, Q_trained, w_trained)[0, o, i, j].reshape(D)

@@ -18,9 +18,9 @@
 # the arrays), the same code as `python -m ack_numpy visualize --checkpoint F --out DIR`.
 #
 # Which trained model: the checkpoint in the environment variable `ACK_CHECKPOINT` if
-# set; else the reproduction's `data/reproduction/adaptive-lenet-median.npz` if it
-# exists; else we train a small one here (a few seconds in quick mode, a couple of
-# epochs otherwise). Needs MNIST, as tutorial 04.
+# set; else the adaptive-lenet that comes with the package
+# (`ack_numpy/assets/adaptive-lenet.npz`, the reproduction's median seed). Needs MNIST,
+# as tutorial 04.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import os
@@ -31,6 +31,7 @@ import numpy as np
 from tutorial_setup import OUT, QUICK, ROOT, RUNS, save  # quick mode, figure folder, this checkout's package
 
 import ack_numpy.functional as F
+from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import adaptive_layers, build_model
@@ -47,20 +48,12 @@ print("project root:", ROOT, "| quick mode:", QUICK, "| figures go to:", OUT)
 # ## 0. A trained model
 
 # %%
-committed = ROOT / "data" / "reproduction" / "adaptive-lenet-median.npz"
 if os.environ.get("ACK_CHECKPOINT"):
     checkpoint = Path(os.environ["ACK_CHECKPOINT"])
     print(f"using ACK_CHECKPOINT: {checkpoint}")
-elif committed.is_file():
-    checkpoint = committed
-    print(f"using the reproduction's median adaptive-lenet: {checkpoint}")
 else:
-    print(f"no ACK_CHECKPOINT and no {committed.relative_to(ROOT)}: training a small adaptive-lenet now")
-    config = TrainConfig(model="adaptive-lenet", seed=0, out=str(RUNS / "adaptive-lenet-05"),
-                         epochs=1 if QUICK else 2,
-                         limit_train=3000 if QUICK else None, limit_test=1000 if QUICK else None, **RECIPE)
-    train(config, overwrite=True)
-    checkpoint = Path(config.out) / "checkpoint.npz"
+    checkpoint = TRAINED_ADAPTIVE_LENET
+    print("using the trained adaptive-lenet that comes with the package (the reproduction's median seed)")
 
 model, meta = load_model(checkpoint)
 if not adaptive_layers(model):

@@ -174,16 +174,13 @@ def check_04_adaptive_layer_parameters(answer: Callable) -> None:
 
 # ----------------------------------------------------------------------------- 05 trained kernels
 def trained_or_random_layer() -> tuple[np.ndarray, np.ndarray]:
-    """Q, w of the committed trained first layer if present, else random ones (same shapes)."""
-    path = ROOT / "data" / "reproduction" / "adaptive-lenet-median.npz"
-    if path.is_file():
-        from ack_numpy.checkpoint import load_model
-        from ack_numpy.models import adaptive_layers
+    """Q, w of the trained first layer that comes with the package (ack_numpy/assets)."""
+    from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
+    from ack_numpy.checkpoint import load_model
+    from ack_numpy.models import adaptive_layers
 
-        layer = adaptive_layers(load_model(path)[0])[0]
-        return layer.Q.data.astype(np.float64), layer.w.data.astype(np.float64)
-    rng = np.random.default_rng(9)
-    return rng.normal(scale=0.2, size=(8, 9, 9)), rng.normal(size=(8, 9))
+    layer = adaptive_layers(load_model(TRAINED_ADAPTIVE_LENET)[0])[0]
+    return layer.Q.data.astype(np.float64), layer.w.data.astype(np.float64)
 
 
 def stroke_images() -> list[np.ndarray]:

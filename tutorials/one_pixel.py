@@ -24,6 +24,7 @@ import numpy as np
 from tutorial_setup import ROOT  # this checkout's package, from any working directory
 
 import ack_numpy.functional as F
+from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.data.idx import DataFormatError
@@ -31,7 +32,7 @@ from ack_numpy.functional import adaptive
 from ack_numpy.models import adaptive_layers
 from ack_numpy.nn import AdaptiveConv2d
 
-CHECKPOINT = ROOT / "data" / "reproduction" / "adaptive-lenet-median.npz"
+CHECKPOINT = TRAINED_ADAPTIVE_LENET  # the trained adaptive-lenet that comes with the package
 # Channel 0 (the default of `python -m ack_numpy visualize`) at output pixel (12, 16) of
 # test image 0, a 7: the patch there holds the edge of the 7's down-stroke, half ink,
 # half background, so the kernel is visibly different from w.
@@ -40,14 +41,10 @@ CHANNEL, ROW, COL = 0, 12, 16
 
 def trained_first_layer() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Q (O, D, D), w (O, D), b (O,) of the first (adaptive) layer, in float64, and where they
-    come from: the committed trained checkpoint, or a fresh untrained layer if it is missing."""
-    if CHECKPOINT.is_file():
-        model, meta = load_model(CHECKPOINT)
-        layer = adaptive_layers(model)[0]
-        source = f"{CHECKPOINT.relative_to(ROOT)} ({meta['model']}, trained {meta['epoch']} epochs), first layer"
-    else:
-        layer = AdaptiveConv2d(1, 8, 3, rng=np.random.default_rng(0))
-        source = f"an untrained AdaptiveConv2d(1, 8, 3) ({CHECKPOINT.relative_to(ROOT)} not found)"
+    come from: the trained checkpoint that comes with the package."""
+    model, meta = load_model(CHECKPOINT)
+    layer = adaptive_layers(model)[0]
+    source = f"ack_numpy/assets/{CHECKPOINT.name} ({meta['model']}, trained {meta['epoch']} epochs), first layer"
     return (layer.Q.data.astype(np.float64), layer.w.data.astype(np.float64),
             layer.b.data.astype(np.float64), source)
 
@@ -96,10 +93,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # The line `sigma[...] = np.dot(k, p) + ...`: when pdb stops there, the kernel k is built.
     line = line_containing(adaptive.adaptive_conv2d_loops, "np.dot(k, p)")
+    # The line `k = kernel_at(...)`: a breakpoint there stops before k is built, so `step` enters kernel_at.
+    kernel_line = line_containing(adaptive.adaptive_conv2d_loops, "k = kernel_at(")
     condition = f"o == {args.channel} and i == {args.row} and j == {args.col}"
     print(f"layer: {layer_source}\ninput: {digit_source}, x {x.shape}")
     print(f"breakpoint: {adaptive.__file__}:{line}, {condition}")
     print("pdb stops first at the top of adaptive_conv2d_loops; type `continue` to run to that pixel.")
+    print(f"(to step into kernel_at there instead, type `break {kernel_line}, {condition}`, `continue`, `step`)")
 
     debugger = pdb.Pdb()
     debugger.set_break(adaptive.__file__, line, cond=condition)

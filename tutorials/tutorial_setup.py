@@ -5,7 +5,8 @@
 - OUT: where figures go (ACK_TUTORIAL_OUT, default tutorials/figures/),
 - RUNS: where training runs go (under ACK_TUTORIAL_OUT if set, else runs/tutorials/),
 - save(fig, name): write a figure to OUT (and show it, in a notebook),
-- and keeps freed memory for reuse, as the command line does (ack_numpy/lab/allocator.py).
+- and uses one BLAS thread unless OPENBLAS_NUM_THREADS is set, as the command line does
+  (ack_numpy/runtime.py says why).
 """
 import os
 import sys
@@ -22,9 +23,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = next((p for p in [HERE, *HERE.parents] if (p / "ack_numpy" / "__init__.py").is_file()), HERE.parent)
 sys.path.insert(0, str(ROOT))  # use this checkout's package, installed or not
 
-from ack_numpy.lab.allocator import keep_freed_memory  # noqa: E402
+from ack_numpy.runtime import use_blas_threads  # noqa: E402
 
-keep_freed_memory()  # faster training steps, same numbers: see ack_numpy/lab/allocator.py
+use_blas_threads()  # steady on a shared machine: see ack_numpy/runtime.py
 
 QUICK = os.environ.get("ACK_QUICK", "0") not in ("", "0")
 OUT = Path(os.environ.get("ACK_TUTORIAL_OUT", ROOT / "tutorials" / "figures"))

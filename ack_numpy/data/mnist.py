@@ -15,14 +15,17 @@ dataset) is refused with one line naming the file.
 
 Where we look (`find_mnist_dir`): the `data_dir` argument (`--data-dir DIR` on the
 command line), then the ACK_MNIST_DIR environment variable, then `data/mnist/` in the
-project root, then `./data/mnist`. A folder given explicitly or by ACK_MNIST_DIR must
+project root (in a source checkout only: an installed package has no project root), then
+the user data folder (`$XDG_DATA_HOME/ack_numpy/mnist`, by default
+`~/.local/share/ack_numpy/mnist`), then `./data/mnist`. A folder given explicitly or by ACK_MNIST_DIR must
 hold all four files; we never fall back silently to data from somewhere else. A
 relative ACK_MNIST_DIR is read from the current folder, so give an absolute path
 (`export ACK_MNIST_DIR=/path/to/mnist`) to make it work from anywhere.
 
 Downloading (`download_mnist`; `python -m ack_numpy download`, or `train --download`
-when nothing is found): the four NAME.gz files go into `data/mnist/` of the project root
-(or `--dest DIR`), from the first of DEFAULT_MIRRORS that serves a genuine copy. Each
+when nothing is found): the four NAME.gz files go into the first place of that list
+(`download_folder()`: `data/mnist/` of a source checkout, else the user data folder; an
+installed package never writes into its own folder), or into `--dest DIR`, from the first of DEFAULT_MIRRORS that serves a genuine copy. Each
 file is streamed to a temporary file, verified, and only then renamed onto its final
 name, so a failed or interrupted download leaves nothing half-written; files already
 present and verified are kept. MNIST is never committed to the repository
@@ -75,7 +78,8 @@ DEFAULT_MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ]
-# The project root is the folder holding the `ack_numpy` package.
+# The project root is the folder holding the `ack_numpy` package; it is a source checkout
+# (with data/ beside the package) only if setup.cfg is there too, not when installed.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 # The largest genuine file is 47 MB decompressed, 10 MB compressed; anything far
@@ -128,17 +132,35 @@ def _require_complete(directory: Path, where: str) -> Path:
     return directory
 
 
+def is_source_checkout() -> bool:
+    return (PROJECT_ROOT / "setup.cfg").is_file() and (PROJECT_ROOT / "ack_numpy").is_dir()
+
+
+def user_data_dir() -> Path:
+    """Where an installed package keeps MNIST: $XDG_DATA_HOME/ack_numpy/mnist, by default
+    ~/.local/share/ack_numpy/mnist."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser() / "ack_numpy" / "mnist"
+
+
+def download_folder() -> Path:
+    """Where `download` and `train --download` put MNIST when no folder is named: the first
+    of `default_mnist_dirs`, i.e. data/mnist of a source checkout, else the user data folder."""
+    return default_mnist_dirs()[0]
+
+
 def default_mnist_dirs() -> list[Path]:
     """Fallback places searched when neither `data_dir` nor ACK_MNIST_DIR is given."""
-    dirs = [PROJECT_ROOT / "data" / "mnist", Path.cwd() / "data" / "mnist"]
+    dirs = [PROJECT_ROOT / "data" / "mnist"] if is_source_checkout() else []
+    dirs += [user_data_dir(), Path.cwd() / "data" / "mnist"]
     return list(dict.fromkeys(d.resolve() for d in dirs))  # drop duplicates, keep order
 
 
 def find_mnist_dir(data_dir: Optional[PathLike] = None) -> Path:
     """Return the directory holding the four MNIST files.
 
-    Order: explicit `data_dir`, then $ACK_MNIST_DIR, then `data/mnist` in the project
-    root, then `./data/mnist`. An explicit or environment directory that lacks files
+    Order: explicit `data_dir`, then $ACK_MNIST_DIR, then `default_mnist_dirs()`: `data/mnist`
+    in a source checkout, the user data folder, `./data/mnist`. An explicit or environment directory that lacks files
     is an error (we do not silently use data from somewhere else).
     """
     if data_dir is not None:
@@ -163,7 +185,7 @@ def find_mnist_dir(data_dir: Optional[PathLike] = None) -> Path:
 
 def find_or_download_mnist(data_dir: Optional[PathLike] = None) -> Path:
     """find_mnist_dir(); if no folder was named (no data_dir, no $ACK_MNIST_DIR) and none of
-    the default places has MNIST, download it into the project's data/mnist first.
+    the default places has MNIST, download it into `download_folder()` first.
 
     A folder the user named is never replaced by a download: if it lacks files, that is an error."""
     if data_dir is not None or os.environ.get(ENV_VAR):
@@ -363,7 +385,7 @@ def download_mnist(
     """Download the four MNIST files (as NAME.gz) into `dest` and verify them.
 
     Args:
-        dest: target folder, created if needed; default `data/mnist` in the project root.
+        dest: target folder, created if needed; default `download_folder()`.
         mirrors: base URLs tried in order; default DEFAULT_MIRRORS.
         timeout: seconds to wait on a silent connection.
         progress: called with one-line status messages; None for silence.
@@ -371,7 +393,7 @@ def download_mnist(
         the folder, ready for `load_mnist(data_dir=...)`.
     Files already present and verified are kept and not downloaded again.
     """
-    dest = Path(dest) if dest is not None else PROJECT_ROOT / "data" / "mnist"
+    dest = Path(dest) if dest is not None else download_folder()
     mirrors = list(mirrors) if mirrors is not None else list(DEFAULT_MIRRORS)
     report = progress if progress is not None else (lambda message: None)
     dest.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 
 - `bench/`       speed and memory of the layers and of whole training steps
 - `reproduce.py` the study of the paper's MNIST claims (many trainings, one report)
-- `allocator.py` one setting of the C allocator that the commands and tutorials turn on
 
 The engine (autograd, functional, nn, optim, models, data, train, viz) never imports
 anything from here; `tests/test_layout.py` checks that rule by reading the imports.

@@ -2,8 +2,8 @@
 
     python tutorials/check.py 05
 
-The checker uses the committed trained layer (data/reproduction/adaptive-lenet-median.npz)
-when it is there, and two drawn digit-like images, so it needs no MNIST.
+The checker uses the trained layer that comes with the package (ack_numpy/assets/adaptive-lenet.npz)
+and two drawn digit-like images, so it needs no MNIST.
 """
 import numpy as np
 

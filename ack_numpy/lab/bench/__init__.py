@@ -57,7 +57,7 @@ import numpy as np
 
 from ... import __version__
 from ...files import atomic_write
-from ..allocator import keep_freed_memory
+from ...runtime import keep_freed_memory
 from .layers import SHAPES, TINY_SHAPES, layer_benchmarks
 from .report import format_report
 from .training import child_env, training_benchmarks

@@ -36,7 +36,7 @@ def format_report(result: dict) -> str:
         f"{env['cpu_count']} CPUs",
         f"load average (1, 5, 15 min): {load} at start, {load_end} at end",
         f"BLAS threads: {env['blas_threads']}",
-        "memory: " + ("freed blocks kept for reuse (allocator.py)" if env["freed_memory_kept"]
+        "memory: " + ("freed blocks kept for reuse (runtime.keep_freed_memory)" if env["freed_memory_kept"]
                       else "the C library's defaults (ACK_KEEP_FREED_MEMORY=0, or not glibc)"),
         *([f"note: the load average is above the {env['cpu_count']} CPUs and BLAS may use them all; its threads"
            f" then wait for each other (rerun with --threads 1)"]

@@ -173,7 +173,7 @@ def measure(model: str, batch: int, steps: int = 30, warmup: int = 3, budget: fl
             profile_steps: int = 5, eval_images: int = TEST_IMAGES, seed: int = 0) -> dict:
     """Everything the whole-step table prints for one (model, batch), in this process."""
     try:
-        from ack_numpy.lab.allocator import keep_freed_memory
+        from ack_numpy.runtime import keep_freed_memory
         keep_freed_memory()  # as a training run does (cli.main)
     except ImportError:
         pass

@@ -1,0 +1,45 @@
+"""The figures of one training run, as `train --visualize` draws them.
+
+`kernel_recorder` chooses what is watched while the run trains: layer 0's kernels
+(channel 0) at the centre and upper-centre locations of three fixed test images, the
+first 0, 1 and 7 (a round stroke, a straight one and one with a corner), recorded after
+every epoch. `draw_run` draws, once the run has ended, its training curves and, for a
+model with adaptive layers, the kernel figures of its checkpoint and the kernels across
+training. Both take the run folder the run itself uses (`TrainConfig.out`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .evolution import RECORD_FILE, KernelRecorder
+
+WATCHED_DIGITS = (0, 1, 7)
+
+
+def kernel_recorder(out: str | Path, data_dir: str | None, keep: bool) -> KernelRecorder:
+    """A KernelRecorder writing into out/figures/kernel_evolution.npz; `keep` (for --resume)
+    continues the record already there, otherwise a new run starts it again."""
+    from ..data import load_mnist
+
+    images, labels = load_mnist("test", data_dir)
+    indices = np.array([np.flatnonzero(labels == d)[0] for d in WATCHED_DIGITS])
+    return KernelRecorder(images[indices], labels=labels[indices], indices=indices,
+                          path=Path(out) / "figures" / RECORD_FILE, keep=keep)
+
+
+def draw_run(out: str | Path, data_dir: str | None) -> list[Path]:
+    """Write into out/figures the training curves and, if the model is adaptive, the kernel
+    figures of out/checkpoint.npz and the kernels across training. Returns the paths written."""
+    from ..checkpoint import load_model
+    from ..models import adaptive_layers
+    from . import write_curves, write_evolution, write_figures
+
+    figures = Path(out) / "figures"
+    written = [write_curves([out], figures)]
+    model, _ = load_model(Path(out) / "checkpoint.npz")
+    if adaptive_layers(model):
+        written += write_figures(Path(out) / "checkpoint.npz", figures, data_dir=data_dir)
+        written += write_evolution(figures)
+    return written
