@@ -8,7 +8,9 @@ small `_backward` function that applies the chain rule for that one operation:
     out._backward(out)       backward: a.grad += out.grad * df/da,  b.grad += ...
 
 `backward()` sorts the graph topologically and calls each `_backward` in reverse,
-exactly as in karpathy/micrograd, but on whole arrays instead of scalars.
+exactly as in karpathy/micrograd, but on whole arrays instead of scalars. Each op names
+its function after itself (`_matmul_backward`, `_tanh_backward`), so that a traceback
+from inside `backward()` says which op it came from.
 
 One difference from micrograd: `_backward` receives its output tensor as an argument
 (`node._backward(node)`) instead of capturing `out` from the op that made it. A closure
@@ -25,10 +27,20 @@ Bigger operations (convolution, pooling, the adaptive kernel, the losses) live i
 `ack_numpy.functional`; they build their output with `Tensor.from_op` and write their
 own backward next to their forward, the same way as the ops in this file.
 
-Dtypes are never promoted: all inputs of an op must have one dtype (a Python number
-takes the dtype of the tensor it meets), so float32 training stays float32 and a
-float64 or int64 array that slips in is refused at the op that received it, naming
-the dtypes, instead of surfacing later as a wrong-dtype gradient.
+The dtype rule: a Tensor holds float32 (training) or float64 (gradient checks), nothing
+else. Integer, bool and float16 data are refused at construction unless `dtype=` asks
+for the conversion (`Tensor(labels, dtype=np.float32)`: visible in the code); complex,
+object and string data are always refused. Dtypes are never promoted: all inputs of an
+op must have one dtype, and a number (a Python or NumPy scalar, also as an exponent)
+takes the dtype of the tensor it meets, so float32 training stays float32 and a float64
+array that slips in is refused at the op that received it, naming the dtypes, instead
+of surfacing later as a wrong-dtype gradient.
+
+In-place changes: a backward reads its inputs' (and sometimes its output's) `data` when
+backward() runs, not when the op ran. So a recorded op's output is made read-only, and
+the op keeps a CRC-32 of each leaf it read (inputs, weights); backward() refuses, naming
+the op, if one of them changed or was replaced in between (`saved_state`,
+`check_unchanged`), where PyTorch would compare its `_version` counters.
 
 Debugging: `repr(t)` shows shape, dtype, the op that made t and its gradient state;
 `t.topological_order()` lists the graph behind t; and with the environment variable
@@ -40,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import zlib
 from typing import Callable, Iterator, Sequence, Union
 
 import numpy as np
@@ -89,7 +102,7 @@ class Tensor:
     """A NumPy array with a gradient and a record of the operation that produced it.
 
     Attributes:
-        data: the values, any shape, usually float32 for training, float64 for checks.
+        data: the values, any shape; float32 (training) or float64 (checks), nothing else.
         grad: dL/d(data), same shape as data; None until backward() reaches it.
         requires_grad: whether gradients should be computed for this tensor.
     """
@@ -97,15 +110,13 @@ class Tensor:
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        array = np.asarray(data, dtype=dtype)
-        if requires_grad and array.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require gradients, got {array.dtype}")
-        self.data: np.ndarray = array
+        self.data: np.ndarray = float_array(data, dtype)
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
         self._parents: tuple[Tensor, ...] = ()
         self._backward: Callable[[Tensor], None] = lambda out: None
         self._op = ""  # name of the op that made this tensor, for debugging and graphs
+        self._saved: tuple = ()  # what backward() checks before this op's backward: `saved_state`
 
     @classmethod
     def from_op(cls, data: np.ndarray, parents: Sequence["Tensor"], op: str) -> "Tensor":
@@ -120,6 +131,7 @@ class Tensor:
         if _GRAD_ENABLED and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out._parents = tuple(parents)
+            out._saved = saved_state(out)  # checked by backward(): see `check_unchanged`
         if DEBUG:
             print(debug_line(op, parents, out), file=sys.stderr)
         return out
@@ -213,6 +225,7 @@ class Tensor:
         self.grad = grad.copy()
         for node in reversed(order):
             if node._parents and node.grad is not None:
+                check_unchanged(node)
                 node._backward(node)  # passed in, not captured: see the module docstring
 
     def topological_order(self) -> list["Tensor"]:
@@ -238,48 +251,48 @@ class Tensor:
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data + other.data, (self, other), "add")
 
-        def _backward(out):  # d(a+b)/da = 1, d(a+b)/db = 1
+        def _add_backward(out):  # d(a+b)/da = 1, d(a+b)/db = 1
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad, self.shape))
             if other.requires_grad:
                 other.accumulate_grad(unbroadcast(out.grad, other.shape))
 
-        out._backward = _backward
+        out._backward = _add_backward
         return out
 
     def __mul__(self, other: ArrayLike) -> "Tensor":
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data * other.data, (self, other), "mul")
 
-        def _backward(out):  # d(a*b)/da = b, d(a*b)/db = a
+        def _mul_backward(out):  # d(a*b)/da = b, d(a*b)/db = a
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad * other.data, self.shape))
             if other.requires_grad:
                 other.accumulate_grad(unbroadcast(out.grad * self.data, other.shape))
 
-        out._backward = _backward
+        out._backward = _mul_backward
         return out
 
     def __truediv__(self, other: ArrayLike) -> "Tensor":
         other = as_tensor(other, like=self)
         out = Tensor.from_op(self.data / other.data, (self, other), "div")
 
-        def _backward(out):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+        def _div_backward(out):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
             if self.requires_grad:
                 self.accumulate_grad(unbroadcast(out.grad / other.data, self.shape))
             if other.requires_grad:
                 other.accumulate_grad(unbroadcast(-out.grad * self.data / other.data**2, other.shape))
 
-        out._backward = _backward
+        out._backward = _div_backward
         return out
 
     def __neg__(self) -> "Tensor":
         out = Tensor.from_op(-self.data, (self,), "neg")
 
-        def _backward(out):
+        def _neg_backward(out):
             self.accumulate_grad(-out.grad)
 
-        out._backward = _backward
+        out._backward = _neg_backward
         return out
 
     def __sub__(self, other: ArrayLike) -> "Tensor":
@@ -298,14 +311,16 @@ class Tensor:
         return as_tensor(other, like=self) / self
 
     def __pow__(self, exponent: float) -> "Tensor":
-        if isinstance(exponent, Tensor):
-            raise TypeError("only constant exponents are supported: x ** 2.0")
+        if isinstance(exponent, Tensor) or not np.isscalar(exponent) or isinstance(exponent, (complex, np.complexfloating, str, bytes)):
+            raise TypeError(f"only constant real exponents are supported, as in x ** 2.0; got {type(exponent).__name__}")
+        # A Python float never changes the dtype; a NumPy float64 would make float32 ** it float64.
+        exponent = float(exponent)
         out = Tensor.from_op(self.data**exponent, (self,), "pow")
 
-        def _backward(out):  # d(x^k)/dx = k x^(k-1)
+        def _pow_backward(out):  # d(x^k)/dx = k x^(k-1)
             self.accumulate_grad(out.grad * exponent * self.data ** (exponent - 1))
 
-        out._backward = _backward
+        out._backward = _pow_backward
         return out
 
     def __matmul__(self, other: ArrayLike) -> "Tensor":
@@ -317,30 +332,33 @@ class Tensor:
             raise ValueError(f"matmul shapes do not fit: {self.shape} @ {other.shape}")
         out = Tensor.from_op(self.data @ other.data, (self, other), "matmul")
 
-        def _backward(out):  # C = A B:  dA = dC B^T,  dB = A^T dC
+        def _matmul_backward(out):  # C = A B:  dA = dC B^T,  dB = A^T dC
             if self.requires_grad:
                 self.accumulate_grad(out.grad @ other.data.T)
             if other.requires_grad:
                 other.accumulate_grad(self.data.T @ out.grad)
 
-        out._backward = _backward
+        out._backward = _matmul_backward
         return out
 
     # ---------------------------------------------------------------- reductions
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         out = Tensor.from_op(self.data.sum(axis=axis, keepdims=keepdims), (self,), "sum")
 
-        def _backward(out):  # every summed element receives the output's gradient
+        def _sum_backward(out):  # every summed element receives the output's gradient
             grad = out.grad
             if axis is not None and not keepdims:
                 grad = np.expand_dims(grad, axis)
             self.accumulate_grad(np.broadcast_to(grad, self.shape))
 
-        out._backward = _backward
+        out._backward = _sum_backward
         return out
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
-        count = self.data.size if axis is None else np.prod([self.shape[a] for a in np.atleast_1d(axis)])
+        count = self.data.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
+        if count == 0:
+            raise ValueError(f"mean() of an empty tensor (shape {self.shape}, axis={axis}): "
+                             f"there is nothing to average")
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
 
     # ---------------------------------------------------------------- shape
@@ -349,10 +367,10 @@ class Tensor:
             shape = tuple(shape[0])
         out = Tensor.from_op(self.data.reshape(shape), (self,), "reshape")
 
-        def _backward(out):
+        def _reshape_backward(out):
             self.accumulate_grad(out.grad.reshape(self.shape))
 
-        out._backward = _backward
+        out._backward = _reshape_backward
         return out
 
     def transpose(self, *axes) -> "Tensor":
@@ -361,10 +379,10 @@ class Tensor:
         axes = axes or tuple(reversed(range(self.ndim)))
         out = Tensor.from_op(self.data.transpose(axes), (self,), "transpose")
 
-        def _backward(out):  # undo the permutation
+        def _transpose_backward(out):  # undo the permutation
             self.accumulate_grad(out.grad.transpose(np.argsort(axes)))
 
-        out._backward = _backward
+        out._backward = _transpose_backward
         return out
 
     @property
@@ -374,53 +392,114 @@ class Tensor:
     def __getitem__(self, index) -> "Tensor":
         out = Tensor.from_op(self.data[index], (self,), "getitem")
 
-        def _backward(out):  # scatter the gradient back; np.add.at handles repeated indices
+        def _getitem_backward(out):  # scatter the gradient back; np.add.at handles repeated indices
             grad = np.zeros_like(self.data)
             np.add.at(grad, index, out.grad)
             self.accumulate_grad(grad)
 
-        out._backward = _backward
+        out._backward = _getitem_backward
         return out
 
     # ---------------------------------------------------------------- elementwise
     def exp(self) -> "Tensor":
         out = Tensor.from_op(np.exp(self.data), (self,), "exp")
 
-        def _backward(out):  # d(e^x)/dx = e^x
+        def _exp_backward(out):  # d(e^x)/dx = e^x
             self.accumulate_grad(out.grad * out.data)
 
-        out._backward = _backward
+        out._backward = _exp_backward
         return out
 
     def log(self) -> "Tensor":
         out = Tensor.from_op(np.log(self.data), (self,), "log")
 
-        def _backward(out):  # d(log x)/dx = 1/x
+        def _log_backward(out):  # d(log x)/dx = 1/x
             self.accumulate_grad(out.grad / self.data)
 
-        out._backward = _backward
+        out._backward = _log_backward
         return out
 
     def tanh(self) -> "Tensor":
         out = Tensor.from_op(np.tanh(self.data), (self,), "tanh")
 
-        def _backward(out):  # d(tanh x)/dx = 1 - tanh(x)^2
+        def _tanh_backward(out):  # d(tanh x)/dx = 1 - tanh(x)^2
             self.accumulate_grad(out.grad * (1.0 - out.data * out.data))
 
-        out._backward = _backward
+        out._backward = _tanh_backward
         return out
 
     def relu(self) -> "Tensor":
         out = Tensor.from_op(np.maximum(self.data, 0), (self,), "relu")
 
-        def _backward(out):  # d(max(x,0))/dx = 1 where x > 0, else 0
+        def _relu_backward(out):  # d(max(x,0))/dx = 1 where x > 0, else 0
             self.accumulate_grad(out.grad * (self.data > 0))
 
-        out._backward = _backward
+        out._backward = _relu_backward
         return out
 
 
+    # NumPy defers to Tensor's operators: np.float64(2.0) * t calls t.__rmul__ (and
+    # keeps t's dtype) instead of making an object array of Tensors.
+    __array_ufunc__ = None
+
+
 REPR_VALUES = 8  # repr shows the values of tensors up to this size
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(data, dtype=None) -> np.ndarray:
+    """The array a Tensor holds: float32 or float64, never anything else.
+
+    Integer and bool data are refused unless `dtype` asks for a float (an explicit,
+    visible conversion); complex, object and string data are always refused. Without
+    this, Tensor([1, 2, 3]) + 0.5 would stay int64 and silently drop the 0.5."""
+    source = np.asarray(data)
+    if dtype is not None and np.dtype(dtype) not in FLOAT_DTYPES:
+        raise TypeError(f"a Tensor holds float32 or float64, not dtype={np.dtype(dtype)}")
+    if source.dtype in FLOAT_DTYPES and dtype is None:
+        return source
+    if source.dtype.kind in "fiub" and dtype is not None:
+        return source.astype(dtype)
+    hint = ": convert it explicitly, e.g. Tensor(x, dtype=np.float32)" if source.dtype.kind in "fiub" else ""
+    raise TypeError(f"a Tensor holds float32 or float64, got {source.dtype} data{hint}")
+
+
+def fingerprint(array: np.ndarray) -> int:
+    """A CRC-32 of the array's bytes: equal before and after unless the values changed.
+    (A non-contiguous view is copied first.)"""
+    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def saved_state(out: Tensor) -> tuple:
+    """What `check_unchanged` needs to see that the arrays out's backward reads are the
+    ones the forward pass used: one (array, crc) pair for each parent and for out.
+
+    NumPy cannot count writes to an array as PyTorch's `_version` counter does, so:
+    - an op's output is ours: it is made read-only (free), so that an in-place write to
+      it fails at once, and only its identity is kept (crc None);
+    - a leaf (an input, a weight) belongs to the user and must stay writable (the
+      optimiser writes it after backward): its CRC-32 is kept and compared. This costs
+      one pass over the inputs and weights per forward and per backward, not over the
+      activations (tutorial 01, "Changing an array after the forward pass")."""
+    out.data.flags.writeable = False
+    return tuple((t.data, fingerprint(t.data) if not t._parents else None) for t in (*out._parents, out))
+
+
+def check_unchanged(out: Tensor) -> None:
+    """Refuse to run out's backward if an array it reads changed since the forward pass.
+
+    The backward closures read `self.data`, `other.data` and `out.data` when backward()
+    runs, not when the op ran: had one been changed in place (x.data *= 2, an optimiser
+    step, a NumPy array edited after Tensor(array)) or replaced (w.data = ...), the
+    gradients would be computed silently from the new values. This is PyTorch's
+    "modified by an inplace operation" error."""
+    for i, (t, (array, crc)) in enumerate(zip((*out._parents, out), out._saved)):
+        if t.data is not array or (crc is not None and fingerprint(array) != crc):
+            which = "its output" if t is out else f"its input {i} ({describe(t)})"
+            raise RuntimeError(f"backward of {out._op}: {which} was changed in place or replaced after the "
+                               f"forward pass, so its gradient would be computed from the new values; "
+                               f"redo the forward pass after changing it")
 
 
 def describe(t: Tensor) -> str:

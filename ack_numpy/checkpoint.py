@@ -176,8 +176,16 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     if path.is_dir():
         raise CheckpointError(f"{quote_path(path)} is a folder; a checkpoint is a file, "
                               f"e.g. {quote_path(path / 'checkpoint.npz')}")
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint not found: {quote_path(path)}")
+    if not path.is_file():
+        raise CheckpointError(f"{quote_path(path)} is not a regular file (a device or a pipe?); "
+                              f"a checkpoint is a .npz file")
+    try:  # opened first, so that an unreadable file says why rather than "not an .npz"
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {quote_path(path)}: {err.strerror or err}") from None
     # An .npz is a zip archive. Checking that first gives one clear message for random bytes,
     # a truncated download or a plain .npy file (which np.load would return as an array).
     try:

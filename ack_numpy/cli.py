@@ -33,6 +33,13 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
+def _positive_number(text: str) -> float:
+    value = _number(text)
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = _integer(text)
     if value < 1:
@@ -174,6 +181,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     if args.index is not None and args.digit is not None:
         raise ValueError("give either --index or --digit, not both")
+    check_output_files(args)
     model, meta = load_model(args.checkpoint)
     if not adaptive_layers(model):
         raise ValueError(f"{args.checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
@@ -182,19 +190,37 @@ def cmd_explore(args: argparse.Namespace) -> int:
     index = select_image(labels, index=args.index, digit=args.digit)
     free_keys()
     explorer = Explorer(model, images, labels, layer=args.layer, channel=args.channel, index=index,
-                        location=None if args.location is None else tuple(args.location))
+                        location=None if args.location is None else tuple(args.location), scale=args.scale)
+    if explorer.start_note:
+        print(f"explore: {explorer.start_note}")
     if args.save is not None:
         explorer.fig.savefig(args.save)
         print(f"wrote {args.save}")
     if args.gif is not None:
         frames = write_sweep_gif(model, images[index], args.gif, layer=args.layer, channel=args.channel,
-                                 name=f"test image {index} (digit {labels[index]})")
+                                 step=args.every, name=f"test image {index} (digit {labels[index]})")
         print(f"wrote {args.gif} ({frames} frames)")
     if args.save is None and args.gif is None:
         import matplotlib.pyplot as plt
 
         plt.show()
     return 0
+
+
+def check_output_files(args: argparse.Namespace) -> None:
+    """explore --save / --gif: each file name says its format, and they are two different files
+    (checked before anything is computed, so a mistake costs nothing)."""
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()   # {"png": ..., "pdf": ..., "svg": ...}
+    if args.save is not None and Path(args.save).suffix[1:].lower() not in formats:
+        raise ValueError(f"--save {args.save}: the file name must end in the picture's format, one of "
+                         f"{', '.join('.' + f for f in sorted(formats))} (e.g. explorer.png)")
+    if args.gif is not None and Path(args.gif).suffix.lower() != ".gif":
+        raise ValueError(f"--gif {args.gif}: the file name must end in .gif (e.g. sweep.gif)")
+    if args.save is not None and args.gif is not None and Path(args.save).resolve() == Path(args.gif).resolve():
+        raise ValueError(f"--save and --gif name the same file {args.save}: the animation would overwrite "
+                         f"the picture; give two different files")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -300,7 +326,12 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
                         "that comes with the package, ack_numpy/assets/adaptive-lenet.npz)")
     add_kernel_view_arguments(p, location_help="output location shown first; if the centre's patch is blank, the nearest inked one")
     p.add_argument("--save", metavar="FILE.png", help="write the window as a picture instead of opening it")
-    p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (every 2nd location)")
+    p.add_argument("--gif", metavar="FILE.gif", help="write the kernel sweeping over the image (see --every)")
+    p.add_argument("--every", type=positive_int, default=2, metavar="N",
+                   help="--gif visits every Nth row and column (default 2; 3 makes a GIF about half the size)")
+    p.add_argument("--scale", type=_positive_number, metavar="LIM",
+                   help="draw the bottom row (patch, w, Q p, k, k * p) on the fixed colour scale -LIM..LIM, "
+                        "so that pictures of different locations or images compare (default: fitted to each)")
     add_threads_argument(p)
     p.set_defaults(func=cmd_explore)
 
@@ -358,14 +389,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`| head`): nothing to say to it
         silence_stdout()
         return 141  # the shell's code for a process ended by SIGPIPE
+    except MemoryError as err:  # under a ulimit, or a batch too large for the machine
+        print(f"error: out of memory: {err or 'an allocation failed'} (a smaller --batch-size, or "
+              f"--limit-test for evaluate, needs less)", file=sys.stderr)
+        return 1
     except OSError as err:  # a path we could not read or write: say which, in plain words
-        where = f"{quote_path(err.filename)}: " if err.filename else ""
-        print(f"error: {where}{err.strerror or err} (check the paths given with --out, --dest, "
+        print(f"error: {describe_os_error(err)} (check the paths given with --out, --dest, "
               f"--json, --data-dir or --checkpoint)", file=sys.stderr)
         return 1
     except (DataFormatError, CheckpointError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+def describe_os_error(err: OSError) -> str:
+    """'PATH: reason'. A file where a folder was wanted (--out, --dest, figures) reads the
+    same in every command, whether mkdir said "File exists" or "Not a directory"."""
+    if isinstance(err, (FileExistsError, NotADirectoryError)) and err.filename:
+        in_the_way = next((p for p in (Path(err.filename), *Path(err.filename).parents)
+                           if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:
+            return f"{quote_path(in_the_way)}: is a file, not a folder"
+    where = f"{quote_path(err.filename)}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
+
 
 if __name__ == "__main__":
     sys.exit(main())

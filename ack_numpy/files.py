@@ -19,6 +19,7 @@ runs, and leaves those of live processes alone (POSIX; elsewhere they stay, harm
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import secrets
@@ -68,9 +69,11 @@ def atomic_write(path: str | Path, mode: str = "wb", durable: bool = False, **op
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(err, OSError) and err.filename in (str(tmp), tmp):  # name the file the reader asked for
+            raise type(err)(err.errno, err.strerror, str(path)) from err
         raise
     if durable:
         _fsync_folder(path.parent)
@@ -107,3 +110,19 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_output_file(path: str | Path) -> None:
+    """Raise the OSError that writing `path` with atomic_write would raise, before the work
+    that produces its content: a missing or unwritable folder, a folder in its place, or a
+    device or pipe (/dev/full, a FIFO), which a rename would replace instead of writing to."""
+    path = Path(path)
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder for this file", str(folder))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "is not a regular file (a device or a pipe?); give a file name", str(path))
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, "cannot write in this folder", str(folder))

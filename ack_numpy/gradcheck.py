@@ -56,12 +56,19 @@ def grad_check(op: Callable[..., Tensor], *arrays: np.ndarray, seed: int = 0, ep
     op: takes one Tensor per array and returns a Tensor; arrays: its inputs (copied to
     float64); R ~ normal(0, 1) from `seed`, the shape of op's output.
     Returns {input index: max |backward - finite difference|}; raises AssertionError
-    naming the input if an input gets no gradient, a gradient of the wrong shape, or one
-    that differs by more than atol + rtol * |finite difference| in some entry.
+    naming the input if an input gets no gradient, a gradient of the wrong shape or not
+    finite, or one that differs by more than atol + rtol * |finite difference| in some
+    entry. Raises ValueError if an input, the output or a finite difference is NaN or
+    infinite: every comparison with NaN is false, so the check would pass whatever the
+    backward did.
     """
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    arrays = [_float64_input(i, a) for i, a in enumerate(arrays)]
     tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
     out = op(*tensors)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"grad_check: op must return a Tensor, got {type(out).__name__}")
+    if not np.isfinite(out.data).all():
+        raise ValueError(f"grad_check: the output of op (shape {out.shape}) holds NaN or infinite values")
     weights = np.random.default_rng(seed).normal(size=out.shape)
     (out * Tensor(weights)).sum().backward()
 
@@ -74,7 +81,12 @@ def grad_check(op: Callable[..., Tensor], *arrays: np.ndarray, seed: int = 0, ep
             raise AssertionError(f"input {i} (shape {arrays[i].shape}) received no gradient")
         if t.grad.shape != arrays[i].shape:
             raise AssertionError(f"input {i}: gradient has shape {t.grad.shape}, the input {arrays[i].shape}")
+        if not np.isfinite(t.grad).all():
+            raise AssertionError(f"input {i} (shape {arrays[i].shape}): backward gives NaN or infinite values")
         expected = numerical_grad(loss, arrays, i, eps)
+        if not np.isfinite(expected).all():
+            raise ValueError(f"grad_check: input {i} (shape {arrays[i].shape}): the finite differences are NaN "
+                             f"or infinite (op is not finite within eps={eps:g} of the input)")
         error = np.abs(t.grad - expected)
         errors[i] = float(error.max()) if error.size else 0.0
         bad = error > atol + rtol * np.abs(expected)
@@ -85,3 +97,14 @@ def grad_check(op: Callable[..., Tensor], *arrays: np.ndarray, seed: int = 0, ep
                 f"{int(bad.sum())} of {bad.size} entries; at {tuple(int(k) for k in where)} backward gives "
                 f"{t.grad[where]:.8g}, finite differences {expected[where]:.8g}")
     return errors
+
+
+def _float64_input(index: int, array) -> np.ndarray:
+    """A float64 copy of a real, finite input; a ValueError naming the input otherwise."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"grad_check: input {index} holds {array.dtype} values, expected real numbers")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"grad_check: input {index} (shape {array.shape}) holds NaN or infinite values")
+    return array

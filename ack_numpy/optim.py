@@ -6,19 +6,50 @@ moments and step count) so that a resumed run continues exactly where it stopped
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .autograd import Tensor
 from .nn.module import Parameter
+
+
+def check_hyperparameter(name: str, value, low: float, high: float = math.inf,
+                         low_included: bool = False) -> float:
+    """`value` as a float if it is a finite real number in (low, high) (or [low, high)),
+    else a ValueError naming it: a NaN weight decay or a negative momentum would
+    otherwise be accepted and turn the weights into NaN a few steps later."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    above = value >= low if low_included else value > low
+    if not (math.isfinite(value) and above and value < high):
+        interval = f"{'[' if low_included else '('}{low:g}, {high:g})"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return value
+
+
+def check_parameters(params) -> list[Parameter]:
+    """The list of parameters, each a Tensor that requires grad, each listed once
+    (a parameter listed twice would be updated twice per step)."""
+    params = list(params)
+    if not params:
+        raise ValueError("optimizer got an empty parameter list")
+    seen: dict[int, int] = {}
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor) or not p.requires_grad:
+            raise TypeError(f"optimizer parameter {i} is not a Tensor that requires grad: {p!r}")
+        if id(p) in seen:
+            raise ValueError(f"optimizer parameter {i} is parameter {seen[id(p)]} again "
+                             f"(shape {p.shape}); each parameter must be listed once")
+        seen[id(p)] = i
+    return params
 
 
 class Optimizer:
     def __init__(self, params, lr: float):
-        self.params: list[Parameter] = list(params)
-        if not self.params:
-            raise ValueError("optimizer got an empty parameter list")
-        if not lr > 0:
-            raise ValueError(f"learning rate must be positive, got {lr}")
-        self.lr = lr
+        self.params: list[Parameter] = check_parameters(params)
+        self.lr = check_hyperparameter("lr", lr, 0.0)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -39,7 +70,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        self.momentum, self.weight_decay = momentum, weight_decay
+        self.momentum = check_hyperparameter("momentum", momentum, 0.0, 1.0, low_included=True)
+        self.weight_decay = check_hyperparameter("weight_decay", weight_decay, 0.0, low_included=True)
         self.velocity = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
@@ -69,8 +101,12 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
-        self.beta1, self.beta2 = betas
-        self.eps, self.weight_decay = eps, weight_decay
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1 = check_hyperparameter("betas[0]", betas[0], 0.0, 1.0, low_included=True)
+        self.beta2 = check_hyperparameter("betas[1]", betas[1], 0.0, 1.0, low_included=True)
+        self.eps = check_hyperparameter("eps", eps, 0.0)
+        self.weight_decay = check_hyperparameter("weight_decay", weight_decay, 0.0, low_included=True)
         self.t = 0
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
@@ -97,15 +133,31 @@ class Adam(Optimizer):
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.t = int(state["t"])
+        self.t = _restore_step(state)
         self.m = [_restore(state, f"m.{i}", p) for i, p in enumerate(self.params)]
         self.v = [_restore(state, f"v.{i}", p) for i, p in enumerate(self.params)]
 
 
 def _restore(state: dict, key: str, p: Parameter) -> np.ndarray:
+    """state[key] as a copy in p's dtype, after checking it is there, real, finite and p's shape."""
     if key not in state:
         raise ValueError(f"optimizer state has no entry '{key}'")
     value = np.asarray(state[key])
+    if value.dtype.kind not in "fiu":
+        raise ValueError(f"optimizer state '{key}' holds {value.dtype} values, expected real numbers")
     if value.shape != p.shape:
         raise ValueError(f"optimizer state '{key}' has shape {value.shape}, parameter has {p.shape}")
+    if not np.isfinite(value).all():
+        raise ValueError(f"optimizer state '{key}' holds NaN or infinite values")
     return value.astype(p.dtype, copy=True)
+
+
+def _restore_step(state: dict) -> int:
+    """Adam's step count state['t']: a non-negative whole number."""
+    if "t" not in state:
+        raise ValueError("optimizer state has no entry 't' (Adam's step count)")
+    value = np.asarray(state["t"])
+    if value.shape != () or value.dtype.kind not in "iu" or int(value) < 0:
+        raise ValueError(f"optimizer state 't' (Adam's step count) must be a non-negative integer, "
+                         f"got {value.dtype} {value.tolist()!r}")
+    return int(value)

@@ -47,7 +47,7 @@ def make_folder(out: Path) -> list[Path]:
     """Make `out` (and its parents) and check that we can write there; return the folders made,
     deepest first, so that a run that fails before saving anything can take them away again."""
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder (--out names the folder of a run)", str(out))
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(out))
     made = [folder for folder in (out, *out.parents) if not folder.exists()]
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):

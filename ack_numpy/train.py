@@ -280,7 +280,13 @@ def save(run: Run) -> None:
             "epoch": at.epoch, "batch": at.batch,
             "running": {"loss": at.loss, "correct": at.correct, "seen": at.seen, "seconds": at.seconds},
             "metrics": run.rows, "num_parameters": run.model.num_parameters()}
-    save_checkpoint(run.checkpoint, run.model.state_dict(), run.optimizer.state_dict(), meta)
+    existed = run.checkpoint.exists()
+    try:
+        save_checkpoint(run.checkpoint, run.model.state_dict(), run.optimizer.state_dict(), meta)
+    except OSError as err:  # a full disk, an immutable file: name the checkpoint, say what is left
+        kept = "the previous checkpoint was kept as it was" if existed else "no checkpoint was written"
+        raise OSError(err.errno, f"{err.strerror or err}: could not save the checkpoint; {kept}",
+                      str(run.checkpoint)) from err
 
 
 def diverged(run: Run, where: str, why: str) -> TrainingDiverged:
@@ -380,6 +386,9 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
         if config.schedule != "constant":
             raise ValueError(f"cannot change the number of epochs from {config.epochs} to {epochs} when "
                              f"resuming a run with the cosine schedule (its learning rates depend on the total)")
+        if epochs < meta["epoch"]:
+            raise ValueError(f"cannot resume {quote_path(out)} with --epochs {epochs}: it has already trained "
+                             f"{meta['epoch']} epochs; give --epochs {meta['epoch'] + 1} or more to train further")
         config.epochs = epochs
         config.validate()
     model = build_model(config.model, seed=config.seed, **config.model_options)

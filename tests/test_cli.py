@@ -313,7 +313,7 @@ def test_a_path_that_cannot_be_written_names_the_path(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main(["download", "--dest", str(blocker / "mnist")]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {blocker / 'mnist'}: ") and "check the paths" in line
+    assert line.startswith(f"error: {blocker}: is a file, not a folder") and "check the paths" in line
 
 
 # ----------------------------------------------------------------------------- before the loop
@@ -486,7 +486,7 @@ def test_out_pointing_to_a_file_says_so(tmp_path, capsys):
     a_file.write_text("mine")
     assert main(["train", "--out", str(a_file), "--data-dir", str(tmp_path)]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {a_file}: is a file, not a folder (--out names the folder of a run)")
+    assert line.startswith(f"error: {a_file}: is a file, not a folder (check the paths given")
     assert a_file.read_text() == "mine"
 
 

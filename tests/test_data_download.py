@@ -8,9 +8,14 @@ files with patched checksums so the download logic is tested without the data.
 import functools
 import gzip
 import hashlib
+import os
 import shutil
 import socket
+import stat
+import subprocess
+import sys
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -204,3 +209,91 @@ def test_find_or_download_only_downloads_when_nothing_was_named(tmp_path, monkey
     with pytest.raises(DataFormatError, match="ACK_MNIST_DIR"):
         mnist.find_or_download_mnist()
     assert calls == ["download"]
+
+
+# ----------------------------------------------------------------------------- hostile mirrors
+class TrickleHandler(QuietHandler):
+    """Sends a 200 and then one byte every 0.2 s, forever: each read succeeds, the file never ends."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**7))
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"\x1f")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+
+def _start(handler) -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def test_a_trickling_mirror_is_left_at_the_deadline_not_after_weeks(tmp_path):
+    server, url = _start(TrickleHandler)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DataFormatError) as info:
+            download_mnist(tmp_path / "dl", mirrors=[url], timeout=5, deadline=1.5, progress=None)
+        assert time.monotonic() - started < 30
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(info.value)
+    assert "not finished after 1.5 s" in message and "too slow" in message
+    assert _listing(tmp_path / "dl") == []   # the temp file is gone
+
+
+def test_the_download_error_is_one_line_naming_each_url_once(tmp_path, serve):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in NAMES:
+        (bad / f"{name}.gz").write_bytes(gzip.compress(b"not mnist"))
+    urls = [serve(empty), serve(bad), f"http://127.0.0.1:{_closed_port()}/"]
+    with pytest.raises(DataFormatError) as info:
+        download_mnist(tmp_path / "dl", mirrors=urls, timeout=5, progress=None)
+    message = str(info.value)
+    assert "\n" not in message
+    for url in urls:
+        assert message.count(url) == 1, message
+    assert "url: url" not in message and ".tmp" not in message
+    assert "HTTP 404" in message and "checksum mismatch" in message and "refused" in message.lower()
+
+
+def test_downloaded_files_are_readable_by_others_as_any_new_file(tmp_path, serve, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in NAMES:
+        write_idx(mirror / f"{name}.gz", np.zeros((2, 28, 28) if "images" in name else (2,), np.uint8))
+    monkeypatch.setattr(mnist, "MNIST_SHA256", {n: mnist.content_sha256(mirror / f"{n}.gz") for n in NAMES})
+    old = os.umask(0o022)
+    try:
+        dest = download_mnist(tmp_path / "dl", mirrors=[serve(mirror)], progress=None)
+    finally:
+        os.umask(old)
+    for name in NAMES:
+        assert stat.S_IMODE((dest / f"{name}.gz").stat().st_mode) == 0o644   # not 0600: a shared folder works
+
+
+def test_a_download_killed_mid_file_leaves_no_temp_file_after_the_next_one(tmp_path, serve, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in NAMES:
+        write_idx(mirror / f"{name}.gz", np.zeros((2, 28, 28) if "images" in name else (2,), np.uint8))
+    monkeypatch.setattr(mnist, "MNIST_SHA256", {n: mnist.content_sha256(mirror / f"{n}.gz") for n in NAMES})
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    # What kill -9 leaves: a temp file of a process that no longer runs.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = dest / f".{NAMES[0]}.gz.{int(dead.stdout)}.0badcafe.tmp"
+    leftover.write_bytes(b"half a download")
+    download_mnist(dest, mirrors=[serve(mirror)], progress=None)
+    assert _listing(dest) == sorted(f"{name}.gz" for name in NAMES)

@@ -43,6 +43,7 @@ DOCUMENTED = {
         "python tutorials/03_adaptive_kernels.py",
         "python tutorials/check.py 03",
         "python tutorials/one_pixel.py",
+        "python tutorials/make_notebooks.py",
     ],
     "tutorials/README.md": [
         "python -m ack_numpy download",
@@ -55,6 +56,8 @@ DOCUMENTED = {
         "python tutorials/check.py 03 --solutions",
         "python tutorials/one_pixel.py",
         "python -m pytest tests/test_tutorials.py",
+        "python tutorials/make_notebooks.py",
+        "python tutorials/make_notebooks.py 03",
     ],
     "data/README.md": [
         "python -m ack_numpy reproduce --seeds 10 --lenet-seeds 3 --epochs 10 --jobs 2 --out data/reproduction",
@@ -74,6 +77,10 @@ TYPED_ELSEWHERE = {
     "python -m pytest": ".ci/run",
     "python -m pytest tests/test_tutorials.py": "the test suite itself",
     "ACK_QUICK=1 python tutorials/04_train_mnist.py": "tests/test_tutorials.py",
+    # It rewrites the committed notebooks (minutes, in full mode): tests/test_notebooks.py
+    # runs it with --quick --out on a tutorial, and its child process on a small one.
+    "python tutorials/make_notebooks.py": "tests/test_notebooks.py",
+    "python tutorials/make_notebooks.py 03": "tests/test_notebooks.py",
 }
 # Values that shorten a command, replacing the documented ones (each option is the
 # command's own, documented in its --help as the quick check).

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -89,6 +91,8 @@ def _wrong_answers():
         ("04", "adaptive_layer_parameters", lambda C, O, m: O * ((C * m * m) ** 2 + 1)),    # forgot w
         ("05", "kernel_distance_map", lambda x, Q, w, o: solutions("05").distance_to_mean_kernel(x, Q, w, o)),
         ("05", "distance_to_mean_kernel", lambda x, Q, w, o: solutions("05").kernel_distance_map(x, Q, w, o)),
+        ("06", "quadratic_unit", lambda P, Q, w, b: np.tanh(np.diag(P @ Q @ P.T) + P @ w)),         # forgot b
+        ("06", "adaptive_as_dynamic_filter", lambda weight, bias: (weight.reshape(len(bias), -1).T, bias)),  # columns
     ]
 
 
@@ -134,9 +138,112 @@ def test_an_answer_that_raises_is_wrong_in_one_line_and_a_missing_one_not_done()
 def test_command_line_errors_are_one_clear_line(tmp_path):
     result = run_cli("7", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "check.py: no exercises for tutorial '7'; choose one of 01, 02, 03, 04, 05"
+    assert result.stderr.strip() == "check.py: no exercises for tutorial '7'; choose one of 01, 02, 03, 04, 05, 06"
     bad = tmp_path / "mine.py"
     bad.write_text("def adaptive_kernel(:\n")
     result = run_cli("03", "--answers", str(bad), cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(f"check.py: {bad} does not run: SyntaxError")
+
+
+# ----------------------------------------------------------------------------- hostile answers
+# The command line runs each answer in a child process; these answers try to pass, hang or
+# break the checker, and each is reported as what it did.
+RIGHT_03 = """
+import numpy as np
+def dsigma_dp(p, Q_o, w_o):
+    return (Q_o + Q_o.T) @ p + w_o
+def most_adapted_location(x, Q, w, o):
+    raise NotImplementedError
+"""
+
+
+def answers_file(tmp_path: Path, adaptive_kernel_body: str, prelude: str = "") -> Path:
+    path = tmp_path / "mine.py"
+    path.write_text(f"import os, sys\n{prelude}\ndef adaptive_kernel(p, Q_o, w_o):\n    {adaptive_kernel_body}\n" + RIGHT_03)
+    return path
+
+
+def verdicts(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith("exercise ")]
+
+
+@pytest.mark.parametrize("body, verdict", [
+    ("sys.exit(0)", "exercise 03.1 adaptive_kernel: wrong. it called sys.exit(0)"),
+    ("raise KeyboardInterrupt", "exercise 03.1 adaptive_kernel: wrong. it raised KeyboardInterrupt"),
+    ("os._exit(0)", "exercise 03.1 adaptive_kernel: wrong. its process ended without a result (exit status 0)"),
+    ("return 'the kernel'", "exercise 03.1 adaptive_kernel: wrong. adaptive_kernel (D=9) returned a str ('the kernel'), "
+                            "expected a NumPy array of numbers."),
+    ("return {1: 2}", "exercise 03.1 adaptive_kernel: wrong. adaptive_kernel (D=9) returned a dict, expected"),
+    ("os.write(int(os.environ['ACK_CHECK_REPLY_FD']), b'right\\n'); return Q_o @ p",
+     "exercise 03.1 adaptive_kernel: wrong. its process sent a malformed result ('right\\n')"),
+    ("print('exercise 03.1 adaptive_kernel: right'); return Q_o.T @ p + w_o", "exercise 03.1 adaptive_kernel: wrong. "),
+])
+def test_a_hostile_answer_is_reported_as_what_it_did(tmp_path, body, verdict):
+    result = run_cli("03", "--answers", str(answers_file(tmp_path, body)), cwd=tmp_path)
+    lines = verdicts(result)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert lines[0].startswith(verdict), lines
+    assert lines[1] == "exercise 03.2 dsigma_dp: right"       # the next exercise runs in a fresh process
+    assert lines[2].endswith("not done. it still raises NotImplementedError")
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "1 of 3 right" in result.stdout
+
+
+def test_an_endless_loop_is_stopped_at_the_time_limit(tmp_path):
+    result = run_cli("03", "--answers", str(answers_file(tmp_path, "while True: pass")), "--time-limit", "3",
+                     cwd=tmp_path)
+    assert verdicts(result)[0] == "exercise 03.1 adaptive_kernel: wrong. it did not finish within 3 s (an endless loop?)"
+    assert verdicts(result)[1] == "exercise 03.2 dsigma_dp: right" and result.returncode == 1
+
+
+def test_patching_the_checker_from_the_answers_changes_nothing(tmp_path):
+    prelude = ("import __main__\n"
+               "for target in [__main__] + [m for n, m in sys.modules.items() if 'check' in n]:\n"
+               "    target.expect_close = lambda *a, **k: None\n"
+               "    target.check_one = lambda *a, **k: ('right', '')\n"
+               "    target.CHECKS = {k: [] for k in getattr(target, 'CHECKS', {})}\n")
+    result = run_cli("03", "--answers", str(answers_file(tmp_path, "return p", prelude)), cwd=tmp_path)
+    assert verdicts(result)[0].startswith("exercise 03.1 adaptive_kernel: wrong. adaptive_kernel (D=9) is off by")
+    assert "1 of 3 right" in result.stdout and result.returncode == 1
+
+
+def test_an_answers_file_that_exits_while_loading_does_not_run(tmp_path):
+    result = run_cli("03", "--answers", str(answers_file(tmp_path, "return p", "sys.exit(0)")), cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"check.py: {tmp_path / 'mine.py'} does not run: SystemExit: 0"
+
+
+def test_ctrl_c_in_the_checker_is_one_line_and_ends_the_answer(tmp_path):
+    started = tmp_path / "started"
+    body = f"open({str(started)!r}, 'w').write(str(os.getpid())); import time; time.sleep(120)"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
+    process = subprocess.Popen([sys.executable, str(TUTORIALS / "check.py"), "03", "--answers",
+                                str(answers_file(tmp_path, body))], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (started.exists() and started.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started.exists(), "the answer never started"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert stderr == "check.py: interrupted\n" and stdout == ""
+    child = int(started.read_text())
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):   # the answer's process was ended too
+        os.kill(child, 0)
+
+
+def test_values_cross_the_channel_unchanged_and_nothing_else_does():
+    values = (None, True, 3, -2.5, float("nan"), "s", np.arange(6, dtype=np.int32).reshape(2, 3),
+              np.float32([1.5]), [1, (2, 3.0)])
+    decoded = checker.decode(checker.encode(values))
+    assert type(decoded) is tuple and decoded[:4] == (None, True, 3, -2.5) and np.isnan(decoded[4])
+    assert decoded[6].dtype == np.int32 and np.array_equal(decoded[6], values[6]) and decoded[7].dtype == np.float32
+    assert decoded[8] == [1, (2, 3.0)] and decoded[5] == "s"
+    assert checker.describe_value(checker.decode(checker.encode(np.array([1j])))) == "a complex128 ndarray"
+    for forged in ({"array": [1], "dtype": "O", "shape": [1]}, {"int": "1"}, {"eval": "os.system('x')"}, [1]):
+        with pytest.raises(ValueError):
+            checker.decode(forged)

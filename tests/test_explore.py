@@ -105,6 +105,10 @@ def test_it_starts_at_the_centre_or_the_nearest_patch_with_ink():
     images[0] = 0.0
     blank = Explorer(model, images, labels)
     assert blank.location == (13, 13)                              # nothing inked anywhere: the centre
+    # moving off the centre is said, in the figure's status line (and by `explore` in the terminal)
+    note = "the patch at the centre (13, 13) is blank (there k = w); starting at (13, 9), the nearest location with ink"
+    assert tie.start_note == note and note in tie.help_text.get_text()
+    assert inked_centre.start_note == blank.start_note == ""
     for e in (bar, inked_centre, tie, blank):
         matplotlib.pyplot.close(e.fig)
 
@@ -142,6 +146,59 @@ def test_shown_kernel_is_adaptive_kernels_and_w_on_a_blank_patch(explorer):
     assert not shown["patch"].any()
     assert np.array_equal(shown["k"], shown["w"])
     assert "blank patch: k = w exactly" in explorer.info_text.get_text()
+
+
+def test_the_arithmetic_of_the_hovered_location_is_shown(explorer):
+    # the D products k_e p_e, their sum k . p, + b and tanh, for the location under the mouse
+    send_mouse(explorer, "motion_notify_event", explorer.ax_input, 5, 12)
+    shown = explorer.shown()
+    assert shown["location"] == (4, 11) and shown["patch"].any()
+    np.testing.assert_array_equal(shown["products"], shown["k"] * shown["patch"])
+    b = float(explorer.module.b.data[0])
+    assert shown["b"] == b
+    dot = float(shown["products"].sum())
+    assert dot + b == pytest.approx(shown["sigma"], abs=1e-5)       # the sum shown is the engine's sigma
+    text = explorer.info_text.get_text()
+    terms = [f"{v:+.3f}" for v in shown["products"].reshape(-1) + 0.0]
+    assert f"k . p = sum of the 9 products k * p = {' '.join(terms)} = {dot:+.4f}" in text
+    assert f"sigma = k . p + b = {dot:+.4f} + ({b:+.4f}) = {shown['sigma']:+.4f}" in text
+    assert f"y = tanh(sigma) = {np.tanh(shown['sigma']):+.4f}" in text
+    drawn = [ax.get_title() for ax in explorer.ax_small]
+    assert drawn[-1].startswith("k * p")
+    cells = [t.get_text() for t in explorer.ax_small[-1].texts]
+    assert cells == [f"{v:.2f}" for v in shown["products"][0].reshape(-1)]
+
+
+def test_space_plays_the_sweep_in_the_window_and_pauses_it(explorer):
+    explorer.set_location(0, 23)
+    send_key(explorer, " ")
+    assert explorer.timer is not None and "playing the sweep" in explorer.help_text.get_text()
+    visited = []
+    for _ in range(3):                   # what the timer does every SWEEP_INTERVAL ms (Agg has no clock)
+        explorer.sweep_step()
+        visited.append(explorer.location)
+    assert visited == [(0, 24), (2, 0), (2, 2)]                    # every 2nd row and column, row by row
+    explorer.set_location(24, 24)
+    explorer.sweep_step()
+    assert explorer.location == (0, 0)                             # after the last location: the first
+    send_key(explorer, " ")
+    assert explorer.timer is None and "sweep paused" in explorer.help_text.get_text()
+
+
+def test_a_fixed_scale_makes_two_pictures_comparable():
+    images, labels = synthetic_images()
+    model = build_model("adaptive-lenet", seed=0)
+    places = [(6, 13), (22, 2)]                                    # on the bar (p up to 1), and blank (p = 0)
+    fitted = [Explorer(model, images, labels, location=spot) for spot in places]
+    fixed = [Explorer(model, images, labels, location=spot, scale=1.5) for spot in places]
+    assert fitted[0].cells_norm.get_clim() != fitted[1].cells_norm.get_clim()
+    assert fixed[0].cells_norm.get_clim() == fixed[1].cells_norm.get_clim() == (-1.5, 1.5)
+    assert "fixed: -1.5 to 1.5" in fixed[0].ax_cbar.get_ylabel()
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="the colour scale must be a positive number"):
+            Explorer(model, images, labels, scale=bad)
+    for e in fitted + fixed:
+        matplotlib.pyplot.close(e.fig)
 
 
 def test_keys_change_image_digit_channel_and_layer():
@@ -189,7 +246,7 @@ def test_sweep_gif_frames_and_size(tmp_path):
     assert frames == 5 * 5                                          # rows and columns 0, 6, 12, 18, 24 of 26
     with Image.open(path) as gif:
         assert gif.n_frames == frames
-        assert gif.size == (648, 252)                   # figsize (9, 3.5) at 72 dpi
+        assert gif.size == (704, 230)                   # figsize (11, 3.6) at 64 dpi
     assert path.stat().st_size < 2_000_000
 
 
@@ -205,7 +262,8 @@ def test_explore_save_writes_a_png(mnist_path, tmp_path, capsys):
     out = tmp_path / "explorer.png"
     assert main(["explore", "--checkpoint", str(checkpoint), "--data-dir", str(mnist_path), "--digit", "7",
                  "--location", "3", "4", "--save", str(out)]) == 0
-    assert f"wrote {out}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "explore: the patch at the centre" not in printed
     with Image.open(out) as png:
         assert png.format == "PNG" and png.size == (1300, 820)
 
@@ -228,6 +286,11 @@ def test_explore_bad_arguments_give_one_line(mnist_path, tmp_path):
         "location (0, 26) is out of range": ["--checkpoint", checkpoint, "--location", "0", "26", "--save", png],
         "not both": ["--checkpoint", checkpoint, "--index", "1", "--digit", "2", "--save", png],
         "needs a screen": ["--checkpoint", checkpoint],
+        f"--save {tmp_path / 'x'}: the file name must end in the picture's format": [
+            "--checkpoint", checkpoint, "--save", tmp_path / "x"],
+        "--gif /dev/null: the file name must end in .gif": ["--checkpoint", checkpoint, "--gif", "/dev/null"],
+        f"--save and --gif name the same file {tmp_path / 'a.gif'}": [
+            "--checkpoint", checkpoint, "--save", tmp_path / "a.gif", "--gif", tmp_path / "a.gif"],
     }
     for expected, args in cases.items():
         result = run_explore(*args, "--data-dir", mnist_path)
@@ -235,4 +298,19 @@ def test_explore_bad_arguments_give_one_line(mnist_path, tmp_path):
         assert result.returncode != 0, expected
         assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], (expected, result.stderr)
         assert "Traceback" not in result.stderr
-    assert not png.exists()
+    scale = run_explore("--checkpoint", checkpoint, "--scale", "0", "--save", png)   # argparse's usage + one line
+    assert scale.returncode == 2 and scale.stderr.strip().splitlines()[-1].endswith(
+        "explore: error: argument --scale: must be a positive number, got 0")
+    assert not png.exists() and not (tmp_path / "x").exists() and not (tmp_path / "x.png").exists()
+    assert not (tmp_path / "a.gif").exists()
+
+
+@pytest.mark.mnist
+def test_explore_says_when_it_moves_off_a_blank_centre(mnist_path, tmp_path):
+    checkpoint = untrained_checkpoint(tmp_path / "model.npz")
+    result = run_explore("--checkpoint", checkpoint, "--data-dir", mnist_path, "--index", "0",
+                         "--scale", "2", "--save", tmp_path / "e.png")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == ("explore: the patch at the centre (13, 13) is blank (there k = w); "
+                                             "starting at (13, 14), the nearest location with ink")
+    assert (tmp_path / "e.png").is_file()

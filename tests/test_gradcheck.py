@@ -79,3 +79,44 @@ def test_a_wrong_backward_hidden_by_a_plain_sum_is_caught():
 
     with pytest.raises(AssertionError, match="input 0"):
         grad_check(swapped, rng.normal(size=(4,)))
+
+
+def test_a_nan_input_is_refused_not_passed():
+    x = np.array([1.0, np.nan])
+    with pytest.raises(ValueError, match=r"grad_check: input 0 \(shape \(2,\)\) holds NaN or infinite values"):
+        grad_check(lambda t: t * 2.0, x)    # used to return {0: nan} and pass
+    with pytest.raises(ValueError, match="input 1 .* NaN or infinite"):
+        grad_check(lambda a, b: a * b, np.ones(2), np.array([np.inf, 0.0]))
+
+
+def test_a_complex_input_is_refused():
+    with pytest.raises(ValueError, match="grad_check: input 0 holds complex128 values, expected real numbers"):
+        grad_check(lambda t: t * 2.0, np.array([1j]))
+
+
+def test_a_non_finite_output_or_difference_is_refused():
+    with pytest.raises(ValueError, match=r"the output of op \(shape \(2,\)\) holds NaN or infinite values"):
+        with np.errstate(invalid="ignore"):
+            grad_check(lambda t: t.log(), np.array([-1.0, 1.0]))
+    with pytest.raises(ValueError, match="input 0 .* the finite differences are NaN or infinite"):
+        with np.errstate(invalid="ignore"):
+            grad_check(lambda t: t.log(), np.array([1e-9, 1.0]), eps=1e-6)   # log of x - eps < 0
+
+
+def test_a_backward_giving_nan_fails_instead_of_passing():
+    def nan_backward(t: Tensor) -> Tensor:
+        out = Tensor.from_op(t.data * 3.0, (t,), "nan_backward")
+
+        def _backward(out):
+            t.accumulate_grad(out.grad * np.nan)
+
+        out._backward = _backward
+        return out
+
+    with pytest.raises(AssertionError, match=r"input 0 \(shape \(3,\)\): backward gives NaN or infinite values"):
+        grad_check(nan_backward, rng.normal(size=(3,)))
+
+
+def test_an_op_returning_an_array_is_a_clear_error():
+    with pytest.raises(TypeError, match="op must return a Tensor, got ndarray"):
+        grad_check(lambda t: t.data * 2, np.ones(2))

@@ -140,10 +140,76 @@ def test_optimiser_state_round_trip():
 
 
 def test_optimiser_errors():
-    with pytest.raises(ValueError, match="learning rate must be positive"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, inf\), got 0.0"):
         optim.SGD([Parameter(np.zeros(1))], lr=0)
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.Adam([], lr=0.1)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda ps: optim.SGD(ps, lr=float("inf")), r"lr must be a finite number in \(0, inf\), got inf"),
+    (lambda ps: optim.SGD(ps, lr=float("nan")), r"lr must be a finite number .* got nan"),
+    (lambda ps: optim.SGD(ps, lr=-0.1), r"lr must be .* got -0.1"),
+    (lambda ps: optim.SGD(ps, lr="0.1"), r"lr must be a real number, got '0.1'"),
+    (lambda ps: optim.SGD(ps, lr=True), r"lr must be a real number, got True"),
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=-5), r"momentum must be a finite number in \[0, 1\), got -5.0"),
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=1.0), r"momentum must be .*\[0, 1\), got 1.0"),
+    (lambda ps: optim.SGD(ps, lr=0.1, weight_decay=float("nan")), r"weight_decay must be a finite number in \[0, inf\), got nan"),
+    (lambda ps: optim.SGD(ps, lr=0.1, weight_decay=-1e-4), r"weight_decay must be .* got -0.0001"),
+    (lambda ps: optim.Adam(ps, betas=(1.0, 0.999)), r"betas\[0\] must be a finite number in \[0, 1\), got 1.0"),
+    (lambda ps: optim.Adam(ps, betas=(0.9, -0.1)), r"betas\[1\] must be .* got -0.1"),
+    (lambda ps: optim.Adam(ps, betas=0.9), r"betas must be a pair \(beta1, beta2\), got 0.9"),
+    (lambda ps: optim.Adam(ps, eps=0.0), r"eps must be a finite number in \(0, inf\), got 0.0"),
+    (lambda ps: optim.Adam(ps, weight_decay=float("inf")), r"weight_decay must be .* got inf"),
+    (lambda ps: optim.Adam(ps + ps), r"optimizer parameter 1 is parameter 0 again \(shape \(2,\)\)"),
+    (lambda ps: optim.SGD([ps[0], Tensor(np.zeros(2))], lr=0.1), r"optimizer parameter 1 is not a Tensor that requires grad"),
+])
+def test_every_hyperparameter_is_checked_naming_it(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make([Parameter(np.zeros(2))])
+
+
+def test_the_edges_of_the_ranges_are_accepted():
+    p = Parameter(np.zeros(2))
+    optim.SGD([p], lr=1e-9, momentum=0.0, weight_decay=0.0)
+    optim.Adam([p], lr=np.float32(0.01), betas=(0.0, 0.0), eps=1e-12)
+
+
+def load_error(opt, state) -> str:
+    with pytest.raises(ValueError) as caught:
+        opt.load_state_dict(state)
+    return str(caught.value)
+
+
+def test_optimiser_state_is_checked_naming_the_entry():
+    p = Parameter(np.zeros(2, dtype=np.float32))
+    adam, sgd = optim.Adam([p]), optim.SGD([p], lr=0.1, momentum=0.9)
+    good = adam.state_dict()
+    assert load_error(adam, {k: v for k, v in good.items() if k != "t"}) == \
+        "optimizer state has no entry 't' (Adam's step count)"
+    assert load_error(adam, {**good, "t": np.array(1.5)}) == \
+        "optimizer state 't' (Adam's step count) must be a non-negative integer, got float64 1.5"
+    assert load_error(adam, {**good, "t": np.array(-1)}).endswith("got int64 -1")
+    assert load_error(adam, {**good, "m.0": np.array([1j, 0])}) == \
+        "optimizer state 'm.0' holds complex128 values, expected real numbers"
+    assert load_error(adam, {**good, "v.0": np.array(["a", "b"])}) == \
+        "optimizer state 'v.0' holds <U1 values, expected real numbers"
+    assert load_error(adam, {**good, "v.0": np.array([np.nan, 0])}) == \
+        "optimizer state 'v.0' holds NaN or infinite values"
+    assert load_error(sgd, {}) == "optimizer state has no entry 'velocity.0'"
+    assert load_error(sgd, {"velocity.0": np.zeros(3)}) == \
+        "optimizer state 'velocity.0' has shape (3,), parameter has (2,)"
+
+
+@pytest.mark.parametrize("value, dtype", [(np.array([1j, 2j]), "complex128"), (np.array(["a", "b"]), "<U1"),
+                                          (np.array([1, 2]), "int64"), (np.array([True, False]), "bool")])
+def test_module_state_dict_values_must_be_floats_naming_the_entry(value, dtype):
+    model = Linear(2, 1, rng=np.random.default_rng(0))
+    state = model.state_dict()
+    name = next(iter(state))
+    state[name] = value.reshape(state[name].shape) if value.size == state[name].size else np.resize(value, state[name].shape)
+    with pytest.raises(ValueError, match=rf"state_dict entry '{name}' holds {dtype} values, expected floating-point"):
+        model.load_state_dict(state)
 
 
 @pytest.mark.parametrize("make, message", [

@@ -142,3 +142,36 @@ def test_a_pixel_outside_the_image_gets_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == ("one_pixel.py: --channel must be in 0..7, --row in 0..25, --col in 0..25; "
                                      "got 0, 26, 16")
+
+
+def run_from_model(tmp_path, commands: list[str]) -> str:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", ACK_MNIST_DIR=str(tmp_path))
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, str(SCRIPT), "--from-model"], input="\n".join(commands) + "\n",
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"one_pixel.py --from-model exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_from_model_continue_lands_in_the_loops_through_the_layers(tmp_path):
+    # The README's "Step from model(x) into the loops": continue, where, then the pixel's indices.
+    out = run_from_model(tmp_path, ["continue", "where", "p o, i, j", "continue"])
+    _, after_continue, after_where, after_p = out.split(PROMPT)[:4]
+    assert re.match(r"> /.*/ack_numpy/functional/adaptive\.py\(\d+\)adaptive_conv2d_loops\(\)", after_continue)
+    frames = re.findall(r"/ack_numpy/([\w/]+\.py)\(\d+\)(\w+)\(\)", after_where)
+    assert [f for f in frames if f[0] != "nn/module.py"] == [
+        ("models.py", "forward"), ("nn/layers.py", "forward"), ("nn/adaptive.py", "forward"),
+        ("functional/adaptive.py", "adaptive_conv2d_loops_with_grad"),
+        ("functional/adaptive.py", "adaptive_conv2d_loops")], after_where
+    assert after_p.strip().startswith("(0, 12, 16)")
+    assert "adaptive_conv2d at channel 0, pixel (12, 16)" in out
+
+
+def test_from_model_step_by_step_reaches_the_loops(tmp_path):
+    # "Typing `step` instead of `continue` walks the same path": 40 steps are enough.
+    out = run_from_model(tmp_path, ["step"] * 40 + ["where", "continue"])
+    functions = re.findall(r"\((\d+)\)(\w+)\(\)", out)
+    names = [name for _, name in functions]
+    assert "adaptive_conv2d_loops_with_grad" in names and "adaptive_conv2d_loops" in names, names
+    assert names.index("forward") < names.index("adaptive_conv2d_loops_with_grad") < names.index("adaptive_conv2d_loops")

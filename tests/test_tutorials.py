@@ -25,6 +25,7 @@ FIGURES = {
     "04_train_mnist.py": ["04_digits.png", "04_accuracy_and_time.png"],
     "05_looking_at_kernels.py": ["05_kernel_field.png", "05_adaptation.png", "05_q_bank.png",
                                  "05_q_eigenfilters.png", "05_same_location_digits.png", "05_feature_maps.png"],
+    "06_xor_and_dynamic_filters.py": ["06_xor.png", "06_dfn.png"],
 }
 NEEDS_MNIST = {"04_train_mnist.py", "05_looking_at_kernels.py"}
 TIMEOUT = 120  # seconds; quick mode aims at well under a minute each
@@ -72,3 +73,17 @@ def check(name: str, out: Path, result: subprocess.CompletedProcess) -> None:
         assert path.is_file(), f"{name} did not write {figure}; it wrote {sorted(p.name for p in out.iterdir())}"
         assert path.stat().st_size > 1000, f"{name} wrote an (almost) empty {figure}"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{figure} is not a PNG file"
+
+
+def test_tutorial_06_prints_what_the_claims_rest_on(tmp_path):
+    # The README's claims ledger cites these lines for "one non-linear unit solves XOR".
+    result = run_tutorial("06_xor_and_dynamic_filters.py", tmp_path)
+    check("06_xor_and_dynamic_filters.py", tmp_path, result)
+    out = result.stdout
+    assert "adaptive unit  7 parameters:" in out and "training accuracy 100.0% (200 points)" in out
+    linear = float(out.split("linear unit    3 parameters:")[1].split("training accuracy ")[1].split("%")[0])
+    assert linear <= 75.0                                   # no line gets more than 3 corners of 4
+    assert "adaptive_kernels vs a linear 3x3 filter-generating conv: max |difference| = 0.0e+00" in out
+    for name, pixels in (("adaptive kernel k = Q p + w", 9), ("DFN, dynamic local filtering", 25),
+                         ("DFN, dynamic convolution", 144)):
+        assert f"{name:30s} depends on {pixels:3d} pixels" in out, name

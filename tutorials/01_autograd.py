@@ -302,6 +302,34 @@ except AssertionError as error:
 # machinery.
 
 # %% [markdown]
+# ## Changing an array after the forward pass
+#
+# A backward runs later than its forward, and it reads the arrays it needs then: the
+# backward of `a * b` multiplies the incoming gradient by `b.data` as it is when
+# `backward()` runs. Change `b`'s values in between (an optimiser step, `w.data *= 0.5`,
+# or an edit to the NumPy array you wrapped: `Tensor(array)` shares its memory) and the
+# gradient would silently be computed from values the forward pass never used: numbers
+# of the right shape, wrong. So the engine refuses, as PyTorch does ("modified by an
+# inplace operation"). NumPy cannot count writes to an array, so `autograd.py` makes each
+# recorded op's output read-only, and keeps a CRC-32 of every leaf (input, weight) an op
+# read; `backward()` recomputes those and names the op whose array changed.
+# (`saved_state` and `check_unchanged` in `autograd.py`; the cost, one pass over the
+# inputs and weights per forward and per backward, is measured in `data/bench/README.md`.)
+
+# %%
+b_values = np.array([1.0, 2.0, 3.0])
+a = Tensor(np.ones(3), requires_grad=True)
+product = (a * Tensor(b_values)).sum()    # d product / d a = b = [1, 2, 3]
+b_values *= 10                            # changed in place before backward
+try:
+    product.backward()
+except RuntimeError as error:
+    print("backward refused:", error)
+product = (a * Tensor(b_values)).sum()    # redo the forward pass: now d/da = [10, 20, 30]
+product.backward()
+print("after a new forward pass, a.grad =", a.grad)
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. `tanh_layer_grads(x, W, g)`: for `y = tanh(x @ W)` and a given `g = dL/dy`, return

@@ -28,15 +28,14 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import OUT, QUICK, ROOT, RUNS, save  # quick mode, figure folder, this checkout's package
+from tutorial_setup import OUT, QUICK, ROOT, save  # quick mode, figure folder, this checkout's package
 
 import ack_numpy.functional as F
 from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.models import adaptive_layers, build_model
-from ack_numpy.lab.reproduce import RECIPE
-from ack_numpy.train import TrainConfig, evaluate, train
+from ack_numpy.train import evaluate
 from ack_numpy.viz import (dynamic_kernels, layer_view, plot_adaptation, plot_digit_kernels, plot_feature_maps,
                            plot_kernel_field, plot_q_filters)
 from ack_numpy.viz.kernels import first_of_each_digit, layer_input

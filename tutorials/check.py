@@ -9,12 +9,25 @@ Each tutorial ends with its exercises; write your answers in the functions of
 reference solutions are in `tutorials/solutions/exNN.py`: look there after trying.
 Every check compares your function with the package (or with finite differences) on
 random inputs; the exit status is 0 when every exercise is right.
+
+Your answers run apart from the checker: each exercise starts a child process that
+loads your file and calls your function, with a time limit (--time-limit, 30 s). The
+checker sends the inputs and the child sends back only the values your function
+returned, as plain data (JSON: numbers, arrays of numbers, tuples, strings); the
+checker compares them itself. So nothing your file does (sys.exit, an endless loop,
+Ctrl-C, changing the checker's functions) can make a wrong answer pass: it is reported
+as what it was. What you print goes to stderr, apart from the verdicts on stdout.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import os
+import select
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -37,10 +50,12 @@ class Wrong(Exception):
 
 
 def expect_close(name: str, got, want, hint: str, atol: float = 1e-8) -> None:
-    got = np.asarray(got, dtype=np.float64) if got is not None else None
-    want = np.asarray(want, dtype=np.float64)
     if got is None:
         raise Wrong(f"{name} returned None. {hint}")
+    if not is_numbers(got):
+        raise Wrong(f"{name} returned {describe_value(got)}, expected a NumPy array of numbers. {hint}")
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
     if got.shape != want.shape:
         raise Wrong(f"{name} has shape {got.shape}, expected {want.shape}. {hint}")
     error = np.abs(got - want)
@@ -138,7 +153,9 @@ def check_03_most_adapted_location(answer: Callable) -> None:
             distance = np.linalg.norm(kernels - w[o], axis=-1)
             want = tuple(int(v) for v in np.unravel_index(distance.argmax(), distance.shape))
             got = answer(x, Q, w, o)
-            if got is None or tuple(int(v) for v in got) != want:
+            if not (isinstance(got, (tuple, list)) and len(got) == 2 and all(is_whole(v) for v in got)):
+                raise Wrong(f"return a pair of integers (i, j); you returned {describe_value(got)}.")
+            if tuple(int(v) for v in got) != want:
                 raise Wrong(f"for x {shape}, channel {o}: you gave {got}, the answer is {want} "
                             f"(||k - w|| = {distance[want]:.3f} there). k(l) - w = Q_o p_l: compute it at every "
                             f"location (im2col gives every p_l) and take the (i, j) with the largest norm.")
@@ -167,6 +184,8 @@ def check_04_adaptive_layer_parameters(answer: Callable) -> None:
     for C, O, m in [(1, 8, 3), (3, 4, 5), (20, 1, 5)]:
         want = AdaptiveConv2d(C, O, m, rng=np.random.default_rng(0)).num_parameters()
         got = answer(C, O, m)
+        if not is_whole(got):
+            raise Wrong(f"return an integer; you returned {describe_value(got)}.")
         if got != want:
             raise Wrong(f"adaptive_layer_parameters(C={C}, O={O}, m={m}) = {got}, expected {want}. "
                         f"Each output channel has Q (D x D), w (D) and b (1), with D = C*m*m.")
@@ -213,6 +232,38 @@ def check_05_distance_to_mean_kernel(answer: Callable) -> None:
                      "k(l) - kbar = Q_o (p_l - pbar).")
 
 
+# ----------------------------------------------------------------------------- 06 XOR and DFN
+def check_06_quadratic_unit(answer: Callable) -> None:
+    rng = np.random.default_rng(11)
+    layer = AdaptiveConv2d(2, 1, kernel_size=1, rng=rng, dtype=np.float64)
+    layer.Q.data, layer.w.data, layer.b.data = rng.normal(size=(1, 2, 2)), rng.normal(size=(1, 2)), rng.normal(size=1)
+    P = rng.normal(size=(7, 2))
+    want = layer(Tensor(P.reshape(7, 2, 1, 1))).data.reshape(7)
+    expect_close("quadratic_unit", answer(P, layer.Q.data[0], layer.w.data[0], float(layer.b.data[0])), want,
+                 "For each row p of P: sigma = p^T Q p + w . p + b (one number per row, not an (N, N) "
+                 "matrix), then y = tanh(sigma). Q is not symmetric here.")
+
+
+def check_06_adaptive_as_dynamic_filter(answer: Callable) -> None:
+    rng = np.random.default_rng(12)
+    for C, m in ((1, 3), (2, 2)):
+        D = C * m * m
+        weight, bias = rng.normal(size=(D, C, m, m)), rng.normal(size=D)
+        x = rng.normal(size=(2, C, 6, 5))
+        generated = F.conv2d(x, weight, bias).data                    # (N, D, Ho, Wo): the filter at every l
+        result = answer(weight, bias)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise Wrong("return a pair (Q, w).")
+        Q, w = (np.asarray(v, dtype=np.float64) for v in result)
+        if Q.shape != (D, D) or w.shape != (D,):
+            raise Wrong(f"Q must have shape ({D}, {D}) and w ({D},); got {Q.shape} and {w.shape}.")
+        kernels = F.adaptive_kernels(x, Q[None], w[None])[:, 0]       # (N, Ho, Wo, C, m, m)
+        expect_close(f"the kernels Q p + w (C={C}, m={m})", kernels.reshape(*kernels.shape[:3], D),
+                     generated.transpose(0, 2, 3, 1),
+                     "Output channel e of the generator is the filter Q[e, :] applied to the patch, plus "
+                     "bias[e]: flatten each weight[e] in (c, u, v) order into row e of Q (not column e).")
+
+
 CHECKS: dict[str, list[tuple[str, Callable]]] = {
     "01": [("tanh_layer_grads", check_01_tanh_layer_grads), ("bias_grad", check_01_bias_grad)],
     "02": [("patch_row", check_02_patch_row), ("conv2d_by_matmul", check_02_conv2d_by_matmul),
@@ -223,12 +274,218 @@ CHECKS: dict[str, list[tuple[str, Callable]]] = {
            ("adaptive_layer_parameters", check_04_adaptive_layer_parameters)],
     "05": [("kernel_distance_map", check_05_kernel_distance_map),
            ("distance_to_mean_kernel", check_05_distance_to_mean_kernel)],
+    "06": [("quadratic_unit", check_06_quadratic_unit), ("adaptive_as_dynamic_filter", check_06_adaptive_as_dynamic_filter)],
 }
 
 
+class AnswerFailed(Exception):
+    """The answer did not return a value: it raised, exited, hung or its process died.
+    The message is the verdict's explanation."""
+
+
+class Opaque:
+    """A value of a type that does not cross between the processes (only its type name does)."""
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+
+
+def is_numbers(value) -> bool:
+    """A number, or an array (or nested list) of real numbers."""
+    if isinstance(value, (Opaque, str, bool, type(None))):
+        return False
+    return np.asarray(value).dtype.kind in "iuf" if not isinstance(value, (tuple, list)) else \
+        all(is_numbers(v) for v in value)
+
+
+def is_whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def describe_value(value) -> str:
+    """'a str ('abc')', 'a tuple of 3 values', 'an int (4)': what a wrong answer returned."""
+    if isinstance(value, Opaque):
+        return f"a {value.type_name}"
+    if isinstance(value, str):
+        return f"a str ({value[:40]!r})"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} values"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"a {type(value).__name__} ({value!r})"
+
+
+# ----------------------------------------------------------------------------- the channel
+# Values cross between checker and answer as JSON, never as pickles: unpickling what the
+# answer's process sent could run any code it chose inside the checker.
+def encode(value):
+    """A JSON-ready description of a value: numbers, real arrays, tuples, lists, str, None;
+    anything else only by its type name."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return {"bool": bool(value)} if value is not None else {"none": True}
+    if isinstance(value, (int, np.integer)):
+        return {"int": int(value)}
+    if isinstance(value, (float, np.floating)):
+        return {"float": float(value)}
+    if isinstance(value, str):
+        return {"str": value[:1000]}
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return {"array": value.ravel().tolist(), "dtype": value.dtype.str, "shape": list(value.shape)}
+    if isinstance(value, (tuple, list)):
+        return {type(value).__name__: [encode(v) for v in value]}
+    kind = f"{value.dtype} ndarray" if isinstance(value, np.ndarray) else type(value).__name__
+    return {"other": kind}
+
+
+def decode(data):
+    """The value `encode` described; a ValueError if `data` is not such a description."""
+    if not isinstance(data, dict) or len(data) not in (1, 3):
+        raise ValueError(f"not a value: {str(data)[:60]}")
+    if "none" in data:
+        return None
+    for key, kind in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if key in data:
+            if type(data[key]) is not kind and not (kind is float and type(data[key]) is int):
+                raise ValueError(f"not a {key}: {str(data[key])[:60]}")
+            return kind(data[key])
+    if "array" in data:
+        dtype = np.dtype(str(data["dtype"]))
+        if dtype.kind not in "biuf":
+            raise ValueError(f"not an array of numbers: {dtype}")
+        return np.array(data["array"], dtype=dtype).reshape([int(n) for n in data["shape"]])
+    if "tuple" in data or "list" in data:
+        items = [decode(v) for v in data.get("tuple", data.get("list"))]
+        return tuple(items) if "tuple" in data else items
+    if "other" in data:
+        return Opaque(str(data["other"])[:60])
+    raise ValueError(f"not a value: {str(data)[:60]}")
+
+
+def serve(path: Path) -> None:
+    """The child's side: load the answers, then call functions as the checker asks.
+
+    Requests come on stdin, one JSON line each ({"name": ..., "args": [...]}); replies
+    go to the file descriptor ACK_CHECK_REPLY_FD: {"value": ...}, or {"raised": type,
+    "message": ...} when the answer raised anything, SystemExit and KeyboardInterrupt
+    included. The answer's own output goes to stderr."""
+    replies = os.fdopen(int(os.environ["ACK_CHECK_REPLY_FD"]), "w")
+
+    def reply(message: dict) -> None:
+        replies.write(json.dumps(message) + "\n")
+        replies.flush()
+
+    names = [name for checks in CHECKS.values() for name, _ in checks]  # before the answers can touch CHECKS
+    try:
+        answers = load_answers(path)
+    except BaseException as error:  # noqa: B036 (a SystemExit at import is reported too)
+        reply({"load_error": f"{type(error).__name__}: {error}"})
+        return
+    reply({"functions": [name for name in names if callable(getattr(answers, name, None))]})
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            value = getattr(answers, request["name"])(*decode(request["args"]))
+        except BaseException as error:  # noqa: B036 (sys.exit and KeyboardInterrupt are answers' failures)
+            reply({"raised": type(error).__name__, "message": str(error)[:500]})
+            continue
+        reply({"value": encode(value)})
+
+
+class AnswerProcess:
+    """The checker's side: one child process running the answers file, with a deadline.
+
+    `call(name, *args)` sends the inputs and returns the decoded value, or raises
+    AnswerFailed saying what went wrong (raised, exited, timed out, died, garbled)."""
+
+    def __init__(self, path: Path, time_limit: float):
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ, ACK_CHECK_REPLY_FD=str(write_fd))
+        self.time_limit = time_limit
+        self.deadline = time.monotonic() + time_limit
+        # A new session: Ctrl-C in the terminal interrupts the checker, which then ends the child.
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(path)],
+                                        stdin=subprocess.PIPE, stdout=sys.stderr, env=env, text=True,
+                                        pass_fds=(write_fd,), start_new_session=True)
+        os.close(write_fd)
+        self.replies = os.fdopen(read_fd, "r")
+        hello = self._receive()
+        if "load_error" in hello:
+            raise AnswerFailed(f"does not run: {hello['load_error']}")
+        self.functions = set(hello.get("functions", []))
+
+    def call(self, name: str, *args):
+        try:
+            self.process.stdin.write(json.dumps({"name": name, "args": encode(args)}) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise AnswerFailed(self._ended()) from None
+        message = self._receive()
+        if "raised" in message:
+            raised, text = str(message["raised"]), str(message.get("message", ""))
+            if raised == "NotImplementedError":
+                raise NotImplementedError
+            if raised == "SystemExit":
+                raise AnswerFailed(f"it called sys.exit({text})")
+            raise AnswerFailed(f"it raised {raised}" + (f": {text}" if text else ""))
+        try:
+            return decode(message.get("value"))
+        except (ValueError, TypeError) as error:
+            raise AnswerFailed(f"its process sent a malformed result ({error})") from None
+
+    def _receive(self) -> dict:
+        """The next reply line, or AnswerFailed if none comes before the deadline."""
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise AnswerFailed(f"it did not finish within {self.time_limit:g} s (an endless loop?)")
+            ready, _, _ = select.select([self.replies], [], [], left)
+            if ready:
+                break
+        line = self.replies.readline()
+        if not line:
+            raise AnswerFailed(self._ended())
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            raise AnswerFailed(f"its process sent a malformed result ({line[:60]!r})")
+        return message
+
+    def _ended(self) -> str:
+        code = self.process.wait()
+        return f"its process ended without a result (exit status {code})"
+
+    def close(self) -> None:
+        for stream in (self.process.stdin, self.replies):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def check_one(checker: Callable, function: Callable) -> tuple[str, str]:
+    """(verdict, message) for one exercise: right, wrong with the hint, or not done."""
+    try:
+        checker(function)
+        return "right", ""
+    except NotImplementedError:
+        return "not done", "it still raises NotImplementedError"
+    except Wrong as hint:
+        return "wrong", str(hint)
+    except AnswerFailed as failure:
+        return "wrong", str(failure)
+    except Exception as error:  # the reader's code failed (in-process), or returned what no check can read
+        return "wrong", f"it raised {type(error).__name__}: {error}"
+
+
 def check(number: str, answers) -> list[tuple[str, str, str]]:
-    """Run tutorial `number`'s checks on `answers` (a module or any object with the functions).
-    Returns (exercise, verdict, message) with verdict "right", "wrong" or "not done"."""
+    """Run tutorial `number`'s checks on `answers` (a module or any object with the functions)
+    in this process. Returns (exercise, verdict, message), verdict "right", "wrong" or "not done".
+    The command line uses `check_file`, which runs the answers in child processes."""
     results = []
     for position, (name, checker) in enumerate(CHECKS[number], 1):
         label = f"{number}.{position} {name}"
@@ -236,15 +493,24 @@ def check(number: str, answers) -> list[tuple[str, str, str]]:
         if function is None:
             results.append((label, "not done", f"there is no function {name}"))
             continue
+        results.append((label, *check_one(checker, function)))
+    return results
+
+
+def check_file(number: str, path: Path, time_limit: float) -> list[tuple[str, str, str]]:
+    """The same as `check`, with each exercise's answer run in its own child process.
+    Raises AnswerFailed if the file does not load."""
+    results = []
+    for position, (name, checker) in enumerate(CHECKS[number], 1):
+        label = f"{number}.{position} {name}"
+        answers = AnswerProcess(path, time_limit)
         try:
-            checker(function)
-            results.append((label, "right", ""))
-        except NotImplementedError:
-            results.append((label, "not done", "it still raises NotImplementedError"))
-        except Wrong as hint:
-            results.append((label, "wrong", str(hint)))
-        except Exception as error:  # the reader's code failed: say how, in one line
-            results.append((label, "wrong", f"it raised {type(error).__name__}: {error}"))
+            if name not in answers.functions:
+                results.append((label, "not done", f"there is no function {name}"))
+                continue
+            results.append((label, *check_one(checker, lambda *args, name=name: answers.call(name, *args))))
+        finally:
+            answers.close()
     return results
 
 
@@ -261,22 +527,27 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--answers", type=Path, help="file with your functions (default tutorials/exercises/exNN.py)")
     source.add_argument("--solutions", action="store_true", help="check the reference solutions instead")
+    parser.add_argument("--time-limit", type=float, default=30.0, help="seconds for each exercise (default 30)")
     args = parser.parse_args(argv)
     number = args.tutorial.zfill(2)
     if number not in CHECKS:
         print(f"check.py: no exercises for tutorial {args.tutorial!r}; choose one of {', '.join(CHECKS)}", file=sys.stderr)
+        return 2
+    if not args.time_limit > 0:
+        print(f"check.py: --time-limit must be a positive number of seconds, got {args.time_limit}", file=sys.stderr)
         return 2
     path = args.answers or HERE / ("solutions" if args.solutions else "exercises") / f"ex{number}.py"
     if not path.is_file():
         print(f"check.py: {path}: no such file", file=sys.stderr)
         return 2
     try:
-        answers = load_answers(path)
-    except Exception as error:
-        print(f"check.py: {path} does not run: {type(error).__name__}: {error}", file=sys.stderr)
+        results = check_file(number, path.resolve(), args.time_limit)
+    except AnswerFailed as failure:
+        print(f"check.py: {path} {failure}", file=sys.stderr)
         return 2
-
-    results = check(number, answers)
+    except KeyboardInterrupt:
+        print("check.py: interrupted", file=sys.stderr)
+        return 130
     for label, verdict, message in results:
         print(f"exercise {label}: {verdict}" + (f". {message}" if message else ""))
     right = sum(verdict == "right" for _, verdict, _ in results)
@@ -285,4 +556,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["--serve"]:
+        serve(Path(sys.argv[2]))
+    else:
+        sys.exit(main())

@@ -2,6 +2,7 @@
 
     python tutorials/one_pixel.py                          # works from any folder
     python tutorials/one_pixel.py --channel 3 --row 10 --col 14
+    python tutorials/one_pixel.py --from-model             # start at model(x) instead
 
 It runs the literal loop `adaptive_conv2d_loops` (ack_numpy/functional/adaptive.py) on
 one MNIST digit with the first layer of the committed trained `adaptive-lenet`, under
@@ -9,6 +10,11 @@ pdb, with a *conditional* breakpoint on the line that computes sigma: the loop v
 8 channels x 26 x 26 = 5,408 output pixels, and pdb stops only at the one you chose.
 The commands to type there, and what they print, are in tutorials/README.md
 ("Step through one pixel"); tests/test_one_pixel.py types exactly those and checks.
+
+With --from-model pdb starts at `model(x)`, the whole trained model switched to its
+literal rung (`model.use_rung("loops")`), and the same breakpoint is reached through
+AdaptiveLeNet.forward -> Sequential.forward -> AdaptiveConv2d.forward ->
+adaptive_conv2d_loops_with_grad -> adaptive_conv2d_loops (README: "Step from model(x)").
 
 Tutorial 03 draws the same pixel, with its numbers, in 03_one_patch.png; it imports
 `trained_first_layer`, `test_digit` and the default pixel from here.
@@ -24,13 +30,14 @@ import numpy as np
 from tutorial_setup import ROOT  # this checkout's package, from any working directory
 
 import ack_numpy.functional as F
+from ack_numpy import Tensor
 from ack_numpy.assets import TRAINED_ADAPTIVE_LENET
 from ack_numpy.checkpoint import load_model
 from ack_numpy.data import load_mnist
 from ack_numpy.data.idx import DataFormatError
 from ack_numpy.functional import adaptive
 from ack_numpy.models import adaptive_layers
-from ack_numpy.nn import AdaptiveConv2d
+from ack_numpy.nn import AdaptiveConv2d, Module
 
 CHECKPOINT = TRAINED_ADAPTIVE_LENET  # the trained adaptive-lenet that comes with the package
 # Channel 0 (the default of `python -m ack_numpy visualize`) at output pixel (12, 16) of
@@ -39,12 +46,18 @@ CHECKPOINT = TRAINED_ADAPTIVE_LENET  # the trained adaptive-lenet that comes wit
 CHANNEL, ROW, COL = 0, 12, 16
 
 
+def trained_model() -> tuple[Module, str]:
+    """The trained adaptive-lenet that comes with the package (float32), and where it comes from."""
+    model, meta = load_model(CHECKPOINT)
+    return model, f"ack_numpy/assets/{CHECKPOINT.name} ({meta['model']}, trained {meta['epoch']} epochs)"
+
+
 def trained_first_layer() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Q (O, D, D), w (O, D), b (O,) of the first (adaptive) layer, in float64, and where they
     come from: the trained checkpoint that comes with the package."""
-    model, meta = load_model(CHECKPOINT)
+    model, source = trained_model()
     layer = adaptive_layers(model)[0]
-    source = f"ack_numpy/assets/{CHECKPOINT.name} ({meta['model']}, trained {meta['epoch']} epochs), first layer"
+    source += ", first layer"
     return (layer.Q.data.astype(np.float64), layer.w.data.astype(np.float64),
             layer.b.data.astype(np.float64), source)
 
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channel", type=int, default=CHANNEL, help=f"output channel o (default {CHANNEL})")
     parser.add_argument("--row", type=int, default=ROW, help=f"output row i (default {ROW})")
     parser.add_argument("--col", type=int, default=COL, help=f"output column j (default {COL})")
+    parser.add_argument("--from-model", action="store_true",
+                        help="start pdb at model(x), the whole model on its loops rung, instead of at the loop")
     args = parser.parse_args(argv)
 
     Q, w, b, layer_source = trained_first_layer()
@@ -98,12 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     condition = f"o == {args.channel} and i == {args.row} and j == {args.col}"
     print(f"layer: {layer_source}\ninput: {digit_source}, x {x.shape}")
     print(f"breakpoint: {adaptive.__file__}:{line}, {condition}")
-    print("pdb stops first at the top of adaptive_conv2d_loops; type `continue` to run to that pixel.")
-    print(f"(to step into kernel_at there instead, type `break {kernel_line}, {condition}`, `continue`, `step`)")
 
     debugger = pdb.Pdb()
     debugger.set_break(adaptive.__file__, line, cond=condition)
-    debugger.runcall(adaptive.adaptive_conv2d_loops, x, Q, w, b)
+    if args.from_model:
+        model, _ = trained_model()
+        model.use_rung("loops")   # every conv layer calls its literal version, forward and backward
+        print("pdb stops first at model(x); type `continue` to run to that pixel, or `step` to walk there.")
+        debugger.runcall(model, Tensor(x.astype(np.float32)))
+        x = x.astype(np.float32).astype(np.float64)   # the model saw the float32 image
+    else:
+        print("pdb stops first at the top of adaptive_conv2d_loops; type `continue` to run to that pixel.")
+        print(f"(to step into kernel_at there instead, type `break {kernel_line}, {condition}`, `continue`, `step`)")
+        debugger.runcall(adaptive.adaptive_conv2d_loops, x, Q, w, b)
 
     # The same pixel from the vectorised engine, to compare with what pdb printed.
     o, i, j = args.channel, args.row, args.col

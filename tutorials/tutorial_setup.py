@@ -32,11 +32,17 @@ OUT = Path(os.environ.get("ACK_TUTORIAL_OUT", ROOT / "tutorials" / "figures"))
 OUT.mkdir(parents=True, exist_ok=True)
 RUNS = OUT / "runs" if "ACK_TUTORIAL_OUT" in os.environ else ROOT / "runs" / "tutorials"
 
+# make_notebooks.py sets this to a function that takes each saved figure, so the figure
+# lands in the notebook under the cell that drew it.
+on_save = None
+
 
 def save(fig, name: str) -> None:
     """Write a figure to OUT as a PNG; in a notebook, also show it below the cell."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
+    fig.savefig(OUT / name, dpi=110, bbox_inches="tight", metadata={"Software": None})  # same file every run
     print(f"saved {OUT / name}")
+    if on_save is not None:
+        on_save(fig)
     if IN_NOTEBOOK:  # show the PNG just written (works for pyplot and plain Figures alike)
         from IPython.display import Image, display
         display(Image(filename=str(OUT / name)))

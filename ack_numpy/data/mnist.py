@@ -39,6 +39,8 @@ import hashlib
 import http.client
 import math
 import os
+import time
+import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
@@ -107,22 +109,27 @@ def _file_in(directory: Path, name: str) -> Optional[Path]:
     return None
 
 
-def _missing_files(directory: Path) -> list[str]:
-    """The base names with no file in `directory`, as the messages print them: NAME[.gz],
-    or what is there instead when a folder has taken the file's name."""
+def _needed(split: Optional[str]) -> list[str]:
+    """The base names a split needs ("train" or "test": its two files; None: all four)."""
+    return [name for key, name in MNIST_FILES.items() if split is None or key.startswith(split)]
+
+
+def _missing_files(directory: Path, split: Optional[str] = None) -> list[str]:
+    """The base names (of `_needed(split)`) with no file in `directory`, as the messages print
+    them: NAME[.gz], or what is there instead when a folder has taken the file's name."""
     missing = []
-    for name in MNIST_FILES.values():
+    for name in _needed(split):
         if _file_in(directory, name) is None:
             folders = [p.name for p in (directory / f"{name}.gz", directory / name) if p.is_dir()]
             missing.append(f"{name}[.gz]" + (f" ('{folders[0]}' is a folder, not a file)" if folders else ""))
     return missing
 
 
-def _require_complete(directory: Path, where: str) -> Path:
-    """Return `directory` if it has all four files, else raise naming what is missing."""
+def _require_complete(directory: Path, where: str, split: Optional[str] = None) -> Path:
+    """Return `directory` if it has the files `split` needs, else raise naming what is missing."""
     if not directory.is_dir():
         raise DataFormatError(f"{directory} ({where}): no such directory. {HOW_TO_GET_DATA}")
-    missing = _missing_files(directory)
+    missing = _missing_files(directory, split)
     if missing:
         raise DataFormatError(
             f"{directory} ({where}) lacks MNIST files: "
@@ -156,24 +163,25 @@ def default_mnist_dirs() -> list[Path]:
     return list(dict.fromkeys(d.resolve() for d in dirs))  # drop duplicates, keep order
 
 
-def find_mnist_dir(data_dir: Optional[PathLike] = None) -> Path:
-    """Return the directory holding the four MNIST files.
+def find_mnist_dir(data_dir: Optional[PathLike] = None, split: Optional[str] = None) -> Path:
+    """Return the directory holding the four MNIST files (or, given a split, that split's two:
+    evaluating needs only the test files).
 
     Order: explicit `data_dir`, then $ACK_MNIST_DIR, then `default_mnist_dirs()`: `data/mnist`
     in a source checkout, the user data folder, `./data/mnist`. An explicit or environment directory that lacks files
     is an error (we do not silently use data from somewhere else).
     """
     if data_dir is not None:
-        return _require_complete(Path(data_dir).expanduser(), "given as data_dir")
+        return _require_complete(Path(data_dir).expanduser(), "given as data_dir", split)
     env_dir = os.environ.get(ENV_VAR)
     if env_dir:
-        return _require_complete(Path(env_dir).expanduser(), f"from ${ENV_VAR}")
+        return _require_complete(Path(env_dir).expanduser(), f"from ${ENV_VAR}", split)
     looked = []
     for directory in default_mnist_dirs():
         if not directory.is_dir():
             looked.append(f"{directory} (does not exist)")
             continue
-        missing = _missing_files(directory)
+        missing = _missing_files(directory, split)
         if not missing:
             return directory
         looked.append(f"{directory} (lacks {', '.join(missing)})")
@@ -286,7 +294,7 @@ def load_mnist(
         raise ValueError(f'load_mnist: split must be "train" or "test", got {split!r}')
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError(f"load_mnist: limit must be a positive integer or None, got {limit!r}")
-    directory = find_mnist_dir(data_dir)
+    directory = find_mnist_dir(data_dir, split)
     image_name, label_name = MNIST_FILES[f"{split}_images"], MNIST_FILES[f"{split}_labels"]
     image_path, label_path = _mnist_path(directory, image_name), _mnist_path(directory, label_name)
     images = _read_checked(image_path, image_name, verify)
@@ -331,20 +339,27 @@ def _is_verified(path: Path, name: str) -> bool:
         return False
 
 
-def _fetch(url: str, dest_file, timeout: float) -> int:
-    """Stream `url` into the open binary file `dest_file`; returns bytes written."""
+def _fetch(url: str, dest_file, timeout: float, deadline: float) -> int:
+    """Stream `url` into the open binary file `dest_file`; returns bytes written.
+
+    `timeout` bounds each wait for data; `deadline` (seconds) the whole file, so that a
+    mirror trickling a byte a second cannot keep the download going for weeks. read1
+    returns whatever one receive brings, so the deadline is checked between receives."""
     request = urllib.request.Request(url, headers={"User-Agent": "ack_numpy"})
     total = 0
+    stop_at = time.monotonic() + deadline
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        while chunk := response.read(_CHUNK):
+        while chunk := response.read1(_CHUNK):
             total += len(chunk)
             if total > _MAX_DOWNLOAD_BYTES:
-                raise DataFormatError(f"{url}: more than {_MAX_DOWNLOAD_BYTES:,} bytes; not MNIST")
+                raise DataFormatError(f"more than {_MAX_DOWNLOAD_BYTES:,} bytes; not MNIST")
+            if time.monotonic() > stop_at:
+                raise TimeoutError(f"not finished after {deadline:g} s ({total:,} bytes received): too slow")
             dest_file.write(chunk)
     return total
 
 
-def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float,
+def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float, deadline: float,
                   progress: Callable[[str], object]) -> Path:
     """Fetch NAME.gz from the first mirror that serves a genuine copy.
 
@@ -359,21 +374,29 @@ def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float,
         try:
             progress(f"downloading {url}")
             with atomic_write(final, "wb", durable=True) as f:
-                nbytes = _fetch(url, f, timeout)
+                nbytes = _fetch(url, f, timeout, deadline)
                 f.flush()
                 _check_sha256(content_sha256(Path(f.name)), name, url)  # before the rename
             progress(f"  ok: {final} ({nbytes:,} bytes, checksum verified)")
             return final
         # URLError, HTTPError and timeouts are OSErrors; DataFormatError is a ValueError.
         except (OSError, ValueError, http.client.HTTPException) as err:
-            errors.append(f"{url}: {err}")
-            progress(f"  failed: {err}")
+            reason = _reason(err, url)
+            errors.append(f"{url} ({reason})")
+            progress(f"  failed: {reason}")
     raise DataFormatError(
-        f"could not download a genuine {name}.gz into {dest}. Tried:\n  "
-        + "\n  ".join(errors)
-        + f"\nNo internet? Copy the four MNIST files into {dest} or use --data-dir DIR "
-        f"(or {ENV_VAR}=DIR)."
+        f"could not download a genuine {name}.gz into {dest}; tried {'; '.join(errors)}. No internet? "
+        f"Copy the four MNIST files into {dest} or use --data-dir DIR (or {ENV_VAR}=DIR)."
     )
+
+
+def _reason(err: BaseException, url: str) -> str:
+    """Why one mirror failed, in one line and without repeating its URL."""
+    reason = getattr(err, "reason", None) if isinstance(err, urllib.error.URLError) else None
+    text = str(reason if reason is not None else err) or type(err).__name__
+    if isinstance(err, urllib.error.HTTPError):
+        text = f"HTTP {err.code} {err.reason}"
+    return " ".join(text.replace(f"{url}: ", "").replace(url, "the file").split())
 
 
 def download_mnist(
@@ -381,6 +404,7 @@ def download_mnist(
     mirrors: Optional[Sequence[str]] = None,
     timeout: float = 30.0,
     progress: Optional[Callable[[str], object]] = print,
+    deadline: float = 600.0,
 ) -> Path:
     """Download the four MNIST files (as NAME.gz) into `dest` and verify them.
 
@@ -388,6 +412,7 @@ def download_mnist(
         dest: target folder, created if needed; default `download_folder()`.
         mirrors: base URLs tried in order; default DEFAULT_MIRRORS.
         timeout: seconds to wait on a silent connection.
+        deadline: seconds for each whole file, from one mirror (a slow mirror is left for the next).
         progress: called with one-line status messages; None for silence.
     Returns:
         the folder, ready for `load_mnist(data_dir=...)`.
@@ -402,5 +427,5 @@ def download_mnist(
         if existing is not None and _is_verified(existing, name):
             report(f"{existing} already present, checksum ok")
             continue
-        _download_one(name, dest, mirrors, timeout, report)
+        _download_one(name, dest, mirrors, timeout, deadline, report)
     return dest

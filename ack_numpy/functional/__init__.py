@@ -14,14 +14,17 @@ read, with its backward; the plain name is the same arranged for speed, and is w
 layers use. All rungs of an op take the same arguments (Tensors or arrays), check them
 the same way and compute the same numbers of the same shape and dtype. The `_loops` rung
 is forward only, so it returns a NumPy array; the others return a Tensor that records
-the graph. The tests check that the rungs agree (to 1e-10 in float64).
+the graph. `*_loops_with_grad` wraps the loops rung and its literal backward as a graph op,
+so that a layer can call it (`Conv2d(..., rung="loops")`, `model.use_rung("loops")`) and a
+debugger can step from `model(x)` into the loops. The tests check that the rungs agree
+(to 1e-10 in float64), values and gradients.
 """
 from __future__ import annotations
 
 from ..autograd import Tensor, as_tensor, check_same_dtype
-from .adaptive import (adaptive_conv2d, adaptive_conv2d_loops, adaptive_conv2d_reference, adaptive_kernels,
-                       adaptive_kernels_loops)
-from .conv import conv2d, conv2d_loops, conv2d_reference
+from .adaptive import (adaptive_conv2d, adaptive_conv2d_loops, adaptive_conv2d_loops_with_grad,
+                       adaptive_conv2d_reference, adaptive_kernels, adaptive_kernels_loops)
+from .conv import conv2d, conv2d_loops, conv2d_loops_with_grad, conv2d_reference
 from .im2col import col2im, col2im_loops, conv_output_size, im2col, im2col_loops
 from .losses import cross_entropy, log_softmax
 from .pooling import max_pool2d, max_pool2d_loops
@@ -45,8 +48,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 __all__ = [
-    "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_reference", "adaptive_kernels",
-    "adaptive_kernels_loops", "col2im", "col2im_loops", "conv2d", "conv2d_loops", "conv2d_reference",
+    "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_loops_with_grad", "adaptive_conv2d_reference", "adaptive_kernels",
+    "adaptive_kernels_loops", "col2im", "col2im_loops", "conv2d", "conv2d_loops", "conv2d_loops_with_grad", "conv2d_reference",
     "conv_output_size", "cross_entropy", "im2col", "im2col_loops", "linear", "log_softmax", "max_pool2d",
     "max_pool2d_loops", "relu", "tanh",
 ]

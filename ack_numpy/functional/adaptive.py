@@ -200,6 +200,31 @@ def adaptive_conv2d_backward_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray |
     return dx, dQ, dw, db
 
 
+def adaptive_conv2d_loops_with_grad(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
+    """The literal rung as a graph op: forward `adaptive_conv2d_loops`, backward
+    `adaptive_conv2d_backward_loops`, both one number at a time.
+
+    x: (N, C, H, W), Q: (O, D, D), w: (O, D) or None, b: (O,) or None -> sigma: (N, O, Ho, Wo),
+    a Tensor; gradients flow to x, Q, w and b. `AdaptiveConv2d(..., rung="loops")` calls this,
+    so that a debugger can step from `model(x)` into the loops, and back through them.
+    """
+    x, Q = as_tensor(x), as_tensor(Q)
+    w = None if w is None else as_tensor(w)
+    b = None if b is None else as_tensor(b)
+    sigma = adaptive_conv2d_loops(x, Q, w, b, stride, padding)   # checks the arguments
+    parents = tuple(t for t in (x, Q, w, b) if t is not None)
+    out = Tensor.from_op(sigma, parents, "adaptive_conv2d_loops")
+
+    def _adaptive_conv2d_loops_backward(out):
+        grads = adaptive_conv2d_backward_loops(x, Q, w, b, out.grad, stride, padding)
+        for t, grad in zip((x, Q, w, b), grads):
+            if t is not None and t.requires_grad:
+                t.accumulate_grad(grad)
+
+    out._backward = _adaptive_conv2d_loops_backward
+    return out
+
+
 # ----------------------------------------------------------------------------- im2col, plain
 def adaptive_conv2d_reference(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
     """The parallel form exactly as the equations read: every location at once with im2col.
@@ -223,9 +248,9 @@ def adaptive_conv2d_reference(x, Q, w=None, b=None, stride: int = 1, padding: in
     sigma = sigma_rows.reshape(n, out_h, out_w, O).transpose(0, 3, 1, 2)  # (N, O, Ho, Wo)
 
     parents = tuple(t for t in (x, Q, w, b) if t is not None)
-    out = Tensor.from_op(np.ascontiguousarray(sigma), parents, "adaptive_conv2d")
+    out = Tensor.from_op(np.ascontiguousarray(sigma), parents, "adaptive_conv2d_reference")
 
-    def _backward(out):
+    def _adaptive_conv2d_reference_backward(out):
         G = out.grad.transpose(0, 2, 3, 1).reshape(R, O)      # dL/dsigma                 (R, O)
         GP = (G[:, :, None] * P[:, None, :]).reshape(R, O * D)  # GP[r, (o,d)] = G[r,o] P[r,d]
         if Q.requires_grad:
@@ -241,7 +266,7 @@ def adaptive_conv2d_reference(x, Q, w=None, b=None, stride: int = 1, padding: in
                 dP += G @ w.data                              #      + sum_o G[r,o] w_o
             x.accumulate_grad(col2im(dP, x.shape, m, stride, padding))
 
-    out._backward = _backward
+    out._backward = _adaptive_conv2d_reference_backward
     return out
 
 
@@ -302,7 +327,7 @@ def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> 
     parents = tuple(t for t in (x, Q, w, b) if t is not None)
     out = Tensor.from_op(np.ascontiguousarray(sigma), parents, "adaptive_conv2d")
 
-    def _backward(out):
+    def _adaptive_conv2d_backward(out):
         GT = out.grad.transpose(1, 0, 2, 3).reshape(O, R)     # G^T, G = dL/dsigma        (O, R)
         if Q.requires_grad or x.requires_grad:
             dQ = np.zeros((O * D, D), dtype=GT.dtype) if Q.requires_grad else None  # dQ_o stacked (O*D, D)
@@ -329,7 +354,7 @@ def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> 
         if b is not None and b.requires_grad:
             b.accumulate_grad(GT.sum(axis=1))                             # db = sum_r G         (O,)
 
-    out._backward = _backward
+    out._backward = _adaptive_conv2d_backward
     return out
 
 

@@ -81,9 +81,9 @@ def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) ->
     if bias is not None:
         Y += bias.data
     parents = (x, weight) if bias is None else (x, weight, bias)
-    out = Tensor.from_op(np.ascontiguousarray(Y.reshape(n, out_h, out_w, o).transpose(0, 3, 1, 2)), parents, "conv2d")
+    out = Tensor.from_op(np.ascontiguousarray(Y.reshape(n, out_h, out_w, o).transpose(0, 3, 1, 2)), parents, "conv2d_reference")
 
-    def _backward(out):
+    def _conv2d_reference_backward(out):
         G = out.grad.transpose(0, 2, 3, 1).reshape(-1, o)  # dL/dY                 (R, O)
         if weight.requires_grad:
             weight.accumulate_grad((G.T @ P).reshape(weight.shape))         # dWf = G^T P
@@ -92,7 +92,7 @@ def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) ->
         if x.requires_grad:
             x.accumulate_grad(col2im(G @ Wf, x.shape, m, stride, padding))  # dx = col2im(G Wf)
 
-    out._backward = _backward
+    out._backward = _conv2d_reference_backward
     return out
 
 
@@ -112,7 +112,7 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
     parents = (x, weight) if bias is None else (x, weight, bias)
     out = Tensor.from_op(np.ascontiguousarray(y), parents, "conv2d")
 
-    def _backward(out):
+    def _conv2d_backward(out):
         GT = out.grad.transpose(1, 2, 3, 0).reshape(o, -1)  # G^T: (O, R), locations (i, j, n) like P^T
         if weight.requires_grad:
             weight.accumulate_grad((GT @ PT.T).reshape(weight.shape))      # dWf = G^T P
@@ -122,7 +122,7 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
             dPT = Wf.T @ GT                                                # dP^T = (G Wf)^T  (D, R)
             x.accumulate_grad(col2im_batch_last(dPT, x.shape, m, stride, padding))  # dx = col2im(dP)
 
-    out._backward = _backward
+    out._backward = _conv2d_backward
     return out
 
 
@@ -145,6 +145,66 @@ def conv2d_loops(x, weight, bias=None, stride: int = 1, padding: int = 0) -> np.
                     patch = xp[img, :, i * stride : i * stride + m, j * stride : j * stride + m]  # (C, m, m)
                     y[img, o, i, j] = np.sum(patch * weight.data[o]) + (0.0 if bias is None else bias.data[o])
     return y
+
+
+def conv2d_backward_loops(x, weight, bias, grad_y, stride: int = 1, padding: int = 0):
+    """The literal backward of `conv2d_loops`, one number at a time.
+
+    y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * x_pad[n, c, i*s+u, j*s+v], so for
+    g = dL/dy[n, o, i, j] the chain rule gives
+
+        dL/dW[o, c, u, v]             += g * x_pad[n, c, i*s+u, j*s+v]      dL/db[o] += g
+        dL/dx_pad[n, c, i*s+u, j*s+v] += g * W[o, c, u, v]
+
+    x: (N, C, H, W), weight: (O, C, m, m), bias: (O,) or None, grad_y: (N, O, Ho, Wo)
+    -> dx: (N, C, H, W), dW: (O, C, m, m), db: (O,) or None. `conv2d` computes the same
+    numbers as matrix products (dW = G^T P, dP = G Wf, dx = col2im(dP)).
+    """
+    x, weight, bias, m, out_h, out_w = _prepare(x, weight, bias, stride, padding)
+    n, O = x.shape[0], weight.shape[0]
+    if np.shape(grad_y) != (n, O, out_h, out_w):
+        raise ValueError(f"grad_y must have the shape of y (N, O, Ho, Wo) = {(n, O, out_h, out_w)}, "
+                         f"got {np.shape(grad_y)}")
+    xp = pad2d(x.data, padding)
+    W = weight.data
+    dtype = np.result_type(x.data, W, grad_y)
+    dxp = np.zeros(xp.shape, dtype=dtype)                 # gradient of the padded image
+    dW = np.zeros(W.shape, dtype=dtype)
+    db = None if bias is None else np.zeros(O, dtype=dtype)
+    for img in range(n):
+        for o in range(O):
+            for i in range(out_h):
+                for j in range(out_w):
+                    g = grad_y[img, o, i, j]              # dL/dy at this output pixel
+                    rows, cols = slice(i * stride, i * stride + m), slice(j * stride, j * stride + m)
+                    dW[o] += g * xp[img, :, rows, cols]   # dy / dW[o, c, u, v] = the pixel under it
+                    dxp[img, :, rows, cols] += g * W[o]   # dy / dx_pad[pixel] = the weight over it
+                    if db is not None:
+                        db[o] += g                        # dy / db[o] = 1
+    # the padding zeros are not inputs: drop their gradient
+    dx = dxp[:, :, padding : padding + x.shape[2], padding : padding + x.shape[3]]
+    return dx, dW, db
+
+
+def conv2d_loops_with_grad(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
+    """The literal rung as a graph op: forward `conv2d_loops`, backward `conv2d_backward_loops`.
+
+    x: (N, C, H, W), weight: (O, C, m, m), bias: (O,) or None -> y: (N, O, Ho, Wo), a Tensor;
+    gradients flow to all three. `Conv2d(..., rung="loops")` calls this."""
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    y = conv2d_loops(x, weight, bias, stride, padding)    # checks the arguments
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    out = Tensor.from_op(y, parents, "conv2d_loops")
+
+    def _conv2d_loops_backward(out):
+        grads = conv2d_backward_loops(x, weight, bias, out.grad, stride, padding)
+        for t, grad in zip((x, weight, bias), grads):
+            if t is not None and t.requires_grad:
+                t.accumulate_grad(grad)
+
+    out._backward = _conv2d_loops_backward
+    return out
 
 
 # ----------------------------------------------------------------------------- conv2d's layout

@@ -50,6 +50,22 @@ def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> 
     return out
 
 
+def check_cols_shape(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int,
+                     padding: int) -> tuple[int, int, int, int, int, int]:
+    """(N, C, H, W, Ho, Wo) for col2im, after checking that cols is (N*Ho*Wo, C*m*m):
+    a wrong shape would otherwise fail inside a reshape, naming neither argument."""
+    if len(x_shape) != 4:
+        raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
+    n, c, h, w = x_shape
+    m = kernel_size
+    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
+    expected = (n * out_h * out_w, c * m * m)
+    if cols.shape != expected:
+        raise ValueError(f"col2im: cols has shape {cols.shape}, expected (N*Ho*Wo, C*m*m) = {expected} "
+                         f"for x_shape {tuple(x_shape)}, kernel_size {m}, stride {stride}, padding {padding}")
+    return n, c, h, w, out_h, out_w
+
+
 def pad2d(x: np.ndarray, padding: int) -> np.ndarray:
     """Zero-pad the last two axes of x (N, C, H, W) by `padding` on every side."""
     if padding == 0:
@@ -85,9 +101,8 @@ def col2im(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int = 1, 
     Fastest when cols.T is contiguous (the layout im2col produces; the layers pass
     their gradient dP that way); any other layout costs one transposing copy.
     """
-    n, c, h, w = x_shape
+    n, c, h, w, out_h, out_w = check_cols_shape(cols, x_shape, kernel_size, stride, padding)
     m = kernel_size
-    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
     hp, wp = h + 2 * padding, w + 2 * padding
     # One vectorised add per kernel offset (u, v): m*m Python iterations, not N*Ho*Wo.
     cols6 = cols.T.reshape(c, m, m, n, out_h, out_w)                  # cols6[c, u, v]: (N, Ho, Wo)
@@ -126,9 +141,8 @@ def col2im_loops(cols: np.ndarray, x_shape: tuple, kernel_size: int, stride: int
 
     cols: (N*Ho*Wo, C*m*m), rows in (n, i, j) order -> dx: (N, C, H, W)."""
     check_stride_padding(stride, padding)
-    n, c, h, w = x_shape
+    n, c, h, w, out_h, out_w = check_cols_shape(cols, x_shape, kernel_size, stride, padding)
     m = kernel_size
-    out_h, out_w = conv_output_size(h, m, stride, padding), conv_output_size(w, m, stride, padding)
     dx = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
     row = 0
     for img in range(n):

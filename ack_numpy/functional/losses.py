@@ -26,11 +26,11 @@ def log_softmax(z, axis: int = -1) -> Tensor:
     y = _log_softmax_array(z.data, axis)
     out = Tensor.from_op(y, (z,), "log_softmax")
 
-    def _backward(out):  # dz = g - softmax * sum(g)
+    def _log_softmax_backward(out):  # dz = g - softmax * sum(g)
         g = out.grad
         z.accumulate_grad(g - np.exp(y) * g.sum(axis=axis, keepdims=True))
 
-    out._backward = _backward
+    out._backward = _log_softmax_backward
     return out
 
 
@@ -55,10 +55,10 @@ def cross_entropy(logits, targets) -> Tensor:
     loss = -logp[np.arange(n), t].mean()
     out = Tensor.from_op(np.asarray(loss, dtype=logits.dtype), (logits,), "cross_entropy")
 
-    def _backward(out):  # dz = (softmax - onehot) / N, times the upstream scalar
+    def _cross_entropy_backward(out):  # dz = (softmax - onehot) / N, times the upstream scalar
         dz = np.exp(logp)
         dz[np.arange(n), t] -= 1.0
         logits.accumulate_grad(dz * (out.grad / n))
 
-    out._backward = _backward
+    out._backward = _cross_entropy_backward
     return out

@@ -48,7 +48,7 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
             np.maximum(y, at_offset(u, v), out=y)                 # np.maximum lets a NaN through
     out = Tensor.from_op(y, (x,), "max_pool2d")
 
-    def _backward(out):
+    def _max_pool2d_backward(out):
         dx = np.zeros_like(x.data)
         routed = np.zeros(y.shape, dtype=bool)                    # windows whose winner has been found
         wins = np.empty(y.shape, dtype=bool)
@@ -68,7 +68,7 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
                     # (a loser gets g * 0, which is -0.0 for a negative g: equal to 0.0 in every sum)
         x.accumulate_grad(dx)
 
-    out._backward = _backward
+    out._backward = _max_pool2d_backward
     return out
 
 

@@ -19,6 +19,7 @@ changed and stops the same way, so no trainer is left running behind a dead runn
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from ..runs import RunLock
 from ..train import CHECKPOINT_NAME, TrainConfig, TrainingInterrupted, read_metrics, resume, train
 
 # Settings that may differ between the saved config.json and the one asked for now:
@@ -174,6 +176,21 @@ def _raise_stopped(signum, frame):
     raise RunnerStopped(signum)
 
 
+def hold_study_folders(runs: list[Run]) -> contextlib.ExitStack:
+    """Lock the folders that hold the runs' folders (out/runs), as each training locks its
+    own: a second runner into the same --out fails at once, naming it, instead of racing
+    the first one run by run with mixed logs. Close the returned stack to release them."""
+    held = contextlib.ExitStack()
+    try:
+        for folder in sorted({run.folder.parent for run in runs}):
+            folder.mkdir(parents=True, exist_ok=True)
+            held.enter_context(RunLock(folder))
+    except BaseException:
+        held.close()
+        raise
+    return held
+
+
 def run_all(runs: list[Run], jobs: int, log: Callable[[str], None] = print, poll_seconds: float = 0.2) -> float:
     """Train every unfinished run, `jobs` at a time, in the order given; returns wall seconds.
 
@@ -188,6 +205,7 @@ def run_all(runs: list[Run], jobs: int, log: Callable[[str], None] = print, poll
             log(f"  {run.name}: already finished, kept")
         else:
             todo.append(run)
+    studies = hold_study_folders(todo)  # a second study into the same --out is refused here, up front
     begin = time.perf_counter()
     children: dict[subprocess.Popen, Run] = {}
     failed = []
@@ -215,6 +233,7 @@ def run_all(runs: list[Run], jobs: int, log: Callable[[str], None] = print, poll
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        studies.close()
     if failed:
         raise RuntimeError(f"runs failed: {', '.join(failed)}; see train.log in their folders")
     return time.perf_counter() - begin

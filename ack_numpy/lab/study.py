@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import atomic_write, quote_path
 from ..models import adaptive_width_options, build_model, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
@@ -408,6 +408,9 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
            data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
            reuse: str | Path | None = None, report_only: bool = False, log=print) -> dict:
     out = Path(out)
+    if reuse is not None and not (Path(reuse) / "runs").is_dir():
+        raise ValueError(f"--reuse {quote_path(reuse)}: no reproduction there (no runs/ folder); give the "
+                         f"--out folder of a `reproduce`, e.g. data/reproduction")
     out.mkdir(parents=True, exist_ok=True)
     runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test,
                        None if reuse is None else Path(reuse))

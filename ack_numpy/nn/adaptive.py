@@ -12,7 +12,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import Tensor
 from .layers import check_conv_sizes, uniform_init
-from .module import Module, Parameter
+from .module import Module, Parameter, check_rung
 
 ACTIVATIONS = ("tanh", "none")
 
@@ -43,13 +43,18 @@ class AdaptiveConv2d(Module):
     (SGD and Adam only ever add symmetric updates; in float32, up to rounding, about 1e-7)
     and makes the drawn kernels meaningful. Of the D*D numbers in each Q_o, only
     D*(D+1)/2 are free; `num_parameters()` counts all D*D (the larger, stricter count).
+
+    rung: "fast" (default), "reference" or "loops", the version of adaptive_conv2d that
+    forward calls (`ack_numpy.functional.adaptive`); "loops" lets a debugger step from
+    `model(x)` into `adaptive_conv2d_loops`. `model.use_rung("loops")` sets every layer's.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, static_kernel: bool = True, activation: str = "tanh",
                  q_scale: float | None = None, rng: np.random.Generator | None = None,
-                 dtype=np.float32):
+                 dtype=np.float32, rung: str = "fast"):
         check_conv_sizes("AdaptiveConv2d", in_channels, out_channels, kernel_size, stride, padding)
+        check_rung("AdaptiveConv2d", rung)
         if activation not in ACTIVATIONS:
             raise ValueError(f"AdaptiveConv2d: activation must be one of {ACTIVATIONS}, got {activation!r}")
         if q_scale is not None and not (isinstance(q_scale, (int, float)) and np.isfinite(q_scale) and q_scale >= 0):
@@ -58,6 +63,7 @@ class AdaptiveConv2d(Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.static_kernel, self.activation = static_kernel, activation
+        self.rung = rung  # which version of adaptive_conv2d forward calls; `Module.use_rung` sets it model-wide
         D = in_channels * kernel_size * kernel_size
         self.q_scale = (0.1 if static_kernel else 1.0) if q_scale is None else q_scale
         A = rng.uniform(-self.q_scale / D, self.q_scale / D, size=(out_channels, D, D))
@@ -66,7 +72,14 @@ class AdaptiveConv2d(Module):
         self.b = Parameter(np.zeros(out_channels, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
-        sigma = F.adaptive_conv2d(x, self.Q, self.w, self.b, self.stride, self.padding)
+        args = (x, self.Q, self.w, self.b, self.stride, self.padding)
+        if self.rung == "loops":      # one number at a time: `adaptive_conv2d_loops` and its backward
+            sigma = F.adaptive_conv2d_loops_with_grad(*args)
+        elif self.rung == "reference":
+            sigma = F.adaptive_conv2d_reference(*args)
+        else:
+            check_rung("AdaptiveConv2d", self.rung)  # an attribute set by hand to a wrong name
+            sigma = F.adaptive_conv2d(*args)
         return sigma.tanh() if self.activation == "tanh" else sigma
 
     def kernels(self, x) -> np.ndarray:
@@ -75,4 +88,5 @@ class AdaptiveConv2d(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, static_kernel={self.static_kernel}")
+                f"stride={self.stride}, padding={self.padding}, static_kernel={self.static_kernel}"
+                + ("" if self.rung == "fast" else f", rung={self.rung!r}"))

@@ -11,7 +11,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd import Tensor
 from ..functional.sizes import check_size
-from .module import Module, Parameter
+from .module import Module, Parameter, check_rung
 
 
 def check_conv_sizes(layer: str, in_channels, out_channels, kernel_size, stride, padding) -> None:
@@ -55,12 +55,17 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """Ordinary convolution.  x: (N, C, H, W) -> (N, O, Ho, Wo); weight (O, C, m, m), bias (O,)."""
+    """Ordinary convolution.  x: (N, C, H, W) -> (N, O, Ho, Wo); weight (O, C, m, m), bias (O,).
+
+    rung: "fast" (default), "reference" or "loops", the version of conv2d that forward calls
+    (`ack_numpy.functional.conv`); "loops" lets a debugger step into the literal loops."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, rng: np.random.Generator | None = None,
-                 dtype=np.float32):
+                 dtype=np.float32, rung: str = "fast"):
         check_conv_sizes("Conv2d", in_channels, out_channels, kernel_size, stride, padding)
+        check_rung("Conv2d", rung)
+        self.rung = rung  # which version of conv2d forward calls; `Module.use_rung` sets it model-wide
         rng = rng if rng is not None else np.random.default_rng()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -69,11 +74,18 @@ class Conv2d(Module):
         self.bias = Parameter(uniform_init(rng, (out_channels,), fan_in, dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        args = (x, self.weight, self.bias, self.stride, self.padding)
+        if self.rung == "loops":
+            return F.conv2d_loops_with_grad(*args)
+        if self.rung == "reference":
+            return F.conv2d_reference(*args)
+        check_rung("Conv2d", self.rung)  # an attribute set by hand to a wrong name
+        return F.conv2d(*args)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+                f"stride={self.stride}, padding={self.padding}"
+                + ("" if self.rung == "fast" else f", rung={self.rung!r}"))
 
 
 class MaxPool2d(Module):

@@ -13,6 +13,16 @@ import numpy as np
 
 from ..autograd import Tensor
 
+# The three versions ("rungs") of a convolution that a layer can call: `fast` (what training
+# uses), `reference` (im2col, written as the equations read) and `loops` (one number at a
+# time, with a literal backward). See `ack_numpy.functional`.
+RUNGS = ("fast", "reference", "loops")
+
+
+def check_rung(owner: str, rung) -> None:
+    if rung not in RUNGS:
+        raise ValueError(f"{owner}: rung must be one of 'fast', 'reference', 'loops', got {rung!r}")
+
 
 class Parameter(Tensor):
     """A Tensor that is a learnable weight: requires_grad is always on."""
@@ -73,6 +83,18 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    def use_rung(self, rung: str) -> "Module":
+        """Make every layer in this module that has rungs (Conv2d, AdaptiveConv2d) call the
+        `rung` version of its op: "loops" to step into the literal loops in a debugger,
+        "reference" for the im2col form, "fast" (the default) to train. Values and
+        gradients agree between rungs; only the speed differs (loops: seconds per image)."""
+        check_rung(type(self).__name__, rung)
+        if "rung" in vars(self):
+            self.rung = rung
+        for child in self.children():
+            child.use_rung(rung)
+        return self
+
     # ---------------------------------------------------------------- saving
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter's values, by name."""
@@ -88,6 +110,9 @@ class Module:
                              f"missing {missing}, unexpected {unexpected}")
         for name, p in own.items():
             value = np.asarray(state[name])
+            if value.dtype.kind != "f":
+                raise ValueError(f"state_dict entry '{name}' holds {value.dtype} values, "
+                                 f"expected floating-point numbers")
             if value.shape != p.shape:
                 raise ValueError(f"state_dict entry '{name}' has shape {value.shape}, "
                                  f"the model expects {p.shape}")

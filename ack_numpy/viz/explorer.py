@@ -1,7 +1,8 @@
 """Ask the kernels questions: one matplotlib window that recomputes them as you point and draw.
 
     Explorer(model, images, labels)   the window: input, kernel field, k = w + Q p at one
-                                      location, the model's class probabilities
+                                      location and the arithmetic of its output, the
+                                      model's class probabilities; space plays the sweep
     write_sweep_gif(...)              an animation of the kernel sweeping over the image
 
 For the adaptive layer and output channel o shown, at output location l = (i, j):
@@ -9,11 +10,14 @@ For the adaptive layer and output channel o shown, at output location l = (i, j)
     p         the patch under l                         (C, m, m)
     Q_o p     what the patch adds to the kernel          (C, m, m)  adaptive_kernels(x, Q, None)
     k_o(l)    = w_o + Q_o p, the kernel applied there    (C, m, m)  adaptive_kernels(x, Q, w)
+    k_e p_e   the D products of kernel and patch         (C, m, m)  k * p, their sum is k . p
     sigma     = k_o(l) . p + b_o,  y = tanh(sigma)       ()         adaptive_conv2d(x, Q, w, b)
 
 Every number drawn comes from those functions of `ack_numpy.functional` and from the
-model's forward (the probabilities are the softmax of its output); nothing is computed a
-second way here. A blank patch (p = 0) gives Q_o p = 0, so k = w exactly.
+model's forward (the probabilities are exp(log_softmax) of its output). The products
+k_e p_e are the one thing multiplied here, to show the sum the layer computes: their sum
+plus b is the engine's sigma (the tests check it). A blank patch (p = 0) gives Q_o p = 0,
+so k = w exactly.
 
 The window is driven by matplotlib events; the handlers `on_key`, `on_press`, `on_motion`,
 `on_release` and `set_location` also work without a screen (the tests send them synthetic
@@ -36,16 +40,43 @@ from .kernels import (check_channel, layer_input, patch_origin, sampled_location
                       select_image, static_kernel)
 
 HELP = ("keys: arrows move the location   n / p next / previous image   0-9 first image of that digit   "
-        "[ ] channel   l next adaptive layer   c clear   h more help\n"
+        "[ ] channel   l next adaptive layer   c clear   space play / pause the sweep   h more help\n"
         "mouse: move over the input or the field to pick a location; left button paints, right button erases")
 MORE_HELP = ("k = w + Q p: w is the layer's fixed kernel, Q p the part the patch adds. Paint a stroke next "
-             "to the outlined patch and watch Q p, k and the probabilities change; erase it and k returns to w.")
+             "to the outlined patch and watch Q p, k and the probabilities change; erase it and k returns to w.\n"
+             "k * p: the products the layer adds up, sigma = sum of k * p + b, y = tanh(sigma).")
+SWEEP_STEP = 2        # the sweep (space, and --gif) visits every 2nd row and column
+SWEEP_INTERVAL = 125  # milliseconds between the sweep's locations in the window (8 per second, as the GIF)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """exp(z) / sum exp(z), shifted by max(z) so nothing overflows.  (10,) -> (10,)."""
-    e = np.exp(logits - logits.max())
-    return e / e.sum()
+def patch_at(x: np.ndarray, module, i: int, j: int) -> np.ndarray:
+    """The patch p under output location (i, j) of `module` for its input x (C, H', W'):
+    (C, m, m), zeros where it hangs over the padding."""
+    m, pad = module.kernel_size, module.padding
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    r0, c0 = patch_origin(i, module) + pad, patch_origin(j, module) + pad
+    return xp[:, r0 : r0 + m, c0 : c0 + m]
+
+
+def products(k: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """k * p element by element, (C, m, m): the D terms of k . p. (+ 0.0 turns the -0.0 of a
+    negative k_e times a blank p_e into 0.0, which is what it is.)"""
+    return k * p + 0.0
+
+
+def arithmetic(products: np.ndarray, b: float, sigma: float, terms: int = 9) -> str:
+    """The sum the layer computes at one location, written out (two lines):
+
+        k . p = k_1 p_1 + ... + k_D p_D = <sum>        (at most `terms` products listed)
+        sigma = k . p + b = <sum> + (<b>) = <sigma>     y = tanh(sigma) = <y>
+
+    products: k * p (C, m, m); sigma: the engine's (adaptive_conv2d), which the sum plus b
+    equals up to rounding."""
+    flat = products.reshape(-1)
+    listed = " ".join(f"{v:+.3f}" for v in flat[:terms]) + ("" if flat.size <= terms else f" ... ({flat.size} terms)")
+    dot = float(flat.sum())
+    return (f"k . p = sum of the {flat.size} products k * p = {listed} = {dot:+.4f}\n"
+            f"sigma = k . p + b = {dot:+.4f} + ({b:+.4f}) = {sigma:+.4f}      y = tanh(sigma) = {np.tanh(sigma):+.4f}")
 
 
 class Explorer:
@@ -53,10 +84,13 @@ class Explorer:
 
     images: (N, 1, 28, 28) test images in [0, 1], labels: (N,). The input starts as
     images[index] and can be painted on; `location` is an output location (row, col) of the
-    layer (default its centre, or if the patch there is blank the nearest one that is not)."""
+    layer (default its centre, or if the patch there is blank the nearest one that is not;
+    `start_note` then says so). scale: None draws the bottom row on a colour scale that fits
+    the current location; a number fixes it at -scale..scale, so that two pictures compare."""
 
     def __init__(self, model: Module, images: np.ndarray, labels: np.ndarray, layer: int = 0,
-                 channel: int = 0, index: int = 0, location: tuple[int, int] | None = None):
+                 channel: int = 0, index: int = 0, location: tuple[int, int] | None = None,
+                 scale: float | None = None):
         self.model, self.images, self.labels = model, images, labels
         self.module = select_adaptive_layer(model, layer)
         check_channel(self.module, channel)
@@ -65,10 +99,23 @@ class Explorer:
         self.image = images[self.index, 0].astype(np.float32).copy()   # (28, 28), what the mouse paints on
         self.drawn = False            # True once the mouse has changed the image
         self.painting = 0             # 0, or the mouse button held down on the input (1 paint, 3 erase)
+        if scale is not None and not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"the colour scale must be a positive number, got {scale!r}")
+        self.scale = scale
         self.status = ""
         self.long_help = False
+        self.timer = None             # the sweep's timer while it plays (space)
         self._compute()
-        self.location = self._starting_location() if location is None else self._checked_location(*location)
+        self.start_note = ""
+        if location is None:
+            self.location = self._starting_location()
+            centre = (self.sigma.shape[0] // 2, self.sigma.shape[1] // 2)
+            if self.location != centre:
+                self.start_note = (f"the patch at the centre {centre} is blank (there k = w); "
+                                   f"starting at {self.location}, the nearest location with ink")
+        else:
+            self.location = self._checked_location(*location)
+        self.status = self.start_note
         self._build_figure()
         self._redraw()
 
@@ -85,14 +132,11 @@ class Explorer:
                                            module.padding).data[0, o]                 # (Ho, Wo)
             logits = self.model(Tensor(self.image[None, None])).data[0]               # (10,)
         self.w = static_kernel(module, o)                                             # (C, m, m)
-        self.probabilities = softmax(logits.astype(np.float64))
+        self.probabilities = np.exp(F.log_softmax(logits.astype(np.float64)).data)  # (10,)
 
     def patch(self, i: int, j: int) -> np.ndarray:
         """The patch p under output location (i, j): (C, m, m), zeros where it hangs over the padding."""
-        m, pad = self.module.kernel_size, self.module.padding
-        xp = np.pad(self.x, ((0, 0), (pad, pad), (pad, pad)))
-        r0, c0 = patch_origin(i, self.module) + pad, patch_origin(j, self.module) + pad
-        return xp[:, r0 : r0 + m, c0 : c0 + m]
+        return patch_at(self.x, self.module, i, j)
 
     def _starting_location(self) -> tuple[int, int]:
         """The centre of the output grid, unless its patch is blank (there k is only the
@@ -114,10 +158,12 @@ class Explorer:
         return int(i), int(j)
 
     def shown(self) -> dict:
-        """The arrays drawn for the current location: k, w, Qp, patch (C, m, m), sigma, y,
-        probabilities (10,), and location, layer, channel, image (28, 28)."""
+        """The arrays drawn for the current location: k, w, Qp, patch, products = k * p
+        (C, m, m), b, sigma, y, probabilities (10,), and location, layer, channel, image (28, 28)."""
         i, j = self.location
-        return {"k": self.kernels[i, j], "w": self.w, "Qp": self.qp[i, j], "patch": self.patch(i, j),
+        patch = self.patch(i, j)
+        return {"k": self.kernels[i, j], "w": self.w, "Qp": self.qp[i, j], "patch": patch,
+                "products": products(self.kernels[i, j], patch), "b": float(self.module.b.data[self.channel]),
                 "sigma": float(self.sigma[i, j]), "y": float(np.tanh(self.sigma[i, j])),
                 "probabilities": self.probabilities, "location": self.location,
                 "layer": self.layer, "channel": self.channel, "image": self.image}
@@ -125,13 +171,13 @@ class Explorer:
     # ------------------------------------------------------------------------- the figure
     def _build_figure(self) -> None:
         self.fig = plt.figure(figsize=(13, 8.2), dpi=100)
-        gs = self.fig.add_gridspec(2, 10, height_ratios=[4.3, 2.4], left=0.04, right=0.97, top=0.88,
-                                   bottom=0.2, hspace=0.45, wspace=0.6)
-        self.ax_input = self.fig.add_subplot(gs[0, 0:3])
-        self.ax_field = self.fig.add_subplot(gs[0, 3:6])
-        self.ax_probs = self.fig.add_subplot(gs[0, 7:10])
-        self.ax_small = [self.fig.add_subplot(gs[1, 2 * n : 2 * n + 2]) for n in range(4)]
-        self.ax_cbar = self.fig.add_subplot(gs[1, 8])
+        gs = self.fig.add_gridspec(2, 12, height_ratios=[4.3, 2.4], left=0.04, right=0.97, top=0.88,
+                                   bottom=0.25, hspace=0.45, wspace=0.6)
+        self.ax_input = self.fig.add_subplot(gs[0, 0:4])
+        self.ax_field = self.fig.add_subplot(gs[0, 4:8])
+        self.ax_probs = self.fig.add_subplot(gs[0, 9:12])
+        self.ax_small = [self.fig.add_subplot(gs[1, 2 * n : 2 * n + 2]) for n in range(5)]
+        self.ax_cbar = self.fig.add_subplot(gs[1, 10])
 
         self.input_art = self.ax_input.imshow(self.image, cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
         self.input_box = self.ax_input.add_patch(Rectangle((0, 0), 1, 1, fill=False, color="tab:red", lw=2))
@@ -144,7 +190,7 @@ class Explorer:
         self.field_box = self.ax_field.add_patch(Rectangle((0, 0), 1, 1, fill=False, color="tab:red", lw=2))
         self.fig.colorbar(self.field_art, cax=self.ax_field.inset_axes([1.04, 0, 0.05, 1]), label="kernel value")
         self.cells_norm = ScalarMappable(Normalize(-1, 1), KERNEL_CMAP)
-        self.fig.colorbar(self.cells_norm, cax=self.ax_cbar, label="value (one scale for all four)")
+        self.cells_bar = self.fig.colorbar(self.cells_norm, cax=self.ax_cbar)
         self.ax_cbar.set_box_aspect(6)
 
         self.bars = self.ax_probs.bar(range(10), self.probabilities, color="tab:gray")
@@ -153,7 +199,7 @@ class Explorer:
         self.ax_probs.set_xlabel("digit")
         self.ax_probs.set_ylabel("probability")
 
-        self.info_text = self.fig.text(0.04, 0.115, "", fontsize=11, family="monospace")
+        self.info_text = self.fig.text(0.04, 0.115, "", fontsize=10, family="monospace")
         self.help_text = self.fig.text(0.04, 0.015, "", fontsize=9, color="dimgray")
         for name, handler in (("key_press_event", self.on_key), ("button_press_event", self.on_press),
                               ("motion_notify_event", self.on_motion), ("button_release_event", self.on_release)):
@@ -208,11 +254,13 @@ class Explorer:
         self.ax_field.set_xlim(-0.5, w - 0.5)
         self.ax_field.set_ylim(h - 0.5, -0.5)
 
-        # patch, w, Q p, k on one colour scale centred on 0, with their values in the cells
+        # patch, w, Q p, k and the products k * p on one colour scale centred on 0, values in the cells
         panels = [("patch p", shown["patch"]), ("w (fixed)", shown["w"]), ("Q p (from the patch)", shown["Qp"]),
-                  ("k = w + Q p", shown["k"])]
-        lim = max(limit(a) for _, a in panels)
+                  ("k = w + Q p", shown["k"]), ("k * p (their sum is k . p)", shown["products"])]
+        lim = max(limit(a) for _, a in panels) if self.scale is None else self.scale
         self.cells_norm.set_clim(-lim, lim)
+        self.cells_bar.set_label("value, one scale for all five\n" +
+                                 ("fitted to this location" if self.scale is None else f"fixed: -{lim:g} to {lim:g}"))
         for ax, (title, a) in zip(self.ax_small, panels):
             cells = channel_view(a)
             ax.clear()
@@ -235,8 +283,8 @@ class Explorer:
                                 f"predicts {best} with p = {self.probabilities[best]:.3f}", fontsize=10)
 
         blank = "blank patch: k = w exactly" if not np.any(shown["patch"]) else "patch not blank: k = w + Q p"
-        self.info_text.set_text(f"location ({i}, {j}):  sigma = k . p + b = {shown['sigma']:+.4f}    "
-                                f"y = tanh(sigma) = {shown['y']:+.4f}    {blank}")
+        self.info_text.set_text(f"location ({i}, {j}), {blank}\n"
+                                + arithmetic(shown["products"], shown["b"], shown["sigma"]))
         self.help_text.set_text((self.status + "\n" if self.status else "") + HELP
                                 + ("\n" + MORE_HELP if self.long_help else ""))
         self.fig.suptitle("What kernel does this input produce?  k = w + Q p, recomputed as you point and draw",
@@ -263,6 +311,29 @@ class Explorer:
         self._compute()
         self.set_location(*self.location)
 
+    def sweep_locations(self) -> list[tuple[int, int]]:
+        """The locations the sweep visits, row by row: every SWEEP_STEP-th row and column."""
+        ho, wo = self.sigma.shape
+        return [(i, j) for i in range(0, ho, SWEEP_STEP) for j in range(0, wo, SWEEP_STEP)]
+
+    def sweep_step(self) -> None:
+        """Move to the sweep's next location after the current one (after the last: the first)."""
+        spots = self.sweep_locations()
+        self.set_location(*next((spot for spot in spots if spot > self.location), spots[0]))
+
+    def toggle_play(self) -> None:
+        """Start the sweep in the window (a timer calls sweep_step), or pause it."""
+        if self.timer is None:
+            self.timer = self.fig.canvas.new_timer(interval=SWEEP_INTERVAL)
+            self.timer.add_callback(self.sweep_step)
+            self.timer.start()
+            self.status = "playing the sweep: space pauses"
+        else:
+            self.timer.stop()
+            self.timer = None
+            self.status = "sweep paused: space plays on"
+        self._redraw()
+
     def paint(self, row: int, col: int, erase: bool = False) -> None:
         """A round 3-pixel brush: ink 1 at (row, col), 0.5 at its four neighbours (erase: 0 all five)."""
         for dr, dc, ink in ((0, 0, 1.0), (-1, 0, 0.5), (1, 0, 0.5), (0, -1, 0.5), (0, 1, 0.5)):
@@ -288,7 +359,7 @@ class Explorer:
     # ------------------------------------------------------------------------- event handlers
     def on_key(self, event) -> None:
         key, (i, j) = event.key, self.location
-        self.status = ""
+        self.status = "" if self.timer is None else "playing the sweep: space pauses"
         moves = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
         if key in moves:
             self.set_location(i + moves[key][0], j + moves[key][1])
@@ -312,6 +383,8 @@ class Explorer:
             self.drawn = True
             self._compute()
             self._redraw()
+        elif key == " ":
+            self.toggle_play()
         elif key == "h":
             self.long_help = not self.long_help
             self._redraw()
@@ -334,20 +407,22 @@ class Explorer:
 
 def free_keys() -> None:
     """Take the explorer's keys away from matplotlib's own shortcuts (l = log scale, p = pan, ...)."""
-    ours = {"left", "right", "up", "down", "n", "p", "[", "]", "l", "c", "h", *"0123456789"}
+    ours = {"left", "right", "up", "down", "n", "p", "[", "]", "l", "c", "h", " ", *"0123456789"}
     for name in [k for k in plt.rcParams if k.startswith("keymap.")]:
         plt.rcParams[name] = [key for key in plt.rcParams[name] if key not in ours]
 
 
 # ----------------------------------------------------------------------------- the sweep animation
 def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, channel: int = 0,
-                    step: int = 2, name: str = "the input", fps: int = 8) -> int:
+                    step: int = SWEEP_STEP, name: str = "the input", fps: int = 8) -> int:
     """An animated GIF of the kernel sweeping over the image, one frame per visited location
     (every `step`-th row and column): the patch outlined on the input, the kernel k = w + Q p
-    used there (values in the cells), and the output y = tanh(sigma) filled in so far (each
-    frame reveals the step x step block of outputs it stands for).
+    used there and the products k * p (values in the cells), the sum they make (the
+    explorer's `arithmetic`), and the output y = tanh(sigma) filled in so far (each frame
+    reveals the step x step block of outputs it stands for).
 
-    image: (1, H, W). One colour scale for every frame's kernel. Returns the number of frames."""
+    image: (1, H, W). One colour scale for every frame's kernel and products. Returns the
+    number of frames."""
     from matplotlib.animation import FuncAnimation, PillowWriter
     from matplotlib.figure import Figure
 
@@ -356,47 +431,57 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
     x = layer_input(model, np.asarray(image, dtype=np.float32)[None], layer)                  # (1, C, H', W')
     kernels = F.adaptive_kernels(x, module.Q, module.w, module.stride, module.padding)[0, channel]
     with no_grad():
-        y = np.tanh(F.adaptive_conv2d(x, module.Q, module.w, module.b, module.stride,
-                                      module.padding).data[0, channel])                       # (Ho, Wo)
+        sigma = F.adaptive_conv2d(x, module.Q, module.w, module.b, module.stride,
+                                  module.padding).data[0, channel]                            # (Ho, Wo)
+    y = np.tanh(sigma)
     ho, wo, m = y.shape[0], y.shape[1], module.kernel_size
     spots = [(i, j) for i in range(0, ho, step) for j in range(0, wo, step)]
-    lim = limit(kernels)
+    terms = {spot: products(kernels[spot], patch_at(x[0], module, *spot)) for spot in spots}   # k * p (C, m, m)
+    lim = max(limit(kernels), max(limit(a) for a in terms.values()))
     w = static_kernel(module, channel)                                                         # (C, m, m)
+    b = float(module.b.data[channel])
 
-    fig = Figure(figsize=(9, 3.5), dpi=72)  # 648 x 252 pixels
-    left, middle, right = fig.subplots(1, 3)
-    fig.subplots_adjust(left=0.02, right=0.94, top=0.8, bottom=0.05, wspace=0.3)
+    fig = Figure(figsize=(11, 3.6), dpi=64)  # 704 x 230 pixels
+    left, middle, product_ax, right = fig.subplots(1, 4)
+    fig.subplots_adjust(left=0.02, right=0.95, top=0.78, bottom=0.2, wspace=0.35)
     left.imshow(x[0].mean(axis=0), cmap=IMAGE_CMAP, interpolation="nearest")
     box = left.add_patch(Rectangle((0, 0), m, m, fill=False, color="tab:red", lw=2))
     kernel_art = middle.imshow(channel_view(kernels[0, 0]), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim,
                                interpolation="nearest")
-    cells = [[middle.text(v, u, "", ha="center", va="center", fontsize=9) for v in range(m)] for u in range(m)]
+    product_art = product_ax.imshow(channel_view(kernels[0, 0]), cmap=KERNEL_CMAP, vmin=-lim, vmax=lim,
+                                    interpolation="nearest")
+    cells = [[ax.text(v, u, "", ha="center", va="center", fontsize=8) for v in range(m) for u in range(m)]
+             for ax in (middle, product_ax)]
     filled = np.full((ho, wo), np.nan)
     out_art = right.imshow(filled, cmap=KERNEL_CMAP, vmin=-1, vmax=1, interpolation="nearest")
-    fig.colorbar(kernel_art, ax=middle, fraction=0.046, pad=0.03)
+    fig.colorbar(product_art, ax=product_ax, fraction=0.046, pad=0.03)
     fig.colorbar(out_art, ax=right, fraction=0.046, pad=0.03)
-    for ax in (left, middle, right):
+    for ax in (left, middle, product_ax, right):
         ax.set_xticks([])
         ax.set_yticks([])
     left.set_title(f"{name}: patch p", fontsize=10)
     right.set_title("y = tanh(k . p + b) so far", fontsize=10)
+    sums = fig.text(0.02, 0.03, "", fontsize=9, family="monospace")
     fig.suptitle(f"adaptive layer {layer}, channel {channel}: every location gets its own kernel k = w + Q p",
                  fontsize=11)
 
     def frame(n: int):
         i, j = spots[n]
-        k = channel_view(kernels[i, j])
+        shown = {"k": channel_view(kernels[i, j]), "k * p": channel_view(terms[i, j])}
         box.set_xy((patch_origin(j, module) - 0.5, patch_origin(i, module) - 0.5))
-        kernel_art.set_data(k)
-        for u in range(m):
-            for v in range(m):
-                cells[u][v].set_text(f"{k[u, v]:.2f}")
+        for art, texts, a in zip((kernel_art, product_art), cells, shown.values()):
+            art.set_data(a)
+            for text, (u, v) in zip(texts, [(u, v) for v in range(m) for u in range(m)]):
+                text.set_text(f"{a[u, v]:.2f}")
+                text.set_color("white" if abs(a[u, v]) > 0.6 * lim else "black")  # readable on dark cells
         filled[i : i + step, j : j + step] = y[i : i + step, j : j + step]
         out_art.set_data(filled)
         qp = np.abs(kernels[i, j] - w).max()
         change = "blank patch: k = w" if qp == 0 else f"largest |Q p| = {qp:.2f}"
         middle.set_title(f"kernel k at ({i}, {j})\n{change}", fontsize=10)
-        return [box, kernel_art, out_art]
+        product_ax.set_title("k * p: the products\nthat add up to k . p", fontsize=10)
+        sums.set_text(arithmetic(terms[i, j], b, float(sigma[i, j])))
+        return [box, kernel_art, product_art, out_art, sums]
 
     animation = FuncAnimation(fig, frame, frames=len(spots), blit=False)
     animation.save(str(path), writer=PillowWriter(fps=fps))

@@ -44,19 +44,17 @@ Reading order:
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ... import __version__
-from ...files import atomic_write
+from ...files import atomic_write, check_output_file
 from ...runtime import keep_freed_memory
 from .layers import SHAPES, TINY_SHAPES, layer_benchmarks
 from .report import format_report
@@ -107,10 +105,8 @@ def run_benchmark(mode: str = "full") -> dict:
 def main(quick: bool = False, tiny: bool = False, json_path: str | None = None, threads: int | None = None) -> int:
     """What `python -m ack_numpy bench` runs. With `threads`, the benchmark reruns itself in
     a subprocess whose BLAS uses that many threads (BLAS reads the setting once, at import)."""
-    if json_path:  # a folder that is not there should fail now, not after minutes of timing
-        folder = Path(json_path).resolve().parent
-        if not folder.is_dir():
-            raise FileNotFoundError(errno.ENOENT, "no such folder for the --json file", str(folder))
+    if json_path:  # a path that cannot be written should fail now, not after minutes of timing
+        check_output_file(json_path)
     if threads is not None and os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
         argv = [sys.executable, "-m", "ack_numpy", "bench", "--threads", str(threads)]
         argv += ["--quick"] * quick + ["--tiny"] * tiny + (["--json", json_path] if json_path else [])
