@@ -231,13 +231,30 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.command == "reproduce":
             reproduce(args.out, seeds=args.seeds, lenet_seeds=args.lenet_seeds, epochs=args.epochs, jobs=args.jobs,
                       data_dir=args.data_dir, limit_train=args.limit_train, limit_test=args.limit_test,
-                      report_only=args.report_only)
+                      report_only=args.report_only, print_commands=args.print_commands)
         else:
             from .lab import study
 
             common = dict(jobs=args.jobs, data_dir=args.data_dir, limit_train=args.limit_train,
-                          limit_test=args.limit_test, report_only=args.report_only)
-            if args.which == "convergence":
+                          limit_test=args.limit_test, report_only=args.report_only,
+                          print_commands=args.print_commands)
+            if args.which == "lr-selection":
+                from .lab.lrselect import lr_selection
+
+                lr_selection(args.out, **common)
+            elif args.which == "ledger":
+                from .lab.ledger import write_ledger
+
+                write_ledger(args.out)
+            elif args.which == "compute":
+                from .lab.compute import compute
+
+                compute(args.out, report_only=args.report_only)
+            elif args.which == "ablation":
+                from .lab.ablation import ablation
+
+                ablation(args.out, selection=args.selection, seeds=args.seeds or 10, reuse=args.reuse, **common)
+            elif args.which == "convergence":
                 study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs, lr=args.lr, **common)
             else:
                 study.budget(args.out, seeds=args.seeds or 3, epochs=args.epochs or 10, reuse=args.reuse, **common)
@@ -340,13 +357,21 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..N-1 of the small models (default 10)")
     p.add_argument("--lenet-seeds", type=positive_int, default=3, help="seeds 0..N-1 of lenet (default 3)")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (default 10)")
-    study_parser = sub.add_parser("study", help="convergence (constant learning rate, epochs to 99%%) or "
+    study_parser = sub.add_parser("study", help="lr-selection (each model's learning rate, on held-out images), "
+                                  "ablation (equal budget and quadratic controls, 10 seeds), "
+                                  "compute (parameters, multiply-adds, activations, time, memory), "
+                                  "ledger (the README's claims table, --out README.md), "
+                                  "convergence (constant learning rate, epochs to 99%%) or "
                                   "budget (adaptive vs plain at five sizes)")
-    study_parser.add_argument("which", choices=["convergence", "budget"])
-    study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3)")
+    study_parser.add_argument("which", choices=["lr-selection", "ablation", "compute", "convergence", "budget",
+                                                        "ledger"])
+    study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3; ablation 10)")
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
-    study_parser.add_argument("--reuse", metavar="DIR", help="budget: take the width-8 runs from this reproduction "
-                              "folder (the same networks and recipe), e.g. data/reproduction")
+    study_parser.add_argument("--reuse", metavar="DIR", help="budget, ablation: take the runs of the same settings "
+                              "from this reproduction folder, e.g. data/reproduction")
+    study_parser.add_argument("--selection", metavar="DIR", default="data/lr-selection",
+                              help="ablation: the lr-selection folder whose results.json holds each model's "
+                                   "learning rate (default data/lr-selection)")
     study_parser.add_argument("--max-epochs", type=positive_int, default=15,
                               help="convergence: stop a run that has not reached 99%% after N epochs (default 15)")
     study_parser.add_argument("--lr", type=_number, default=1e-3,
@@ -359,6 +384,9 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
         p.add_argument("--limit-test", type=positive_int, help="quick check: first N test images only")
         p.add_argument("--report-only", action="store_true",
                        help="train nothing; write the report from the finished runs (the others are listed as missing)")
+        p.add_argument("--print-commands", action="store_true",
+                       help="train nothing; print one independent command per unfinished run, for a job array "
+                            "(then collect the report with --report-only)")
         p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="time the layers and training steps against this machine's matmul rate")

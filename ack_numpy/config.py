@@ -3,7 +3,7 @@
 `TrainConfig` is what `train` takes; the command line builds `train`'s options and their
 help from its fields (see cli.py), and `validate` is the only check of their values, used
 for a new run, for `--resume --epochs` and for the settings a checkpoint holds.
-`check_model` holds the rules for a model's options, wherever they come from.
+A model's options are checked by the model's own rules (`models.check_model`).
 """
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .models import MODELS
+from .models import IMAGE_SIZE, MODELS, check_model
 
-IMAGE_SIZE = 28  # MNIST
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 MAX_SHIFT = IMAGE_SIZE // 2  # a larger shift moves most of a digit out of the picture
-MAX_CHANNELS, MAX_HIDDEN = 512, 4096  # far beyond the models here; nothing a laptop cannot build
 
 
 class SettingError(ValueError):
@@ -109,43 +107,7 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_model(name, options) -> None:
-    """A model name and its options, as `build_model(name, **options)` takes them, within the
-    sizes a teaching model on 28x28 images can have (so no record can ask for 10^9 channels)."""
-    if not (isinstance(name, str) and name in MODELS):
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    if not isinstance(options, dict):
-        raise ValueError(f"model options must be a record of settings, got {options!r}")
-    if name == "lenet" and options:
-        raise ValueError(f"model 'lenet' takes no options, got {sorted(options)}")
-    unknown = sorted(set(options) - {"channels", "kernel_sizes", "adaptive", "hidden"})
-    if unknown:
-        raise ValueError(f"unknown model option {unknown[0]!r} (the options are channels, kernel_sizes, "
-                         f"adaptive and hidden)")
-    channels = options.get("channels", (8, 16))
-    if not (_pair(channels) and all(is_count(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
-        raise ValueError(f"model option 'channels' must be two whole numbers from 1 to {MAX_CHANNELS}, got {channels!r}")
-    kernel_sizes, size = options.get("kernel_sizes", (3, 5)), IMAGE_SIZE
-    if not (_pair(kernel_sizes) and all(is_count(k) and k >= 1 for k in kernel_sizes)):
-        raise ValueError(f"model option 'kernel_sizes' must be two whole numbers >= 1, got {kernel_sizes!r}")
-    for k in kernel_sizes:
-        size = (size - k + 1) // 2  # a convolution without padding, then a 2x2 pool
-    if size < 1:
-        raise ValueError(f"model option 'kernel_sizes' {list(kernel_sizes)} leave nothing of a "
-                         f"{IMAGE_SIZE}x{IMAGE_SIZE} image")
-    adaptive = options.get("adaptive", (True, False))
-    if not (_pair(adaptive) and all(isinstance(a, bool) for a in adaptive)):
-        raise ValueError(f"model option 'adaptive' must be two true/false values, got {adaptive!r}")
-    hidden = options.get("hidden", 0)
-    if not (is_count(hidden) and hidden <= MAX_HIDDEN):
-        raise ValueError(f"model option 'hidden' must be a whole number from 0 to {MAX_HIDDEN}, got {hidden!r}")
-
-
-
 def is_count(value) -> bool:
     """A whole number >= 0 (True is not one)."""
     return is_whole(value, 0)
 
-
-def _pair(value) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) == 2

@@ -15,10 +15,73 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Tensor
-from .nn import AdaptiveConv2d, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, Tanh
+from .nn import (AdaptiveConv2d, Conv2d, DiagonalAdaptiveConv2d, Flatten, Linear, LowRankAdaptiveConv2d, MaxPool2d,
+                 Module, QuadraticActivation, ReLU, Sequential, Tanh)
 
 LENET_PARAMETERS = 431_080
 PAPER_BUDGET = LENET_PARAMETERS // 66  # 6,531: "66x fewer parameters than LeNet"
+IMAGE_SIZE = 28  # MNIST
+MAX_CHANNELS, MAX_HIDDEN = 512, 4096  # far beyond the models here; nothing a laptop cannot build
+# After an ordinary first layer: tanh (the adaptive layer's own), ReLU, or the quadratic
+# activation s + a s^2 followed by tanh (a quadratic control: the adaptive form with Q = a w w^T).
+FIRST_ACTIVATIONS = ("tanh", "relu", "quadratic")
+# The form of Q in an adaptive layer: full (the paper's), diagonal, or low-rank (rank q_rank).
+Q_FORMS = ("full", "diagonal", "low-rank")
+ADAPTIVE_LENET_OPTIONS = ("channels", "kernel_sizes", "adaptive", "hidden", "first_activation", "q_form", "q_rank")
+
+
+def _is_count(value) -> bool:
+    """A whole number >= 0 (True is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
+def _is_pair(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2
+
+
+def check_options(options: dict, image_size: int = IMAGE_SIZE) -> None:
+    """AdaptiveLeNet's rules for its options, wherever they come from (the constructor, a
+    TrainConfig, a checkpoint): raise ValueError naming the first option that breaks one.
+    Sizes are kept within what a teaching model on 28x28 images can have, so that no record
+    can ask for 10^9 channels."""
+    if not isinstance(options, dict):
+        raise ValueError(f"model options must be a record of settings, got {options!r}")
+    unknown = sorted(set(options) - set(ADAPTIVE_LENET_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown model option {unknown[0]!r} (the options are {', '.join(ADAPTIVE_LENET_OPTIONS)})")
+    channels = options.get("channels", (8, 16))
+    if not (_is_pair(channels) and all(_is_count(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
+        raise ValueError(f"model option 'channels' must be two whole numbers from 1 to {MAX_CHANNELS}, got {channels!r}")
+    kernel_sizes, size = options.get("kernel_sizes", (3, 5)), image_size
+    if not (_is_pair(kernel_sizes) and all(_is_count(k) and k >= 1 for k in kernel_sizes)):
+        raise ValueError(f"model option 'kernel_sizes' must be two whole numbers >= 1, got {kernel_sizes!r}")
+    for k in kernel_sizes:
+        size = (size - k + 1) // 2  # a convolution without padding, then a 2x2 pool
+    if size < 1:
+        raise ValueError(f"model option 'kernel_sizes' {list(kernel_sizes)} leave nothing of a "
+                         f"{image_size}x{image_size} image")
+    adaptive = options.get("adaptive", (True, False))
+    if not (_is_pair(adaptive) and all(isinstance(a, bool) for a in adaptive)):
+        raise ValueError(f"model option 'adaptive' must be two true/false values, got {adaptive!r}")
+    hidden = options.get("hidden", 0)
+    if not (_is_count(hidden) and hidden <= MAX_HIDDEN):
+        raise ValueError(f"model option 'hidden' must be a whole number from 0 to {MAX_HIDDEN}, got {hidden!r}")
+    first_activation = options.get("first_activation", "tanh")
+    if not (isinstance(first_activation, str) and first_activation in FIRST_ACTIVATIONS):
+        raise ValueError(f"model option 'first_activation' must be one of {', '.join(FIRST_ACTIVATIONS)}, "
+                         f"got {first_activation!r}")
+    if adaptive[0] and first_activation != "tanh":
+        raise ValueError("model option 'first_activation' is for an ordinary first layer; "
+                         "an adaptive one has tanh inside")
+    q_form, q_rank = options.get("q_form", "full"), options.get("q_rank", 1)
+    if not (isinstance(q_form, str) and q_form in Q_FORMS):
+        raise ValueError(f"model option 'q_form' must be one of {', '.join(Q_FORMS)}, got {q_form!r}")
+    if not (_is_count(q_rank) and q_rank >= 1):
+        raise ValueError(f"model option 'q_rank' must be a whole number >= 1, got {q_rank!r}")
+    if "q_rank" in options and q_form != "low-rank":
+        raise ValueError("model option 'q_rank' is for q_form 'low-rank'")
+    if (q_form != "full" or "q_rank" in options) and not any(adaptive):
+        raise ValueError("model options 'q_form' and 'q_rank' are for a model with an adaptive layer")
 
 
 class LeNet(Module):
@@ -46,8 +109,10 @@ class AdaptiveLeNet(Module):
 
     x: (N, 1, 28, 28) -> logits (N, 10). Stage i: layer (m_i x m_i, no padding) ->
     activation -> 2x2 max-pool. Stage 1 uses tanh (the adaptive layer's own nonlinearity,
-    kept for the plain version too so that the ablation changes only the kernel), stage 2
-    ReLU after a plain conv or tanh after an adaptive one. Then flatten -> [hidden, ReLU] -> 10.
+    kept for the plain version too so that the ablation changes only the kernel; an
+    ordinary first layer may use ReLU instead, `first_activation="relu"`, as an ordinary
+    CNN would), stage 2 ReLU after a plain conv or tanh after an adaptive one. Then
+    flatten -> [hidden, ReLU] -> 10.
 
     Where to put adaptivity (the main design decision): Q costs D^2 = (C*m*m)^2 numbers
     per output channel. In the first layer C = 1, so a 3x3 adaptive kernel costs
@@ -62,20 +127,23 @@ class AdaptiveLeNet(Module):
     """
 
     def __init__(self, channels: tuple = (8, 16), kernel_sizes: tuple = (3, 5),
-                 adaptive: tuple = (True, False), hidden: int = 0, image_size: int = 28,
+                 adaptive: tuple = (True, False), hidden: int = 0, first_activation: str = "tanh",
+                 q_form: str = "full", q_rank: int = 1, image_size: int = 28,
                  rng: np.random.Generator | None = None):
         rng = rng if rng is not None else np.random.default_rng()
-        if not (len(channels) == len(kernel_sizes) == len(adaptive) == 2):
-            raise ValueError("AdaptiveLeNet has two stages: channels, kernel_sizes and adaptive need two entries each")
+        options = dict(channels=channels, kernel_sizes=kernel_sizes, adaptive=adaptive, hidden=hidden,
+                       first_activation=first_activation, q_form=q_form)
+        check_options({**options, **({"q_rank": q_rank} if q_form == "low-rank" else {})}, image_size)
         self.config = dict(channels=tuple(channels), kernel_sizes=tuple(kernel_sizes),
-                           adaptive=tuple(bool(a) for a in adaptive), hidden=hidden)
+                           adaptive=tuple(bool(a) for a in adaptive), hidden=hidden,
+                           first_activation=first_activation, q_form=q_form, q_rank=q_rank)
         layers, in_ch, size = [], 1, image_size
         for stage, (out_ch, m, is_adaptive) in enumerate(zip(channels, kernel_sizes, adaptive)):
-            if is_adaptive:
-                layers.append(AdaptiveConv2d(in_ch, out_ch, m, rng=rng))  # tanh is inside
+            if is_adaptive:  # tanh is inside
+                layers.append(adaptive_layer(in_ch, out_ch, m, q_form, q_rank, rng))
             else:
                 layers.append(Conv2d(in_ch, out_ch, m, rng=rng))
-                layers.append(Tanh() if stage == 0 else ReLU())
+                layers += first_activation_layers(first_activation, out_ch) if stage == 0 else [ReLU()]
             layers.append(MaxPool2d(2))
             in_ch, size = out_ch, (size - m + 1) // 2
         self.features = Sequential(*layers)
@@ -91,28 +159,64 @@ class AdaptiveLeNet(Module):
         return self.classifier(self.features(x))
 
 
+def adaptive_layer(in_ch: int, out_ch: int, m: int, q_form: str, q_rank: int, rng: np.random.Generator) -> Module:
+    """The adaptive layer with Q full (the paper's), diagonal or of rank q_rank."""
+    if q_form == "diagonal":
+        return DiagonalAdaptiveConv2d(in_ch, out_ch, m, rng=rng)
+    if q_form == "low-rank":
+        return LowRankAdaptiveConv2d(in_ch, out_ch, m, q_rank, rng=rng)
+    return AdaptiveConv2d(in_ch, out_ch, m, rng=rng)
+
+
+def first_activation_layers(name: str, channels: int) -> list[Module]:
+    if name == "relu":
+        return [ReLU()]
+    if name == "quadratic":
+        return [QuadraticActivation(channels), Tanh()]
+    return [Tanh()]
+
+
 def lenet(rng: np.random.Generator) -> LeNet:
     return LeNet(rng=rng)
 
 
+# The options each AdaptiveLeNet-shaped model starts from; its own options override them.
+DEFAULT_OPTIONS = {
+    "adaptive-lenet": {"channels": (8, 16), "kernel_sizes": (3, 5), "adaptive": (True, False)},
+    "plain-small": {"channels": (9, 16), "kernel_sizes": (3, 5), "adaptive": (False, False)},
+}
+
+
 def adaptive_lenet(rng: np.random.Generator, **options) -> AdaptiveLeNet:
     """The paper-budget adaptive model: adaptive 8@3x3, conv 16@5x5, fc 10 (6,514 parameters)."""
-    return AdaptiveLeNet(**{"channels": (8, 16), "kernel_sizes": (3, 5), "adaptive": (True, False), **options}, rng=rng)
+    return AdaptiveLeNet(**{**DEFAULT_OPTIONS["adaptive-lenet"], **options}, rng=rng)
 
 
 def plain_small(rng: np.random.Generator, **options) -> AdaptiveLeNet:
     """The ablation: the same shape, first layer an ordinary conv widened to 9 channels
     (10*9 + (9*25+1)*16 + 2,570 = 6,276 parameters; 10 channels would be 6,686 > 6,531)."""
-    return AdaptiveLeNet(**{"channels": (9, 16), "kernel_sizes": (3, 5), "adaptive": (False, False), **options}, rng=rng)
+    return AdaptiveLeNet(**{**DEFAULT_OPTIONS["plain-small"], **options}, rng=rng)
 
 
 MODELS = {"lenet": lenet, "adaptive-lenet": adaptive_lenet, "plain-small": plain_small}
 
 
+def check_model(name, options) -> None:
+    """A model name and its options, as `build_model(name, **options)` takes them: raise
+    ValueError naming the problem. lenet takes no options; the others are AdaptiveLeNet's."""
+    if not (isinstance(name, str) and name in MODELS):
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    if not isinstance(options, dict):
+        raise ValueError(f"model options must be a record of settings, got {options!r}")
+    if name == "lenet" and options:
+        raise ValueError(f"model 'lenet' takes no options, got {sorted(options)}")
+    if name != "lenet":
+        check_options({**DEFAULT_OPTIONS[name], **options})  # as the model will use them
+
+
 def build_model(name: str, seed: int = 0, **options) -> Module:
     """Make a model by name with weights drawn from np.random.default_rng(seed)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    check_model(name, options)
     rng = np.random.default_rng(seed)
     return MODELS[name](rng, **options) if options else MODELS[name](rng)
 
@@ -129,36 +233,3 @@ def adaptive_layers(model: Module) -> list[AdaptiveConv2d]:
 
     visit(model)
     return found
-
-
-# ----------------------------------------------------------------------------- study variants
-# The studies in ack_numpy/lab build these through `build_model(name, **options)`, so
-# a checkpoint stores the options and `evaluate` rebuilds the same network.
-
-# The equal-width ablation: plain-small with the first layer as wide as adaptive-lenet's
-# (8 channels): 80 + 3,216 + 2,570 = 5,866 parameters. Beside the equal-budget plain-small
-# it separates "the kernel is adaptive" from "the layer is wider".
-EQUAL_WIDTH_OPTIONS = {"channels": (8, 16)}
-
-
-def adaptive_width_options(width: int) -> dict:
-    """The budget sweep's adaptive model at first-layer width w: adaptive w@3x3 ->
-    conv 2w@5x5 -> fc 10 (w = 8 is adaptive-lenet). Parameters 91 w + (25 w + 1) 2w + 320 w + 10."""
-    return {"channels": (width, 2 * width)}
-
-
-def plain_width_options(width: int) -> dict:
-    """The sweep's plain counterpart of adaptive width w, built by plain-small's rule: the
-    same network with an ordinary first layer, widened to the most channels whose
-    parameter count stays within the adaptive model's (w = 8 gives plain-small, 9 channels)."""
-    budget = AdaptiveLeNet(**adaptive_width_options(width)).num_parameters()
-    second = 2 * width
-    first = width
-    while plain_parameters(first + 1, second) <= budget:
-        first += 1
-    return {"channels": (first, second)}
-
-
-def plain_parameters(first: int, second: int) -> int:
-    """Parameters of plain-small's shape with these widths: 10 f + (25 f + 1) s + (16 s + 1) 10."""
-    return 10 * first + (25 * first + 1) * second + (16 * second + 1) * 10

@@ -222,3 +222,17 @@ def test_variability_line_reads_a_bench_result():
     line = summary_line(result, "1")
     assert "threads 1 " in line and "ceiling   101 GFLOP/s" in line and "adaptive A  48%  B  75%" in line
     assert "im2col+col2im  31%" in line and "b64 step 12.34 ms" in line and "lenet b64 45.60 ms" in line
+
+
+def test_inplace_check_times_the_check_inside_each_step_and_puts_it_back(capsys):
+    from ack_numpy import autograd
+    from ack_numpy.lab.bench import inplace_check
+
+    originals = autograd.saved_state, autograd.check_unchanged
+    assert inplace_check.main(["--steps", "2", "--batch", "4"]) == 0
+    assert (autograd.saved_state, autograd.check_unchanged) == originals
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
+    assert [row[0] for row in rows] == list(inplace_check.TIMED_MODELS)
+    for row in rows:
+        step, check = float(row[2]), float(row[9])
+        assert 0 < check < step     # some time in the check, less than the whole step

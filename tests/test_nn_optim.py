@@ -225,8 +225,9 @@ def test_module_state_dict_values_must_be_floats_naming_the_entry(value, dtype):
     (lambda: Linear(10, 2.0), "Linear: out_features must be a positive integer, got 2.0"),
     (lambda: MaxPool2d(0), "MaxPool2d: kernel_size must be a positive integer, got 0"),
     (lambda: MaxPool2d(2, stride=-1), "MaxPool2d: stride must be a positive integer, got -1"),
-    (lambda: build_model("adaptive-lenet", channels=(0, 16)), "AdaptiveConv2d: out_channels must be a positive"),
-    (lambda: build_model("adaptive-lenet", kernel_sizes=(3, 0)), "Conv2d: kernel_size must be a positive"),
+    # a model checks its options by its own rules before building a layer (models.check_options)
+    (lambda: build_model("adaptive-lenet", channels=(0, 16)), r"model option 'channels' must be two whole numbers from 1"),
+    (lambda: build_model("adaptive-lenet", kernel_sizes=(3, 0)), r"model option 'kernel_sizes' must be two whole numbers >= 1"),
 ])
 def test_layers_refuse_bad_sizes_naming_the_argument(make, message):
     with pytest.raises(ValueError, match=message):

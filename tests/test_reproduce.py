@@ -5,15 +5,20 @@ import json
 import pytest
 
 from ack_numpy.lab import reproduce as R
+from ack_numpy.lab.records import record_committed_files
 from ack_numpy.train import write_metrics
 
 
 def fake_run(out, model, seed, accs):
-    folder = R.run_dir(out, model, seed)
-    folder.mkdir(parents=True)
-    write_metrics(folder / "metrics.csv", [
+    """A finished run folder as a report reads it: config.json of the plan's settings,
+    metrics.csv, and the record that vouches for them (records.py)."""
+    run = next(r for r in R.plan(out, seeds=10, lenet_seeds=3, epochs=len(accs)) if r.name == f"{model}-seed{seed}")
+    run.folder.mkdir(parents=True)
+    (run.folder / "config.json").write_text(json.dumps(json.loads(json.dumps(vars(run.config)))))
+    write_metrics(run.folder / "metrics.csv", [
         {"epoch": e + 1, "train_loss": 0.1, "train_acc": 0.9, "test_loss": 0.1, "test_acc": a, "seconds": 10.0 + seed,
          "lr": 0.001} for e, a in enumerate(accs)])
+    record_committed_files(run, "test")
 
 
 def test_epochs_to_target():
@@ -108,3 +113,15 @@ def test_reproduce_end_to_end_on_a_sliver_of_mnist(mnist_path, tmp_path):
     assert (tmp_path / "runs" / "lenet-seed0" / "metrics.csv").stat().st_mtime_ns == before
     assert load_model(tmp_path / "adaptive-lenet-median.npz")[1]["config"]["seed"] == best
     assert not (tmp_path / "median-retrain").exists()
+
+
+def test_a_median_file_already_there_is_never_written_over(tmp_path):
+    target, source = tmp_path / "adaptive-lenet-median.npz", tmp_path / "checkpoint.npz"
+    target.write_bytes(b"the committed median")
+    source.write_bytes(b"the committed median")
+    assert R._new_median_name(target, source, 3, log=lambda m: None) == target       # the same file: kept
+    source.write_bytes(b"another median")
+    said = []
+    new = R._new_median_name(target, source, 3, log=said.append)
+    assert new.name.startswith("adaptive-lenet-median-seed3-") and new.suffix == ".npz" and "is kept" in said[0]
+    assert target.read_bytes() == b"the committed median"

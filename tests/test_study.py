@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ack_numpy.lab import runner, study
-from ack_numpy.models import adaptive_width_options, build_model, plain_width_options
+from ack_numpy.models import build_model
+from ack_numpy.lab.variants import adaptive_width_options, plain_width_options
 from ack_numpy.train import TrainConfig, read_metrics, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +152,7 @@ def test_the_budget_reading_follows_the_numbers():
                                                       (-0.001, 0.002, 0.5), (-0.004, -0.001, 0.02)]):
         arms[f"adaptive-w{width}"] = {"parameters": 1000 * width}
         pairs.append({"width": width, "adaptive": f"adaptive-w{width}", "plain": f"plain-w{width}",
-                      "difference": (low + high) / 2, "ci95": [low, high], "p": p, "n": [10, 10]})
+                      "difference": (low + high) / 2, "ci95": [low, high], "welch_ci95": [low, high], "p": p, "n": [10, 10]})
     lines = study.budget_reading({"arms": arms, "pairs": pairs, "across_budgets": None})
     assert lines[0].startswith("2,000 parameters") and lines[0].endswith("; adaptive ahead.")
     assert lines[1].endswith("adaptive ahead by the interval but not by p: a hint, not established.")

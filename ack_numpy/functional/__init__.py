@@ -4,6 +4,8 @@
     conv.py      conv2d (+ _loops, _reference twins): ordinary convolution
     adaptive.py  adaptive_conv2d (+ _loops, _reference twins), adaptive_kernels (+ _loops):
                  THE ADAPTIVE KERNEL (the paper's idea)
+    quadratic.py diagonal_adaptive_conv2d, lowrank_adaptive_conv2d, quadratic_activation
+                 (+ _loops twins): the cheaper quadratic controls of the adaptive kernel
     pooling.py   max_pool2d (+ _loops twin)
     sizes.py     check_size: the one rule for kernel sizes, strides, paddings and widths
     losses.py    log_softmax, cross_entropy
@@ -28,6 +30,8 @@ from .conv import conv2d, conv2d_loops, conv2d_loops_with_grad, conv2d_reference
 from .im2col import col2im, col2im_loops, conv_output_size, im2col, im2col_loops
 from .losses import cross_entropy, log_softmax
 from .pooling import max_pool2d, max_pool2d_loops
+from .quadratic import (diagonal_adaptive_conv2d, diagonal_adaptive_conv2d_loops, lowrank_adaptive_conv2d,
+                        lowrank_adaptive_conv2d_loops, quadratic_activation, quadratic_activation_loops)
 
 
 def relu(x: Tensor) -> Tensor:
@@ -48,8 +52,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 __all__ = [
-    "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_loops_with_grad", "adaptive_conv2d_reference", "adaptive_kernels",
-    "adaptive_kernels_loops", "col2im", "col2im_loops", "conv2d", "conv2d_loops", "conv2d_loops_with_grad", "conv2d_reference",
-    "conv_output_size", "cross_entropy", "im2col", "im2col_loops", "linear", "log_softmax", "max_pool2d",
+    "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_loops_with_grad", "adaptive_conv2d_reference",
+    "adaptive_kernels", "adaptive_kernels_loops", "col2im", "col2im_loops", "conv2d", "conv2d_loops",
+    "conv2d_loops_with_grad", "conv2d_reference", "conv_output_size", "cross_entropy", "diagonal_adaptive_conv2d",
+    "diagonal_adaptive_conv2d_loops", "im2col", "im2col_loops", "linear", "log_softmax", "lowrank_adaptive_conv2d",
+    "lowrank_adaptive_conv2d_loops", "max_pool2d",
+    "quadratic_activation", "quadratic_activation_loops",
     "max_pool2d_loops", "relu", "tanh",
 ]

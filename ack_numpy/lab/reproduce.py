@@ -17,7 +17,7 @@ so a reader can tell how much of a gain comes from the kernel being adaptive and
 from width. Each says HOLDS only when the 95% bootstrap interval of the mean difference
 lies above 0 (stats.py), and states the effect size, its interval and a permutation p.
 
-Every model is trained with the same recipe (RECIPE below) and every seed is reported;
+Every model is trained with the same recipe (TrainConfig's defaults) and every seed is reported;
 nothing is selected by test accuracy. The runs go through runner.py: parallel processes
 (--jobs), one BLAS thread each, finished runs kept, unfinished ones resumed.
 """
@@ -31,20 +31,29 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..files import atomic_write
-from ..models import EQUAL_WIDTH_OPTIONS, LENET_PARAMETERS, PAPER_BUDGET, build_model
+from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
+from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
-from .runner import Run, run_all
+from .records import verified_rows
+from .runner import Run, run_commands, run_all
 from .stats import compare, describe
 
 STUDY_MODELS = ("lenet", "adaptive-lenet", "plain-small", "plain-width8")
 # label -> (model name, options): plain-width8 is plain-small at adaptive-lenet's width.
 ARMS = {"lenet": ("lenet", {}), "adaptive-lenet": ("adaptive-lenet", {}), "plain-small": ("plain-small", {}),
         "plain-width8": ("plain-small", dict(EQUAL_WIDTH_OPTIONS))}
-# One recipe for every model, the defaults of `train` (see TrainConfig): Adam, cosine learning
-# rate from 3e-3 to 0, batch 64, random shifts of up to 2 pixels. Chosen on held-out training images.
-_DEFAULTS = TrainConfig()
-RECIPE = {"optimizer": _DEFAULTS.optimizer, "lr": _DEFAULTS.lr, "schedule": _DEFAULTS.schedule,
-          "batch_size": _DEFAULTS.batch_size, "max_shift": _DEFAULTS.max_shift}
+# One recipe for every model: the defaults of `train`, which live in TrainConfig (Adam, cosine
+# learning rate from 3e-3 to 0, batch 64, random shifts of up to 2 pixels). The studies build
+# their TrainConfigs from those defaults; `recipe` only describes a config for the reports.
+RECIPE_FIELDS = ("optimizer", "lr", "schedule", "batch_size", "max_shift")
+
+
+def recipe(config: TrainConfig) -> dict:
+    """The training recipe of a config, as the reports print it."""
+    return {name: getattr(config, name) for name in RECIPE_FIELDS}
+
+
+RECIPE = recipe(TrainConfig())  # the recipe of `train`'s defaults, for printing
 TARGET = 0.99
 
 
@@ -65,7 +74,7 @@ def plan(out: Path, seeds: int = 10, lenet_seeds: int = 3, epochs: int = 10, dat
         for seed in seeds_of(label, seeds, lenet_seeds):
             config = TrainConfig(model=model, epochs=epochs, seed=seed, out=str(run_dir(out, label, seed)),
                                  data_dir=data_dir, limit_train=limit_train, limit_test=limit_test,
-                                 model_options=options, **RECIPE)
+                                 model_options=options)
             runs.append(Run(f"{label}-seed{seed}", config))
     cost = {"lenet": 3, "adaptive-lenet": 2, "plain-small": 1, "plain-width8": 1}
     return sorted(runs, key=lambda r: -cost.get(r.name.rsplit("-seed", 1)[0], 0))
@@ -87,14 +96,14 @@ def _median_epochs(values: list[int | None]) -> float | None:
     return None if median == math.inf else median
 
 
-def finished_rows(out: Path, label: str, seeds: list[int], epochs: int, missing: list[str]) -> dict:
-    """{seed: metric rows} of the finished runs; the names of the others go into `missing`."""
+def finished_rows(runs: dict[str, Run], label: str, seeds: list[int], missing: list[str]) -> dict:
+    """{seed: metric rows} of the finished runs, each checked against its checkpoint or
+    record (records.py); the names of the others go into `missing`."""
     found = {}
     for seed in seeds:
-        path = run_dir(out, label, seed) / "metrics.csv"
-        rows = read_metrics(path) if path.exists() else []
-        if len(rows) >= epochs:
-            found[seed] = rows[:epochs]
+        rows = verified_rows(runs[f"{label}-seed{seed}"])
+        if rows:
+            found[seed] = rows
         else:
             missing.append(f"{label}-seed{seed}")
     return found
@@ -125,13 +134,14 @@ def model_summary(rows_per_seed: dict[int, list[dict]], parameters: int, target:
 
 
 def summarize(out: Path, seeds: int, epochs: int, lenet_seeds: int = 3, models=STUDY_MODELS,
-              limit_train: int | None = None, limit_test: int | None = None) -> dict:
+              limit_train: int | None = None, limit_test: int | None = None, data_dir: str | None = None) -> dict:
     summary = {"recipe": RECIPE, "epochs": epochs, "target": TARGET,
                "train_images": limit_train or 60000, "test_images": limit_test or 10000, "models": {}}
     summary["missing"] = []
+    runs = {r.name: r for r in plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)}
     for label in models:
         model, options = ARMS[label]
-        rows = finished_rows(out, label, seeds_of(label, seeds, lenet_seeds), epochs, summary["missing"])
+        rows = finished_rows(runs, label, seeds_of(label, seeds, lenet_seeds), summary["missing"])
         if rows:
             summary["models"][label] = model_summary(rows, build_model(model, **options).num_parameters())
     summary["comparisons"] = {}
@@ -158,7 +168,8 @@ def difference_verdict(claim: str, a: str, b: str, result: dict) -> dict:
     low, high = result["ci95"]
     verdict = "HOLDS" if low > 0 else "REVERSED" if high < 0 else "NOT SHOWN"
     evidence = (f"mean final test accuracy {a} minus {b}: {100 * result['difference']:+.2f} points "
-                f"(95% bootstrap CI {100 * low:+.2f} to {100 * high:+.2f}; permutation p = {result['p']:.3g}; "
+                f"(95% bootstrap CI {100 * low:+.2f} to {100 * high:+.2f}, Welch t {100 * result['welch_ci95'][0]:+.2f} "
+                f"to {100 * result['welch_ci95'][1]:+.2f}; permutation p = {result['p']:.3g}, exact, two-sided; "
                 f"{result['n'][0]} and {result['n'][1]} seeds)")
     if verdict == "NOT SHOWN":
         evidence += "; the interval contains 0, so these seeds cannot tell it from seed noise"
@@ -221,7 +232,8 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
               f"{epochs} makes every model improve near its end, so epochs to 99% below mostly measure the schedule).",
               "- How the gap changes with size: [../budget-sweep/results.md](../budget-sweep/results.md).", "",
               "The interval is a 95% percentile bootstrap of the difference of the mean final test accuracies "
-              "(20,000 resamples); p is a two-sided permutation test over every split of the pooled seeds "
+              "(20,000 resamples), beside the Welch t interval; p is an exact two-sided permutation test over "
+              "every split of the pooled seeds "
               "(`ack_numpy/lab/stats.py`). HOLDS means: for the first claim, at most LeNet / 66 parameters with "
               "a mean and a median final test accuracy of at least 99%; for the ablations, a 95% interval that "
               "lies above 0. Differences are in percentage points. The interval and p measure how much the "
@@ -351,23 +363,44 @@ def median_checkpoint(out: Path, runs: list[Run], seed: int, log, train_again: b
             raise RuntimeError(f"retraining {run.name} gave other metrics than {run.folder / 'metrics.csv'}; "
                                f"the training arithmetic changed, so every run must be trained again")
         source = again.folder / CHECKPOINT_NAME
-    with atomic_write(target, "wb", durable=True) as f, open(source, "rb") as copy_from:
-        shutil.copyfileobj(copy_from, f)
+    target = _new_median_name(target, source, seed, log)
+    if not target.exists():  # a file already there is never written over
+        with atomic_write(target, "wb", durable=True) as f, open(source, "rb") as copy_from:
+            shutil.copyfileobj(copy_from, f)
     if source.parent.name == "median-retrain":
         shutil.rmtree(source.parent)
     return target
 
 
+def _new_median_name(target: Path, source: Path, seed: int, log) -> Path:
+    """Where the median's checkpoint goes: `target`, unless a file is there already with
+    other bytes (a committed median is never written over): then a new file named after
+    the seed and the first digits of its content's SHA-256."""
+    import hashlib
+
+    if not target.exists() or target.read_bytes() == source.read_bytes():
+        return target
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
+    new = target.with_name(f"{target.stem}-seed{seed}-{digest}.npz")
+    log(f"  {target} is kept (a file already there is never written over); the median of this report, "
+        f"seed {seed}, is in {new}")
+    return new
+
+
 def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1, data_dir: str | None = None,
               limit_train: int | None = None, limit_test: int | None = None, models=STUDY_MODELS,
-              lenet_seeds: int = 3, report_only: bool = False, log=print) -> dict:
+              lenet_seeds: int = 3, report_only: bool = False,
+                 print_commands: bool = False, log=print) -> dict:
     """Train every missing run (unless report_only), then write results.json, results.md,
-    accuracy.png and adaptive-lenet-median.npz into `out`."""
+    accuracy.png and the median seed's checkpoint into `out` (adaptive-lenet-median.npz, or a
+    new name if that file holds another: see `_new_median_name`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)
+    if print_commands:  # for a job array: one independent command per unfinished run
+        return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = summarize(out, seeds, epochs, lenet_seeds, models, limit_train, limit_test)
+    summary = summarize(out, seeds, epochs, lenet_seeds, models, limit_train, limit_test, data_dir)
     summary["wall_seconds_this_call"] = wall
     command = f"python -m ack_numpy reproduce --seeds {seeds} --lenet-seeds {lenet_seeds} --epochs {epochs} " \
               f"--jobs {jobs} --out {out}" + (f" --limit-train {limit_train}" if limit_train else "") + \
@@ -375,13 +408,13 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     summary["command"] = command
     best = median_seed(summary, "adaptive-lenet") if "adaptive-lenet" in summary["models"] else None
     summary["median_checkpoint_seed"] = best
-    if best is not None:
-        median_checkpoint(out, runs, best, log, train_again=not report_only)
+    median_file = None if best is None else median_checkpoint(out, runs, best, log, train_again=not report_only)
+    summary["median_checkpoint_file"] = None if median_file is None else median_file.name
     summary["median_checkpoint_file_seed"] = _file_seed(out / "adaptive-lenet-median.npz")
     with atomic_write(out / "results.json", "w") as f:
         f.write(json.dumps(summary, indent=2) + "\n")
     write_markdown(summary, out / "results.md", command)
     plot_accuracy(summary, out / "accuracy.png")
     log(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'accuracy.png'}"
-        + ("" if best is None else f" and {out / 'adaptive-lenet-median.npz'} (seed {best})"))
+        + ("" if median_file is None else f"; the median seed {best} is {median_file}"))
     return summary

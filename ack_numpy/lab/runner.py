@@ -123,7 +123,8 @@ def child_main(argv: list[str]) -> int:
     run = Run(spec["name"], TrainConfig(**spec["config"]), spec["until"])
     # Started in the background (nohup), SIGINT may be ignored; the runner stops us with it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    _stop_when_orphaned(spec["parent"])
+    if spec.get("parent") is not None:  # started by run_all, not by a scheduler (run_commands)
+        _stop_when_orphaned(spec["parent"])
     try:
         train_run(run)
     except (TrainingInterrupted, KeyboardInterrupt):
@@ -138,6 +139,22 @@ def child_main(argv: list[str]) -> int:
 def run_command(run: Run) -> list[str]:
     spec = {"name": run.name, "config": asdict(run.config), "until": run.until, "parent": os.getpid()}
     return [sys.executable, "-m", "ack_numpy.lab.runner", json.dumps(spec)]
+
+
+def run_commands(runs: list[Run]) -> list[str]:
+    """One shell command per unfinished run, each independent of the others, for a job
+    array (SLURM, GNU parallel, xargs -P): run from the project's folder, in any order, on
+    any machine that sees the same folders; then the study's --report-only collects them.
+    A command finds its folder finished, half done (it resumes) or empty, like run_all."""
+    import shlex
+
+    lines = []
+    for run in runs:
+        if is_finished(run):
+            continue
+        spec = {"name": run.name, "config": asdict(run.config), "until": run.until, "parent": None}
+        lines.append("OPENBLAS_NUM_THREADS=1 python -m ack_numpy.lab.runner " + shlex.quote(json.dumps(spec)))
+    return lines
 
 
 def start(run: Run) -> subprocess.Popen:

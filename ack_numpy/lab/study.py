@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write, quote_path
-from ..models import adaptive_width_options, build_model, plain_width_options
+from ..models import build_model
+from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
-from .reproduce import RECIPE, _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target
-from .runner import Run, is_finished, run_all
+from .reproduce import _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target, recipe
+from .records import verified_rows
+from .runner import Run, run_commands, is_finished, run_all
 from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
 
 # ----------------------------------------------------------------------------- convergence
@@ -37,13 +39,13 @@ CONVERGENCE_TARGETS = (0.985, 0.99)
 def convergence_plan(out: Path, seeds: int = 3, max_epochs: int = 15, lr: float = CONVERGENCE_LR,
                      data_dir: str | None = None, limit_train: int | None = None,
                      limit_test: int | None = None, models=CONVERGENCE_MODELS) -> list[Run]:
-    recipe = {**RECIPE, "schedule": "constant", "lr": lr}
     runs = []
     for model in models:
         for seed in range(seeds):
             name = f"{model}-seed{seed}"
             config = TrainConfig(model=model, epochs=max_epochs, seed=seed, out=str(out / "runs" / name),
-                                 data_dir=data_dir, limit_train=limit_train, limit_test=limit_test, **recipe)
+                                 data_dir=data_dir, limit_train=limit_train, limit_test=limit_test,
+                                 schedule="constant", lr=lr)
             runs.append(Run(name, config, until=max(CONVERGENCE_TARGETS)))
     return runs
 
@@ -78,15 +80,15 @@ def budget_plan(out: Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDTH
             name = f"{label}-seed{seed}"
             config = TrainConfig(model=model, epochs=epochs, seed=seed, out=str(out / "runs" / name),
                                  data_dir=data_dir, limit_train=limit_train, limit_test=limit_test,
-                                 model_options=options, **RECIPE)
+                                 model_options=options)
             runs.append(Run(name, config))
     return runs
 
 
 # ----------------------------------------------------------------------------- convergence: summary
 def _rows(run: Run) -> list[dict]:
-    path = run.folder / "metrics.csv"
-    return read_metrics(path) if path.exists() else []
+    """The rows of a finished run, checked against its checkpoint or record (records.py); [] if unfinished."""
+    return verified_rows(run) or []
 
 
 def convergence_summary(runs: list[Run], train_images: int) -> dict:
@@ -211,12 +213,15 @@ def plot_convergence(summary: dict, path: Path) -> None:
 
 def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float = CONVERGENCE_LR, jobs: int = 1,
                 data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
-                report_only: bool = False, log=print) -> dict:
+                report_only: bool = False,
+                 print_commands: bool = False, log=print) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = convergence_plan(out, seeds, max_epochs, lr, data_dir, limit_train, limit_test)
+    if print_commands:  # for a job array: one independent command per unfinished run
+        return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = {"recipe": {**RECIPE, "schedule": "constant", "lr": lr}, "max_epochs": max_epochs,
+    summary = {"recipe": recipe(runs[0].config), "max_epochs": max_epochs,
                "targets": list(CONVERGENCE_TARGETS), "train_images": limit_train or 60000,
                "test_images": limit_test or 10000, **convergence_summary(runs, limit_train or 60000)}
     summary["verdict"] = half_the_epochs_verdict(summary, max_epochs)
@@ -293,11 +298,11 @@ def budget_reading(summary: dict) -> list[str]:
     budget can give a hint at most; the test over all budgets together can decide."""
     lines = []
     for pair in summary["pairs"]:
-        if not pair.get("ci95"):
+        if not pair.get("welch_ci95"):
             continue
-        low, high = pair["ci95"]
-        numbers = (f"adaptive - plain = {100 * pair['difference']:+.2f} points, 95% interval "
-                   f"{100 * low:+.2f} to {100 * high:+.2f}, permutation p = {pair['p']:.2g}")
+        low, high = pair["welch_ci95"]
+        numbers = (f"adaptive - plain = {100 * pair['difference']:+.2f} points, 95% Welch t interval "
+                   f"{100 * low:+.2f} to {100 * high:+.2f}, permutation p = {pair['p']:.2g} (exact, two-sided)")
         leader = "adaptive" if low > 0 else "plain" if high < 0 else None
         if leader is None:
             verdict = "the interval contains 0: no difference shown"
@@ -317,7 +322,8 @@ def budget_reading(summary: dict) -> list[str]:
     n = min((min(p["n"]) for p in summary["pairs"] if p.get("n")), default=0)
     if n:
         lines.append(f"With {n} seeds per model a permutation test cannot give p below "
-                     f"{2 / number_of_splits(n, n):.2g}, and a bootstrap of {n} values understates the spread: "
+                     f"{2 / number_of_splits(n, n):.2g}, and a percentile bootstrap of {n} values understates the "
+                     "spread (so the intervals here are Welch t intervals): "
                      "read each budget's interval as a rough guide, not as proof; no single budget can pass "
                      "p < 0.05 with so few seeds.")
     every = summary.get("across_budgets")
@@ -349,14 +355,15 @@ def write_budget_markdown(summary: dict, path: Path, command: str) -> None:
     lines += ["## Reading", ""] + [f"- {line}" for line in s["reading"]] + ["",
               "## Final test accuracy", "",
               "| width | adaptive params | adaptive mean (sd) | plain channels | plain params | plain mean (sd) | "
-              "difference (points) | 95% bootstrap CI | permutation p | seeds |",
+              "difference (points) | 95% Welch t interval | permutation p (exact, two-sided) | seeds |",
               "|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"]
     for pair in s["pairs"]:
         a, p = s["arms"].get(pair["adaptive"]), s["arms"].get(pair["plain"])
         cell = lambda arm: "-" if not arm or not arm["final_test_acc"] else \
             f"{arm['final_test_acc']['mean']:.2%} ({_fmt_sd(arm['final_test_acc']['sd'])})"
         diff = "-" if "difference" not in pair else f"{100 * pair['difference']:+.2f}"
-        ci = "-" if "ci95" not in pair else f"{100 * pair['ci95'][0]:+.2f} to {100 * pair['ci95'][1]:+.2f}"
+        ci = "-" if "welch_ci95" not in pair else \
+            f"{100 * pair['welch_ci95'][0]:+.2f} to {100 * pair['welch_ci95'][1]:+.2f}"
         pv = "-" if "p" not in pair else f"{pair['p']:.3g}"
         seeds = "-" if "n" not in pair else f"{pair['n'][0]} + {pair['n'][1]}"
         lines.append(f"| {pair['width']} | {a['parameters']:,} | {cell(a)} | {tuple(p['options']['channels'])} | "
@@ -406,7 +413,8 @@ def plot_budget(summary: dict, path: Path) -> None:
 
 def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDTHS, jobs: int = 1,
            data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
-           reuse: str | Path | None = None, report_only: bool = False, log=print) -> dict:
+           reuse: str | Path | None = None, report_only: bool = False,
+                 print_commands: bool = False, log=print) -> dict:
     out = Path(out)
     if reuse is not None and not (Path(reuse) / "runs").is_dir():
         raise ValueError(f"--reuse {quote_path(reuse)}: no reproduction there (no runs/ folder); give the "
@@ -414,8 +422,10 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
     out.mkdir(parents=True, exist_ok=True)
     runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test,
                        None if reuse is None else Path(reuse))
+    if print_commands:  # for a job array: one independent command per unfinished run
+        return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = {"recipe": RECIPE, "epochs": epochs, "widths": list(widths), "train_images": limit_train or 60000,
+    summary = {"recipe": recipe(runs[0].config), "epochs": epochs, "widths": list(widths), "train_images": limit_train or 60000,
                "test_images": limit_test or 10000, **budget_summary(runs, widths)}
     summary["reading"] = budget_reading(summary)
     summary["command"] = _command("study budget", out, jobs, limit_train, limit_test,

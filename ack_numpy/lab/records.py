@@ -1,0 +1,248 @@
+"""What a study report may publish about a run: checked against the run's source of truth.
+
+A finished run's folder holds config.json and metrics.csv (copies), checkpoint.npz (the
+source of truth: weights, settings and metrics in one file) while it is on the machine
+that trained it, and record.json, a small per-run record that stays with the folder
+(checkpoints are not committed: a LeNet one is 5 MB):
+
+    record.json   {"run" (the folder's name), "config_sha256", "metrics_sha256", "checkpoint_sha256",
+                   "made_from", "evaluated_acc", "evaluated_images", "correct", "saturated"}
+                  correct: which evaluation images the checkpoint classifies correctly
+                  (one bit per image, packed, base64), for paired per-image tests;
+                  saturated: the share of the first tanh's outputs above 0.99 in size.
+
+`verified_rows(run)` returns the metric rows a report may use, or None while the run is
+unfinished, and raises RecordError naming the run for anything that disagrees:
+
+  * config.json must hold the settings the study asks for (runner.check_same_settings);
+  * with a checkpoint: it must read whole (a truncated one is refused), name the same
+    model, options and settings as config.json, hold exactly the rows of metrics.csv, and
+    score, re-evaluated now, the accuracy its last row says. The first time, this writes
+    record.json; later, the record must match the files;
+  * without a checkpoint (a fresh clone): record.json must exist and the digests of
+    config.json and metrics.csv must be the ones it holds.
+
+Runs committed before records existed (the reproduction and the budget sweep) got a
+record made from the committed files (`made_from` says so): it detects any later edit,
+not one made before it. A record can be forged along with the file it guards; it guards
+against accidents and against editing one file alone, not against a determined forger.
+`write_report_files` writes a report's files only after everything was checked, each
+atomically (a temporary file renamed into place).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write
+from ..runs import CHECKPOINT_NAME, read_metrics
+from .runner import Run, check_same_settings, is_finished
+
+RECORD_NAME = "record.json"
+_PLACE = ("out", "data_dir")  # where the folder and the data are: not a setting of the run
+
+
+class RecordError(ValueError):
+    """A run whose files disagree with each other or with its record; the message names it."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fail(run: Run, problem: str) -> RecordError:
+    return RecordError(f"run {run.name} ({run.folder}): {problem}; refusing to report it")
+
+
+def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | None:
+    """The metric rows of a finished run (the first `epochs`, or all of a run extended until
+    a target), checked (see the module's doc); None if the run has not finished. Raises
+    RecordError naming the run."""
+    metrics = run.folder / "metrics.csv"
+    if not metrics.exists():
+        return None
+    try:
+        rows = read_metrics(metrics)
+    except (ValueError, KeyError) as err:
+        raise _fail(run, f"metrics.csv cannot be read ({err})") from None
+    if not is_finished(run):
+        return None
+    try:
+        check_same_settings(run)
+    except ValueError as err:
+        raise _fail(run, str(err)) from None
+    record_path, checkpoint = run.folder / RECORD_NAME, run.folder / CHECKPOINT_NAME
+    record = read_record(run, record_path)
+    if checkpoint.exists():
+        fresh = record_from_checkpoint(run, rows, checkpoint, evaluate_checkpoint)
+        if record is None:
+            _write_text(record_path, json.dumps(fresh, indent=1) + "\n")
+        else:
+            for key in ("config_sha256", "metrics_sha256", "checkpoint_sha256"):
+                if record.get(key) != fresh[key]:
+                    raise _fail(run, f"{RECORD_NAME} was made from another {key.split('_')[0]} file")
+    elif record is None:
+        raise _fail(run, f"it has no {CHECKPOINT_NAME} and no {RECORD_NAME}, so nothing can vouch for metrics.csv")
+    else:
+        for key, path in (("config_sha256", run.folder / "config.json"), ("metrics_sha256", metrics)):
+            if record.get(key) != sha256(path):
+                raise _fail(run, f"{path.name} is not the file its {RECORD_NAME} was made from (edited?)")
+    return rows if run.until is not None else rows[: run.config.epochs]
+
+
+def read_record(run: Run, path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise _fail(run, f"{RECORD_NAME} cannot be read ({err})") from None
+    if not isinstance(record, dict) or record.get("run") != run.folder.name:
+        raise _fail(run, f"{RECORD_NAME} is not this run's record (it names {record.get('run')!r})"
+                    if isinstance(record, dict) else f"{RECORD_NAME} is not a record")
+    return record
+
+
+def record_from_checkpoint(run: Run, rows: list[dict], checkpoint: Path, evaluate_checkpoint: bool) -> dict:
+    """Check the checkpoint against config.json and metrics.csv and return the record it vouches for."""
+    from ..checkpoint import CheckpointError, load_model, saved_config
+
+    try:
+        model, meta = load_model(checkpoint)  # reads every array: a truncated file fails here
+    except (CheckpointError, OSError, ValueError) as err:
+        raise _fail(run, f"its checkpoint cannot be read ({err})") from None
+    if meta.get("model") != run.config.model or meta.get("model_options", {}) != _plain(run.config.model_options):
+        raise _fail(run, f"its checkpoint holds model {meta.get('model')!r} with options "
+                    f"{meta.get('model_options')}, the folder {run.config.model!r} with {run.config.model_options}")
+    try:
+        held = _plain(asdict(saved_config(meta, checkpoint)))
+    except CheckpointError as err:
+        raise _fail(run, f"its checkpoint holds no usable settings ({err})") from None
+    saved = json.loads((run.folder / "config.json").read_text())
+    differ = sorted(k for k in set(saved) | set(held) if k not in _PLACE and saved.get(k) != held.get(k))
+    if differ:
+        raise _fail(run, f"its checkpoint was trained with other settings than config.json ({', '.join(differ)})")
+    if not _same_rows(meta.get("metrics", []), rows):
+        raise _fail(run, "metrics.csv is not the metrics its checkpoint holds (edited?)")
+    if meta.get("epoch") != len(rows) or meta.get("batch", 0) != 0:
+        raise _fail(run, f"its checkpoint stopped at epoch {meta.get('epoch')}, batch {meta.get('batch')}, "
+                    f"not at the end of epoch {len(rows)}")
+    record = {"run": run.folder.name, "config_sha256": sha256(run.folder / "config.json"),
+              "metrics_sha256": sha256(run.folder / "metrics.csv"), "checkpoint_sha256": sha256(checkpoint),
+              "made_from": "checkpoint"}
+    if evaluate_checkpoint:
+        correct = evaluation_correct(model, run)
+        accuracy = float(correct.mean())
+        if not math.isclose(accuracy, rows[-1]["test_acc"], abs_tol=0.5 / len(correct)):
+            raise _fail(run, f"its checkpoint scores {accuracy:.4f} now, metrics.csv says {rows[-1]['test_acc']:.4f}")
+        record["evaluated_acc"] = accuracy
+        record["evaluated_images"] = int(len(correct))
+        record["saturated"] = saturated_fraction(model, run)
+        record["correct"] = base64.b64encode(np.packbits(correct).tobytes()).decode("ascii")
+    return record
+
+
+SATURATED = 0.99  # |tanh| above this: its derivative 1 - y^2 is below 0.02
+
+
+def saturated_fraction(model, run: Run) -> float | None:
+    """The share of the first tanh layer's outputs with |y| > SATURATED over the run's
+    evaluation images (the first 2,000), or None for a model without a tanh first stage
+    (lenet, a ReLU first layer). For an adaptive layer the tanh is inside the layer."""
+    from ..autograd import Tensor, no_grad
+    from ..nn import AdaptiveConv2d, DiagonalAdaptiveConv2d, LowRankAdaptiveConv2d, Tanh
+
+    layers = getattr(getattr(model, "features", None), "layers", [])
+    stop = next((i for i, layer in enumerate(layers)
+                 if isinstance(layer, (Tanh, AdaptiveConv2d, DiagonalAdaptiveConv2d, LowRankAdaptiveConv2d))
+                 and (not isinstance(layer, AdaptiveConv2d) or layer.activation == "tanh")), None)
+    if stop is None or stop > 2:  # only the first stage
+        return None
+    images = _evaluation_images(run)[0][:2000]
+    with no_grad():
+        y = Tensor(images)
+        for layer in layers[: stop + 1]:
+            y = layer(y)
+    return float((np.abs(y.data) > SATURATED).mean())
+
+
+def correct_of(record: dict | None) -> np.ndarray | None:
+    """The per-image correctness a record holds, as (n,) bools; None if it holds none."""
+    if not record or "correct" not in record:
+        return None
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(record["correct"]), dtype=np.uint8))
+    return bits[: record["evaluated_images"]].astype(bool)
+
+
+_DATA_CACHE: dict = {}
+
+
+def evaluation_correct(model, run: Run) -> np.ndarray:
+    """(n,) bool: which images of the run's evaluation set (test set or holdout) the model gets right."""
+    from ..autograd import Tensor, no_grad
+
+    images, labels = _evaluation_images(run)
+    model.eval()
+    correct = np.zeros(len(labels), dtype=bool)
+    with no_grad():
+        for start in range(0, len(labels), 250):
+            logits = model(Tensor(images[start : start + 250])).data
+            correct[start : start + 250] = logits.argmax(axis=1) == labels[start : start + 250]
+    return correct
+
+
+def _evaluation_images(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """The images a run was scored on (the test set, or its holdout), loaded once per setting."""
+    from ..train import load_data
+
+    key = (run.config.holdout, run.config.limit_train, run.config.limit_test, run.config.data_dir)
+    if key not in _DATA_CACHE:
+        data = load_data(run.config)
+        _DATA_CACHE.clear()  # one evaluation set at a time: MNIST is 200 MB as float32
+        _DATA_CACHE[key] = (data.test_x, data.test_y)
+    return _DATA_CACHE[key]
+
+
+def record_committed_files(run: Run, commit: str) -> Path:
+    """record.json for a run committed before records existed, made from its committed files."""
+    record = {"run": run.folder.name, "config_sha256": sha256(run.folder / "config.json"),
+              "metrics_sha256": sha256(run.folder / "metrics.csv"), "checkpoint_sha256": None,
+              "made_from": f"the committed config.json and metrics.csv (git {commit}); no checkpoint was kept"}
+    path = run.folder / RECORD_NAME
+    if path.exists():
+        raise FileExistsError(f"{path} exists; a record is never written over")
+    _write_text(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def write_report_files(out: Path, texts: dict[str, str], figures: dict | None = None) -> None:
+    """Write a report's files, each atomically (files.atomic_write): `texts` name -> content,
+    `figures` name -> function(binary file) that draws into it. Called only after every
+    run was checked, so a refused report leaves every file as it was."""
+    for name, text in texts.items():
+        _write_text(out / name, text)
+    for name, draw in (figures or {}).items():
+        with atomic_write(out / name, "wb") as f:
+            draw(f)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def _plain(value):
+    """Tuples as lists, as JSON has them."""
+    return json.loads(json.dumps(value))
+
+
+def _same_rows(a: list[dict], b: list[dict]) -> bool:
+    """The same metric rows, to the last digit (the CSV holds Python's repr of each float)."""
+    return len(a) == len(b) and all({k: float(r[k]) for k in r} == {k: float(s[k]) for k in s} for r, s in zip(a, b))
+

@@ -1,0 +1,56 @@
+"""The learning-rate selection and the ablation plan, without training: what is chosen,
+how it flows into the plan, and which runs are reused."""
+import json
+from pathlib import Path
+
+import pytest
+
+from ack_numpy.lab import ablation, lrselect
+from ack_numpy.lab.variants import BUDGET, parameters, plain_candidates, quadratic_controls
+
+
+def test_every_candidate_and_control_fits_the_budget():
+    for label, (model, options) in {**plain_candidates(), **quadratic_controls()}.items():
+        assert parameters(model, options) <= BUDGET, label
+    assert BUDGET == 6514 and parameters(*quadratic_controls()["full-q"]) == BUDGET
+
+
+def test_the_best_rate_wins_and_a_tie_goes_to_the_smaller():
+    assert lrselect.choose({1e-3: 0.98, 3e-3: 0.99, 1e-2: 0.97}) == 3e-3
+    assert lrselect.choose({1e-3: 0.99, 3e-3: 0.99, 1e-2: 0.97}) == 1e-3
+
+
+def selection(best="plain-relu", adaptive_lr=3e-3, plain_lr=1e-2) -> dict:
+    arms = {label: {"chosen_lr": plain_lr} for label in plain_candidates()}
+    arms["adaptive-lenet"] = {"chosen_lr": adaptive_lr}
+    return {"arms": arms, "best_plain": best, "missing": ["lenet-lr0.01"], "command": "c"}
+
+
+def test_the_plan_follows_the_selection_record_and_trains_the_pair_first():
+    runs = ablation.ablation_plan(Path("out"), selection(), seeds=2)
+    names = [r.name for r in runs]
+    assert names[:4] == ["adaptive-lenet-seed0", "adaptive-lenet-seed1", "plain-relu-seed0", "plain-relu-seed1"]
+    assert names[4:8] == ["diagonal-q-seed0", "rank1-q-seed0", "rank2-q-seed0", "quadratic-act-seed0"]
+    lr = {r.name: r.config.lr for r in runs}
+    assert lr["plain-relu-seed0"] == 1e-2 and lr["rank1-q-seed1"] == 3e-3 == lr["adaptive-lenet-seed0"]
+
+
+def test_runs_with_the_reproductions_settings_are_reused(tmp_path):
+    reuse = tmp_path / "reproduction"
+    for name in ("adaptive-lenet-seed0", "plain-small-seed0"):
+        (reuse / "runs" / name).mkdir(parents=True)
+    runs = {r.name: r for r in ablation.ablation_plan(tmp_path / "abl", selection(best="plain-tanh", plain_lr=3e-3),
+                                                      seeds=2, reuse=reuse)}
+    assert runs["adaptive-lenet-seed0"].folder == reuse / "runs" / "adaptive-lenet-seed0"
+    assert runs["plain-tanh-seed0"].folder == reuse / "runs" / "plain-small-seed0"   # plain-tanh is plain-small
+    assert runs["adaptive-lenet-seed1"].folder == tmp_path / "abl" / "runs" / "adaptive-lenet-seed1"  # none to reuse
+    other_rate = ablation.ablation_plan(tmp_path / "abl", selection(adaptive_lr=1e-2), seeds=1, reuse=reuse)
+    assert other_rate[0].folder == tmp_path / "abl" / "runs" / "adaptive-lenet-seed0"
+
+
+def test_an_unfinished_selection_is_refused_in_one_line(tmp_path):
+    with pytest.raises(ablation.SelectionMissing, match="run `python -m ack_numpy study lr-selection"):
+        ablation.load_selection(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({**selection(), "best_plain": None}))
+    with pytest.raises(ablation.SelectionMissing, match="has not chosen"):
+        ablation.load_selection(tmp_path)
