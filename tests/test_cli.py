@@ -43,16 +43,21 @@ def run_cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
                           env=environment(), capture_output=True, text=True, timeout=timeout)
 
 
+def _as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 class Training:
     """A `python -m ack_numpy train ...` process whose output (stdout and stderr together) we can
-    wait on line by line. Ctrl-C is enabled in it as in a terminal, even if this test runs in a
-    background job with SIGINT ignored (a child would inherit that)."""
+    wait on line by line. Ctrl-C and SIGHUP are enabled in it as in a terminal, even if this test
+    runs in a background job with SIGINT ignored or under nohup (a child would inherit that)."""
 
     def __init__(self, *args):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ack_numpy", "train", *map(str, args)], cwd=PROJECT_ROOT,
             env=environment(ACK_PROGRESS_SECONDS="0"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            text=True, preexec_fn=_as_in_a_terminal)
         self.lines: queue.Queue = queue.Queue()
         self.output: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
