@@ -41,6 +41,7 @@ DOCUMENTED = {
         "python -m ack_numpy study budget --seeds 3 --epochs 10 --reuse data/reproduction --jobs 2 --out data/budget-sweep",
         "python -m ack_numpy bench",
         "python tutorials/03_adaptive_kernels.py",
+        "python tutorials/06_xor_and_dynamic_filters.py",
         "python tutorials/check.py 03",
         "python tutorials/one_pixel.py",
         "python tutorials/make_notebooks.py",
