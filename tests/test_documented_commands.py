@@ -41,6 +41,7 @@ DOCUMENTED = {
         "python -m ack_numpy study budget --seeds 3 --epochs 10 --reuse data/reproduction --jobs 2 --out data/budget-sweep",
         "python -m ack_numpy bench",
         "python tutorials/03_adaptive_kernels.py",
+        "python tutorials/06_xor_and_dynamic_filters.py",
         "python tutorials/check.py 03",
         "python tutorials/one_pixel.py",
         "python tutorials/make_notebooks.py",
@@ -245,8 +246,8 @@ def test_the_resume_hint_printed_on_ctrl_c_works_and_is_the_one_train_help_shows
     training.send_signal(signal.SIGINT)
     output += training.stdout.readlines()
     assert training.wait(timeout=120) == 130, "".join(output)
-    hint = next((line.strip() for line in output if line.strip().startswith("python -m ack_numpy train --resume")),
-                None)
+    # "interrupted: saved epoch 1, batch B to runs/lenet/checkpoint.npz; continue with: COMMAND"
+    hint = next((line.split("continue with:", 1)[1].strip() for line in output if "continue with:" in line), None)
     assert hint == "python -m ack_numpy train --resume runs/lenet", "".join(output)
     assert hint in RESUME_NOTES  # train --help's epilogue shows the same command
     done = run([sys.executable, *shlex.split(hint)[1:]], {}, tmp_path)
