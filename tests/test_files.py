@@ -208,3 +208,18 @@ def test_only_whole_file_modes(tmp_path):
 def test_quote_path_quotes_what_a_shell_would_split():
     assert quote_path("runs/lenet") == "runs/lenet"
     assert quote_path(Path("my runs/lenet ")) == "'my runs/lenet '"
+
+
+def test_atomic_write_is_the_only_rename_in_the_package():
+    # Read from the source (ast): os.replace, os.rename and shutil.move appear in files.py only.
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "ack_numpy"
+    renames = {("os", "replace"), ("os", "rename"), ("os", "renames"), ("shutil", "move")}
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and (node.value.id, node.attr) in renames):
+                found.append(f"{path.relative_to(package)}:{node.lineno} {node.value.id}.{node.attr}")
+    assert found and all(f.startswith("files.py:") for f in found), found
