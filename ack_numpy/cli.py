@@ -365,7 +365,7 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
                                   "budget (adaptive vs plain at five sizes)")
     study_parser.add_argument("which", choices=["lr-selection", "ablation", "compute", "convergence", "budget",
                                                         "ledger"])
-    study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3)")
+    study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3; ablation 10)")
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
     study_parser.add_argument("--reuse", metavar="DIR", help="budget, ablation: take the runs of the same settings "
                               "from this reproduction folder, e.g. data/reproduction")

@@ -101,10 +101,13 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 # ----------------------------------------------------------------------------- pieces
 def make_optimizer(config: TrainConfig, model: Module) -> optim.Optimizer:
+    """The optimiser of a run, at the rate of its first step. The learning rate has one
+    owner, `learning_rate` (the schedule): this asks it for step 0 and the loop asks it for
+    every later step."""
+    lr = learning_rate(config, 0, 1)
     if config.optimizer == "sgd":
-        return optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                         weight_decay=config.weight_decay)
-    return optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:

@@ -113,3 +113,15 @@ def test_reproduce_end_to_end_on_a_sliver_of_mnist(mnist_path, tmp_path):
     assert (tmp_path / "runs" / "lenet-seed0" / "metrics.csv").stat().st_mtime_ns == before
     assert load_model(tmp_path / "adaptive-lenet-median.npz")[1]["config"]["seed"] == best
     assert not (tmp_path / "median-retrain").exists()
+
+
+def test_a_median_file_already_there_is_never_written_over(tmp_path):
+    target, source = tmp_path / "adaptive-lenet-median.npz", tmp_path / "checkpoint.npz"
+    target.write_bytes(b"the committed median")
+    source.write_bytes(b"the committed median")
+    assert R._new_median_name(target, source, 3, log=lambda m: None) == target       # the same file: kept
+    source.write_bytes(b"another median")
+    said = []
+    new = R._new_median_name(target, source, 3, log=said.append)
+    assert new.name.startswith("adaptive-lenet-median-seed3-") and new.suffix == ".npz" and "is kept" in said[0]
+    assert target.read_bytes() == b"the committed median"

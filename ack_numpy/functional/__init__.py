@@ -52,10 +52,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 __all__ = [
-    "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_loops_with_grad", "adaptive_conv2d_reference", "adaptive_kernels",
-    "adaptive_kernels_loops", "col2im", "col2im_loops", "conv2d", "conv2d_loops", "conv2d_loops_with_grad", "conv2d_reference",
-    "conv_output_size", "cross_entropy", "diagonal_adaptive_conv2d", "diagonal_adaptive_conv2d_loops",
-    "lowrank_adaptive_conv2d", "lowrank_adaptive_conv2d_loops", "quadratic_activation", "quadratic_activation_loops",
-    "im2col", "im2col_loops", "linear", "log_softmax", "max_pool2d",
+    "adaptive_conv2d", "adaptive_conv2d_loops", "adaptive_conv2d_loops_with_grad", "adaptive_conv2d_reference",
+    "adaptive_kernels", "adaptive_kernels_loops", "col2im", "col2im_loops", "conv2d", "conv2d_loops",
+    "conv2d_loops_with_grad", "conv2d_reference", "conv_output_size", "cross_entropy", "diagonal_adaptive_conv2d",
+    "diagonal_adaptive_conv2d_loops", "im2col", "im2col_loops", "linear", "log_softmax", "lowrank_adaptive_conv2d",
+    "lowrank_adaptive_conv2d_loops", "max_pool2d",
+    "quadratic_activation", "quadratic_activation_loops",
     "max_pool2d_loops", "relu", "tanh",
 ]

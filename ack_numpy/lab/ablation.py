@@ -122,13 +122,13 @@ def ablation_summary(runs: list[Run], arms: dict) -> dict:
 
 
 def compare_arms(a: dict, b: dict, name_a: str, name_b: str, records: dict) -> dict:
-    """mean(a) - mean(b) over the seeds both have: Welch and bootstrap intervals, exact
-    permutation p, verdict; McNemar per seed where both checkpoints' records hold per-image results."""
+    """mean(a) - mean(b) over every finished seed of each (two independent samples): Welch and
+    bootstrap intervals, exact permutation p, verdict; McNemar per seed both have, where both
+    checkpoints' records hold per-image results."""
+    fa, fb = list(a["final_test_acc_per_seed"].values()), list(b["final_test_acc_per_seed"].values())
     seeds = sorted(set(a["final_test_acc_per_seed"]) & set(b["final_test_acc_per_seed"]), key=int)
-    fa = [a["final_test_acc_per_seed"][s] for s in seeds]
-    fb = [b["final_test_acc_per_seed"][s] for s in seeds]
-    result = {"seeds": len(seeds)}
-    if len(seeds) < 2:
+    result = {"seeds": [len(fa), len(fb)]}
+    if min(len(fa), len(fb)) < 2:
         return result
     low, high = welch_ci(fa, fb)
     result.update(difference=mean_difference(fa, fb), welch_ci95=[low, high], bootstrap_ci95=list(bootstrap_ci(fa, fb)),
@@ -186,12 +186,12 @@ def ablation_markdown(s: dict) -> str:
               "|---|---:|---:|---|---|---:|---|---|"]
     for name, c in s["comparisons"].items():
         if "difference" not in c:
-            lines.append(f"| {name} | {c['seeds']} | - | - | - | - | - | too few seeds |")
+            lines.append(f"| {name} | {c['seeds'][0]} + {c['seeds'][1]} | - | - | - | - | - | too few seeds |")
             continue
         exact = "exact" if c["p_exact"] else "sampled"
         mc = c["mcnemar_per_seed"]
         mc_text = "-" if not mc else f"{sum(m['p'] < 0.05 for m in mc)} of {len(mc)} seeds"
-        lines.append(f"| {name} | {c['seeds']} | {_pts(c['difference'])} | {_pts(c['welch_ci95'][0])} to "
+        lines.append(f"| {name} | {c['seeds'][0]} + {c['seeds'][1]} | {_pts(c['difference'])} | {_pts(c['welch_ci95'][0])} to "
                      f"{_pts(c['welch_ci95'][1])} | {_pts(c['bootstrap_ci95'][0])} to {_pts(c['bootstrap_ci95'][1])} | "
                      f"{c['p']:.3g} ({exact}) | {mc_text} | {c['verdict']} |")
     lines += ["", "Verdict: \"ahead\" needs the Welch interval to exclude 0 and p < 0.05; otherwise no difference "

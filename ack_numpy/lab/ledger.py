@@ -123,14 +123,15 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
             what = ("adaptive beats the best tuned plain CNN at equal budget" if other == selection.get("best_plain")
                     else f"adaptive beats the quadratic control {other} at equal budget")
             if "difference" not in c:
-                found.append((what, "not shown", f"{c['seeds']} seeds finished: too few",
+                found.append((what, "not shown", f"{c['seeds'][0]} and {c['seeds'][1]} seeds finished: too few",
                               f"`{ablation['command']}`; {_link('ablation')}"))
                 continue
             low, high = c["welch_ci95"]
             verdict = ("holds" if c["verdict"].startswith("adaptive") else "does not hold" if high < 0 and c["p"] < 0.05
                        else "not shown")
             found.append((what, verdict, f"{100 * c['difference']:+.2f} points (95% Welch {100 * low:+.2f} to "
-                          f"{100 * high:+.2f}; permutation p = {c['p']:.2g}, exact, two-sided), {c['seeds']} seeds each",
+                          f"{100 * high:+.2f}; permutation p = {c['p']:.2g}, exact, two-sided), {c['seeds'][0]} and "
+                          f"{c['seeds'][1]} seeds",
                           f"`{ablation['command']}`; {_link('ablation')}"))
     return found
 

@@ -92,7 +92,7 @@ def selection_markdown(summary: dict) -> str:
              f"{s['epochs']} epochs, recipe otherwise {s['recipe']}; trained on the first "
              f"{s['train_images']:,} training images, scored on the last {s['holdout']:,} (the test set plays "
              "no part). One seed per rate: a choice, not a measurement of the differences between rates "
-             "(seed-to-seed spread of a final accuracy is about 0.05-0.1 points here).", ""]
+             "(compare the seed-to-seed spread in [../reproduction/results.md](../reproduction/results.md)).", ""]
     if s["missing"]:
         lines += [f"**Partial: {len(s['missing'])} runs have not finished** ({', '.join(s['missing'])}); "
                   "the same command completes them.", ""]

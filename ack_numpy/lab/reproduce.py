@@ -363,11 +363,28 @@ def median_checkpoint(out: Path, runs: list[Run], seed: int, log, train_again: b
             raise RuntimeError(f"retraining {run.name} gave other metrics than {run.folder / 'metrics.csv'}; "
                                f"the training arithmetic changed, so every run must be trained again")
         source = again.folder / CHECKPOINT_NAME
-    with atomic_write(target, "wb", durable=True) as f, open(source, "rb") as copy_from:
-        shutil.copyfileobj(copy_from, f)
+    target = _new_median_name(target, source, seed, log)
+    if not target.exists():  # a file already there is never written over
+        with atomic_write(target, "wb", durable=True) as f, open(source, "rb") as copy_from:
+            shutil.copyfileobj(copy_from, f)
     if source.parent.name == "median-retrain":
         shutil.rmtree(source.parent)
     return target
+
+
+def _new_median_name(target: Path, source: Path, seed: int, log) -> Path:
+    """Where the median's checkpoint goes: `target`, unless a file is there already with
+    other bytes (a committed median is never written over): then a new file named after
+    the seed and the first digits of its content's SHA-256."""
+    import hashlib
+
+    if not target.exists() or target.read_bytes() == source.read_bytes():
+        return target
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
+    new = target.with_name(f"{target.stem}-seed{seed}-{digest}.npz")
+    log(f"  {target} is kept (a file already there is never written over); the median of this report, "
+        f"seed {seed}, is in {new}")
+    return new
 
 
 def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1, data_dir: str | None = None,
@@ -375,7 +392,8 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
               lenet_seeds: int = 3, report_only: bool = False,
                  print_commands: bool = False, log=print) -> dict:
     """Train every missing run (unless report_only), then write results.json, results.md,
-    accuracy.png and adaptive-lenet-median.npz into `out`."""
+    accuracy.png and the median seed's checkpoint into `out` (adaptive-lenet-median.npz, or a
+    new name if that file holds another: see `_new_median_name`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)
@@ -390,13 +408,13 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     summary["command"] = command
     best = median_seed(summary, "adaptive-lenet") if "adaptive-lenet" in summary["models"] else None
     summary["median_checkpoint_seed"] = best
-    if best is not None:
-        median_checkpoint(out, runs, best, log, train_again=not report_only)
+    median_file = None if best is None else median_checkpoint(out, runs, best, log, train_again=not report_only)
+    summary["median_checkpoint_file"] = None if median_file is None else median_file.name
     summary["median_checkpoint_file_seed"] = _file_seed(out / "adaptive-lenet-median.npz")
     with atomic_write(out / "results.json", "w") as f:
         f.write(json.dumps(summary, indent=2) + "\n")
     write_markdown(summary, out / "results.md", command)
     plot_accuracy(summary, out / "accuracy.png")
     log(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'accuracy.png'}"
-        + ("" if best is None else f" and {out / 'adaptive-lenet-median.npz'} (seed {best})"))
+        + ("" if median_file is None else f"; the median seed {best} is {median_file}"))
     return summary
