@@ -221,8 +221,11 @@ def test_ctrl_c_in_the_checker_is_one_line_and_ends_the_answer(tmp_path):
     env.pop("PYTHONPATH", None)
     process = subprocess.Popen([sys.executable, str(TUTORIALS / "check.py"), "03", "--answers",
                                 str(answers_file(tmp_path, body))], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # as at a terminal, even when the tests run in the background (`cmd &`
+                               # starts with SIGINT ignored, and Python keeps an ignored SIGINT ignored)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
     while not (started.exists() and started.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert started.exists(), "the answer never started"

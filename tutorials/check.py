@@ -391,6 +391,9 @@ def serve(path: Path) -> None:
         reply({"value": encode(value)})
 
 
+LOAD_SECONDS = 120.0  # at most, to start the answers' process and load the file
+
+
 class AnswerProcess:
     """The checker's side: one child process running the answers file, with a deadline.
 
@@ -400,18 +403,27 @@ class AnswerProcess:
     def __init__(self, path: Path, time_limit: float):
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, ACK_CHECK_REPLY_FD=str(write_fd))
-        self.time_limit = time_limit
-        self.deadline = time.monotonic() + time_limit
+        # Starting Python and loading the file get their own, longer limit (a loaded machine
+        # can take seconds to import NumPy); the time limit is for the exercise's calls.
+        self.limit = max(LOAD_SECONDS, time_limit)
+        self.deadline = time.monotonic() + self.limit
         # A new session: Ctrl-C in the terminal interrupts the checker, which then ends the child.
         self.process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(path)],
                                         stdin=subprocess.PIPE, stdout=sys.stderr, env=env, text=True,
                                         pass_fds=(write_fd,), start_new_session=True)
         os.close(write_fd)
         self.replies = os.fdopen(read_fd, "r")
-        hello = self._receive()
+        try:
+            hello = self._receive()
+        except AnswerFailed as failure:
+            self.close()
+            raise AnswerFailed(f"does not run: loading it failed ({failure})") from None
         if "load_error" in hello:
+            self.close()
             raise AnswerFailed(f"does not run: {hello['load_error']}")
         self.functions = set(hello.get("functions", []))
+        self.limit = time_limit
+        self.deadline = time.monotonic() + time_limit
 
     def call(self, name: str, *args):
         try:
@@ -437,7 +449,7 @@ class AnswerProcess:
         while True:
             left = self.deadline - time.monotonic()
             if left <= 0:
-                raise AnswerFailed(f"it did not finish within {self.time_limit:g} s (an endless loop?)")
+                raise AnswerFailed(f"it did not finish within {self.limit:g} s (an endless loop?)")
             ready, _, _ = select.select([self.replies], [], [], left)
             if ready:
                 break
