@@ -265,7 +265,7 @@ def test_explore_save_writes_a_png(mnist_path, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed and "explore: the patch at the centre" not in printed
     with Image.open(out) as png:
-        assert png.format == "PNG" and png.size == (1300, 820)
+        assert png.format == "PNG" and png.size == (1300, 825)
 
 
 def run_explore(*args) -> subprocess.CompletedProcess:

@@ -170,7 +170,7 @@ class Explorer:
 
     # ------------------------------------------------------------------------- the figure
     def _build_figure(self) -> None:
-        self.fig = plt.figure(figsize=(13, 8.2), dpi=100)
+        self.fig = plt.figure(figsize=(13, 8.25), dpi=100)  # 1300 x 825 pixels: whole in binary, so every matplotlib rounds them alike
         gs = self.fig.add_gridspec(2, 12, height_ratios=[4.3, 2.4], left=0.04, right=0.97, top=0.88,
                                    bottom=0.25, hspace=0.45, wspace=0.6)
         self.ax_input = self.fig.add_subplot(gs[0, 0:4])
