@@ -530,5 +530,7 @@ def as_tensor(value: ArrayLike, like: Tensor | None = None) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if like is not None and np.isscalar(value):
+        if not isinstance(value, (int, float, np.integer, np.floating)):  # bool is an int
+            raise TypeError(f"only real numbers combine with a Tensor, got {value!r}")
         return Tensor(np.asarray(value, dtype=like.dtype))
     return Tensor(value)

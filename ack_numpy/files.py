@@ -112,14 +112,14 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def check_output_file(path: str | Path) -> None:
+def check_output_file(path: str | Path, what: str = "this file") -> None:
     """Raise the OSError that writing `path` with atomic_write would raise, before the work
     that produces its content: a missing or unwritable folder, a folder in its place, or a
     device or pipe (/dev/full, a FIFO), which a rename would replace instead of writing to."""
     path = Path(path)
     folder = path.resolve().parent
     if not folder.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "no such folder for this file", str(folder))
+        raise FileNotFoundError(errno.ENOENT, f"no such folder for {what}", str(folder))
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     if path.exists() and not path.is_file():

@@ -1,4 +1,5 @@
-"""Shared test helpers: the MNIST location. (The gradient check is public: ack_numpy/gradcheck.py.)"""
+"""Shared test helpers: the MNIST location, and which test files check the maths.
+(The gradient check is public: ack_numpy/gradcheck.py.)"""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,16 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# The files that check the maths: `pytest -m engine` runs them alone, `pytest -m plumbing`
+# the rest; a plain `pytest` runs both. A new file is plumbing unless it is named here.
+ENGINE_FILES = {"test_autograd.py", "test_functional.py", "test_adaptive.py", "test_nn_optim.py",
+                "test_gradcheck.py"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        item.add_marker("engine" if item.path.name in ENGINE_FILES else "plumbing")
 
 
 def mnist_dir() -> Path | None:

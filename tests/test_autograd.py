@@ -173,6 +173,12 @@ def test_the_issue_cases_no_longer_answer_silently():
         Tensor(np.ones(2)) ** np.ones(2)
 
 
+@pytest.mark.parametrize("scalar", [1j, np.complex64(1j), "2"])
+def test_a_complex_or_text_number_is_refused_not_cast(scalar):
+    with pytest.raises(TypeError, match="only real numbers combine with a Tensor"):
+        Tensor(np.ones(2, np.float32)) * scalar      # 1j would have been cast to 0 with a warning
+
+
 def test_mean_of_nothing_is_a_clear_error():
     with pytest.raises(ValueError, match=r"mean\(\) of an empty tensor \(shape \(0,\)"):
         Tensor(np.zeros(0), requires_grad=True).mean()

@@ -195,3 +195,44 @@ def test_cores_report_names_its_command_and_every_case(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cores.main(["--repeats", "0"])
     assert "must be a whole number >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_inplace_check_times_the_check_inside_each_step_and_puts_it_back(capsys):
+    from ack_numpy import autograd
+    from ack_numpy.lab.bench import inplace_check
+
+    originals = autograd.saved_state, autograd.check_unchanged
+    assert inplace_check.main(["--steps", "2", "--batch", "4"]) == 0
+    assert (autograd.saved_state, autograd.check_unchanged) == originals
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
+    assert [row[0] for row in rows] == list(inplace_check.TIMED_MODELS)
+    for row in rows:
+        step, check = float(row[2]), float(row[9])
+        assert 0 < check < step     # some time in the check, less than the whole step
+
+
+def test_layout_report_compares_both_orders_and_names_its_command(tmp_path, capsys):
+    from ack_numpy.lab.bench import layout
+
+    out = tmp_path / "layout.txt"
+    assert layout.main(["--rounds", "1", "--out", str(out)]) == 0  # measure() also checks both give the same numbers
+    text = out.read_text()
+    assert text.startswith(f"# python -m ack_numpy.lab.bench.layout --rounds 1 --out {out}")
+    assert text.count("batch first (n, i, j)") == text.count("batch last  (i, j, n)") == 2
+    assert text.count("ratio ") == 2 and "lenet training step" in text and "of a step)" in text
+    assert capsys.readouterr().out == text
+
+
+def test_variability_line_reads_a_bench_result():
+    from ack_numpy.lab.bench.variability import summary_line
+
+    layer = {"pass": "forward_backward", "op": "adaptive_conv2d"}
+    result = {"ceiling": {"gflops": 101.4},
+              "layers": [dict(layer, shape="A", fraction_of_ceiling=0.48), dict(layer, shape="B", fraction_of_ceiling=0.75),
+                         dict(layer, shape="B", op="conv2d", fraction_of_ceiling=0.5)],
+              "breakdown": [{"op": "conv2d", "shape": "B", "im2col_col2im_share": 0.31}],
+              "training": [{"model": "adaptive-lenet", "batch_size": 64, "step_seconds": {"median": 0.01234}},
+                           {"model": "lenet", "batch_size": 64, "step_seconds": {"median": 0.0456}}]}
+    line = summary_line(result, "1")
+    assert "threads 1 " in line and "ceiling   101 GFLOP/s" in line and "adaptive A  48%  B  75%" in line
+    assert "im2col+col2im  31%" in line and "b64 step 12.34 ms" in line and "lenet b64 45.60 ms" in line

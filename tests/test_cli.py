@@ -339,7 +339,7 @@ def test_an_output_folder_that_cannot_be_made_fails_before_the_data_is_loaded(mo
     blocker.write_text("not a folder")
     assert main(["train", "--out", str(blocker / "run"), "--data-dir", str(tmp_path)]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {blocker / 'run'}: ")
+    assert line.startswith(f"error: {blocker}: is a file, not a folder")
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions, not root")
@@ -509,3 +509,35 @@ def test_sigterm_while_the_data_loads_stops_at_once_and_says_so(monkeypatch, tmp
     assert captured.out.strip() == "stopped by SIGTERM before training began: nothing was saved"
     assert captured.err == ""
     assert not (tmp_path / "new").exists()  # the folders made for the run (and their lock) are gone
+
+
+def test_the_usage_line_names_the_program_as_it_was_started():
+    from ack_numpy import __version__
+    from ack_numpy.cli import program_name
+
+    assert program_name("/somewhere/venv/bin/ack-numpy") == "ack-numpy"
+    assert program_name(str(PROJECT_ROOT / "ack_numpy" / "__main__.py")) == "python -m ack_numpy"
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"python -m ack_numpy {__version__}", result.stdout
+    assert run_cli("train", "--help").stdout.startswith("usage: python -m ack_numpy train ")
+
+
+def test_the_default_run_folder_is_filled_in_before_anything_uses_it():
+    from ack_numpy.train import TrainConfig
+
+    assert TrainConfig(model="adaptive-lenet").out == "runs/adaptive-lenet"
+    assert TrainConfig(model="lenet", out="elsewhere").out == "elsewhere"
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_train_visualize_without_out_draws_into_the_default_folder(tmp_path, mnist_path):
+    # The newcomer's command, shortened: no --out, so the run and its figures go to runs/adaptive-lenet.
+    result = subprocess.run([sys.executable, "-m", "ack_numpy", "train", "--model", "adaptive-lenet",
+                             "--limit-train", "256", "--limit-test", "128", "--visualize"], cwd=tmp_path,
+                            env=environment(ACK_MNIST_DIR=str(mnist_path), MPLBACKEND="Agg"),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    figures = tmp_path / "runs" / "adaptive-lenet" / "figures"
+    for name in ("kernel_field", "q_filters", "digits", "adaptation", "feature_maps", "curves", "kernel_evolution"):
+        assert (figures / f"{name}.png").stat().st_size > 1000, name

@@ -109,6 +109,31 @@ def test_the_reader_of_imports_resolves_relative_imports():
     assert "ack_numpy.nn.adaptive" in [name for _, name in imported_modules(probe)]
 
 
+def test_the_cli_loads_the_lab_only_for_the_lab_commands():
+    # train, evaluate, download, visualize and explore never load the instruments: the CLI
+    # imports ack_numpy.lab only inside the functions of the commands that are the lab's.
+    cli = PACKAGE / "cli.py"
+    tree = ast.parse(cli.read_text(), filename=str(cli))
+    lab_commands = {"cmd_reproduce", "cmd_bench"}
+    importing = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("lab"):
+                    importing.add(node.name)
+    assert importing == lab_commands, f"functions of cli.py that import the lab: {sorted(importing)}"
+    top_level = [node.module for node in tree.body if isinstance(node, ast.ImportFrom)]
+    assert top_level and not [m for m in top_level if (m or "").startswith("lab")], top_level
+
+
+def test_the_tutorials_setup_never_imports_the_lab():
+    setup = PACKAGE.parent / "tutorials" / "tutorial_setup.py"
+    nodes = [n for n in ast.walk(ast.parse(setup.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = [n.module or "" for n in nodes if isinstance(n, ast.ImportFrom)]
+    names += [alias.name for n in nodes if isinstance(n, ast.Import) for alias in n.names]
+    assert names and not [n for n in names if n.startswith("ack_numpy.lab")], names
+
+
 def test_data_holds_records_only():
     # Code lives in the package, fixtures in tests/: data/ holds the outputs of commands.
     data = PACKAGE.parent / "data"

@@ -124,6 +124,10 @@ def test_each_backward_is_named_after_its_op():
     m = a.reshape(2, 25)
     outs += [m + m, m * m, m / 2.0, -m, m ** 2, m @ m.T, m.sum(), m.transpose(1, 0), m[0], m.exp(), (m * m + 1.0).log(),
              m.tanh(), m.relu(), F.log_softmax(m), F.cross_entropy(m, np.array([0, 1]))]
+    from ack_numpy.functional import quadratic
+    q, U, V = (Tensor(rng.normal(size=shape), requires_grad=True) for shape in ((2, 9), (2, 3, 9), (2, 3, 9)))
+    outs += [quadratic.diagonal_adaptive_conv2d(a, q), quadratic.lowrank_adaptive_conv2d(a, U, V),
+             quadratic.quadratic_activation(a, Tensor(np.ones(1), requires_grad=True))]
     names = set()
     for out in outs:
         assert out._backward.__name__ == f"_{out._op}_backward", out._op

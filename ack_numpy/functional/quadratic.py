@@ -142,7 +142,7 @@ def diagonal_adaptive_conv2d(x, q, w=None, b=None, stride: int = 1, padding: int
     parents = tuple(t for t in (x, q, w, b) if t is not None)
     out = Tensor.from_op(sigma, parents, "diagonal_adaptive_conv2d")
 
-    def _backward(out):
+    def _diagonal_adaptive_conv2d_backward(out):
         G = out.grad.transpose(0, 2, 3, 1).reshape(-1, O)                    # dL/dsigma  (R, O)
         if q.requires_grad:
             q.accumulate_grad(G.T @ P2)                                      # dq = G^T (P*P)
@@ -151,7 +151,7 @@ def diagonal_adaptive_conv2d(x, q, w=None, b=None, stride: int = 1, padding: int
         if x.requires_grad:
             x.accumulate_grad(col2im(dP, x.shape, m, stride, padding))
 
-    out._backward = _backward
+    out._backward = _diagonal_adaptive_conv2d_backward
     return out
 
 
@@ -189,7 +189,7 @@ def lowrank_adaptive_conv2d(x, U, V, w=None, b=None, stride: int = 1, padding: i
     parents = tuple(t for t in (x, U, V, w, b) if t is not None)
     out = Tensor.from_op(sigma, parents, "lowrank_adaptive_conv2d")
 
-    def _backward(out):
+    def _lowrank_adaptive_conv2d_backward(out):
         G = out.grad.transpose(0, 2, 3, 1).reshape(-1, O)          # dL/dsigma            (R, O)
         Gr = np.repeat(G, r, axis=1)                                # G[r, o] for each (o, k)  (R, O*r)
         GA, GB = Gr * B, Gr * A                                     # dL/dA, dL/dB         (R, O*r)
@@ -202,7 +202,7 @@ def lowrank_adaptive_conv2d(x, U, V, w=None, b=None, stride: int = 1, padding: i
         if x.requires_grad:
             x.accumulate_grad(col2im(dP, x.shape, m, stride, padding))
 
-    out._backward = _backward
+    out._backward = _lowrank_adaptive_conv2d_backward
     return out
 
 
@@ -240,14 +240,14 @@ def quadratic_activation(s, a) -> Tensor:
     ac = a.data[None, :, None, None]
     out = Tensor.from_op(s.data + ac * s.data * s.data, (s, a), "quadratic_activation")
 
-    def _backward(out):
+    def _quadratic_activation_backward(out):
         g = out.grad
         if s.requires_grad:
             s.accumulate_grad(g * (1 + 2 * ac * s.data))
         if a.requires_grad:
             a.accumulate_grad((g * s.data * s.data).sum(axis=(0, 2, 3)))
 
-    out._backward = _backward
+    out._backward = _quadratic_activation_backward
     return out
 
 

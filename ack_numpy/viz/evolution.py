@@ -171,12 +171,16 @@ def plot_kernel_evolution(record: dict) -> tuple[Figure, dict]:
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_title("input, patch", fontsize=9)
+    # Short titles: a column is about an inch wide, and "after epoch 10" would run into its neighbour.
     for col, epoch in enumerate(epochs):
-        axes[0, col + 1].set_title(f"after epoch {epoch}", fontsize=9)
-    axes[0, -1].set_title(f"change:\nepoch {epochs[-1]} - epoch {epochs[0]}", fontsize=9)
+        axes[0, col + 1].set_title(f"epoch {epoch}", fontsize=9)
+    axes[0, -1].set_title(f"change,\nepoch {epochs[0]} to {epochs[-1]}", fontsize=8)
     fig.colorbar(art, ax=axes[:, 1:-1], location="bottom", shrink=0.6, aspect=30,
-                 label="kernel value k = Q p + w (one scale, centred on 0)")
-    fig.colorbar(change_art, ax=axes[:, -1], location="bottom", shrink=1.0, aspect=10, label="change")
+                 label="kernel value k = Q p + w\n(one scale, centred on 0)")
+    change_bar = fig.colorbar(change_art, ax=axes[:, -1], location="bottom", shrink=1.0, aspect=10, label="change")
+    ends = [change_norm.vmin, 0.0, change_norm.vmax]  # three ticks fit under one column
+    change_bar.set_ticks(ends, labels=[f"{v:.2f}" for v in ends])
+    change_bar.ax.tick_params(labelsize=7)
     fig.suptitle(f"Kernels across training: adaptive layer {record['layer']}, output channel {record['channel']}\n"
                  f"the same test images and locations after each epoch", fontsize=11)
     return fig, {"epochs": epochs, "kernels": kernels, "change": change, "rows": rows}

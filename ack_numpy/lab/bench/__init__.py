@@ -106,7 +106,7 @@ def main(quick: bool = False, tiny: bool = False, json_path: str | None = None, 
     """What `python -m ack_numpy bench` runs. With `threads`, the benchmark reruns itself in
     a subprocess whose BLAS uses that many threads (BLAS reads the setting once, at import)."""
     if json_path:  # a path that cannot be written should fail now, not after minutes of timing
-        check_output_file(json_path)
+        check_output_file(json_path, "the --json file")
     if threads is not None and os.environ.get("OPENBLAS_NUM_THREADS") != str(threads):
         argv = [sys.executable, "-m", "ack_numpy", "bench", "--threads", str(threads)]
         argv += ["--quick"] * quick + ["--tiny"] * tiny + (["--json", json_path] if json_path else [])

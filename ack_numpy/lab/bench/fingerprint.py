@@ -31,7 +31,10 @@ def blas_build() -> str:
     """numpy's version, the BLAS it was built with, the CPU and its vector instructions (hashes
     are only comparable within one build: OpenBLAS picks its kernels by CPU, and two CPUs of
     one model name may differ in AVX-512)."""
-    config = np.show_config(mode="dicts")
+    try:
+        config = np.show_config(mode="dicts")
+    except TypeError:  # numpy < 1.26 only prints its configuration; its version names the build
+        config = {}
     blas = config.get("Build Dependencies", {}).get("blas", {})
     cpu = "?"
     if os.path.exists("/proc/cpuinfo"):  # OpenBLAS picks its kernels by CPU (DYNAMIC_ARCH)
