@@ -42,8 +42,6 @@ DOCUMENTED = {
         "python tutorials/check.py 03",
         "python tutorials/one_pixel.py",
         "python tutorials/make_notebooks.py",
-        "python -m ack_numpy study ledger --out README.md",
-        "python -m ack_numpy study compute --out data/compute",
     ],
     "tutorials/README.md": [
         "python -m ack_numpy download",
@@ -73,19 +71,9 @@ DOCUMENTED = {
         "python -m ack_numpy study lr-selection --jobs 2 --out data/lr-selection",
         "python -m ack_numpy study ablation --seeds 10 --jobs 2 --out data/ablation --selection data/lr-selection "
         "--reuse data/reproduction",
-        "python -m ack_numpy study ablation --seeds 10 --reuse data/reproduction --out data/ablation "
-        "--print-commands > runs.txt",
-        "python -m ack_numpy study ablation --seeds 10 --reuse data/reproduction --out data/ablation --report-only",
         "python -m ack_numpy study ledger --out README.md",
         "python -m ack_numpy study compute --out data/compute",
         "python -m ack_numpy train --model adaptive-lenet --epochs 5 --out /tmp/evo --visualize",
-        "python -m ack_numpy explore --digit 3 --location 13 12 --every 3 --save data/figures/explorer.png "
-        "--gif data/figures/explorer_sweep.gif",
-        "python -m ack_numpy study ledger --out README.md",
-        "python -m ack_numpy study lr-selection --jobs 2 --out data/lr-selection",
-        "python -m ack_numpy study ablation --seeds 10 --jobs 2 --out data/ablation --selection data/lr-selection "
-        "--reuse data/reproduction",
-        "python -m ack_numpy study compute --out data/compute",
     ],
 }
 # Typed elsewhere: the README's two commands by CI, the test suite by itself, and
@@ -95,19 +83,6 @@ TYPED_ELSEWHERE = {
     "python -m pytest": ".ci/run",
     "python -m pytest tests/test_tutorials.py": "the test suite itself",
     "ACK_QUICK=1 python tutorials/04_train_mnist.py": "tests/test_tutorials.py",
-    # It rewrites the README's results section from the records: tests/test_ledger.py runs it on a copy.
-    "python -m ack_numpy study ledger --out README.md": "tests/test_ledger.py",
-    # It rewrites two committed figures (its --gif is not moved by `shortened`): tests/test_explore.py
-    # runs explore with --save.
-    "python -m ack_numpy explore --digit 3 --location 13 12 --every 3 --save data/figures/explorer.png "
-    "--gif data/figures/explorer_sweep.gif": "tests/test_explore.py",
-    # Hours of training or minutes of timing even shortened (lr-selection holds out 10,000
-    # images, more than a sliver): their reports run on slivers in tests/test_records.py,
-    # their plans in tests/test_lrselect_ablation.py, the compute counts in tests/test_compute.py.
-    "python -m ack_numpy study lr-selection --jobs 2 --out data/lr-selection": "tests/test_records.py",
-    "python -m ack_numpy study ablation --seeds 10 --jobs 2 --out data/ablation --selection data/lr-selection "
-    "--reuse data/reproduction": "tests/test_lrselect_ablation.py",
-    "python -m ack_numpy study compute --out data/compute": "tests/test_compute.py",
     # It rewrites the committed notebooks (minutes, in full mode): tests/test_notebooks.py
     # runs it with --quick --out on a tutorial, and its child process on a small one.
     "python tutorials/make_notebooks.py": "tests/test_notebooks.py",
