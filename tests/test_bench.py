@@ -53,7 +53,7 @@ def test_summarize_and_round_robin():
 
 def test_timing_im2col_col2im_times_the_layers_own_calls_and_puts_them_back():
     import ack_numpy.functional.conv as conv_module
-    original = conv_module.col2im
+    original = conv_module.col2im_batch_last  # what conv2d calls (its (i, j, n) copy)
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((2, 1, 6, 6), dtype=np.float32), requires_grad=True)
     w = Tensor(rng.standard_normal((2, 1, 3, 3), dtype=np.float32), requires_grad=True)
@@ -62,9 +62,9 @@ def test_timing_im2col_col2im_times_the_layers_own_calls_and_puts_them_back():
 
     before = dict(timing.PIECE_SECONDS)
     with timing.timing_im2col_col2im():
-        assert conv_module.col2im is not original
+        assert conv_module.col2im_batch_last is not original
         F.conv2d(x, w).sum().backward()
-    assert conv_module.col2im is original
+    assert conv_module.col2im_batch_last is original
     assert all(timing.PIECE_SECONDS[p] > before[p] for p in ("im2col", "col2im"))
     np.testing.assert_array_equal(x.grad, expected)  # timing changes nothing computed
 
@@ -197,20 +197,6 @@ def test_cores_report_names_its_command_and_every_case(tmp_path, capsys):
     assert "must be a whole number >= 1, got '0'" in capsys.readouterr().err
 
 
-def test_inplace_check_times_the_check_inside_each_step_and_puts_it_back(capsys):
-    from ack_numpy import autograd
-    from ack_numpy.lab.bench import inplace_check
-
-    originals = autograd.saved_state, autograd.check_unchanged
-    assert inplace_check.main(["--steps", "2", "--batch", "4"]) == 0
-    assert (autograd.saved_state, autograd.check_unchanged) == originals
-    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
-    assert [row[0] for row in rows] == list(inplace_check.TIMED_MODELS)
-    for row in rows:
-        step, check = float(row[2]), float(row[9])
-        assert 0 < check < step     # some time in the check, less than the whole step
-
-
 def test_layout_report_compares_both_orders_and_names_its_command(tmp_path, capsys):
     from ack_numpy.lab.bench import layout
 
@@ -236,3 +222,17 @@ def test_variability_line_reads_a_bench_result():
     line = summary_line(result, "1")
     assert "threads 1 " in line and "ceiling   101 GFLOP/s" in line and "adaptive A  48%  B  75%" in line
     assert "im2col+col2im  31%" in line and "b64 step 12.34 ms" in line and "lenet b64 45.60 ms" in line
+
+
+def test_inplace_check_times_the_check_inside_each_step_and_puts_it_back(capsys):
+    from ack_numpy import autograd
+    from ack_numpy.lab.bench import inplace_check
+
+    originals = autograd.saved_state, autograd.check_unchanged
+    assert inplace_check.main(["--steps", "2", "--batch", "4"]) == 0
+    assert (autograd.saved_state, autograd.check_unchanged) == originals
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
+    assert [row[0] for row in rows] == list(inplace_check.TIMED_MODELS)
+    for row in rows:
+        step, check = float(row[2]), float(row[9])
+        assert 0 < check < step     # some time in the check, less than the whole step

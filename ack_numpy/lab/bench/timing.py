@@ -32,6 +32,8 @@ def page_faults() -> int:
 
 # Seconds spent inside im2col and col2im while `timing_im2col_col2im` is active.
 PIECE_SECONDS = {"im2col": 0.0, "col2im": 0.0}
+# The names the layers call them by: conv2d uses its own (i, j, n) copies (conv.py).
+PIECE_FUNCTIONS = {"im2col": ("im2col", "im2col_batch_last"), "col2im": ("col2im", "col2im_batch_last")}
 
 
 def _timed(name: str, function: Callable) -> Callable:
@@ -51,14 +53,15 @@ def timing_im2col_col2im():
     (put back on exit), so the pieces are timed inside a real forward+backward, with the
     operands where the layer leaves them: dP^T is still in the cache when col2im reads
     it, which timing col2im alone on a stored array would miss."""
-    originals = [(module, name, getattr(module, name))
-                 for module in (conv_module, adaptive_module) for name in PIECE_SECONDS]
-    for module, name, function in originals:
-        setattr(module, name, _timed(name, function))
+    originals = [(module, name, piece, getattr(module, name))
+                 for module in (conv_module, adaptive_module) for piece, names in PIECE_FUNCTIONS.items()
+                 for name in names if hasattr(module, name)]
+    for module, name, piece, function in originals:
+        setattr(module, name, _timed(piece, function))
     try:
         yield
     finally:
-        for module, name, function in originals:
+        for module, name, _, function in originals:
             setattr(module, name, function)
 
 
