@@ -112,7 +112,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, meta = load_model(args.checkpoint)
     images, labels = load_mnist("test", args.data_dir, limit=args.limit_test)
     loss, accuracy = evaluate(model, images, labels)
-    trained = f"{meta.get('epoch', '?')} epochs" + (f" and {meta['batch']} batches" if meta.get("batch") else "")
+    epochs, batches = meta.get("epoch", "?"), meta.get("batch")
+    trained = f"{epochs} epoch{'' if epochs == 1 else 's'}" + (
+        f" and {batches} batch{'' if batches == 1 else 'es'}" if batches else "")
     print(f"model {meta['model']} ({model.num_parameters():,} parameters), trained {trained}")
     print(f"test accuracy {accuracy:.4f} ({round(accuracy * len(labels))}/{len(labels)}), test loss {loss:.4f}")
     return 0
@@ -212,15 +214,16 @@ def check_output_files(args: argparse.Namespace) -> None:
     (checked before anything is computed, so a mistake costs nothing)."""
     from matplotlib.figure import Figure
 
+    # the same file twice first: it is the mistake, whichever formats this matplotlib can write
+    if args.save is not None and args.gif is not None and Path(args.save).resolve() == Path(args.gif).resolve():
+        raise ValueError(f"--save and --gif name the same file {args.save}: the animation would overwrite "
+                         f"the picture; give two different files")
     formats = Figure().canvas.get_supported_filetypes()   # {"png": ..., "pdf": ..., "svg": ...}
     if args.save is not None and Path(args.save).suffix[1:].lower() not in formats:
         raise ValueError(f"--save {args.save}: the file name must end in the picture's format, one of "
                          f"{', '.join('.' + f for f in sorted(formats))} (e.g. explorer.png)")
     if args.gif is not None and Path(args.gif).suffix.lower() != ".gif":
         raise ValueError(f"--gif {args.gif}: the file name must end in .gif (e.g. sweep.gif)")
-    if args.save is not None and args.gif is not None and Path(args.save).resolve() == Path(args.gif).resolve():
-        raise ValueError(f"--save and --gif name the same file {args.save}: the animation would overwrite "
-                         f"the picture; give two different files")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

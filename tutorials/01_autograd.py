@@ -292,14 +292,6 @@ try:
     grad_check(broken_square, x_np)
 except AssertionError as error:
     print("grad_check of broken_square:", error)
-#
-# **What we saw:** a graph is recorded as we compute; `backward()` runs each
-# operation's local chain rule in reverse topological order; contributions through
-# different paths add up (and leaves accumulate across calls); broadcasting shows up
-# in the backward as a sum; finite differences in float64 are the independent check.
-#
-# Next: `02_convolution_im2col.py`, the convolution and its backward, built on the same
-# machinery.
 
 # %% [markdown]
 # ## Changing an array after the forward pass
@@ -330,6 +322,16 @@ except RuntimeError as error:
 product = (a * Tensor(b_values)).sum()    # redo the forward pass: now d/da = [10, 20, 30]
 product.backward()
 print("after a new forward pass, a.grad =", a.grad)
+
+# %% [markdown]
+# **What we saw:** a graph is recorded as we compute; `backward()` runs each
+# operation's local chain rule in reverse topological order; contributions through
+# different paths add up (and leaves accumulate across calls); broadcasting shows up
+# in the backward as a sum; finite differences in float64 are the independent check;
+# and an array changed after the forward pass is refused rather than used.
+#
+# Next: `02_convolution_im2col.py`, the convolution and its backward, built on the same
+# machinery.
 
 # %% [markdown]
 # ## Exercises

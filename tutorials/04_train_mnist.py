@@ -306,6 +306,8 @@ convergence_json = ROOT / "data" / "convergence" / "results.json"
 if convergence_json.is_file():
     v = json.loads(convergence_json.read_text())["verdict"]
     print(f"  - {v['claim']}: {v['verdict']}. {v['evidence']}. ({convergence_json.relative_to(ROOT)})")
+    print("    That protocol gives every model one constant learning rate; the fair test (each model at its own"
+          "\n    held-out rate) has not been run, so the README's claims ledger calls this claim 'not shown'.")
 budget_json = ROOT / "data" / "budget-sweep" / "results.json"
 every = json.loads(budget_json.read_text()).get("across_budgets") if budget_json.is_file() else None
 if every:

@@ -262,8 +262,8 @@ for title, grad in maps.items():
 
 # %% [markdown]
 # And the non-linearity, with one more question: double the image. The adaptive kernel's
-# generator is linear in the patch, so `k(2x) - w = 2 (k(x) - w)` exactly; a DFN
-# generator with a tanh inside has no such rule.
+# generator is linear in the patch, so `k(2x) - w = 2 (k(x) - w)` (exactly in the maths;
+# below, up to float32 rounding, about 1e-7); a DFN generator with a tanh inside has no such rule.
 
 # %%
 with no_grad():

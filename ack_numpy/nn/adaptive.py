@@ -29,7 +29,7 @@ class AdaptiveConv2d(Module):
     Initialisation (why the quadratic term starts small):
       w ~ U(+-1/sqrt(D)) as for an ordinary convolution, so at step 0 the layer behaves
       like a well-initialised conv layer;
-      Q = (A + A^T) / 2 with A ~ U(+-q_scale/D). For a patch p with |p|^2 ~ D (inputs of
+      Q = (M + M^T) / 2 with M ~ U(+-q_scale/D). For a patch p with |p|^2 ~ D (inputs of
       order 1), p^T Q p then has a standard deviation of a few hundredths for the default
       q_scale=0.1, against about 0.6 for w.p. A large random Q would make sigma a random
       quadratic surface that saturates tanh and drowns the gradient; a small random Q
@@ -66,8 +66,8 @@ class AdaptiveConv2d(Module):
         self.rung = rung  # which version of adaptive_conv2d forward calls; `Module.use_rung` sets it model-wide
         D = in_channels * kernel_size * kernel_size
         self.q_scale = (0.1 if static_kernel else 1.0) if q_scale is None else q_scale
-        A = rng.uniform(-self.q_scale / D, self.q_scale / D, size=(out_channels, D, D))
-        self.Q = Parameter(((A + A.transpose(0, 2, 1)) / 2).astype(dtype))
+        M = rng.uniform(-self.q_scale / D, self.q_scale / D, size=(out_channels, D, D))
+        self.Q = Parameter(((M + M.transpose(0, 2, 1)) / 2).astype(dtype))
         self.w = Parameter(uniform_init(rng, (out_channels, D), D, dtype)) if static_kernel else None
         self.b = Parameter(np.zeros(out_channels, dtype=dtype))
 
