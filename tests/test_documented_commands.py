@@ -39,7 +39,6 @@ DOCUMENTED = {
         "python -m ack_numpy study ledger --out README.md",
         "python -m ack_numpy bench",
         "python tutorials/03_adaptive_kernels.py",
-        "python tutorials/06_xor_and_dynamic_filters.py",
         "python tutorials/check.py 03",
         "python tutorials/one_pixel.py",
         "python tutorials/make_notebooks.py",
