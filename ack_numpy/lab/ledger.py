@@ -17,6 +17,7 @@ import statistics
 from pathlib import Path
 
 from ..files import atomic_write
+from .compute import STEPS_PER_EPOCH
 from .stats import t_quantile
 
 BEGIN, END = "<!-- results: begin", "<!-- results: end -->"
@@ -84,8 +85,8 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
                       f"{compute['command']}; {_link('compute')}"))
         time_ratio = ada["step_seconds"] / lenet["step_seconds"]
         found.append(("less training time", "holds" if time_ratio < 1 else "does not hold",
-                      f"one thread, side by side: {ada['step_seconds'] * 938:.0f} s/epoch against "
-                      f"{lenet['step_seconds'] * 938:.0f} s ({time_ratio:.2f}x); load "
+                      f"one thread, side by side: {ada['step_seconds'] * STEPS_PER_EPOCH:.0f} s/epoch against "
+                      f"{lenet['step_seconds'] * STEPS_PER_EPOCH:.0f} s ({time_ratio:.2f}x); load "
                       f"{compute['load_before']}", f"{compute['command']}; {_link('compute')}"))
     found.append(("better generalisation", "not shown",
                   "not measured: no held-out measure separates it from accuracy here", "-"))
