@@ -257,6 +257,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 from .lab.ablation import ablation
 
                 ablation(args.out, selection=args.selection, seeds=args.seeds or 10, reuse=args.reuse, **common)
+            elif args.which == "time-to-accuracy":
+                from .lab.time_to_accuracy import time_to_accuracy
+
+                time_to_accuracy(args.out, selection=args.selection, seeds=args.seeds or 5, **common)
             elif args.which == "convergence":
                 study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs, lr=args.lr, **common)
             else:
@@ -364,16 +368,20 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
                                   "ablation (equal budget and quadratic controls, 10 seeds), "
                                   "compute (parameters, multiply-adds, activations, time, memory), "
                                   "ledger (the README's claims table, --out README.md), "
+                                  "time-to-accuracy (images, seconds and multiply-adds to 98.5%%/99%%, each model "
+                                  "at its own rate, cosine fitted to budgets of 1-8 epochs, 5 seeds), "
                                   "convergence (constant learning rate, epochs to 99%%) or "
                                   "budget (adaptive vs plain at five sizes)")
-    study_parser.add_argument("which", choices=["lr-selection", "ablation", "compute", "convergence", "budget",
-                                                        "ledger"])
-    study_parser.add_argument("--seeds", type=positive_int, help="seeds 0..N-1 (default 3; ablation 10)")
+    study_parser.add_argument("which", choices=["lr-selection", "ablation", "compute", "time-to-accuracy",
+                                                "convergence", "budget", "ledger"])
+    study_parser.add_argument("--seeds", type=positive_int,
+                              help="seeds 0..N-1 (default 3; ablation 10, time-to-accuracy 5)")
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
     study_parser.add_argument("--reuse", metavar="DIR", help="budget, ablation: take the runs of the same settings "
                               "from this reproduction folder, e.g. data/reproduction")
     study_parser.add_argument("--selection", metavar="DIR", default="data/lr-selection",
-                              help="ablation: the lr-selection folder whose results.json holds each model's "
+                              help="ablation, time-to-accuracy: the lr-selection folder whose results.json holds "
+                                   "each model's "
                                    "learning rate (default data/lr-selection)")
     study_parser.add_argument("--max-epochs", type=positive_int, default=15,
                               help="convergence: stop a run that has not reached 99%% after N epochs (default 15)")

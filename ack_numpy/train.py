@@ -223,7 +223,8 @@ class Data(NamedTuple):
 
 # ----------------------------------------------------------------------------- the loop
 def train_epochs(run: Run, data: Data, stop: StopOnSignals, log: Callable[[str], None], progress: Progress,
-                 on_epoch_end: Callable[[int, Module], None] | None = None) -> list[dict]:
+                 on_epoch_end: Callable[[int, Module], None] | None = None,
+                 on_batch_end: Callable[[Position, Module], None] | None = None) -> list[dict]:
     """The loop, from where `run` stands to the last epoch:
 
         for each epoch:
@@ -232,7 +233,9 @@ def train_epochs(run: Run, data: Data, stop: StopOnSignals, log: Callable[[str],
             evaluate on the test images  -> one row of metrics.csv
             save the checkpoint;  on_epoch_end(epoch, model)
 
-    Before each batch it stops if asked to (`stop`: Ctrl-C, SIGTERM, SIGHUP)."""
+    Before each batch it stops if asked to (`stop`: Ctrl-C, SIGTERM, SIGHUP). After each
+    step it calls on_batch_end(position, model), if given; the time that takes is not
+    counted in the epoch's seconds."""
     config, at = run.config, run.position
     n_batches = math.ceil(len(data.train_y) / config.batch_size)
     total_steps = config.epochs * n_batches
@@ -246,6 +249,10 @@ def train_epochs(run: Run, data: Data, stop: StopOnSignals, log: Callable[[str],
             at.add_batch(loss, correct, len(y), time.perf_counter() - clock)
             progress.update(at.epoch + 1, config.epochs, at.batch, n_batches,
                             at.seen / max(at.seconds, 1e-9), at.loss / at.seen)
+            if on_batch_end is not None:
+                hook_started = time.perf_counter()
+                on_batch_end(at, run.model)
+                clock += time.perf_counter() - hook_started  # an observer's time is not training time
         progress.end_epoch()
         test_loss, test_acc = evaluate(run.model, data.test_x, data.test_y)
         last_lr = learning_rate(config, (at.epoch + 1) * n_batches - 1, total_steps)
@@ -300,11 +307,12 @@ def diverged(run: Run, where: str, why: str) -> TrainingDiverged:
 
 
 # ----------------------------------------------------------------------------- Ctrl-C, SIGTERM, SIGHUP
-def train_until_stopped(run: Run, data: Data, stop: StopOnSignals, log, progress, on_epoch_end) -> list[dict]:
+def train_until_stopped(run: Run, data: Data, stop: StopOnSignals, log, progress, on_epoch_end,
+                        on_batch_end=None) -> list[dict]:
     """train_epochs, with a stop request (Ctrl-C, SIGTERM, SIGHUP) turned into a saved checkpoint."""
     stop.deferred = True  # from here on, a signal waits for the end of the batch
     try:
-        return train_epochs(run, data, stop, log, progress, on_epoch_end)
+        return train_epochs(run, data, stop, log, progress, on_epoch_end, on_batch_end)
     except KeyboardInterrupt:
         progress.end_epoch()
         raise stop_and_save(run, stop, log) from None
@@ -344,14 +352,17 @@ def _say(message: str) -> None:
 
 def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], None] = _say,
           progress: Progress | None = None,
-          on_epoch_end: Callable[[int, Module], None] | None = None) -> list[dict]:
+          on_epoch_end: Callable[[int, Module], None] | None = None,
+          on_batch_end: Callable[[Position, Module], None] | None = None) -> list[dict]:
     """Train `config.model` on MNIST; write config.json, metrics.csv and checkpoint.npz to config.out
     (TrainConfig makes it runs/MODEL when not given).
 
     Refuses to start over an existing checkpoint unless overwrite=True (resume instead).
     On Ctrl-C, SIGTERM or SIGHUP it saves the current position, says how to resume and raises
     TrainingInterrupted (a KeyboardInterrupt). on_epoch_end(epoch, model), if given, is
-    called after each epoch's evaluation and checkpoint (epoch counts from 1).
+    called after each epoch's evaluation and checkpoint (epoch counts from 1);
+    on_batch_end(position, model) after each optimiser step (position.epoch counts the
+    finished epochs, position.batch the batches of this one), outside the timed work.
     Returns the metric rows, one per epoch."""
     config.validate()
     checkpoint = Path(config.out) / CHECKPOINT_NAME
@@ -360,12 +371,13 @@ def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], Non
                          f"{quote_path(config.out)}, or choose another --out (or pass --overwrite to start again)")
     model = build_model(config.model, seed=config.seed, **config.model_options)
     run = Run(config, model, make_optimizer(config, model), Position(), [])
-    return run_in_folder(run, log, progress, on_epoch_end, start_again=True)
+    return run_in_folder(run, log, progress, on_epoch_end, start_again=True, on_batch_end=on_batch_end)
 
 
 def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = None,
            log: Callable[[str], None] = _say, progress: Progress | None = None,
-           on_epoch_end: Callable[[int, Module], None] | None = None) -> list[dict]:
+           on_epoch_end: Callable[[int, Module], None] | None = None,
+           on_batch_end: Callable[[Position, Module], None] | None = None) -> list[dict]:
     """Continue the run saved in out/checkpoint.npz with its own config, from the exact batch
     where it stopped. `epochs` may extend a run that uses the constant schedule (with the
     cosine schedule every learning rate depends on the total, so it must stay the same)."""
@@ -404,11 +416,12 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
     optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
     position = Position(meta["epoch"], meta["batch"], **meta["running"])
     run = Run(config, model, optimizer, position, meta["metrics"])
-    return run_in_folder(run, log, progress, on_epoch_end, start_again=False, read_at=read_at)
+    return run_in_folder(run, log, progress, on_epoch_end, start_again=False, read_at=read_at,
+                         on_batch_end=on_batch_end)
 
 
 def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
-                  read_at: os.stat_result | None = None) -> list[dict]:
+                  read_at: os.stat_result | None = None, on_batch_end=None) -> list[dict]:
     """Make the run folder and hold its lock, then `start_in_folder`.
 
     The folder is made first, so that an --out we cannot use fails before the data loads; if
@@ -419,7 +432,7 @@ def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
         made = make_folder(out)
         try:
             with RunLock(out):
-                return start_in_folder(run, stop, log, progress, on_epoch_end, start_again, read_at)
+                return start_in_folder(run, stop, log, progress, on_epoch_end, start_again, read_at, on_batch_end)
         except KeyboardInterrupt as err:
             remove_empty(made)
             if isinstance(err, TrainingInterrupted) or stop.signum is None:
@@ -433,7 +446,7 @@ def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
 
 
 def start_in_folder(run: Run, stop: StopOnSignals, log, progress, on_epoch_end, start_again: bool,
-                    read_at: os.stat_result | None) -> list[dict]:
+                    read_at: os.stat_result | None, on_batch_end=None) -> list[dict]:
     """Make the folder's files agree with the checkpoint, load the data, train."""
     out, config, at = Path(run.config.out), run.config, run.position
     if read_at is not None and not os.path.samestat(read_at, os.stat(run.checkpoint)):
@@ -454,7 +467,8 @@ def start_in_folder(run: Run, stop: StopOnSignals, log, progress, on_epoch_end, 
             f"{'validating on the last' if config.holdout else 'testing on'} {len(data.test_x):,}")
     else:
         log(f"resuming {config.model} from {quote_path(run.checkpoint)}: epoch {at.epoch + 1}, batch {at.batch}")
-    return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(), on_epoch_end)
+    return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(), on_epoch_end,
+                               on_batch_end)
 
 
 def load_data(config: TrainConfig) -> Data:

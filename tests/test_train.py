@@ -613,3 +613,44 @@ def test_resume_refuses_a_checkpoint_replaced_while_it_was_read(tmp_path, monkey
     monkeypatch.setattr(T, "make_folder", another_run_saves_meanwhile)
     with pytest.raises(CheckpointError, match="was replaced by another run while it was being read; resume again"):
         resume(tmp_path, log=quiet)
+
+
+# ----------------------------------------------------------------------------- on_batch_end
+@pytest.mark.mnist
+def test_on_batch_end_sees_every_step_and_its_time_is_not_training_time(reference, mnist_path, tmp_path,
+                                                                         monkeypatch):
+    out = tmp_path / "run"
+    seen, clock = [], [0.0]
+    monkeypatch.setattr(T.time, "perf_counter", lambda: clock[0])  # a clock that moves only in the hook
+
+    def look(position, model):
+        seen.append((position.epoch, position.batch, position.seen))
+        clock[0] += 100.0
+
+    rows = train(tiny_config(out, mnist_path), log=quiet, progress=Silent(), on_batch_end=look)
+    monkeypatch.undo()
+    assert seen == [(e, b, 32 * b) for e in (0, 1) for b in range(1, 9)]
+    assert [row["seconds"] for row in rows] == [0.0, 0.0]  # the hook's 1,600 "seconds" are not training time
+    assert_same_run(out, rows, *reference, exact=True)  # looking changes nothing
+
+
+@posix_signals
+@pytest.mark.mnist
+def test_checks_within_epochs_survive_an_interruption(mnist_path, tmp_path, ctrl_c):
+    from ack_numpy.lab.runner import CHECKS_NAME, HeldOutChecks, Run as StudyRun, read_checks, train_run, write_checks
+
+    def study_run(name):
+        return StudyRun(name, tiny_config(tmp_path / name, mnist_path), checks_per_epoch=4)
+
+    whole = study_run("whole")
+    train_run(whole)
+    stopped = study_run("stopped")
+    with pytest.raises(KeyboardInterrupt):
+        train(stopped.config, log=quiet, progress=CtrlCAt(epoch=2, batch=5), on_batch_end=HeldOutChecks(stopped))
+    checks = read_checks(stopped.folder / CHECKS_NAME)
+    assert [row["epoch"] for row in checks] == [0.25, 0.5, 0.75, 1.25, 1.5]
+    # as if a killed process had checked once more after the checkpoint it left behind
+    write_checks(stopped.folder / CHECKS_NAME, checks + [{**checks[-1], "epoch": 1.75, "images": 448}])
+    train_run(stopped)  # resumes at epoch 2, batch 5: forgets the check at 1.75 and makes it again
+    assert read_checks(stopped.folder / CHECKS_NAME) == read_checks(whole.folder / CHECKS_NAME)
+    assert [row["images"] for row in read_checks(whole.folder / CHECKS_NAME)] == [64, 128, 192, 320, 384, 448]

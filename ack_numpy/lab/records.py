@@ -6,7 +6,8 @@ that trained it, and record.json, a small per-run record that stays with the fol
 (checkpoints are not committed: a LeNet one is 5 MB):
 
     record.json   {"run" (the folder's name), "config_sha256", "metrics_sha256", "checkpoint_sha256",
-                   "made_from", "evaluated_acc", "evaluated_images", "correct", "saturated"}
+                   "checks_sha256" (if the run has a checks.csv), "made_from", "evaluated_acc",
+                   "evaluated_images", "correct", "saturated"}
                   correct: which evaluation images the checkpoint classifies correctly
                   (one bit per image, packed, base64), for paired per-image tests;
                   saturated: the share of the first tanh's outputs above 0.99 in size.
@@ -42,7 +43,7 @@ import numpy as np
 
 from ..files import atomic_write
 from ..runs import CHECKPOINT_NAME, read_metrics
-from .runner import Run, check_same_settings, is_finished
+from .runner import CHECKS_NAME, Run, check_same_settings, is_finished
 
 RECORD_NAME = "record.json"
 _PLACE = ("out", "data_dir")  # where the folder and the data are: not a setting of the run
@@ -84,14 +85,17 @@ def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | No
         if record is None:
             _write_text(record_path, json.dumps(fresh, indent=1) + "\n")
         else:
-            for key in ("config_sha256", "metrics_sha256", "checkpoint_sha256"):
-                if record.get(key) != fresh[key]:
-                    raise _fail(run, f"{RECORD_NAME} was made from another {key.split('_')[0]} file")
+            for key in ("config_sha256", "metrics_sha256", "checkpoint_sha256", "checks_sha256"):
+                if record.get(key) != fresh.get(key):
+                    raise _fail(run, f"{RECORD_NAME} was made from another {key.rsplit('_', 1)[0]} file")
     elif record is None:
         raise _fail(run, f"it has no {CHECKPOINT_NAME} and no {RECORD_NAME}, so nothing can vouch for metrics.csv")
     else:
-        for key, path in (("config_sha256", run.folder / "config.json"), ("metrics_sha256", metrics)):
-            if record.get(key) != sha256(path):
+        guarded = [("config_sha256", run.folder / "config.json"), ("metrics_sha256", metrics)]
+        if "checks_sha256" in record or (run.folder / CHECKS_NAME).exists():
+            guarded.append(("checks_sha256", run.folder / CHECKS_NAME))
+        for key, path in guarded:
+            if not path.exists() or record.get(key) != sha256(path):
                 raise _fail(run, f"{path.name} is not the file its {RECORD_NAME} was made from (edited?)")
     return rows if run.until is not None else rows[: run.config.epochs]
 
@@ -136,6 +140,8 @@ def record_from_checkpoint(run: Run, rows: list[dict], checkpoint: Path, evaluat
     record = {"run": run.folder.name, "config_sha256": sha256(run.folder / "config.json"),
               "metrics_sha256": sha256(run.folder / "metrics.csv"), "checkpoint_sha256": sha256(checkpoint),
               "made_from": "checkpoint"}
+    if (run.folder / CHECKS_NAME).exists():  # the checks within each epoch (runner.HeldOutChecks)
+        record["checks_sha256"] = sha256(run.folder / CHECKS_NAME)
     if evaluate_checkpoint:
         correct = evaluation_correct(model, run)
         accuracy = float(correct.mean())

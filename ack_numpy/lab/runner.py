@@ -20,7 +20,9 @@ changed and stops the same way, so no trainer is left running behind a dead runn
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -31,6 +33,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from ..checkpoint import read_meta
+from ..files import atomic_write
 from ..runs import RunLock
 from ..train import CHECKPOINT_NAME, TrainConfig, TrainingInterrupted, read_metrics, resume, train
 
@@ -44,10 +48,12 @@ STOP_WAIT_SECONDS = 60.0
 class Run:
     """One training of a study. `until`: with the constant schedule, train one epoch at a
     time until the evaluated accuracy reaches `until` or `config.epochs` epochs are done
-    (a run extended this way is the same as one trained that long from the start)."""
+    (a run extended this way is the same as one trained that long from the start).
+    `checks_per_epoch` > 1: also evaluate that many times an epoch (HeldOutChecks)."""
     name: str
     config: TrainConfig
     until: float | None = None
+    checks_per_epoch: int = 1
 
     @property
     def folder(self) -> Path:
@@ -90,20 +96,88 @@ def check_same_settings(run: Run) -> None:
                          f"use another --out, or delete that folder to train it again")
 
 
+# ----------------------------------------------------------------------------- checks within an epoch
+CHECKS_NAME = "checks.csv"
+CHECK_FIELDS = ["epoch", "images", "test_loss", "test_acc"]
+
+
+class HeldOutChecks:
+    """An on_batch_end callback (train.py) that evaluates the model on the run's evaluation
+    images (the test set, or the holdout) `per_epoch - 1` times within each epoch, at evenly
+    spaced batches; the epoch's own evaluation, at its end, is the row of metrics.csv.
+
+    Each check is a row of checks.csv: epoch (fractional: 2.3 is 30% into the third),
+    images seen since the start, test loss and accuracy. The file is rewritten (atomically)
+    after each check, and a resumed run keeps the rows up to the checkpoint's position, so
+    the curve is the same as an uninterrupted run's."""
+
+    def __init__(self, run: Run):
+        from ..train import load_data
+
+        data = load_data(run.config)
+        self.images, self.labels = data.test_x, data.test_y
+        self.train_images = len(data.train_y)
+        self.path = run.folder / CHECKS_NAME
+        self.n_batches = math.ceil(self.train_images / run.config.batch_size)
+        self.at_batches = check_batches(self.n_batches, run.checks_per_epoch)
+        self.rows = read_checks(self.path) if self.path.exists() else []
+
+    def keep_until(self, images: int) -> None:
+        """Forget the checks made after `images` images (those a resumed run will make again)."""
+        self.rows = [row for row in self.rows if row["images"] <= images]
+
+    def __call__(self, position, model) -> None:
+        if position.batch not in self.at_batches:
+            return
+        from ..train import evaluate
+
+        loss, accuracy = evaluate(model, self.images, self.labels)
+        self.rows.append({"epoch": round(position.epoch + position.batch / self.n_batches, 4),
+                          "images": position.epoch * self.train_images + position.seen,
+                          "test_loss": loss, "test_acc": accuracy})
+        write_checks(self.path, self.rows)
+
+
+def check_batches(n_batches: int, per_epoch: int) -> set[int]:
+    """The batches (counted from 1) after which HeldOutChecks evaluates: evenly spaced, none
+    at the epoch's end (metrics.csv has that one); fewer than per_epoch - 1 if the epoch
+    has too few batches."""
+    return {round(k * n_batches / per_epoch) for k in range(1, per_epoch)} & set(range(1, n_batches))
+
+
+def write_checks(path: Path, rows: list[dict]) -> None:
+    with atomic_write(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CHECK_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_checks(path: Path) -> list[dict]:
+    """Rows of a checks.csv: epoch and accuracy as floats, images as an int."""
+    with open(path, newline="") as f:
+        return [{k: int(v) if k == "images" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 # ----------------------------------------------------------------------------- the child
 def train_run(run: Run) -> list[dict]:
     """Train (or resume) one run in this process; returns its metric rows."""
     folder = run.folder
+    checks = HeldOutChecks(run) if run.checks_per_epoch > 1 else None
     if (folder / CHECKPOINT_NAME).exists():
+        if checks is not None:
+            meta = read_meta(folder / CHECKPOINT_NAME)
+            checks.keep_until(meta["epoch"] * checks.train_images + meta["running"]["seen"])
         # An extended run continues with the epoch after its last row (or finishes that one).
         epochs = None if run.until is None else min(run.config.epochs, len(rows_of(run)) + 1)
-        rows = resume(folder, data_dir=run.config.data_dir, epochs=epochs)
+        rows = resume(folder, data_dir=run.config.data_dir, epochs=epochs, on_batch_end=checks)
     else:
+        if checks is not None:
+            checks.keep_until(0)
         first = run.config if run.until is None else replace(run.config, epochs=1)
-        rows = train(first, overwrite=True)
+        rows = train(first, overwrite=True, on_batch_end=checks)
     while run.until is not None and not any(r["test_acc"] >= run.until for r in rows) \
             and len(rows) < run.config.epochs:
-        rows = resume(folder, data_dir=run.config.data_dir, epochs=len(rows) + 1)
+        rows = resume(folder, data_dir=run.config.data_dir, epochs=len(rows) + 1, on_batch_end=checks)
     return rows
 
 
@@ -120,7 +194,7 @@ def _stop_when_orphaned(parent: int) -> None:
 def child_main(argv: list[str]) -> int:
     """Entry point of a run's process: argv[0] is the run as JSON (see run_command)."""
     spec = json.loads(argv[0])
-    run = Run(spec["name"], TrainConfig(**spec["config"]), spec["until"])
+    run = Run(spec["name"], TrainConfig(**spec["config"]), spec["until"], spec.get("checks_per_epoch", 1))
     # Started in the background (nohup), SIGINT may be ignored; the runner stops us with it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if spec.get("parent") is not None:  # started by run_all, not by a scheduler (run_commands)
@@ -137,7 +211,8 @@ def child_main(argv: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- the parent
 def run_command(run: Run) -> list[str]:
-    spec = {"name": run.name, "config": asdict(run.config), "until": run.until, "parent": os.getpid()}
+    spec = {"name": run.name, "config": asdict(run.config), "until": run.until,
+            "checks_per_epoch": run.checks_per_epoch, "parent": os.getpid()}
     return [sys.executable, "-m", "ack_numpy.lab.runner", json.dumps(spec)]
 
 
@@ -152,7 +227,8 @@ def run_commands(runs: list[Run]) -> list[str]:
     for run in runs:
         if is_finished(run):
             continue
-        spec = {"name": run.name, "config": asdict(run.config), "until": run.until, "parent": None}
+        spec = {"name": run.name, "config": asdict(run.config), "until": run.until,
+                "checks_per_epoch": run.checks_per_epoch, "parent": None}
         lines.append("OPENBLAS_NUM_THREADS=1 python -m ack_numpy.lab.runner " + shlex.quote(json.dumps(spec)))
     return lines
 
