@@ -21,3 +21,26 @@ def test_the_ledger_replaces_only_its_section_and_says_what_is_missing(tmp_path)
     assert "| less training time | **holds** |" in text
     assert "CIFAR-10" in text and "not testable here" in text
     assert (data / "claims" / "results.md").read_text().count("| claim (paper) |") == 1
+
+
+def test_half_the_epochs_comes_from_the_fair_test_once_it_is_complete():
+    from ack_numpy.lab.ledger import epochs_row
+
+    ratio = {"images": {"ratio": 0.45, "ci95": [0.3, 0.7]}, "seconds": {"ratio": 0.2, "ci95": [0.1, 0.3]}}
+    tta = {"verdict": {"verdict": "HOLDS", "why": "w"}, "best_plain": "plain-5x5", "seeds": 5, "command": "cmd",
+           "comparisons": {"lenet": {"99.0%": ratio}, "plain-5x5": {"99.0%": {"ratio": None, "why": "never"}}}}
+    claim, verdict, number, source = epochs_row(tta)
+    assert verdict == "holds" and "against lenet 0.45 (0.30-0.70), in seconds 0.20" in number
+    assert "plain-5x5" not in number and source.startswith("cmd; [data/time-to-accuracy/results.md]")
+
+
+def test_generalisation_is_the_loss_gap_against_the_best_plain_model():
+    from ack_numpy.lab.ledger import generalisation_row
+
+    selection = {"best_plain": "plain-5x5"}
+    gap = {"difference": -0.01, "welch_ci95": [-0.02, -0.005], "p": 0.01}
+    ablation = {"command": "cmd", "comparisons": {"adaptive-lenet - plain-5x5": {"seeds": [10, 10], "gap": gap}}}
+    assert generalisation_row(ablation, selection)[1] == "holds"
+    gap.update(welch_ci95=[-0.02, 0.01], p=0.3)
+    assert generalisation_row(ablation, selection)[1] == "not shown"
+    assert generalisation_row(None, selection)[1] == "not shown"
