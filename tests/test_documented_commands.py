@@ -69,8 +69,8 @@ DOCUMENTED = {
         "python -m ack_numpy explore --digit 3 --location 13 12 --every 3 --save data/figures/explorer.png "
         "--gif data/figures/explorer_sweep.gif",
         "python -m ack_numpy study lr-selection --jobs 2 --out data/lr-selection",
-        "python -m ack_numpy study ablation --seeds 10 --jobs 2 --out data/ablation --selection data/lr-selection "
-        "--reuse data/reproduction",
+        "python -m ack_numpy study ablation --seeds 10 --selection data/lr-selection --jobs 2 --out data/ablation",
+        "python -m ack_numpy study time-to-accuracy --jobs 2 --out data/time-to-accuracy",
         "python -m ack_numpy study ledger --out README.md",
         "python -m ack_numpy study compute --out data/compute",
         "python -m ack_numpy train --model adaptive-lenet --epochs 5 --out /tmp/evo --visualize",
@@ -163,8 +163,9 @@ def shortened(command: str, tmp: Path) -> tuple[list[str], dict, Path, str]:
         shutil.copytree(PROJECT_ROOT / "data", tmp / "data", ignore=shutil.ignore_patterns("mnist"))
         shutil.copy(PROJECT_ROOT / "README.md", tmp / "README.md")
         return argv, env, tmp, stdin
-    if "--reuse" in words or words[3:5] == ["study", "lr-selection"]:
-        # Reused runs must match the settings, and lr-selection trains dozens of runs: keep the
+    if "--reuse" in words or words[3:5] in (["study", "lr-selection"], ["study", "ablation"],
+                                            ["study", "time-to-accuracy"]):
+        # Reused runs must match the settings, and the other three train dozens of runs: keep the
         # settings, train nothing; write the report (or plan the runs: --print-commands).
         argv[argv.index("--out") + 1] = str(tmp / "out")
         quick = "--report-only" if "--reuse" in words else "--print-commands"
