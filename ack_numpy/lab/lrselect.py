@@ -2,10 +2,11 @@
 
     python -m ack_numpy study lr-selection --jobs 2 --out data/lr-selection
 
-Every model of the comparisons (adaptive-lenet, lenet and the plain candidates of
-variants.py) is trained once per learning rate of LR_GRID, seed 0, with the recipe of
-`train` otherwise (Adam, cosine to 0 over 10 epochs, batch 64, shifts of up to 2 px), on
-the first 50,000 training images; it is scored on the last 10,000 (`--holdout 10000`).
+Every model of the comparisons (adaptive-lenet, lenet, the plain candidates and the
+quadratic controls of variants.py) is trained once per learning rate of LR_GRID, seed 0,
+with the recipe of `train` otherwise (Adam, cosine to 0 over 10 epochs, batch 64, shifts
+of up to 2 px), on the first 50,000 training images; it is scored on the last 10,000
+(`--holdout 10000`).
 The test set plays no part. A model's learning rate is the one with the best final held-out
 accuracy; the best plain model is the plain candidate with the best held-out accuracy at
 its own chosen rate. The later studies (ablation.py) read these choices from results.json.
@@ -17,7 +18,7 @@ from pathlib import Path
 from ..train import TrainConfig
 from .records import RECORD_NAME, read_record
 from .runner import Run, run_commands
-from .variants import plain_candidates
+from .variants import plain_candidates, quadratic_controls
 
 LR_GRID = (1e-3, 3e-3, 1e-2)  # fixed before any run: Adam's default, the old recipe's 3e-3, and 1e-2
 HOLDOUT = 10_000
@@ -26,8 +27,10 @@ SELECTION_EPOCHS = 10
 
 
 def selection_arms() -> dict[str, tuple[str, dict]]:
-    """label -> (model, options) of every model whose learning rate is chosen here."""
-    return {"adaptive-lenet": ("adaptive-lenet", {}), "lenet": ("lenet", {}), **plain_candidates()}
+    """label -> (model, options) of every model whose learning rate is chosen here: the main
+    models, the plain candidates and the quadratic controls (full-q is adaptive-lenet itself)."""
+    controls = {label: arm for label, arm in quadratic_controls().items() if label != "full-q"}
+    return {"adaptive-lenet": ("adaptive-lenet", {}), "lenet": ("lenet", {}), **plain_candidates(), **controls}
 
 
 def run_name(label: str, lr: float) -> str:
