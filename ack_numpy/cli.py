@@ -52,6 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import SettingError, TrainConfig, resume, run_folder, train
 
     if args.visualize:  # matplotlib is loaded only when figures are asked for
+        from .models import build_model
         from .viz.run_figures import draw_run, kernel_recorder
 
     if args.download:
@@ -74,6 +75,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             config = TrainConfig(**given)
             recorder = kernel_recorder(config.out, args.data_dir, keep=False) if args.visualize else None
+            if recorder is not None:
+                config.validate()
+                # train starts from exactly these weights (they come from the seed): the kernels before training
+                recorder.before_training(build_model(config.model, seed=config.seed, **config.model_options))
             train(config, overwrite=args.overwrite, on_epoch_end=recorder)
             out = config.out
     except SettingError as err:

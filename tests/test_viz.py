@@ -348,14 +348,21 @@ def test_train_visualize_draws_kernels_across_training(mnist_path, tmp_path, cap
     tiny = ["--limit-train", "256", "--limit-test", "64", "--schedule", "constant", "--data-dir", str(mnist_path)]
     assert main(["train", "--model", "adaptive-lenet", "--epochs", "2", "--out", str(out), "--visualize", *tiny]) == 0
     record = read_record(out / "figures" / "kernel_evolution.npz")
-    assert list(record["epochs"]) == [1, 2] and (out / "figures" / "kernel_evolution.png").stat().st_size > 0
+    assert list(record["epochs"]) == [0, 1, 2] and (out / "figures" / "kernel_evolution.png").stat().st_size > 0
+    untrained = build_model("adaptive-lenet", seed=0).features[0]  # the run starts from the seed's weights
     x, y = load_mnist("test", mnist_path)
     firsts = [int(np.flatnonzero(y == d)[0]) for d in (0, 1, 7)]
+    start = F.adaptive_kernels(x[firsts], untrained.Q.data, untrained.w.data)[:, 0][:, [13, 8], [13, 13]]
+    np.testing.assert_allclose(record["kernels"][0], start, rtol=1e-5, atol=1e-6)
     assert list(record["indices"]) == firsts and list(record["labels"]) == [0, 1, 7]
     model, _ = load_model(out / "checkpoint.npz")  # the kernels after the last epoch are the saved model's
     layer = model.features[0]
     final = F.adaptive_kernels(x[firsts], layer.Q.data, layer.w.data)[:, 0][:, [13, 8], [13, 13]]
     np.testing.assert_allclose(record["kernels"][-1], final, rtol=1e-5, atol=1e-6)
+    kept = (out / "figures" / "kernel_evolution.npz").read_bytes()
+    again = ["train", "--model", "adaptive-lenet", "--epochs", "2", "--out", str(out), "--visualize", *tiny]
+    assert main(again) != 0  # refused (the folder holds a finished run), and its record is left as it was
+    assert (out / "figures" / "kernel_evolution.npz").read_bytes() == kept
     assert main(["train", "--resume", str(out), "--epochs", "3", "--visualize", "--data-dir", str(mnist_path)]) == 0
-    assert list(read_record(out / "figures" / "kernel_evolution.npz")["epochs"]) == [1, 2, 3]
+    assert list(read_record(out / "figures" / "kernel_evolution.npz")["epochs"]) == [0, 1, 2, 3]
     assert "kernel_evolution.png" in capsys.readouterr().out

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..train import read_metrics
 from .figures import new_figure
@@ -52,15 +53,17 @@ def plot_training_curves(runs: list[str | Path]) -> tuple[Figure, dict]:
         epochs = [r["epoch"] for r in rows]
         line, = acc_ax.plot(epochs, [100 * r["test_acc"] for r in rows], marker="o", label=label)
         loss_ax.plot(epochs, [r["test_loss"] for r in rows], marker="o", color=line.get_color(), label=label)
-        loss_ax.plot(epochs, [r["train_loss"] for r in rows], linestyle="--", color=line.get_color())
+        loss_ax.plot(epochs, [r["train_loss"] for r in rows], linestyle="--", marker="x", color=line.get_color())
     acc_ax.set_title("test accuracy", fontsize=10)
     acc_ax.set_ylabel("test accuracy (%)")
-    loss_ax.set_title("loss (solid: test; dashed: train, averaged over the epoch)", fontsize=10)
+    loss_ax.set_title("loss (solid, o: test; dashed, x: train, averaged over the epoch)", fontsize=10)
     loss_ax.set_ylabel("cross-entropy")
+    last = max((r["epoch"] for rows in data.values() for r in rows), default=1)
     for ax in (acc_ax, loss_ax):
+        ax.set_xlim(0.5, last + 0.5)  # whole epochs, and room around a run of one epoch
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     acc_ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("Training curves per epoch", fontsize=11)
     return fig, data

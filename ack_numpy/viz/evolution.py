@@ -39,7 +39,8 @@ MAX_COLUMNS = 12  # epochs drawn at most; longer runs show evenly spaced epochs,
 
 
 class KernelRecorder:
-    """on_epoch_end callback: stores `adaptive_kernels` of `images` at `locations` after each epoch.
+    """on_epoch_end callback: stores `adaptive_kernels` of `images` at `locations` after each epoch
+    (and, with `before_training(model)`, of the untrained model as epoch 0).
 
     images: (N, 1, H, W). locations: list of output (row, col); None means the centre and
     the point a third of the way down above it, chosen once the layer's size is known.
@@ -70,9 +71,21 @@ class KernelRecorder:
         self.epochs = [int(e) for e in old["epochs"]]
         self.kernels = list(old["kernels"])
 
+    def before_training(self, model: Module) -> None:
+        """Record the untrained model's kernels as epoch 0; they are written with the first
+        epoch's (so a run that is refused before it starts writes nothing)."""
+        if adaptive_layers(model):
+            self.add(0, model)
+
     def __call__(self, epoch: int, model: Module) -> None:
         if not adaptive_layers(model):
             return
+        self.add(epoch, model)
+        if self.path is not None:
+            write_record(self.path, self.record())
+
+    def add(self, epoch: int, model: Module) -> None:
+        """Compute and keep the kernels of `model` as those after `epoch` (0: before training)."""
         module = select_adaptive_layer(model, self.layer)
         check_channel(module, self.channel)
         kernels = dynamic_kernels(model, self.images, self.layer)[:, self.channel]   # (N, Ho, Wo, C, m, m)
@@ -89,8 +102,6 @@ class KernelRecorder:
             del self.epochs[drop:], self.kernels[drop:]
         self.epochs.append(int(epoch))
         self.kernels.append(at)
-        if self.path is not None:
-            write_record(self.path, self.record())
 
     def record(self) -> dict:
         if not self.epochs:
@@ -173,8 +184,9 @@ def plot_kernel_evolution(record: dict) -> tuple[Figure, dict]:
     axes[0, 0].set_title("input, patch", fontsize=9)
     # Short titles: a column is about an inch wide, and "after epoch 10" would run into its neighbour.
     for col, epoch in enumerate(epochs):
-        axes[0, col + 1].set_title(f"epoch {epoch}", fontsize=9)
-    axes[0, -1].set_title(f"change,\nepoch {epochs[0]} to {epochs[-1]}", fontsize=8)
+        axes[0, col + 1].set_title(f"epoch {epoch}" if epoch else "untrained", fontsize=9)
+    start = f"epoch {epochs[0]}" if epochs[0] else "untrained"
+    axes[0, -1].set_title(f"change,\n{start} to epoch {epochs[-1]}", fontsize=8)
     fig.colorbar(art, ax=axes[:, 1:-1], location="bottom", shrink=0.6, aspect=30,
                  label="kernel value k = Q p + w\n(one scale, centred on 0)")
     change_bar = fig.colorbar(change_art, ax=axes[:, -1], location="bottom", shrink=1.0, aspect=10, label="change")
@@ -182,5 +194,6 @@ def plot_kernel_evolution(record: dict) -> tuple[Figure, dict]:
     change_bar.set_ticks(ends, labels=[f"{v:.2f}" for v in ends])
     change_bar.ax.tick_params(labelsize=7)
     fig.suptitle(f"Kernels across training: adaptive layer {record['layer']}, output channel {record['channel']}\n"
-                 f"the same test images and locations after each epoch", fontsize=11)
+                 f"the same test images and locations, untrained and after each epoch"
+                 if epochs[0] == 0 else f"the same test images and locations after each epoch", fontsize=11)
     return fig, {"epochs": epochs, "kernels": kernels, "change": change, "rows": rows}

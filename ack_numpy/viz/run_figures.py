@@ -2,8 +2,8 @@
 
 `kernel_recorder` chooses what is watched while the run trains: layer 0's kernels
 (channel 0) at the centre and upper-centre locations of three fixed test images, the
-first 0, 1 and 7 (a round stroke, a straight one and one with a corner), recorded after
-every epoch. `draw_run` draws, once the run has ended, its training curves and, for a
+first 0, 1 and 7 (a round stroke, a straight one and one with a corner), recorded before
+training (epoch 0, from the seed's initial weights) and after every epoch. `draw_run` draws, once the run has ended, its training curves and, for a
 model with adaptive layers, the kernel figures of its checkpoint and the kernels across
 training. Both take the run folder the run itself uses (`TrainConfig.out`).
 """
