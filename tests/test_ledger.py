@@ -38,9 +38,11 @@ def test_generalisation_is_the_loss_gap_against_the_best_plain_model():
     from ack_numpy.lab.ledger import generalisation_row
 
     selection = {"best_plain": "plain-5x5"}
-    gap = {"difference": -0.01, "welch_ci95": [-0.02, -0.005], "p": 0.01}
+    gap = {"difference": -0.01, "welch_ci95": [-0.02, -0.005], "p": 0.01, "test_loss_difference": -0.002}
     ablation = {"command": "cmd", "comparisons": {"adaptive-lenet - plain-5x5": {"seeds": [10, 10], "gap": gap}}}
     assert generalisation_row(ablation, selection)[1] == "holds"
+    gap["test_loss_difference"] = 0.001  # a smaller gap from fitting the training images worse
+    assert generalisation_row(ablation, selection)[1] == "not shown"
     gap.update(welch_ci95=[-0.02, 0.01], p=0.3)
     assert generalisation_row(ablation, selection)[1] == "not shown"
     assert generalisation_row(None, selection)[1] == "not shown"

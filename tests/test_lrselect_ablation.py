@@ -57,8 +57,10 @@ def test_an_unfinished_selection_is_refused_in_one_line(tmp_path):
 
 
 def test_a_comparison_also_compares_the_generalisation_gaps():
-    a = {"final_test_acc_per_seed": {"0": 0.99, "1": 0.991}, "gap_per_seed": {"0": 0.010, "1": 0.012}}
-    b = {"final_test_acc_per_seed": {"0": 0.989, "1": 0.990}, "gap_per_seed": {"0": 0.020, "1": 0.024}}
+    a = {"final_test_acc_per_seed": {"0": 0.99, "1": 0.991}, "gap_per_seed": {"0": 0.010, "1": 0.012},
+         "test_loss_per_seed": {"0": 0.03, "1": 0.03}}
+    b = {"final_test_acc_per_seed": {"0": 0.989, "1": 0.990}, "gap_per_seed": {"0": 0.020, "1": 0.024},
+         "test_loss_per_seed": {"0": 0.04, "1": 0.04}}
     gap = ablation.compare_arms(a, b, "adaptive-lenet", "plain-5x5", records={})["gap"]
     assert gap["difference"] == pytest.approx(-0.011) and gap["p"] == pytest.approx(1 / 3)
-    assert gap["welch_ci95"][0] < -0.011 < gap["welch_ci95"][1]
+    assert gap["welch_ci95"][0] < -0.011 < gap["welch_ci95"][1] and gap["test_loss_difference"] == pytest.approx(-0.01)

@@ -49,7 +49,8 @@ class Run:
     """One training of a study. `until`: with the constant schedule, train one epoch at a
     time until the evaluated accuracy reaches `until` or `config.epochs` epochs are done
     (a run extended this way is the same as one trained that long from the start).
-    `checks_per_epoch` > 1: also evaluate that many times an epoch (HeldOutChecks)."""
+    `checks_per_epoch` > 1: also evaluate checks_per_epoch - 1 times within each epoch, so that
+    with the epoch's own evaluation there are that many per epoch (HeldOutChecks)."""
     name: str
     config: TrainConfig
     until: float | None = None
