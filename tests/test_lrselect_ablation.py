@@ -64,3 +64,12 @@ def test_a_comparison_also_compares_the_generalisation_gaps():
     gap = ablation.compare_arms(a, b, "adaptive-lenet", "plain-5x5", records={})["gap"]
     assert gap["difference"] == pytest.approx(-0.011) and gap["p"] == pytest.approx(1 / 3)
     assert gap["welch_ci95"][0] < -0.011 < gap["welch_ci95"][1] and gap["test_loss_difference"] == pytest.approx(-0.01)
+
+
+def test_a_control_with_a_rate_of_its_own_trains_in_folders_named_by_it():
+    chosen = selection()
+    chosen["arms"]["diagonal-q"] = {"chosen_lr": 1e-2}
+    chosen["arms"]["rank1-q"] = {"chosen_lr": 3e-3}  # the same as adaptive-lenet's: its old folders stand
+    runs = {r.name: r for r in ablation.ablation_plan(Path("out"), chosen, seeds=1)}
+    assert runs["diagonal-q-lr0.01-seed0"].config.lr == 1e-2
+    assert runs["rank1-q-seed0"].config.lr == 3e-3 and runs["rank2-q-seed0"].config.lr == 3e-3

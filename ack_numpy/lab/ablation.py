@@ -10,7 +10,8 @@ full training set and scored on the test set, seeds 0..N-1:
                  `study lr-selection`), each at its own chosen learning rate;
   quadratic      adaptive-lenet's network with Q diagonal, Q of rank 1 and 2, and an
                  ordinary convolution followed by a quadratic activation (variants.py),
-                 at adaptive-lenet's chosen rate (their rates were not tuned separately).
+                 each at its own rate where the selection has chosen one, otherwise at
+                 adaptive-lenet's (the report says which).
 
 The choices are read from the selection's results.json (data flows one way: a record,
 then a plan). With `--reuse`, a run whose settings are exactly those of a reproduction run
@@ -56,8 +57,19 @@ def ablation_arms(selection: dict) -> dict[str, tuple[str, dict, float]]:
     arms = {MAIN: ("adaptive-lenet", {}, chosen[MAIN]), best: (model, options, chosen[best])}
     for label, (model, options) in quadratic_controls().items():
         if label != "full-q":
-            arms[label] = (model, options, chosen[MAIN])
+            arms[label] = (model, options, chosen.get(label) or chosen[MAIN])
     return arms
+
+
+def run_name(label: str, lr: float, main_lr: float, seed: int) -> str:
+    """A control trained at a rate of its own gets the rate in its folder's name, so that its
+    runs never meet those trained at adaptive-lenet's rate before its own was chosen."""
+    return f"{label}-seed{seed}" if label == MAIN or lr == main_lr or not _is_control(label) \
+        else f"{label}-lr{lr:g}-seed{seed}"
+
+
+def _is_control(label: str) -> bool:
+    return label in quadratic_controls()
 
 
 def _reused_folder(reuse: Path | None, config: TrainConfig, seed: int) -> Path | None:
@@ -86,7 +98,7 @@ def ablation_plan(out: Path, selection: dict, seeds: int = 10, reuse: Path | Non
     runs = []
     for label, seed in order:
         model, options, lr = arms[label]
-        name = f"{label}-seed{seed}"
+        name = run_name(label, lr, arms[MAIN][2], seed)
         config = TrainConfig(model=model, epochs=epochs, seed=seed, out=str(out / "runs" / name), data_dir=data_dir,
                              limit_train=limit_train, limit_test=limit_test, model_options=dict(options), lr=lr)
         folder = _reused_folder(reuse, config, seed)
@@ -97,8 +109,10 @@ def ablation_plan(out: Path, selection: dict, seeds: int = 10, reuse: Path | Non
 # ----------------------------------------------------------------------------- report
 def ablation_summary(runs: list[Run], arms: dict) -> dict:
     by_arm, missing, records = {}, [], {}
+    label_of = {run_name(label, lr, arms[MAIN][2], seed): label
+                for label, (_, _, lr) in arms.items() for seed in {run.config.seed for run in runs}}
     for run in runs:
-        label = run.name.rsplit("-seed", 1)[0]
+        label = label_of[run.name]
         model, options, lr = arms[label]
         arm = by_arm.setdefault(label, {"model": model, "options": options, "lr": lr,
                                         "parameters": parameters(model, options), "final_test_acc_per_seed": {},
@@ -111,9 +125,9 @@ def ablation_summary(runs: list[Run], arms: dict) -> dict:
         arm.setdefault("gap_per_seed", {})[str(run.config.seed)] = rows[-1]["test_loss"] - rows[-1]["train_loss"]
         arm.setdefault("test_loss_per_seed", {})[str(run.config.seed)] = rows[-1]["test_loss"]
         arm["folders"][str(run.config.seed)] = str(run.folder)
-        records[run.name] = read_record(run, run.folder / RECORD_NAME)
-        if (records[run.name] or {}).get("saturated") is not None:
-            arm.setdefault("saturated_per_seed", {})[str(run.config.seed)] = records[run.name]["saturated"]
+        record = records[label, run.config.seed] = read_record(run, run.folder / RECORD_NAME)
+        if (record or {}).get("saturated") is not None:
+            arm.setdefault("saturated_per_seed", {})[str(run.config.seed)] = record["saturated"]
     for arm in by_arm.values():
         finals = list(arm["final_test_acc_per_seed"].values())
         arm["final_test_acc"] = describe(finals) if finals else None
@@ -126,7 +140,7 @@ def ablation_summary(runs: list[Run], arms: dict) -> dict:
 def compare_arms(a: dict, b: dict, name_a: str, name_b: str, records: dict) -> dict:
     """mean(a) - mean(b) over every finished seed of each (two independent samples): Welch and
     bootstrap intervals, exact permutation p, verdict; McNemar per seed both have, where both
-    checkpoints' records hold per-image results."""
+    checkpoints' records (records: (label, seed) -> record) hold per-image results."""
     fa, fb = list(a["final_test_acc_per_seed"].values()), list(b["final_test_acc_per_seed"].values())
     seeds = sorted(set(a["final_test_acc_per_seed"]) & set(b["final_test_acc_per_seed"]), key=int)
     result = {"seeds": [len(fa), len(fb)]}
@@ -141,8 +155,8 @@ def compare_arms(a: dict, b: dict, name_a: str, name_b: str, records: dict) -> d
                          else "no difference shown")
     per_seed = []
     for s in seeds:
-        ca = correct_of(records.get(f"{name_a}-seed{s}"))
-        cb = correct_of(records.get(f"{name_b}-seed{s}"))
+        ca = correct_of(records.get((name_a, int(s))))
+        cb = correct_of(records.get((name_b, int(s))))
         if ca is not None and cb is not None and len(ca) == len(cb):
             per_seed.append({"seed": int(s), **mcnemar_p(ca, cb)})
     result["mcnemar_per_seed"] = per_seed
@@ -166,7 +180,8 @@ def ablation_markdown(s: dict) -> str:
              f"{s['train_images']:,} training images, accuracy on {s['test_images']:,} test images; recipe otherwise "
              + json.dumps(s["recipe"]) + ". Learning rates from "
              f"[{s['selection']}]({s['selection_link']}) (held-out images, never the test set); the quadratic "
-             "controls use adaptive-lenet's rate (not tuned separately).", ""]
+             "controls at their own held-out choice where the selection made one, otherwise at adaptive-lenet's "
+             "(the lr column says which rate each model trained at).", ""]
     if s["missing"]:
         lines += [f"**Partial: {len(s['missing'])} runs have not finished** ({', '.join(s['missing'])}); the "
                   "numbers below use the finished runs only, and the same command completes the rest.", ""]
