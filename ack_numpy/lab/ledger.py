@@ -132,6 +132,8 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
             low, high = c["welch_ci95"]
             verdict = ("holds" if c["verdict"].startswith("adaptive") else "does not hold" if high < 0 and c["p"] < 0.05
                        else "not shown")
+            if other != selection.get("best_plain") and not selection["arms"].get(other, {}).get("chosen_lr"):
+                what += " (the control at adaptive-lenet's rate: its own was not chosen)"
             mc = c.get("mcnemar_per_seed") or []
             paired = (f"; McNemar p < 0.05 in {sum(m['p'] < 0.05 for m in mc)} of {len(mc)} seed pairs"
                       if mc else "")
