@@ -85,10 +85,30 @@ def test_a_tiny_study_trains_budget_by_budget_and_refuses_an_edited_curve(mnist_
     checks = (out / "runs" / "lenet-E2-seed1" / "checks.csv").read_text().splitlines()
     assert len(checks) == 1 + 2 * 3  # 4 batches of 64 per epoch: checks after batches 1, 2 and 3
     text = (out / "results.md").read_text()
-    assert "| lenet | 99.0% | - (a seed never reached it" in text and (out / "time-to-accuracy.png").exists()
+    assert "| lenet | 99.0% | 1.00 (no interval: no spread), no bound |" in text  # every seed at the cap
+    assert "About half the epochs of LeNet**: NOT SHOWN" in text and (out / "time-to-accuracy.png").exists()
     assert tta.time_to_accuracy(out, print_commands=True, **common)["commands"] == []
 
     edited = out / "runs" / "lenet-E2-seed1" / "checks.csv"
     edited.write_text(edited.read_text().replace("0.", "0.9", 1))
     with pytest.raises(RecordError, match="lenet-E2-seed1"):
         tta.time_to_accuracy(out, report_only=True, **common)
+
+
+def costs(images_by_seed: list) -> dict:
+    return {"targets": {"99.0%": 0.99},
+            "per_seed": {str(i): {"99.0%": None if v is None else {"budget": 8, "images": v}}
+                         for i, v in enumerate(images_by_seed)}}
+
+
+def test_a_seed_that_never_reaches_a_target_bounds_the_ratio_from_one_side():
+    compute = {m: {"step_seconds": 0.01, "multiply_adds": 1} for m in ("adaptive-lenet", "lenet")}
+    same = {"adaptive-lenet": "adaptive-lenet", "lenet": "lenet"}
+    arms = {"adaptive-lenet": costs([300_000, None, 350_000]), "lenet": costs([100_000, 120_000, 110_000])}
+    c = tta.compare(arms, "adaptive-lenet", "lenet", compute, same, cap=400_000)["99.0%"]
+    assert c["images"]["censored"] == "adaptive" and c["images"]["not_reached"] == [1, 0]
+    verdict = tta.half_the_epochs({"99.0%": c})
+    assert verdict["verdict"] == "DOES NOT HOLD" and "at least this" in verdict["why"]  # slower even so
+    arms["lenet"] = costs([500_000, None, 600_000])  # both censored: no bound either way
+    both = tta.compare(arms, "adaptive-lenet", "lenet", compute, same, cap=400_000)
+    assert tta.half_the_epochs(both)["verdict"] == "NOT SHOWN"

@@ -154,7 +154,9 @@ def epochs_row(tta: dict) -> tuple[str, str, str, str]:
         if c.get("images"):
             r = c["images"]
             interval = "no interval" if r["ci95"] is None else f"{r['ci95'][0]:.2f}-{r['ci95'][1]:.2f}"
-            numbers.append(f"against {other} {r['ratio']:.2f} ({interval}), in seconds {c['seconds']['ratio']:.2f}")
+            bound = {"adaptive": "at least ", "other": "at most "}.get(r.get("censored"), "")
+            numbers.append(f"against {other} {bound}{r['ratio']:.2f} ({interval}), in seconds "
+                           f"{c['seconds']['ratio']:.2f}")
     detail = "; ".join(numbers) or tta["verdict"]["why"]
     return ("about 2x fewer training epochs than a CNN", verdict,
             f"images to 99.0% held-out, adaptive / other, each at its own rate with a cosine fitted to the budget "
