@@ -91,9 +91,16 @@ def plan(out: Path, selection: dict, seeds: int = SEEDS, budgets=BUDGETS, data_d
 
 
 # ----------------------------------------------------------------------------- one seed's cost
+_CHECKED: dict[Path, list[tuple[int, float]]] = {}  # finished runs already checked by this call of the study
+
+
 def curve(run: Run) -> list[tuple[int, float]] | None:
     """(images seen, held-out accuracy) at every check and at every epoch's end, in order; None
-    while the run is unfinished. Both files are checked against the run's record (records.py)."""
+    while the run is unfinished. Both files are checked against the run's record (records.py),
+    once per call of the study: checking re-evaluates the checkpoint, and the study walks its
+    runs after every budget."""
+    if run.folder in _CHECKED:
+        return _CHECKED[run.folder]
     rows = verified_rows(run)
     if rows is None:
         return None
@@ -106,7 +113,8 @@ def curve(run: Run) -> list[tuple[int, float]] | None:
                           f"{expected} of {run.checks_per_epoch} per epoch; refusing to report it")
     points = [(c["images"], c["test_acc"]) for c in checks]
     points += [(row["epoch"] * _train_images(run), row["test_acc"]) for row in rows]
-    return sorted(points)
+    _CHECKED[run.folder] = sorted(points)
+    return _CHECKED[run.folder]
 
 
 def _train_images(run: Run) -> int:
@@ -227,6 +235,7 @@ def time_to_accuracy(out: str | Path, selection: str | Path = "data/lr-selection
     quick tests; limit_test plays no part: the holdout is the evaluation set.)"""
     from .study import _command
 
+    _CHECKED.clear()  # files may have changed since an earlier call in this process
     out, selection_dir = Path(out), Path(selection)
     chosen = load_selection(selection_dir)
     series = plan(out, chosen, seeds, budgets, data_dir, limit_train, holdout)
