@@ -46,3 +46,17 @@ def test_generalisation_is_the_loss_gap_against_the_best_plain_model():
     gap.update(welch_ci95=[-0.02, 0.01], p=0.3)
     assert generalisation_row(ablation, selection)[1] == "not shown"
     assert generalisation_row(None, selection)[1] == "not shown"
+
+
+def test_training_time_is_judged_to_an_accuracy_once_the_fair_test_is_complete():
+    from ack_numpy.lab.ledger import training_time_row
+
+    compute = {"command": "cc", "load_before": "1", "models": {"adaptive-lenet": {"step_seconds": 0.015},
+                                                               "lenet": {"step_seconds": 0.035}}}
+    assert training_time_row(compute, None)[1] == "holds"  # per epoch only
+    seconds = {"ratio": 1.02, "ci95": [0.89, 1.17]}
+    tta = {"command": "tc", "comparisons": {"lenet": {"99.0%": {"seconds": seconds, "images": {"ratio": 2.4}}}}}
+    claim, verdict, number, source = training_time_row(compute, tta)
+    assert verdict == "not shown" and "1.02x the seconds" in number and "2.40x the epochs" in number
+    seconds["ci95"] = [1.05, 1.3]
+    assert training_time_row(compute, tta)[1] == "does not hold"
