@@ -106,7 +106,12 @@ def selection_markdown(summary: dict) -> str:
         chosen = "-" if arm["chosen_lr"] is None else f"{arm['chosen_lr']:g}"
         options = ", ".join(f"{k}={v}" for k, v in arm["options"].items()) or "-"
         lines.append(f"| {label} | {options} | {arm['parameters']:,} | " + " | ".join(cells) + f" | {chosen} |")
-    lines += ["", f"Best plain model (highest held-out accuracy at its chosen rate): **{s['best_plain'] or '-'}**.",
+    edges = [f"{label} ({arm['chosen_lr']:g})" for label, arm in s["arms"].items()
+             if arm["chosen_lr"] in (min(LR_GRID), max(LR_GRID))]
+    lines += ["", f"Best plain model (highest held-out accuracy at its chosen rate): **{s['best_plain'] or '-'}**."]
+    if edges:
+        lines += [f"Chosen at an edge of the grid, so a better rate may lie beyond it: {', '.join(edges)}."]
+    lines += [
               "Held-out accuracy is the final epoch's; a tie goes to the smaller rate. The augmentation (random "
               "shifts of up to 2 pixels) was chosen earlier, also on held-out images: "
               "[../recipe-selection/README.md](../recipe-selection/README.md).", "",

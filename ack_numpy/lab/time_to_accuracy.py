@@ -351,7 +351,8 @@ def markdown(s: dict) -> str:
                          f"{'-' if median is None else epochs(median)} |")
     lines += ["", "## Ratios: adaptive-lenet / other model (geometric means over seeds, 95% Welch t interval "
               "on the logarithms)", "",
-              "| against | target | images (= epochs) | seconds (one thread) | multiply-adds |", "|---|---|---|---|---|"]
+              "| against | target | images (= epochs) | seconds (one thread) | forward multiply-adds |",
+              "|---|---|---|---|---|"]
     bound = {"adaptive": ", at least", "other": ", at most", "both": ", no bound"}
     cell = lambda r: f"{r['ratio']:.2f} " + ("(no interval: no spread)" if r["ci95"] is None
                                              else f"({r['ci95'][0]:.2f} to {r['ci95'][1]:.2f})") \
@@ -359,14 +360,18 @@ def markdown(s: dict) -> str:
     for other, comparison in s["comparisons"].items():
         for name, c in comparison.items():
             if c.get("images"):
-                lines.append(f"| {other} | {name} | {cell(c['images'])} | {cell(c['seconds'])} | "
+                shown = f"{name} (unequal: each model's own)" if "plateau" in name else name
+                lines.append(f"| {other} | {shown} | {cell(c['images'])} | {cell(c['seconds'])} | "
                              f"{cell(c['multiply_adds'])} |")
             else:
                 lines.append(f"| {other} | {name} | - ({c['why']}) | - | - |")
-    lines += ["", f"A ratio below 1: adaptive-lenet gets there first. Seconds and multiply-adds scale the image "
-              f"ratio by each model's one-thread seconds per training image and forward multiply-adds per image "
-              f"from [{s['compute_source']}](../compute/results.md) (measured side by side; the interval is the "
-              "image ratio's, scaled). Targets named \"of plateau\" differ between models (each model's own). A seed "
+    lines += ["", f"A ratio below 1: adaptive-lenet gets there first. A ratio is of geometric means, so it differs "
+              "from the ratio of the medians above. Seconds and multiply-adds scale the image "
+              f"ratio by each model's one-thread seconds per training step and forward multiply-adds per image "
+              f"from [data/compute/results.md](../compute/results.md) (one side-by-side timing; their intervals are "
+              "the image ratio's, scaled: the spread between seeds only, not the timing's own uncertainty). "
+              "The costs depend on the budgets tried: a seed that needs E = 8 might get there with a budget "
+              "between 5 and 8." Targets named \"of plateau\" differ between models (each model's own). A seed "
               "that never reached a target counts as reaching it at the end of the largest budget: \"at least\" "
               "(adaptive seeds so counted) and \"at most\" (the other model's) mark the bounds this gives.", "",
               "![held-out accuracy against images seen](time-to-accuracy.png)", "",
@@ -390,7 +395,8 @@ def plot_curves(series: dict, summary: dict, file) -> None:
     import matplotlib.pyplot as plt
 
     labels = list(summary["arms"])
-    fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.8), dpi=110, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.8), dpi=110, sharex=True, sharey=True,
+                             squeeze=False)
     colours = dict(zip(summary["budgets"], plt.cm.viridis(np.linspace(0, 0.9, len(summary["budgets"])))))
     for ax, label in zip(axes[0], labels):
         for (name, seed), runs in series.items():
@@ -403,16 +409,17 @@ def plot_curves(series: dict, summary: dict, file) -> None:
                 ax.plot([i / summary["train_images"] for i, _ in points], [100 * a for _, a in points],
                         color=colours[run.config.epochs], linewidth=1, alpha=0.7,
                         label=f"E = {run.config.epochs}" if seed == 0 else None)
-        for value in summary["arms"][label]["targets"].values():
-            ax.axhline(100 * value, color="gray", linestyle="--", linewidth=0.8)
+        for name, value in summary["arms"][label]["targets"].items():
+            ax.axhline(100 * value, color="tab:red" if "plateau" in name else "gray",
+                       linestyle=":" if "plateau" in name else "--", linewidth=1)
         ax.set_title(f"{label} (lr {summary['arms'][label]['lr']:g})", fontsize=10)
         ax.set_xlabel("epochs of training")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     axes[0][0].set_ylabel("held-out accuracy (%)")
     axes[0][0].set_ylim(97.0, 99.6)
-    fig.suptitle("cosine schedule compressed into E epochs; dashed: 98.5%, 99.0%, 99.8% of own plateau",
-                 fontsize=10)
+    fig.suptitle("cosine schedule compressed into E epochs; grey dashed: 98.5% and 99.0%; red dotted: 99.8% of "
+                 "the model's own plateau", fontsize=10)
     fig.tight_layout()
     fig.savefig(file, format="png")
     plt.close(fig)
