@@ -371,7 +371,7 @@ def markdown(s: dict) -> str:
               f"from [data/compute/results.md](../compute/results.md) (one side-by-side timing; their intervals are "
               "the image ratio's, scaled: the spread between seeds only, not the timing's own uncertainty). "
               "The costs depend on the budgets tried: a seed that needs E = 8 might get there with a budget "
-              "between 5 and 8." Targets named \"of plateau\" differ between models (each model's own). A seed "
+              "between 5 and 8. Targets named \"of plateau\" differ between models (each model's own). A seed "
               "that never reached a target counts as reaching it at the end of the largest budget: \"at least\" "
               "(adaptive seeds so counted) and \"at most\" (the other model's) mark the bounds this gives.", "",
               "![held-out accuracy against images seen](time-to-accuracy.png)", "",
