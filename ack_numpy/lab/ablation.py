@@ -235,8 +235,15 @@ def ablation_markdown(s: dict) -> str:
               "is enumerated. McNemar: exact two-sided binomial test on the test images one model of a seed pair "
               "gets right and the other wrong (only for runs whose record holds per-image results, i.e. whose "
               "checkpoint was on the machine when the report was made).", "",
-              "Seed history: the seeds 0-9 of each arm were fixed before training. Runs reused from the "
-              "reproduction (same settings) come from a study first looked at with 3 seeds and then extended to 10.",
+              "Seed history: the seeds 0-9 of each arm were fixed before training. The quadratic controls' seeds "
+              "0-4 (diagonal-q 0-5) were trained and reported first, when the compute of a session ran out; seeds "
+              "5-9 were added in the next session, after that first look. "
+              + ("Runs reused from the reproduction (same settings) come from a study first looked at with 3 seeds "
+                 "and then extended to 10." if s.get("reuse") else
+                 "adaptive-lenet's runs were trained here again rather than reused from the reproduction (whose "
+                 "runs kept no checkpoints, so no per-image results for McNemar); with the same settings, another "
+                 "machine's float32 arithmetic gives other last digits, so single runs differ from the "
+                 "reproduction's by a few test images."),
               "", "## Every seed", "", "| model | final test accuracy per seed |", "|---|---|"]
     for label, arm in s["arms"].items():
         lines.append(f"| {label} | " + ", ".join(f"{k}: {v:.4f}" for k, v in arm["final_test_acc_per_seed"].items())
@@ -268,6 +275,7 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
                "selection": str(selection_dir / "results.md"),
                "selection_link": str(Path("..") / selection_dir.name / "results.md"),
                **ablation_summary(runs, ablation_arms(chosen))}
+    summary["reuse"] = None if reuse is None else str(reuse)
     summary["command"] = _command("study ablation", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --selection {selection_dir}" + (f" --reuse {reuse}" if reuse else ""))
     summary["wall_seconds_this_call"] = wall
