@@ -202,6 +202,13 @@ def ablation_markdown(s: dict) -> str:
                   "(runs whose checkpoint was here when the report was made): "
                   + "; ".join(f"{label} {100 * sum(v) / len(v):.2f}% ({len(v)} seeds)" for label, v in saturation.items())
                   + "."]
+    own_rate = [label for label, arm in s["arms"].items() if label in quadratic_controls()
+                and arm["lr"] != s["arms"][MAIN]["lr"]]
+    if own_rate:
+        lines += ["", f"{', '.join(own_rate)} chose a rate of their own on held-out images and train at it, in "
+                  "folders named by it (e.g. `runs/" + own_rate[0] + f"-lr{s['arms'][own_rate[0]]['lr']:g}-seed0`); "
+                  "their folders without a rate in the name hold earlier runs at adaptive-lenet's rate, kept as "
+                  "records and not used here."]
     lines += ["", "## Differences (adaptive-lenet minus the other), in points", "",
               "| comparison | seeds | difference | 95% Welch t interval | 95% bootstrap interval | permutation p "
               "(exact, two-sided) | McNemar per seed (p < 0.05) | verdict |",
