@@ -70,8 +70,13 @@ def write_run_files(out: Path, config: dict, rows: list[dict]) -> None:
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
+    write_rows(path, rows, METRIC_FIELDS)
+
+
+def write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
+    """A CSV file of `rows` with the columns `fields`, written atomically (files.atomic_write)."""
     with atomic_write(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
 

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..checkpoint import read_meta
-from ..files import atomic_write
-from ..runs import RunLock
+from ..runs import RunLock, write_rows
 from ..train import CHECKPOINT_NAME, TrainConfig, TrainingInterrupted, read_metrics, resume, train
 
 # Settings that may differ between the saved config.json and the one asked for now:
@@ -147,10 +146,7 @@ def check_batches(n_batches: int, per_epoch: int) -> set[int]:
 
 
 def write_checks(path: Path, rows: list[dict]) -> None:
-    with atomic_write(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CHECK_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(path, rows, CHECK_FIELDS)
 
 
 def read_checks(path: Path) -> list[dict]:
