@@ -12,6 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .checkpoint import CheckpointError
+from .runs import CHECKPOINT_NAME
 from .assets import TRAINED_ADAPTIVE_LENET
 from .files import quote_path
 from .progress import silence_stdout
@@ -49,10 +50,10 @@ def positive_int(text: str) -> int:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import SettingError, TrainConfig, resume, run_folder, train
+    from .train import SettingError, TrainConfig, initial_model, resume, run_folder, train
 
     if args.visualize:  # matplotlib is loaded only when figures are asked for
-        from .models import build_model
+        from .checkpoint import read_meta, saved_config
         from .viz.run_figures import draw_run, kernel_recorder
 
     if args.download:
@@ -70,6 +71,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 raise ValueError(f"--resume continues {quote_path(args.resume)} with the settings it was started "
                                  f"with; leave out {', '.join(refused)} (only --data-dir and --epochs may be given)")
             recorder = kernel_recorder(run_folder(args.resume), args.data_dir, keep=True) if args.visualize else None
+            checkpoint = run_folder(args.resume) / CHECKPOINT_NAME
+            if recorder is not None and not recorder.epochs and checkpoint.is_file():
+                # Stopped within its first epoch, so nothing is recorded yet: the run started from its seed's weights.
+                recorder.before_training(initial_model(saved_config(read_meta(checkpoint), checkpoint)))
             resume(args.resume, data_dir=args.data_dir, epochs=args.epochs, on_epoch_end=recorder)
             out = str(run_folder(args.resume))
         else:
@@ -78,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if recorder is not None:
                 config.validate()
                 # train starts from exactly these weights (they come from the seed): the kernels before training
-                recorder.before_training(build_model(config.model, seed=config.seed, **config.model_options))
+                recorder.before_training(initial_model(config))
             train(config, overwrite=args.overwrite, on_epoch_end=recorder)
             out = config.out
     except SettingError as err:

@@ -100,6 +100,11 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 # ----------------------------------------------------------------------------- pieces
+def initial_model(config: TrainConfig) -> Module:
+    """The model a run starts from: its weights come from the seed alone."""
+    return build_model(config.model, seed=config.seed, **config.model_options)
+
+
 def make_optimizer(config: TrainConfig, model: Module) -> optim.Optimizer:
     """The optimiser of a run, at the rate of its first step. The learning rate has one
     owner, `learning_rate` (the schedule): this asks it for step 0 and the loop asks it for
@@ -369,7 +374,7 @@ def train(config: TrainConfig, overwrite: bool = False, log: Callable[[str], Non
     if checkpoint.exists() and not overwrite:
         raise ValueError(f"{quote_path(checkpoint)} already exists: continue it with --resume "
                          f"{quote_path(config.out)}, or choose another --out (or pass --overwrite to start again)")
-    model = build_model(config.model, seed=config.seed, **config.model_options)
+    model = initial_model(config)
     run = Run(config, model, make_optimizer(config, model), Position(), [])
     return run_in_folder(run, log, progress, on_epoch_end, start_again=True, on_batch_end=on_batch_end)
 
@@ -406,7 +411,7 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
                              f"{meta['epoch']} epochs; give --epochs {meta['epoch'] + 1} or more to train further")
         config.epochs = epochs
         config.validate()
-    model = build_model(config.model, seed=config.seed, **config.model_options)
+    model = initial_model(config)
     optimizer = make_optimizer(config, model)
     fits = f"model {config.model!r} with optimizer {config.optimizer!r}"
     expected = {f"model/{k}": v for k, v in model.state_dict().items()}

@@ -20,6 +20,35 @@ def test_the_best_rate_wins_and_a_tie_goes_to_the_smaller():
     assert lrselect.choose({1e-3: 0.99, 3e-3: 0.99, 1e-2: 0.97}) == 1e-3
 
 
+def test_a_best_rate_at_an_edge_is_checked_one_step_beyond_it():
+    assert lrselect.beyond_edge({1e-3: 0.97, 3e-3: 0.98, 1e-2: 0.99}) == [3e-2]
+    assert lrselect.beyond_edge({1e-3: 0.99, 3e-3: 0.98, 1e-2: 0.97}) == [3e-4]
+    assert lrselect.beyond_edge({1e-3: 0.97, 3e-3: 0.99, 1e-2: 0.98}) == []  # inside the grid
+    assert lrselect.beyond_edge({3e-3: 0.98, 1e-2: 0.99}) == []             # the grid is not all in yet
+    plan = lrselect.selection_plan(Path("out"), finals={"diagonal-q": {1e-3: 0.97, 3e-3: 0.98, 1e-2: 0.99},
+                                                       "lenet": {1e-3: 0.99, 3e-3: 0.98}})
+    names = [run.name for run in plan]
+    assert "diagonal-q-lr0.03" in names and not any(name.startswith("lenet-lr0.0003") for name in names)
+    assert len(names) == len(lrselect.selection_arms()) * len(lrselect.LR_GRID) + 1
+
+
+def test_the_choice_waits_for_the_step_beyond_and_may_move_to_it(tmp_path):
+    def summary(finals: dict[float, float]) -> dict:
+        runs = [lrselect.Run(lrselect.run_name("diagonal-q", lr), lrselect.TrainConfig(lr=lr, out=str(tmp_path)))
+                for lr in finals]
+        rows = {lrselect.run_name("diagonal-q", lr): [{"test_acc": acc}] for lr, acc in finals.items()}
+        return lrselect.selection_summary(runs, lambda run: rows[run.name])
+
+    grid = {1e-3: 0.97, 3e-3: 0.98, 1e-2: 0.99}
+    waiting = summary(grid)
+    assert waiting["arms"]["diagonal-q"]["chosen_lr"] is None and waiting["missing"] == ["diagonal-q-lr0.03"]
+    assert waiting["arms"]["diagonal-q"]["grid_lr"] == 1e-2
+    moved = summary({**grid, 3e-2: 0.995})["arms"]["diagonal-q"]
+    assert (moved["grid_lr"], moved["chosen_lr"], moved["chosen_holdout_acc"]) == (1e-2, 3e-2, 0.995)
+    stayed = summary({**grid, 3e-2: 0.10})["arms"]["diagonal-q"]
+    assert stayed["chosen_lr"] == 1e-2
+
+
 def selection(best="plain-relu", adaptive_lr=3e-3, plain_lr=1e-2) -> dict:
     arms = {label: {"chosen_lr": plain_lr} for label in plain_candidates()}
     arms["adaptive-lenet"] = {"chosen_lr": adaptive_lr}

@@ -366,3 +366,29 @@ def test_train_visualize_draws_kernels_across_training(mnist_path, tmp_path, cap
     assert main(["train", "--resume", str(out), "--epochs", "3", "--visualize", "--data-dir", str(mnist_path)]) == 0
     assert list(read_record(out / "figures" / "kernel_evolution.npz")["epochs"]) == [0, 1, 2, 3]
     assert "kernel_evolution.png" in capsys.readouterr().out
+
+
+def test_resume_visualize_of_a_run_stopped_in_its_first_epoch_records_the_untrained_kernels(mnist_path, tmp_path):
+    import io
+
+    from ack_numpy.progress import Progress
+    from ack_numpy.train import TrainConfig, train
+    from ack_numpy.viz.evolution import read_record
+
+    def stop_at_batch_3(position, model):
+        if position.batch == 3:
+            raise KeyboardInterrupt  # as a Ctrl-C between two batches: the loop saves where it is
+
+    out = tmp_path / "run"
+    config = TrainConfig(model="adaptive-lenet", epochs=1, limit_train=256, limit_test=64, batch_size=32,
+                         data_dir=str(mnist_path), out=str(out))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, log=lambda line: None, progress=Progress(io.StringIO()), on_batch_end=stop_at_batch_3)
+    assert not (out / "figures").exists()  # nothing recorded yet
+    assert main(["train", "--resume", str(out), "--visualize", "--data-dir", str(mnist_path)]) == 0
+    record = read_record(out / "figures" / "kernel_evolution.npz")
+    assert list(record["epochs"]) == [0, 1]
+    untrained = build_model("adaptive-lenet", seed=0).features[0]
+    x = record["images"]
+    start = F.adaptive_kernels(x, untrained.Q.data, untrained.w.data)[:, 0][:, [13, 8], [13, 13]]
+    np.testing.assert_allclose(record["kernels"][0], start, rtol=1e-5, atol=1e-6)

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.mnist import MNIST_SHAPES
 from ..train import TrainConfig
 from .ablation import load_selection
 from .records import RecordError, verified_rows, write_report_files
@@ -118,7 +119,12 @@ def curve(run: Run) -> list[tuple[int, float]] | None:
 
 
 def _train_images(run: Run) -> int:
-    return (run.config.limit_train or 60_000) - run.config.holdout
+    return train_images(run.config.limit_train, run.config.holdout)
+
+
+def train_images(limit_train: int | None, holdout: int) -> int:
+    """Images per epoch: the training set (or its first limit_train) less the holdout."""
+    return (limit_train or MNIST_SHAPES["train-images-idx3-ubyte"][0]) - holdout
 
 
 def first_reach(points: list[tuple[int, float]], target: float) -> float | None:
@@ -255,7 +261,7 @@ def time_to_accuracy(out: str | Path, selection: str | Path = "data/lr-selection
         wall += run_all(wave, jobs, log=log)
     summary = summarize(series, goals, chosen, Path(compute_results))
     summary.update({"budgets": list(budgets), "seeds": seeds, "checks_per_epoch": CHECKS_PER_EPOCH,
-                    "holdout": holdout, "train_images": (limit_train or 60_000) - holdout,
+                    "holdout": holdout, "train_images": train_images(limit_train, holdout),
                     "selection": str(selection_dir / "results.md"),
                     "selection_link": str(Path("..") / selection_dir.name / "results.md"),
                     "command": _command("study time-to-accuracy", out, jobs, limit_train, None,
