@@ -73,7 +73,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             recorder = kernel_recorder(run_folder(args.resume), args.data_dir, keep=True) if args.visualize else None
             checkpoint = run_folder(args.resume) / CHECKPOINT_NAME
             if recorder is not None and not recorder.epochs and checkpoint.is_file():
-                # Stopped within its first epoch, so nothing is recorded yet: the run started from its seed's weights.
+                # Nothing recorded yet (stopped within its first epoch, or trained so far without --visualize):
+                # the run started from its seed's weights, so those give epoch 0.
                 recorder.before_training(initial_model(saved_config(read_meta(checkpoint), checkpoint)))
             resume(args.resume, data_dir=args.data_dir, epochs=args.epochs, on_epoch_end=recorder)
             out = str(run_folder(args.resume))
@@ -407,8 +408,9 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
         p.add_argument("--report-only", action="store_true",
                        help="train nothing; write the report from the finished runs (the others are listed as missing)")
         p.add_argument("--print-commands", action="store_true",
-                       help="train nothing; print one independent command per unfinished run, for a job array "
-                            "(then collect the report with --report-only)")
+                       help="train nothing; print one independent command per unfinished run known to be needed, for "
+                            "a job array (then collect the report with --report-only; lr-selection: print again "
+                            "once its grid has finished, for the steps beyond an edge)")
         p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="time the layers and training steps against this machine's matmul rate")

@@ -41,6 +41,7 @@ from .checkpoint import (CheckpointError, check_position_in_epoch, check_trainin
                          read_arrays, read_meta, save_checkpoint, saved_config)
 from .config import SettingError, TrainConfig, is_whole
 from .data import batches, load_mnist, random_shift
+from .data.mnist import MNIST_SHAPES
 from .models import build_model
 from .nn import Module
 from .files import quote_path
@@ -474,6 +475,15 @@ def start_in_folder(run: Run, stop: StopOnSignals, log, progress, on_epoch_end, 
         log(f"resuming {config.model} from {quote_path(run.checkpoint)}: epoch {at.epoch + 1}, batch {at.batch}")
     return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(), on_epoch_end,
                                on_batch_end)
+
+
+def split_sizes(limit_train: int | None, limit_test: int | None = None, holdout: int = 0) -> tuple[int, int]:
+    """(training images per epoch, evaluation images) that `load_data` gives for these
+    settings, without reading MNIST."""
+    train = min(limit_train or MNIST_SHAPES["train-images-idx3-ubyte"][0], MNIST_SHAPES["train-images-idx3-ubyte"][0])
+    if holdout:
+        return train - holdout, holdout
+    return train, min(limit_test or MNIST_SHAPES["t10k-images-idx3-ubyte"][0], MNIST_SHAPES["t10k-images-idx3-ubyte"][0])
 
 
 def load_data(config: TrainConfig) -> Data:

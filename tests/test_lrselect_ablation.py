@@ -25,6 +25,9 @@ def test_a_best_rate_at_an_edge_is_checked_one_step_beyond_it():
     assert lrselect.beyond_edge({1e-3: 0.99, 3e-3: 0.98, 1e-2: 0.97}) == [3e-4]
     assert lrselect.beyond_edge({1e-3: 0.97, 3e-3: 0.99, 1e-2: 0.98}) == []  # inside the grid
     assert lrselect.beyond_edge({3e-3: 0.98, 1e-2: 0.99}) == []             # the grid is not all in yet
+    # Only an edge that is strictly best calls for a step beyond, at either end.
+    assert lrselect.beyond_edge({1e-3: 0.99, 3e-3: 0.99, 1e-2: 0.98}) == []
+    assert lrselect.beyond_edge({1e-3: 0.98, 3e-3: 0.99, 1e-2: 0.99}) == []
     plan = lrselect.selection_plan(Path("out"), finals={"diagonal-q": {1e-3: 0.97, 3e-3: 0.98, 1e-2: 0.99},
                                                        "lenet": {1e-3: 0.99, 3e-3: 0.98}})
     names = [run.name for run in plan]
@@ -47,6 +50,43 @@ def test_the_choice_waits_for_the_step_beyond_and_may_move_to_it(tmp_path):
     assert (moved["grid_lr"], moved["chosen_lr"], moved["chosen_holdout_acc"]) == (1e-2, 3e-2, 0.995)
     stayed = summary({**grid, 3e-2: 0.10})["arms"]["diagonal-q"]
     assert stayed["chosen_lr"] == 1e-2
+    tied = summary({**grid, 3e-2: 0.99})["arms"]["diagonal-q"]  # the step beyond must be strictly better
+    assert tied["chosen_lr"] == 1e-2
+    below = summary({1e-3: 0.99, 3e-3: 0.98, 1e-2: 0.97, 3e-4: 0.99})["arms"]["diagonal-q"]
+    assert below["chosen_lr"] == 1e-3
+
+
+def test_the_selection_trains_the_grid_then_the_steps_it_calls_for(tmp_path, monkeypatch):
+    # Training and verification are stood in for: each "run" writes the metrics a table gives it.
+    from ack_numpy.lab import records, runner
+    from ack_numpy.train import write_metrics
+
+    accuracy = {1e-3: 0.97, 3e-3: 0.98, 1e-2: 0.99, 3e-2: 0.995}  # every model: best at the top edge, and beyond
+    waves = []
+
+    def run_all(runs, jobs, log=print):
+        todo = [run for run in runs if not runner.is_finished(run)]
+        waves.append(sorted({run.config.lr for run in todo}))
+        for run in todo:
+            run.folder.mkdir(parents=True)
+            rows = [{"epoch": e + 1, "train_loss": 0.1, "train_acc": 0.9, "test_loss": 0.1,
+                     "test_acc": accuracy[run.config.lr], "seconds": 1.0, "lr": run.config.lr}
+                    for e in range(run.config.epochs)]
+            write_metrics(run.folder / "metrics.csv", rows)
+        return 1.0
+
+    monkeypatch.setattr(runner, "run_all", run_all)
+    monkeypatch.setattr(records, "verified_rows", lambda run: runner.rows_of(run) if runner.is_finished(run) else None)
+    first = lrselect.lr_selection(tmp_path, epochs=2, print_commands=True, log=lambda line: None)["commands"]
+    assert len(first) == len(lrselect.selection_arms()) * len(lrselect.LR_GRID)  # no step beyond known yet
+    summary = lrselect.lr_selection(tmp_path, epochs=2, log=lambda line: None)
+    assert waves == [list(lrselect.LR_GRID), [3e-2]]
+    assert all(arm["chosen_lr"] == 3e-2 and arm["grid_lr"] == 1e-2 for arm in summary["arms"].values())
+    assert summary["missing"] == []
+    report = (tmp_path / "results.md").read_text()
+    assert "| lr 0.0003 | lr 0.001 | lr 0.003 | lr 0.01 | lr 0.03 |" in report
+    assert "The step beyond the edge changed the choice of: adaptive-lenet (0.01 to 0.03)" in report
+    assert "Best one step beyond the grid, so a still better rate may lie further" in report
 
 
 def selection(best="plain-relu", adaptive_lr=3e-3, plain_lr=1e-2) -> dict:
@@ -83,6 +123,14 @@ def test_an_unfinished_selection_is_refused_in_one_line(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({**selection(), "best_plain": None}))
     with pytest.raises(ablation.SelectionMissing, match="has not chosen"):
         ablation.load_selection(tmp_path)
+    waiting = selection()  # a control still waits for its step beyond the grid's edge: never a fallback rate
+    waiting["arms"]["diagonal-q"] = {"grid_lr": 1e-2, "chosen_lr": None}
+    (tmp_path / "results.json").write_text(json.dumps(waiting))
+    with pytest.raises(ablation.SelectionMissing, match="has not chosen"):
+        ablation.load_selection(tmp_path)
+    waiting["arms"]["diagonal-q"]["chosen_lr"] = 3e-2
+    (tmp_path / "results.json").write_text(json.dumps(waiting))
+    assert ablation.ablation_arms(ablation.load_selection(tmp_path))["diagonal-q"][2] == 3e-2
 
 
 def test_a_comparison_also_compares_the_generalisation_gaps():

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..train import TrainConfig
-from .records import correct_of, read_record, verified_rows, write_report_files, RECORD_NAME
+from .records import correct_of, image_counts, read_record, verified_rows, write_report_files, RECORD_NAME
 from .runner import Run, run_commands, run_all
 from .stats import bootstrap_ci, describe, mcnemar_p, mean_difference, number_of_splits, permutation_p, welch_ci
 from .variants import parameters, plain_candidates, quadratic_controls
@@ -43,8 +43,9 @@ def load_selection(folder: Path) -> dict:
     if not path.exists():
         raise SelectionMissing(f"{path} not found: run `python -m ack_numpy study lr-selection --out {folder}` first")
     selection = json.loads(path.read_text())
-    if not selection.get("best_plain") or not selection["arms"].get(MAIN, {}).get("chosen_lr"):
-        raise SelectionMissing(f"{path} has not chosen adaptive-lenet's rate and the best plain model yet "
+    waiting = [label for label, arm in selection["arms"].items() if not arm.get("chosen_lr")]
+    if not selection.get("best_plain") or MAIN in waiting or set(waiting) & set(quadratic_controls()):
+        raise SelectionMissing(f"{path} has not chosen the rates of the compared models yet "
                                f"({len(selection.get('missing', []))} runs missing): finish `{selection.get('command')}` first")
     return selection
 
@@ -278,7 +279,7 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": {k: v for k, v in recipe(runs[0].config).items() if k != "lr"}, "budget": BUDGET,
                "seeds": seeds,
-               "epochs": epochs, "train_images": limit_train or 60000, "test_images": limit_test or 10000,
+               "epochs": epochs, **image_counts(limit_train, limit_test),
                "selection": str(selection_dir / "results.md"),
                "selection_link": str(Path("..") / selection_dir.name / "results.md"),
                **ablation_summary(runs, ablation_arms(chosen))}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..train import TrainConfig
+from ..train import TrainConfig, split_sizes
 from .records import RECORD_NAME, read_record
 from .runner import Run, run_commands
 from .variants import plain_candidates, quadratic_controls
@@ -63,18 +63,50 @@ def selection_plan(out: Path, data_dir: str | None = None, limit_train: int | No
 
 
 def beyond_edge(finals: dict[float, float]) -> list[float]:
-    """[the rate one step past the edge] if the grid's runs are all in and the best lies at an
-    edge, else []."""
+    """[the rate one step past an edge] if the grid's runs are all in (finals: lr -> held-out
+    accuracy) and that edge is strictly the best of the grid, else []."""
     if not all(lr in finals for lr in LR_GRID):
         return []
     best = choose({lr: finals[lr] for lr in LR_GRID})
-    return [BEYOND_EDGE[best]] if best in BEYOND_EDGE else []
+    strictly = all(finals[lr] < finals[best] for lr in LR_GRID if lr != best)
+    return [BEYOND_EDGE[best]] if best in BEYOND_EDGE and strictly else []
+
+
+def finished_finals(runs: list[Run]) -> dict[str, dict[float, float]]:
+    """label -> {lr: final held-out accuracy} of the finished runs, read unverified: this only
+    decides what to train next, and the report verifies every run it uses."""
+    from .runner import is_finished, rows_of
+
+    labels = {run_name(label, lr): label for label in selection_arms() for lr in EVERY_RATE}
+    finals: dict[str, dict[float, float]] = {}
+    for run in runs:
+        try:
+            rows = rows_of(run)[: run.config.epochs] if is_finished(run) else []
+        except (ValueError, KeyError, TypeError):
+            rows = []  # an unreadable metrics.csv: the report names the run
+        if rows:
+            finals.setdefault(labels[run.name], {})[run.config.lr] = rows[-1]["test_acc"]
+    return finals
 
 
 # ----------------------------------------------------------------------------- report
 def choose(finals: dict[float, float]) -> float:
     """The learning rate with the best final held-out accuracy; a tie goes to the smaller rate."""
     return max(sorted(finals), key=lambda lr: (finals[lr], -lr))
+
+
+def chosen_rate(finals: dict[float, float]) -> float | None:
+    """The best rate of the grid, or the step beyond its edge if that is strictly better;
+    None while a run the choice needs has not finished."""
+    if not all(lr in finals for lr in LR_GRID):
+        return None
+    best = choose({lr: finals[lr] for lr in LR_GRID})
+    for beyond in beyond_edge(finals):
+        if beyond not in finals:
+            return None
+        if finals[beyond] > finals[best]:
+            return beyond
+    return best
 
 
 def selection_summary(runs: list[Run], read_rows) -> dict:
@@ -88,7 +120,6 @@ def selection_summary(runs: list[Run], read_rows) -> dict:
         arm = arms.setdefault(label, {"model": model, "options": options, "holdout_acc": {}})
         rows = read_rows(run)
         if rows is None:
-            missing.append(run.name)
             continue
         arm["holdout_acc"][f"{lr:g}"] = rows[-1]["test_acc"]
         record = read_record(run, run.folder / RECORD_NAME) or {}
@@ -96,13 +127,11 @@ def selection_summary(runs: list[Run], read_rows) -> dict:
             arm.setdefault("saturated", {})[f"{lr:g}"] = record["saturated"]
     for label, arm in arms.items():
         finals = {float(lr): acc for lr, acc in arm["holdout_acc"].items()}
-        grid_complete = all(lr in finals for lr in LR_GRID)
-        arm["grid_lr"] = choose({lr: finals[lr] for lr in LR_GRID}) if grid_complete else None
-        needed = [*LR_GRID, *beyond_edge(finals)]
-        missing += [run_name(label, lr) for lr in needed if lr not in finals and run_name(label, lr) not in missing]
-        complete = grid_complete and all(lr in finals for lr in needed)
-        arm["chosen_lr"] = choose({lr: finals[lr] for lr in needed}) if complete else None
-        arm["chosen_holdout_acc"] = finals[arm["chosen_lr"]] if complete else None
+        # Missing: the grid's unfinished runs and, once the grid is in, a step beyond it that it calls for.
+        missing += [run_name(label, lr) for lr in (*LR_GRID, *beyond_edge(finals)) if lr not in finals]
+        arm["grid_lr"] = choose({lr: finals[lr] for lr in LR_GRID}) if all(lr in finals for lr in LR_GRID) else None
+        arm["chosen_lr"] = chosen_rate(finals)
+        arm["chosen_holdout_acc"] = None if arm["chosen_lr"] is None else finals[arm["chosen_lr"]]
     plain = {label: arm for label, arm in arms.items() if label.startswith("plain-")}
     every_plain_in = bool(plain) and all(arm["chosen_lr"] for arm in plain.values())
     best_plain = max(plain, key=lambda label: plain[label]["chosen_holdout_acc"]) if every_plain_in else None
@@ -117,7 +146,7 @@ def selection_markdown(summary: dict) -> str:
              "at an edge is also trained one step beyond it ("
              + ", ".join(f"{beyond:g} beyond {edge:g}" for edge, beyond in BEYOND_EDGE.items())
              + ") and chooses among the four (this step was added after the first report found five models at an "
-             f"edge; '-': not needed). Seed {SELECTION_SEED}, "
+             f"edge; '-': not needed, or not finished). Seed {SELECTION_SEED}, "
              f"{s['epochs']} epochs, recipe otherwise {s['recipe']}; trained on the first "
              f"{s['train_images']:,} training images, scored on the last {s['holdout']:,} (the test set plays "
              "no part). One seed per rate: a choice, not a measurement of the differences between rates "
@@ -138,8 +167,13 @@ def selection_markdown(summary: dict) -> str:
     edges = [f"{label} ({arm['chosen_lr']:g})" for label, arm in s["arms"].items()
              if arm["chosen_lr"] in BEYOND_EDGE.values()]
     lines += ["", f"Best plain model (highest held-out accuracy at its chosen rate): **{s['best_plain'] or '-'}**."]
+    stepped = [label for label, arm in s["arms"].items()
+               if any(f"{lr:g}" in arm["holdout_acc"] for lr in BEYOND_EDGE.values())]
     if moved:
         lines += [f"The step beyond the edge changed the choice of: {', '.join(moved)}."]
+    elif stepped:
+        lines += [f"One step beyond the edge was no better for any model tried there ({', '.join(stepped)}): "
+                  "no choice changed."]
     if edges:
         lines += [f"Best one step beyond the grid, so a still better rate may lie further: {', '.join(edges)}."]
     lines += [
@@ -168,22 +202,18 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
 
     from .records import verified_rows
     from .reproduce import recipe
-    from .runner import is_finished, rows_of, run_all
+    from .runner import is_finished, run_all
     from .study import _command
     from .variants import parameters
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    def plan() -> list[Run]:
-        """The grid, and the steps beyond an edge its finished runs call for (read unverified:
-        this only decides what to train; the report verifies every run it uses)."""
-        finals = {label: {run.config.lr: rows_of(run)[-1]["test_acc"]
-                          for run in selection_plan(out, data_dir, limit_train, limit_test, holdout, epochs)
-                          if run.name.startswith(label + "-lr") and is_finished(run)}
-                  for label in selection_arms()}
-        return selection_plan(out, data_dir, limit_train, limit_test, holdout, epochs, finals)
+    def plan() -> list[Run]:  # the grid, and the steps beyond an edge that its finished runs call for
+        grid = selection_plan(out, data_dir, limit_train, limit_test, holdout, epochs)
+        return selection_plan(out, data_dir, limit_train, limit_test, holdout, epochs, finished_finals(grid))
 
-    if print_commands:  # for a job array: one independent command per unfinished run known to be needed now
+    if print_commands:  # for a job array: one command per unfinished run needed now (the steps beyond
+        # an edge are known once the grid has finished: print again then)
         return {"commands": [log(line) or line for line in run_commands(plan())]}
     wall = 0.0
     if not report_only:
@@ -194,7 +224,7 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
     summary = {"recipe": {k: v for k, v in recipe(runs[0].config).items() if k != "lr"}, "grid": list(LR_GRID),
                "beyond_edge": {f"{edge:g}": beyond for edge, beyond in BEYOND_EDGE.items()},
                "seed": SELECTION_SEED, "epochs": epochs, "holdout": holdout,
-               "train_images": (limit_train or 60000) - holdout,
+               "train_images": split_sizes(limit_train, limit_test, holdout)[0],
                **selection_summary(runs, verified_rows)}
     for arm in summary["arms"].values():
         arm["parameters"] = parameters(arm["model"], arm["options"])

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..files import atomic_write
 from ..runs import CHECKPOINT_NAME, read_metrics
+from ..train import split_sizes
 from .runner import CHECKS_NAME, Run, check_same_settings, is_finished
 
 RECORD_NAME = "record.json"
@@ -225,6 +226,12 @@ def record_committed_files(run: Run, commit: str) -> Path:
         raise FileExistsError(f"{path} exists; a record is never written over")
     _write_text(path, json.dumps(record, indent=1) + "\n")
     return path
+
+
+def image_counts(limit_train: int | None, limit_test: int | None = None, holdout: int = 0) -> dict[str, int]:
+    """{"train_images": per epoch, "test_images": evaluated}, as a report states them."""
+    train_images, test_images = split_sizes(limit_train, limit_test, holdout)
+    return {"train_images": train_images, "test_images": test_images}
 
 
 def write_report_files(out: Path, texts: dict[str, str], figures: dict | None = None) -> None:

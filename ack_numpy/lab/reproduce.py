@@ -34,7 +34,7 @@ from ..files import atomic_write
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
-from .records import verified_rows
+from .records import image_counts, verified_rows
 from .runner import Run, run_commands, run_all
 from .stats import compare, describe
 
@@ -136,7 +136,7 @@ def model_summary(rows_per_seed: dict[int, list[dict]], parameters: int, target:
 def summarize(out: Path, seeds: int, epochs: int, lenet_seeds: int = 3, models=STUDY_MODELS,
               limit_train: int | None = None, limit_test: int | None = None, data_dir: str | None = None) -> dict:
     summary = {"recipe": RECIPE, "epochs": epochs, "target": TARGET,
-               "train_images": limit_train or 60000, "test_images": limit_test or 10000, "models": {}}
+               **image_counts(limit_train, limit_test), "models": {}}
     summary["missing"] = []
     runs = {r.name: r for r in plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)}
     for label in models:
@@ -250,7 +250,9 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
                      f"{_fmt_sd(d['sd'])} | {d['median']:.2%} | {d['min']:.2%}-{d['max']:.2%} | "
                      f"{_fmt_epochs(m['epochs_to_99_median'])} ({per_seed}) | {m['seconds_per_epoch_median']:.1f} |")
     lines += ["", "sd in percentage points. plain-width8 is plain-small with 8 first-layer channels, "
-              "adaptive-lenet's width, instead of 9.", "",
+              "adaptive-lenet's width, instead of 9. s/epoch is the median epoch time each run logged while it "
+              "shared the machine with other runs and work: not a comparison of speed (for that, timed side by "
+              "side at one thread: [../compute/results.md](../compute/results.md)).", "",
               "## Differences of the mean final test accuracy", "",
               "| difference | what is held equal | mean difference (points) | 95% bootstrap CI | permutation p |",
               "|---|---|---:|---|---:|"]

@@ -24,7 +24,7 @@ from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
 from .reproduce import _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target, recipe
-from .records import verified_rows
+from .records import image_counts, verified_rows
 from .runner import Run, run_commands, is_finished, run_all
 from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
 
@@ -222,8 +222,8 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
         return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": recipe(runs[0].config), "max_epochs": max_epochs,
-               "targets": list(CONVERGENCE_TARGETS), "train_images": limit_train or 60000,
-               "test_images": limit_test or 10000, **convergence_summary(runs, limit_train or 60000)}
+               "targets": list(CONVERGENCE_TARGETS), **image_counts(limit_train, limit_test),
+               **convergence_summary(runs, image_counts(limit_train)["train_images"])}
     summary["verdict"] = half_the_epochs_verdict(summary, max_epochs)
     summary["command"] = _command("study convergence", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --max-epochs {max_epochs} --lr {lr:g}")
@@ -425,8 +425,8 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
-    summary = {"recipe": recipe(runs[0].config), "epochs": epochs, "widths": list(widths), "train_images": limit_train or 60000,
-               "test_images": limit_test or 10000, **budget_summary(runs, widths)}
+    summary = {"recipe": recipe(runs[0].config), "epochs": epochs, "widths": list(widths),
+               **image_counts(limit_train, limit_test), **budget_summary(runs, widths)}
     summary["reading"] = budget_reading(summary)
     summary["command"] = _command("study budget", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --epochs {epochs}" + (f" --reuse {reuse}" if reuse else ""))

@@ -38,8 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.mnist import MNIST_SHAPES
-from ..train import TrainConfig
+from ..train import TrainConfig, split_sizes
 from .ablation import load_selection
 from .records import RecordError, verified_rows, write_report_files
 from .runner import CHECKS_NAME, Run, check_batches, is_finished, read_checks, run_all, run_commands
@@ -119,12 +118,7 @@ def curve(run: Run) -> list[tuple[int, float]] | None:
 
 
 def _train_images(run: Run) -> int:
-    return train_images(run.config.limit_train, run.config.holdout)
-
-
-def train_images(limit_train: int | None, holdout: int) -> int:
-    """Images per epoch: the training set (or its first limit_train) less the holdout."""
-    return (limit_train or MNIST_SHAPES["train-images-idx3-ubyte"][0]) - holdout
+    return split_sizes(run.config.limit_train, holdout=run.config.holdout)[0]
 
 
 def first_reach(points: list[tuple[int, float]], target: float) -> float | None:
@@ -261,7 +255,7 @@ def time_to_accuracy(out: str | Path, selection: str | Path = "data/lr-selection
         wall += run_all(wave, jobs, log=log)
     summary = summarize(series, goals, chosen, Path(compute_results))
     summary.update({"budgets": list(budgets), "seeds": seeds, "checks_per_epoch": CHECKS_PER_EPOCH,
-                    "holdout": holdout, "train_images": train_images(limit_train, holdout),
+                    "holdout": holdout, "train_images": split_sizes(limit_train, holdout=holdout)[0],
                     "selection": str(selection_dir / "results.md"),
                     "selection_link": str(Path("..") / selection_dir.name / "results.md"),
                     "command": _command("study time-to-accuracy", out, jobs, limit_train, None,
@@ -355,7 +349,9 @@ def markdown(s: dict) -> str:
                          f"{len(reached)} of {len(per)} | {budgets} | "
                          f"{'-' if median is None else f'{median:,.0f}'} | "
                          f"{'-' if median is None else epochs(median)} |")
-    lines += ["", "## Ratios: adaptive-lenet / other model (geometric means over seeds, 95% Welch t interval "
+    lines += ["", "In the medians a seed that never reaches a target counts as slower than every seed that does "
+              "('-' if the median falls among those seeds).",
+              "", "## Ratios: adaptive-lenet / other model (geometric means over seeds, 95% Welch t interval "
               "on the logarithms)", "",
               "| against | target | images (= epochs) | seconds (one thread) | forward multiply-adds |",
               "|---|---|---|---|---|"]

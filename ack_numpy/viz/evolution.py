@@ -74,7 +74,7 @@ class KernelRecorder:
     def before_training(self, model: Module) -> None:
         """Record the untrained model's kernels as epoch 0; they are written with the first
         epoch's, so a run that is refused before it starts writes nothing (`train --resume
-        --visualize` of a run stopped within its first epoch records them then)."""
+        --visualize` of a run with no record yet records them then)."""
         if adaptive_layers(model):
             self.add(0, model)
 
