@@ -193,7 +193,8 @@ def compute_markdown(s: dict) -> str:
                      f"{m['peak_bytes'] / 1e6:.1f} | {acc_text} |")
     lines += ["", "s / epoch = the median step time x 938 steps; evaluation not included. Test accuracies: "
               "[../ablation/results.md](../ablation/results.md) and [../reproduction/results.md]"
-              "(../reproduction/results.md) (lenet: 3 seeds at lr 3e-3).", "",
+              "(../reproduction/results.md) (lenet and plain-tanh: the reproduction's runs, all at lr 3e-3; "
+              "the others at their own held-out rates).", "",
               "![test accuracy against parameters and multiply-adds](compute.png)", ""]
     return "\n".join(lines) + "\n"
 
