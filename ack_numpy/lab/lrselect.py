@@ -8,8 +8,9 @@ with the recipe of `train` otherwise (Adam, cosine to 0 over 10 epochs, batch 64
 of up to 2 px), on the first 50,000 training images; it is scored on the last 10,000
 (`--holdout 10000`).
 The test set plays no part. A model's learning rate is the one with the best final held-out
-accuracy; a model whose best rate lies at an edge of the grid is also trained one step
-beyond that edge (BEYOND_EDGE) and chooses among the four. The best plain model is the
+accuracy; a model whose best rate lies at an edge of the grid, strictly ahead of the others,
+is also trained one step beyond that edge (BEYOND_EDGE) and takes that rate if it is strictly
+better there. The best plain model is the
 plain candidate with the best held-out accuracy at its own chosen rate. The later studies
 (ablation.py, time_to_accuracy.py) read these choices from results.json.
 """
@@ -48,7 +49,7 @@ def selection_plan(out: Path, data_dir: str | None = None, limit_train: int | No
                    limit_test: int | None = None, holdout: int = HOLDOUT, epochs: int = SELECTION_EPOCHS,
                    finals: dict[str, dict[float, float]] | None = None) -> list[Run]:
     """Every (model, learning rate) run of the grid, and, for each model whose grid runs are
-    all in `finals` (label -> {lr: held-out accuracy}) with the best at an edge, the run one
+    all in `finals` (label -> {lr: held-out accuracy}) with an edge strictly best, the run one
     step beyond it. adaptive-lenet first, lenet (the slowest, needed by no other choice) last,
     so that the choices the later studies need are made first."""
     runs = []
