@@ -11,8 +11,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # The files that check the maths: `pytest -m engine` runs them alone, `pytest -m plumbing`
 # the rest; a plain `pytest` runs both. A new file is plumbing unless it is named here.
-ENGINE_FILES = {"test_autograd.py", "test_functional.py", "test_adaptive.py", "test_nn_optim.py",
-                "test_gradcheck.py"}
+ENGINE_FILES = {"test_autograd.py", "test_functional.py", "test_adaptive.py", "test_quadratic.py",
+                "test_rungs.py", "test_nn_optim.py", "test_gradcheck.py"}
 
 
 def pytest_collection_modifyitems(items) -> None:
