@@ -228,6 +228,20 @@ class TrickleHandler(QuietHandler):
             pass
 
 
+class HeaderTrickleHandler(QuietHandler):
+    """Sends a status line and then one byte of a header every 0.2 s, forever: the headers never end."""
+
+    def do_GET(self):
+        try:
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Slow: ")
+            while True:
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+
 def _start(handler) -> tuple[ThreadingHTTPServer, str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
@@ -297,3 +311,18 @@ def test_a_download_killed_mid_file_leaves_no_temp_file_after_the_next_one(tmp_p
     leftover.write_bytes(b"half a download")
     download_mnist(dest, mirrors=[serve(mirror)], progress=None)
     assert _listing(dest) == sorted(f"{name}.gz" for name in NAMES)
+
+
+def test_the_deadline_also_holds_while_the_headers_trickle(tmp_path):
+    server, url = _start(HeaderTrickleHandler)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DataFormatError) as info:
+            download_mnist(tmp_path / "dl", mirrors=[url], timeout=5, deadline=1.5, progress=None)
+        assert time.monotonic() - started < 30
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(info.value)
+    assert "not finished after 1.5 s (0 bytes received)" in message and "too slow" in message
+    assert _listing(tmp_path / "dl") == []

@@ -39,7 +39,8 @@ import hashlib
 import http.client
 import math
 import os
-import time
+import socket
+import threading
 import urllib.error
 import urllib.request
 import zlib
@@ -339,23 +340,80 @@ def _is_verified(path: Path, name: str) -> bool:
         return False
 
 
+class _KeepConnections:
+    """Mixed into urllib's HTTP and HTTPS handlers: remembers each connection they open, so
+    that `_fetch`'s watchdog can shut it down while urllib waits for the status line and
+    headers. Everything else is urllib's own: proxies from the environment, redirects,
+    certificates."""
+
+    def __init__(self, connections: list):
+        super().__init__()
+        self.connections = connections
+
+    def do_open(self, http_class, req, **http_conn_args):
+        def connection(host, **options):
+            made = http_class(host, **options)
+            self.connections.append(made)
+            return made
+        return super().do_open(connection, req, **http_conn_args)
+
+
+class _HTTPHandler(_KeepConnections, urllib.request.HTTPHandler):
+    pass
+
+
+class _HTTPSHandler(_KeepConnections, urllib.request.HTTPSHandler):
+    pass
+
+
 def _fetch(url: str, dest_file, timeout: float, deadline: float) -> int:
     """Stream `url` into the open binary file `dest_file`; returns bytes written.
 
-    `timeout` bounds each wait for data; `deadline` (seconds) the whole file, so that a
-    mirror trickling a byte a second cannot keep the download going for weeks. read1
-    returns whatever one receive brings, so the deadline is checked between receives."""
+    `timeout` bounds each wait for data; `deadline` (seconds) the whole file, headers
+    included, so that a mirror trickling a byte a second cannot keep the download going
+    for weeks. A socket timeout cannot do that (every byte that arrives restarts it). In
+    the body, read1 returns whatever one receive brings, so the deadline is checked between
+    receives; while urllib reads the status line and headers we cannot check anything, so
+    a watchdog thread shuts the connection down when the deadline passes: the read blocked
+    in it fails at once, and we report the deadline, not the broken read."""
     request = urllib.request.Request(url, headers={"User-Agent": "ack_numpy"})
+    connections: list = []
+    opener = urllib.request.build_opener(_HTTPHandler(connections), _HTTPSHandler(connections))
+    expired = threading.Event()
     total = 0
-    stop_at = time.monotonic() + deadline
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        while chunk := response.read1(_CHUNK):
-            total += len(chunk)
-            if total > _MAX_DOWNLOAD_BYTES:
-                raise DataFormatError(f"more than {_MAX_DOWNLOAD_BYTES:,} bytes; not MNIST")
-            if time.monotonic() > stop_at:
-                raise TimeoutError(f"not finished after {deadline:g} s ({total:,} bytes received): too slow")
-            dest_file.write(chunk)
+
+    def shut_down() -> None:
+        expired.set()
+        for made in connections:  # urllib lets go of made.sock once the headers are read
+            try:
+                if made.sock is not None:
+                    made.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
+
+    def too_slow() -> TimeoutError:
+        return TimeoutError(f"not finished after {deadline:g} s ({total:,} bytes received): too slow")
+
+    watchdog = threading.Timer(deadline, shut_down)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            while chunk := response.read1(_CHUNK):
+                total += len(chunk)
+                if total > _MAX_DOWNLOAD_BYTES:
+                    raise DataFormatError(f"more than {_MAX_DOWNLOAD_BYTES:,} bytes; not MNIST")
+                if expired.is_set():
+                    raise too_slow()
+                dest_file.write(chunk)
+    except (OSError, http.client.HTTPException) as err:
+        if expired.is_set():
+            raise too_slow() from err
+        raise
+    finally:
+        watchdog.cancel()
+    if expired.is_set():  # a connection shut down in the headers may also read as an empty body
+        raise too_slow()
     return total
 
 
