@@ -169,8 +169,11 @@ def test_two_reproductions_into_one_out_are_refused_up_front(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == []   # nothing was started
 
 
-def test_study_budget_reuse_of_a_missing_folder_is_refused(tmp_path, capsys):
-    assert main(["study", "budget", "--reuse", "/nonexistent", "--out", str(tmp_path / "s"), "--report-only"]) == 1
+@pytest.mark.parametrize("study", ["budget", "ablation"])
+def test_study_reuse_of_a_missing_folder_is_refused(study, tmp_path, capsys):
+    selection = ["--selection", str(tmp_path / "selection")] if study == "ablation" else []
+    assert main(["study", study, "--reuse", "/nonexistent", "--out", str(tmp_path / "s"), "--report-only",
+                 *selection]) == 1
     assert one_error_line(capsys.readouterr().err) == (
         "error: --reuse /nonexistent: no reproduction there (no runs/ folder); give the --out folder of a "
         "`reproduce`, e.g. data/reproduction")

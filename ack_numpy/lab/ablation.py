@@ -265,15 +265,15 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
                  print_commands: bool = False, log=print, epochs: int = 10) -> dict:
     """Train every missing run (unless report_only), then write results.json and results.md
     (epochs other than 10 are for quick tests)."""
-    from .reproduce import recipe
+    from .reproduce import recipe, reused_reproduction
     from .study import _command
     from .variants import BUDGET
 
     out, selection_dir = Path(out), Path(selection)
+    reused = reused_reproduction(reuse)
     chosen = load_selection(selection_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = ablation_plan(out, chosen, seeds, None if reuse is None else Path(reuse), data_dir, limit_train, limit_test,
-                         epochs)
+    runs = ablation_plan(out, chosen, seeds, reused, data_dir, limit_train, limit_test, epochs)
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)

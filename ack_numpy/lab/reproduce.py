@@ -30,7 +30,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from ..files import atomic_write
+from ..files import atomic_write, quote_path
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
@@ -59,6 +59,17 @@ TARGET = 0.99
 
 def run_dir(out: Path, model: str, seed: int) -> Path:
     return out / "runs" / f"{model}-seed{seed}"
+
+
+def reused_reproduction(reuse: str | Path | None) -> Path | None:
+    """`--reuse DIR` (budget, ablation) as a Path, once DIR is known to be a reproduction's
+    --out folder; None when not given. A folder that is not one is refused, never ignored."""
+    if reuse is None:
+        return None
+    if not (Path(reuse) / "runs").is_dir():
+        raise ValueError(f"--reuse {quote_path(reuse)}: no reproduction there (no runs/ folder); give the "
+                         f"--out folder of a `reproduce`, e.g. data/reproduction")
+    return Path(reuse)
 
 
 def seeds_of(label: str, seeds: int, lenet_seeds: int) -> list[int]:

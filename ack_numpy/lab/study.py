@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write, quote_path
+from ..files import atomic_write
 from ..models import build_model
 from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig, read_metrics
 from .reproduce import plan as reproduction_plan
-from .reproduce import _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target, recipe
+from .reproduce import _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target, recipe, reused_reproduction
 from .records import image_counts, verified_rows
 from .runner import Run, run_commands, is_finished, run_all
 from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
@@ -416,12 +416,9 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
            reuse: str | Path | None = None, report_only: bool = False,
                  print_commands: bool = False, log=print) -> dict:
     out = Path(out)
-    if reuse is not None and not (Path(reuse) / "runs").is_dir():
-        raise ValueError(f"--reuse {quote_path(reuse)}: no reproduction there (no runs/ folder); give the "
-                         f"--out folder of a `reproduce`, e.g. data/reproduction")
+    reused = reused_reproduction(reuse)
     out.mkdir(parents=True, exist_ok=True)
-    runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test,
-                       None if reuse is None else Path(reuse))
+    runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test, reused)
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
