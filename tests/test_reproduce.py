@@ -9,10 +9,12 @@ from ack_numpy.lab.records import record_committed_files
 from ack_numpy.train import write_metrics
 
 
-def fake_run(out, model, seed, accs):
-    """A finished run folder as a report reads it: config.json of the plan's settings,
-    metrics.csv, and the record that vouches for them (records.py)."""
-    run = next(r for r in R.plan(out, seeds=10, lenet_seeds=3, epochs=len(accs)) if r.name == f"{model}-seed{seed}")
+def fake_run(out, model, seed, accs, epochs=None):
+    """A run folder as a report reads it: config.json of the plan's settings (for `epochs`,
+    by default as many as `accs`: a finished run), metrics.csv, and the record that vouches
+    for them (records.py)."""
+    run = next(r for r in R.plan(out, seeds=10, lenet_seeds=3, epochs=epochs or len(accs))
+               if r.name == f"{model}-seed{seed}")
     run.folder.mkdir(parents=True)
     (run.folder / "config.json").write_text(json.dumps(json.loads(json.dumps(vars(run.config)))))
     write_metrics(run.folder / "metrics.csv", [
@@ -74,12 +76,21 @@ def test_a_better_plain_model_reverses_the_ablation(tmp_path):
 
 def test_unfinished_runs_are_listed_not_counted(tmp_path):
     s = fake_study(tmp_path, [0.992, 0.993, 0.991], [0.989, 0.988, 0.990], [0.99, 0.99, 0.99])
-    fake_run(tmp_path, "adaptive-lenet", 3, [0.97])             # one epoch of three
+    fake_run(tmp_path, "adaptive-lenet", 3, [0.97], epochs=3)   # one epoch of three
     s = R.summarize(tmp_path, seeds=4, epochs=3, lenet_seeds=3)
     assert s["missing"] == ["adaptive-lenet-seed3", "plain-small-seed3", "plain-width8-seed3"]
     assert s["models"]["adaptive-lenet"]["seeds"] == [0, 1, 2]
     R.write_markdown(s, tmp_path / "results.md", "cmd")
     assert "Partial: 3 runs have not finished" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("asked", [2, 5])
+def test_a_report_for_other_epochs_is_refused_not_partial(tmp_path, asked):
+    """Runs trained for 3 epochs are other runs whether 2 or 5 are asked: refused, naming one."""
+    fake_study(tmp_path, [0.992, 0.993, 0.991], [0.989, 0.988, 0.990], [0.99, 0.99, 0.99])
+    from ack_numpy.lab.records import RecordError
+    with pytest.raises(RecordError, match=rf"run \S+-seed0 .*other settings: epochs=3 \(asked: {asked}\)"):
+        R.summarize(tmp_path, seeds=3, epochs=asked, lenet_seeds=3)
 
 
 @pytest.mark.mnist

@@ -73,12 +73,12 @@ def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | No
         rows = read_metrics(metrics)
     except (ValueError, KeyError) as err:
         raise _fail(run, f"metrics.csv cannot be read ({err})") from None
+    try:  # before asking whether it finished: a folder trained for fewer epochs than asked
+        check_same_settings(run)  # is another run, not an unfinished one
+    except ValueError as err:  # its message starts with the folder, which _fail names already
+        raise _fail(run, str(err).replace(f"{run.folder} holds", "its folder holds", 1)) from None
     if not is_finished(run):
         return None
-    try:
-        check_same_settings(run)
-    except ValueError as err:
-        raise _fail(run, str(err)) from None
     record_path, checkpoint = run.folder / RECORD_NAME, run.folder / CHECKPOINT_NAME
     record = read_record(run, record_path)
     if checkpoint.exists():
