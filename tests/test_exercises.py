@@ -144,6 +144,11 @@ def test_command_line_errors_are_one_clear_line(tmp_path):
     result = run_cli("03", "--answers", str(bad), cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(f"check.py: {bad} does not run: SyntaxError")
+    for limit in ("inf", "nan", "1e300", "0", "-3"):
+        result = run_cli("03", "--solutions", "--time-limit", limit, cwd=tmp_path)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.startswith("check.py: --time-limit must be a number of seconds above 0 and at most "
+                                        "86400, got ") and len(result.stderr.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- hostile answers

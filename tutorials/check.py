@@ -392,6 +392,7 @@ def serve(path: Path) -> None:
 
 
 LOAD_SECONDS = 120.0  # at most, to start the answers' process and load the file
+MAX_TIME_LIMIT = 86400.0  # a day: the clock's timeouts overflow somewhere beyond
 
 
 class AnswerProcess:
@@ -545,8 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     if number not in CHECKS:
         print(f"check.py: no exercises for tutorial {args.tutorial!r}; choose one of {', '.join(CHECKS)}", file=sys.stderr)
         return 2
-    if not args.time_limit > 0:
-        print(f"check.py: --time-limit must be a positive number of seconds, got {args.time_limit}", file=sys.stderr)
+    if not 0 < args.time_limit <= MAX_TIME_LIMIT:  # also refuses nan and inf
+        print(f"check.py: --time-limit must be a number of seconds above 0 and at most {MAX_TIME_LIMIT:g}, "
+              f"got {args.time_limit:g}", file=sys.stderr)
         return 2
     path = args.answers or HERE / ("solutions" if args.solutions else "exercises") / f"ex{number}.py"
     if not path.is_file():
