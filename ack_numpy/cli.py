@@ -14,7 +14,7 @@ from pathlib import Path
 from .checkpoint import CheckpointError
 from .runs import CHECKPOINT_NAME
 from .assets import TRAINED_ADAPTIVE_LENET
-from .files import quote_path
+from .files import check_output_file, quote_path
 from .progress import silence_stdout
 from .runtime import use_blas_threads
 
@@ -235,6 +235,9 @@ def check_output_files(args: argparse.Namespace) -> None:
                          f"{', '.join('.' + f for f in sorted(formats))} (e.g. explorer.png)")
     if args.gif is not None and Path(args.gif).suffix.lower() != ".gif":
         raise ValueError(f"--gif {args.gif}: the file name must end in .gif (e.g. sweep.gif)")
+    for option, path in (("--save", args.save), ("--gif", args.gif)):
+        if path is not None:
+            check_output_file(path, f"the {option} file")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -447,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as err:  # a path we could not read or write: say which, in plain words
         print(f"error: {describe_os_error(err)} (check the paths given with --out, --dest, "
-              f"--json, --data-dir or --checkpoint)", file=sys.stderr)
+              f"--json, --save, --gif, --data-dir or --checkpoint)", file=sys.stderr)
         return 1
     except (DataFormatError, CheckpointError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)

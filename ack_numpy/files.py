@@ -119,6 +119,9 @@ def check_output_file(path: str | Path, what: str = "this file") -> None:
     path = Path(path)
     folder = path.resolve().parent
     if not folder.is_dir():
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:
+            raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(in_the_way))
         raise FileNotFoundError(errno.ENOENT, f"no such folder for {what}", str(folder))
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))

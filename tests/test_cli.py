@@ -167,7 +167,7 @@ def test_help_shows_every_setting_with_its_default_from_train_config():
 def test_missing_data_folder(tmp_path, capsys):
     assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert f"{tmp_path / 'nowhere'}" in line and "no such directory" in line and "--data-dir" in line
+    assert f"{tmp_path / 'nowhere'}" in line and "no such folder" in line and "--data-dir" in line
     assert not (tmp_path / "run").exists()  # a failed start leaves no empty run folder behind
 
 

@@ -33,6 +33,9 @@ def commands_given_a_file(a_file: Path) -> dict[str, list[str]]:
         "study": ["study", "budget", "--out", str(a_file), "--report-only"],
         "train under a file": ["train", "--out", str(a_file / "run"), "--data-dir", str(a_file.parent)],
         "download under a file": ["download", "--dest", str(a_file / "mnist")],
+        "explore --save under a file": ["explore", "--save", str(a_file / "x.png")],
+        "explore --gif under a file": ["explore", "--gif", str(a_file / "x.gif")],
+        "bench --json under a file": ["bench", "--quick", "--json", str(a_file / "b.json")],
     }
 
 
@@ -44,6 +47,26 @@ def test_a_file_where_a_folder_goes_reads_the_same_in_every_command(command, tmp
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: {a_file}: is a file, not a folder (check the paths given"), line
     assert a_file.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [["explore", "--save", "{folder}/x.png"], ["explore", "--gif", "{folder}/x.gif"],
+                                     ["bench", "--quick", "--json", "{folder}/b.json"]])
+def test_a_missing_folder_for_an_output_file_reads_the_same_in_every_command(command, tmp_path, capsys):
+    folder = tmp_path / "no" / "such"
+    assert main([part.format(folder=folder) for part in command]) == 1
+    option = command[-2]
+    assert one_error_line(capsys.readouterr().err) == (
+        f"error: {folder}: no such folder for the {option} file (check the paths given with --out, --dest, "
+        f"--json, --save, --gif, --data-dir or --checkpoint)")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_data_dir_that_is_a_file_is_called_a_file(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["evaluate", "--checkpoint", str(TRAINED_ADAPTIVE_LENET), "--data-dir", str(a_file)]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(
+        f"error: {a_file} (given as data_dir): is a file, not a folder. To get MNIST:")
 
 
 # ----------------------------------------------------------------------------- checkpoints that are not files

@@ -236,7 +236,7 @@ def test_incomplete_env_dir_is_an_error(isolated, tmp_path, monkeypatch):
     root, _ = isolated
     _touch_mnist(root / "data" / "mnist")
     monkeypatch.setenv("ACK_MNIST_DIR", str(tmp_path / "does-not-exist"))
-    with pytest.raises(DataFormatError, match=r"does-not-exist \(from \$ACK_MNIST_DIR\): no such directory"):
+    with pytest.raises(DataFormatError, match=r"does-not-exist \(from \$ACK_MNIST_DIR\): no such folder"):
         find_mnist_dir()
 
 

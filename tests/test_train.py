@@ -539,7 +539,7 @@ def test_overwrite_that_fails_before_training_keeps_the_old_run(reference, tmp_p
         (out / name).write_bytes((reference[0] / name).read_bytes())
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     config = tiny_config(out, tmp_path / "no-mnist-here")
-    with pytest.raises(ValueError, match="no such directory"):
+    with pytest.raises(ValueError, match="no such folder"):
         train(config, overwrite=True, log=quiet, progress=Silent())
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 

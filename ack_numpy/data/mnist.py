@@ -128,8 +128,10 @@ def _missing_files(directory: Path, split: Optional[str] = None) -> list[str]:
 
 def _require_complete(directory: Path, where: str, split: Optional[str] = None) -> Path:
     """Return `directory` if it has the files `split` needs, else raise naming what is missing."""
+    if directory.exists() and not directory.is_dir():
+        raise DataFormatError(f"{directory} ({where}): is a file, not a folder. {HOW_TO_GET_DATA}")
     if not directory.is_dir():
-        raise DataFormatError(f"{directory} ({where}): no such directory. {HOW_TO_GET_DATA}")
+        raise DataFormatError(f"{directory} ({where}): no such folder. {HOW_TO_GET_DATA}")
     missing = _missing_files(directory, split)
     if missing:
         raise DataFormatError(
