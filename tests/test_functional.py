@@ -164,6 +164,9 @@ X = np.zeros((1, 2, 6, 6))
     (lambda: F.max_pool2d(X, 2, stride=0), "stride must be a positive integer, got 0"),
     (lambda: F.max_pool2d(X, 7), "kernel of size 7 does not fit an input of size 6"),
     (lambda: F.im2col(X, 0), "kernel_size must be a positive integer, got 0"),
+    (lambda: F.im2col(X[0], 3), r"im2col expects x of shape \(N, C, H, W\), got shape \(2, 6, 6\)"),
+    (lambda: F.im2col_loops(X[0], 3), r"im2col_loops expects x of shape \(N, C, H, W\), got shape \(2, 6, 6\)"),
+    (lambda: F.im2col(X[:, :0], 3), r"im2col: x has 0 channels"),
     (lambda: F.cross_entropy(np.zeros((0, 10)), np.zeros(0, dtype=np.int64)), "cross_entropy: no examples"),
 ])
 def test_bad_sizes_are_value_errors_naming_the_argument(call, message):

@@ -58,7 +58,7 @@ import numpy as np
 
 from ..autograd import Tensor, as_tensor, check_same_dtype
 from .im2col import col2im, conv_output_size, im2col, pad2d
-from .sizes import check_stride_padding
+from .sizes import check_images, check_stride_padding
 
 
 def kernel_size_from(D: int, channels: int) -> int:
@@ -74,10 +74,7 @@ def kernel_size_from(D: int, channels: int) -> int:
 
 
 def _check_adaptive_args(x: Tensor, Q: Tensor, w: Tensor | None, b: Tensor | None) -> int:
-    if x.ndim != 4:
-        raise ValueError(f"adaptive_conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
-    if x.shape[1] == 0:
-        raise ValueError(f"adaptive_conv2d: x has 0 channels (shape {x.shape}); it needs C >= 1")
+    check_images("adaptive_conv2d", x.shape)
     if Q.ndim != 3 or Q.shape[1] != Q.shape[2]:
         raise ValueError(f"adaptive_conv2d expects Q of shape (O, D, D), got shape {Q.shape}")
     o, D, _ = Q.shape

@@ -35,14 +35,11 @@ from ..autograd import Tensor, as_tensor, check_same_dtype
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .im2col import col2im, conv_output_size, im2col, pad2d
-from .sizes import check_stride_padding
+from .sizes import check_images, check_stride_padding
 
 
 def _check_conv_args(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
-    if x.ndim != 4:
-        raise ValueError(f"conv2d expects x of shape (N, C, H, W), got shape {x.shape}")
-    if x.shape[1] == 0:
-        raise ValueError(f"conv2d: x has 0 channels (shape {x.shape}); it needs C >= 1")
+    check_images("conv2d", x.shape)
     if weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
         raise ValueError(f"conv2d expects a weight of shape (O, C, m, m), got shape {weight.shape}")
     if 0 in weight.shape:

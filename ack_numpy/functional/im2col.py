@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .sizes import check_size, check_stride_padding
+from .sizes import check_images, check_size, check_stride_padding
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int, padding: int) -> int:
@@ -80,6 +80,7 @@ def im2col(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int = 0) -
     columns in (c, u, v) order, so P[(n,i,j), (c,u,v)] = x_pad[n, c, i*stride+u, j*stride+v].
     P is the transpose of a contiguous (C*m*m, N*Ho*Wo) array.
     """
+    check_images("im2col", x.shape)
     check_stride_padding(stride, padding)
     n, c, h, w = x.shape
     m = kernel_size
@@ -120,6 +121,7 @@ def im2col_loops(x: np.ndarray, kernel_size: int, stride: int = 1, padding: int 
     """The same as `im2col`, written as the literal loop over patches.
 
     x: (N, C, H, W) -> P: (N*Ho*Wo, C*m*m), rows in (n, i, j) order."""
+    check_images("im2col_loops", x.shape)
     check_stride_padding(stride, padding)
     n, c, h, w = x.shape
     m = kernel_size

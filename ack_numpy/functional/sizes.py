@@ -1,8 +1,9 @@
-"""The one rule for a size argument: kernel_size, stride, padding, a layer's width.
+"""The one rule for a size argument (kernel_size, stride, padding, a layer's width) and for
+a batch of images, x of shape (N, C, H, W).
 
 Every op (im2col, conv2d, adaptive_conv2d, max_pool2d) and every layer (Conv2d, Linear,
 MaxPool2d, ...) checks its sizes here, so the same mistake gets the same message
-everywhere, naming the argument (and the layer, when a layer passes its name).
+everywhere, naming the argument (and the op or layer).
 """
 from __future__ import annotations
 
@@ -22,3 +23,11 @@ def check_size(name: str, value, minimum: int = 1) -> None:
 def check_stride_padding(stride: int, padding: int) -> None:
     check_size("stride", stride)
     check_size("padding", padding, minimum=0)
+
+
+def check_images(op: str, shape: tuple) -> None:
+    """Raise a ValueError naming `op` unless `shape` is (N, C, H, W) with C >= 1."""
+    if len(shape) != 4:
+        raise ValueError(f"{op} expects x of shape (N, C, H, W), got shape {tuple(shape)}")
+    if shape[1] == 0:
+        raise ValueError(f"{op}: x has 0 channels (shape {tuple(shape)}); it needs C >= 1")
