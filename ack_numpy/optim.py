@@ -58,6 +58,24 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def gradients(self) -> list[np.ndarray | None]:
+        """Each parameter's gradient (None: no gradient, that parameter is left as it is),
+        checked before any parameter changes, so a bad one leaves every weight untouched. A
+        gradient set by hand (`p.grad = ...`) has not passed through autograd's checks: one of
+        another shape would be broadcast onto the weights, and a NaN or inf one would make
+        them NaN for good."""
+        grads = [p.grad for p in self.params]
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if g is None:
+                continue
+            if np.shape(g) != p.shape:
+                raise ValueError(f"optimizer parameter {i} (shape {p.shape}) has a gradient of shape "
+                                 f"{np.shape(g)}; no parameter was updated")
+            if not np.isfinite(g).all():
+                raise FloatingPointError(f"optimizer parameter {i} (shape {p.shape}) has a gradient that is "
+                                         f"not finite (nan or inf); no parameter was updated")
+        return grads
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
 
@@ -75,10 +93,10 @@ class SGD(Optimizer):
         self.velocity = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
-        for p, v in zip(self.params, self.velocity):
-            if p.grad is None:
+        for p, v, grad in zip(self.params, self.velocity, self.gradients()):
+            if grad is None:
                 continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            g = grad + self.weight_decay * p.data if self.weight_decay else grad
             if self.momentum:
                 v *= self.momentum
                 v += g
@@ -112,14 +130,15 @@ class Adam(Optimizer):
         self.v = [np.zeros_like(p.data) for p in self.params]
 
     def step(self) -> None:
+        grads = self.gradients()
         self.t += 1
         # Bias corrections as Python floats so float32 parameters stay float32.
         c1 = 1.0 - self.beta1**self.t
         c2 = 1.0 - self.beta2**self.t
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
+        for p, m, v, grad in zip(self.params, self.m, self.v, grads):
+            if grad is None:
                 continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            g = grad + self.weight_decay * p.data if self.weight_decay else grad
             m *= self.beta1
             m += (1.0 - self.beta1) * g
             v *= self.beta2

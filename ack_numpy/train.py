@@ -171,7 +171,8 @@ def evaluate(model: Module, images: np.ndarray, labels: np.ndarray, batch_size: 
 def train_step(model: Module, optimizer: optim.Optimizer, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
     """One minibatch: forward, loss, backward, update. Returns (loss, number correct).
 
-    Raises TrainingDiverged before touching the weights if the loss is not finite."""
+    Raises TrainingDiverged before touching the weights if the loss or a gradient is not
+    finite."""
     # Overflow on the way to a NaN loss is reported by the check below, in one line,
     # rather than by a screenful of NumPy RuntimeWarnings first.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -182,7 +183,10 @@ def train_step(model: Module, optimizer: optim.Optimizer, x: np.ndarray, y: np.n
             raise TrainingDiverged(f"loss is {value}")
         optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
+        try:
+            optimizer.step()
+        except FloatingPointError as err:  # a finite loss, but its gradient overflowed
+            raise TrainingDiverged(str(err)) from None
     return value, int((logits.data.argmax(axis=1) == y).sum())
 
 

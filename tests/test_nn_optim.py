@@ -201,6 +201,34 @@ def test_optimiser_state_is_checked_naming_the_entry():
         "optimizer state 'velocity.0' has shape (3,), parameter has (2,)"
 
 
+def test_a_refused_state_dict_leaves_the_model_as_it_was():
+    model = Linear(2, 1, rng=np.random.default_rng(0))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: np.full_like(v, 5.0) for k, v in before.items()}
+    last = list(state)[-1]
+    state[last] = np.full_like(state[last], np.nan)
+    with pytest.raises(ValueError, match=rf"state_dict entry '{last}' holds NaN or infinite values"):
+        model.load_state_dict(state)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (np.array([np.nan, 1.0]), FloatingPointError, r"optimizer parameter 1 \(shape \(2,\)\) has a gradient that is not finite"),
+    (np.array([1.0]), ValueError, r"optimizer parameter 1 \(shape \(2,\)\) has a gradient of shape \(1,\)"),
+    (np.ones((2, 2)), ValueError, r"has a gradient of shape \(2, 2\); no parameter was updated"),
+])
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: optim.Adam(ps)])
+def test_a_gradient_set_by_hand_is_checked_before_any_weight_moves(make, bad, error, message):
+    a, b = Parameter(np.zeros(2)), Parameter(np.zeros(2))
+    opt = make([a, b])
+    a.grad, b.grad = np.ones(2), bad
+    with pytest.raises(error, match=message):
+        opt.step()
+    np.testing.assert_array_equal(a.data, np.zeros(2))   # parameter 0 was not updated either
+    assert opt.state_dict().get("t", 0) == 0
+
+
 @pytest.mark.parametrize("value, dtype", [(np.array([1j, 2j]), "complex128"), (np.array(["a", "b"]), "<U1"),
                                           (np.array([1, 2]), "int64"), (np.array([True, False]), "bool")])
 def test_module_state_dict_values_must_be_floats_naming_the_entry(value, dtype):

@@ -654,3 +654,24 @@ def test_checks_within_epochs_survive_an_interruption(mnist_path, tmp_path, ctrl
     train_run(stopped)  # resumes at epoch 2, batch 5: forgets the check at 1.75 and makes it again
     assert read_checks(stopped.folder / CHECKS_NAME) == read_checks(whole.folder / CHECKS_NAME)
     assert [row["images"] for row in read_checks(whole.folder / CHECKS_NAME)] == [64, 128, 192, 320, 384, 448]
+
+
+def test_a_finite_loss_with_a_gradient_that_is_not_finite_is_a_divergence():
+    """train_step: the optimiser refuses a NaN gradient before moving a weight (optim.py);
+    the loop reports it as the divergence it is, with the weights untouched."""
+    from ack_numpy import optim
+
+    model = build_model("plain-small", seed=0)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+
+    class PoisonedAdam(optim.Adam):
+        def gradients(self):
+            self.params[0].grad = np.full(self.params[0].shape, np.nan, dtype=np.float32)
+            return super().gradients()
+
+    x, y = np.zeros((4, 1, 28, 28), np.float32), np.arange(4)
+    with pytest.raises(TrainingDiverged, match=r"^optimizer parameter 0 \(shape .*\) has a gradient that is not "
+                                               r"finite \(nan or inf\); no parameter was updated$"):
+        train_step(model, PoisonedAdam(model.parameters()), x, y)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])

@@ -101,22 +101,28 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Load values saved by state_dict(); names and shapes must match exactly."""
+        """Load values saved by state_dict(); names and shapes must match exactly, and every
+        value must be a finite float. All are checked before any is loaded, so a refused
+        state_dict leaves the model as it was."""
         own = dict(self.named_parameters())
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state_dict does not match {type(self).__name__}: "
                              f"missing {missing}, unexpected {unexpected}")
+        values = {name: np.asarray(state[name]) for name in own}
         for name, p in own.items():
-            value = np.asarray(state[name])
+            value = values[name]
             if value.dtype.kind != "f":
                 raise ValueError(f"state_dict entry '{name}' holds {value.dtype} values, "
                                  f"expected floating-point numbers")
             if value.shape != p.shape:
                 raise ValueError(f"state_dict entry '{name}' has shape {value.shape}, "
                                  f"the model expects {p.shape}")
-            p.data = value.astype(p.dtype, copy=True)
+            if not np.isfinite(value).all():
+                raise ValueError(f"state_dict entry '{name}' holds NaN or infinite values")
+        for name, p in own.items():
+            p.data = values[name].astype(p.dtype, copy=True)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}("]
