@@ -422,8 +422,11 @@ def resume(out: str | Path, data_dir: str | None = None, epochs: int | None = No
     expected = {f"model/{k}": v for k, v in model.state_dict().items()}
     expected.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
     arrays = read_arrays(path, expected, fits=fits)  # shapes checked before a byte of payload is read
-    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
-    optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
+    try:
+        model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+        optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
+    except ValueError as err:  # values no training run saves: name the file, as read_arrays does
+        raise CheckpointError(f"{quote_path(path)}: {err} (tampered with?)") from None
     position = Position(meta["epoch"], meta["batch"], **meta["running"])
     run = Run(config, model, optimizer, position, meta["metrics"])
     return run_in_folder(run, log, progress, on_epoch_end, start_again=False, read_at=read_at,

@@ -426,6 +426,14 @@ def test_optimizer_state_of_the_wrong_dtype_or_an_extra_entry_is_refused(tmp_pat
         resume(tmp_path, log=lambda m: None)
 
 
+def test_an_optimizer_value_no_run_saves_names_the_checkpoint(tmp_path):
+    path = replace_entry(save_model(tmp_path / CHECKPOINT_NAME), "optim/t", np.array(-4))
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"{path}: optimizer state 't' (Adam's step count) must be a non-negative integer, got int64 -4 "
+            f"(tampered with?)")):
+        resume(tmp_path, log=lambda m: None)
+
+
 def test_an_entry_that_is_not_ours_is_refused_by_name(tmp_path):
     path = tmp_path / CHECKPOINT_NAME
     path.write_bytes(npz_bytes(meta=meta(format_version=FORMAT_VERSION, model="lenet"), junk=np.zeros(3)))
