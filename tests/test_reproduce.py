@@ -114,6 +114,17 @@ def test_reproduce_end_to_end_on_a_sliver_of_mnist(mnist_path, tmp_path):
     width8, meta8 = load_model(tmp_path / "runs" / "plain-width8-seed0" / "checkpoint.npz")
     assert width8.num_parameters() == 5866 and meta8["model"] == "plain-small"
 
+    # A truncated median file: the report refuses before writing anything, a new median included.
+    median = tmp_path / "adaptive-lenet-median.npz"
+    good = median.read_bytes()
+    median.write_bytes(good[: len(good) // 2])
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    from ack_numpy.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="adaptive-lenet-median.npz"):
+        R.reproduce(tmp_path, **{**kwargs, "report_only": True})
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    median.write_bytes(good)
+
     before = (tmp_path / "runs" / "lenet-seed0" / "metrics.csv").stat().st_mtime_ns
     (tmp_path / "runs" / f"adaptive-lenet-seed{best}" / "checkpoint.npz").unlink()  # as in a committed folder
     (tmp_path / "adaptive-lenet-median.npz").unlink()

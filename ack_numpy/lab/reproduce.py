@@ -39,6 +39,7 @@ from .runner import Run, run_commands, run_all
 from .stats import compare, describe
 
 STUDY_MODELS = ("lenet", "adaptive-lenet", "plain-small", "plain-width8")
+MEDIAN_NAME = "adaptive-lenet-median.npz"  # the median seed's checkpoint, in the study's --out folder
 # label -> (model name, options): plain-width8 is plain-small at adaptive-lenet's width.
 ARMS = {"lenet": ("lenet", {}), "adaptive-lenet": ("adaptive-lenet", {}), "plain-small": ("plain-small", {}),
         "plain-width8": ("plain-small", dict(EQUAL_WIDTH_OPTIONS))}
@@ -351,20 +352,24 @@ def _file_seed(path: Path) -> int | None:
     return read_meta(path)["config"]["seed"] if path.exists() else None
 
 
-def median_checkpoint(out: Path, runs: list[Run], seed: int, log, train_again: bool = True) -> Path | None:
-    """out/adaptive-lenet-median.npz from that seed's run. If the run folder was kept without
-    its checkpoint, a median file already there from that same run is kept; otherwise the
-    run is trained again elsewhere and must give the same metrics to the last digit."""
+def median_checkpoint(out: Path, runs: list[Run], seed: int, log,
+                      train_again: bool = True) -> tuple[Path, Path] | None:
+    """Where the median seed's checkpoint comes from and where it goes, as (source, target):
+    out/adaptive-lenet-median.npz, or a new name if that file holds another (see
+    `_new_median_name`). Nothing is copied here: `write_median` does that once the report
+    is written. If the run folder was kept without its checkpoint, a median file already
+    there from that same run is kept (source = target); otherwise the run is trained again
+    elsewhere and must give the same metrics to the last digit. None: nothing to write."""
     from ..checkpoint import read_meta
 
     run = next(r for r in runs if r.name == f"adaptive-lenet-seed{seed}")
-    target = out / "adaptive-lenet-median.npz"
+    target = out / MEDIAN_NAME
     source = run.folder / CHECKPOINT_NAME
     kept = read_metrics(run.folder / "metrics.csv")
     if not source.exists() and target.exists():
         meta = read_meta(target)
         if meta.get("config", {}).get("seed") == seed and _same_metrics(meta.get("metrics", []), kept):
-            return target
+            return target, target
     if not source.exists() and not train_again:
         log(f"  {run.name} has no checkpoint and --report-only trains nothing: {target} not updated")
         return None
@@ -376,13 +381,17 @@ def median_checkpoint(out: Path, runs: list[Run], seed: int, log, train_again: b
             raise RuntimeError(f"retraining {run.name} gave other metrics than {run.folder / 'metrics.csv'}; "
                                f"the training arithmetic changed, so every run must be trained again")
         source = again.folder / CHECKPOINT_NAME
-    target = _new_median_name(target, source, seed, log)
-    if not target.exists():  # a file already there is never written over
+    return source, _new_median_name(target, source, seed, log)
+
+
+def write_median(source: Path, target: Path) -> None:
+    """Copy the median's checkpoint (atomically; a file already at `target` is never written
+    over) and take away the folder of a run trained again for it."""
+    if not target.exists():
         with atomic_write(target, "wb", durable=True) as f, open(source, "rb") as copy_from:
             shutil.copyfileobj(copy_from, f)
     if source.parent.name == "median-retrain":
         shutil.rmtree(source.parent)
-    return target
 
 
 def _new_median_name(target: Path, source: Path, seed: int, log) -> Path:
@@ -421,13 +430,19 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     summary["command"] = command
     best = median_seed(summary, "adaptive-lenet") if "adaptive-lenet" in summary["models"] else None
     summary["median_checkpoint_seed"] = best
-    median_file = None if best is None else median_checkpoint(out, runs, best, log, train_again=not report_only)
+    # Everything that can refuse comes before anything is written: a corrupt median file
+    # already there fails here and leaves the folder as it was.
+    fixed_seed = _file_seed(out / MEDIAN_NAME)
+    median = None if best is None else median_checkpoint(out, runs, best, log, train_again=not report_only)
+    median_file = None if median is None else median[1]
     summary["median_checkpoint_file"] = None if median_file is None else median_file.name
-    summary["median_checkpoint_file_seed"] = _file_seed(out / "adaptive-lenet-median.npz")
+    summary["median_checkpoint_file_seed"] = best if median_file == out / MEDIAN_NAME else fixed_seed
     with atomic_write(out / "results.json", "w") as f:
         f.write(json.dumps(summary, indent=2) + "\n")
     write_markdown(summary, out / "results.md", command)
     plot_accuracy(summary, out / "accuracy.png")
+    if median is not None:
+        write_median(*median)
     log(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'accuracy.png'}"
         + ("" if median_file is None else f"; the median seed {best} is {median_file}"))
     return summary
