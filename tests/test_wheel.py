@@ -12,6 +12,7 @@ download is needed; this Python's pip installs into it (`pip --python`).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -29,9 +30,16 @@ def pip(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def build_wheel(folder: Path) -> Path:
-    done = pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(folder), str(PROJECT_ROOT))
+    """Build from a copy of what the wheel is made of, so that setuptools' build/ and
+    egg-info folders land in `folder`, not in the checkout."""
+    source = folder / "source"
+    shutil.copytree(PROJECT_ROOT / "ack_numpy", source / "ack_numpy",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(PROJECT_ROOT / name, source / name)
+    done = pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(folder), str(source))
     if done.returncode != 0:  # this Python lacks the build backend: let pip fetch it
-        done = pip("wheel", "--no-deps", "-w", str(folder), str(PROJECT_ROOT))
+        done = pip("wheel", "--no-deps", "-w", str(folder), str(source))
     assert done.returncode == 0, done.stdout + done.stderr
     (wheel,) = folder.glob("ack_numpy-*.whl")
     return wheel
