@@ -32,6 +32,7 @@ STARTS = ("python -m ack_numpy", "python tutorials/", "python 0", "ACK_QUICK=1 p
 DOCUMENTED = {
     "README.md": [
         "python -m ack_numpy explore --digit 3",
+        "python -m ack_numpy download",
         "python -m ack_numpy train --model adaptive-lenet --epochs 10 --download --visualize",  # CI
         "python -m pytest",  # CI
         "python -m ack_numpy --help",
