@@ -41,7 +41,7 @@ from .checkpoint import (CheckpointError, check_position_in_epoch, check_trainin
                          read_arrays, read_meta, save_checkpoint, saved_config)
 from .config import SettingError, TrainConfig, is_whole
 from .data import batches, load_mnist, random_shift
-from .data.mnist import MNIST_SHAPES
+from .data.mnist import MNIST_SHAPES, find_mnist_dir
 from .models import build_model
 from .nn import Module
 from .files import quote_path
@@ -477,7 +477,8 @@ def start_in_folder(run: Run, stop: StopOnSignals, log, progress, on_epoch_end, 
     write_run_files(out, asdict(config), run.rows)
     if start_again:
         log(f"training {config.model} ({run.model.num_parameters():,} parameters) on {len(data.train_x):,} images, "
-            f"{'validating on the last' if config.holdout else 'testing on'} {len(data.test_x):,}")
+            f"{'validating on the last' if config.holdout else 'testing on'} {len(data.test_x):,} "
+            f"(MNIST from {quote_path(find_mnist_dir(config.data_dir))})")
     else:
         log(f"resuming {config.model} from {quote_path(run.checkpoint)}: epoch {at.epoch + 1}, batch {at.batch}")
     return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(), on_epoch_end,

@@ -163,7 +163,8 @@ def default_mnist_dirs() -> list[Path]:
     """Fallback places searched when neither `data_dir` nor ACK_MNIST_DIR is given."""
     dirs = [PROJECT_ROOT / "data" / "mnist"] if is_source_checkout() else []
     dirs += [user_data_dir(), Path.cwd() / "data" / "mnist"]
-    return list(dict.fromkeys(d.resolve() for d in dirs))  # drop duplicates, keep order
+    # Drop duplicates, keep order; absolute, but a symlinked data/mnist keeps its own name.
+    return list(dict.fromkeys(Path(os.path.abspath(d)) for d in dirs))
 
 
 def find_mnist_dir(data_dir: Optional[PathLike] = None, split: Optional[str] = None) -> Path:
