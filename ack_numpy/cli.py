@@ -12,7 +12,6 @@ from dataclasses import fields
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .runs import CHECKPOINT_NAME
 from .assets import TRAINED_ADAPTIVE_LENET
 from .files import check_output_file, quote_path
 from .progress import silence_stdout
@@ -50,11 +49,10 @@ def positive_int(text: str) -> int:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import SettingError, TrainConfig, initial_model, resume, run_folder, train
+    from .train import SettingError, TrainConfig, resume, run_folder, train
 
     if args.visualize:  # matplotlib is loaded only when figures are asked for
-        from .checkpoint import read_meta, saved_config
-        from .viz.run_figures import draw_run, kernel_recorder
+        from .viz.run_figures import draw_run, new_run_recorder, resumed_run_recorder
 
     if args.download:
         from .data import find_or_download_mnist
@@ -70,21 +68,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             if refused:
                 raise ValueError(f"--resume continues {quote_path(args.resume)} with the settings it was started "
                                  f"with; leave out {', '.join(refused)} (only --data-dir and --epochs may be given)")
-            recorder = kernel_recorder(run_folder(args.resume), args.data_dir, keep=True) if args.visualize else None
-            checkpoint = run_folder(args.resume) / CHECKPOINT_NAME
-            if recorder is not None and not recorder.epochs and checkpoint.is_file():
-                # Nothing recorded yet (stopped within its first epoch, or trained so far without --visualize):
-                # the run started from its seed's weights, so those give epoch 0.
-                recorder.before_training(initial_model(saved_config(read_meta(checkpoint), checkpoint)))
-            resume(args.resume, data_dir=args.data_dir, epochs=args.epochs, on_epoch_end=recorder)
             out = str(run_folder(args.resume))
+            recorder = resumed_run_recorder(out, args.data_dir) if args.visualize else None
+            resume(args.resume, data_dir=args.data_dir, epochs=args.epochs, on_epoch_end=recorder)
         else:
             config = TrainConfig(**given)
-            recorder = kernel_recorder(config.out, args.data_dir, keep=False) if args.visualize else None
-            if recorder is not None:
-                config.validate()
-                # train starts from exactly these weights (they come from the seed): the kernels before training
-                recorder.before_training(initial_model(config))
+            recorder = new_run_recorder(config, args.data_dir) if args.visualize else None
             train(config, overwrite=args.overwrite, on_epoch_end=recorder)
             out = config.out
     except SettingError as err:

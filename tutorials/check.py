@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import Callable
 
 import numpy as np
-from tutorial_setup import ROOT  # this checkout's package, from any working directory
+import tutorial_setup  # noqa: F401  (puts this checkout's package on sys.path, from any working directory)
 
 import ack_numpy.functional as F
 from ack_numpy import Tensor

@@ -21,7 +21,7 @@ import numpy as np
 from ..files import atomic_write
 from ..models import build_model
 from .variants import adaptive_width_options, plain_width_options
-from ..train import TrainConfig, read_metrics
+from ..train import TrainConfig
 from .reproduce import plan as reproduction_plan
 from .reproduce import _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target, recipe, reused_reproduction
 from .records import image_counts, verified_rows

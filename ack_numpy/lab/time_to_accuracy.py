@@ -367,7 +367,7 @@ def markdown(s: dict) -> str:
                              f"{cell(c['multiply_adds'])} |")
             else:
                 lines.append(f"| {other} | {name} | - ({c['why']}) | - | - |")
-    lines += ["", f"A ratio below 1: adaptive-lenet gets there first. A ratio is of geometric means, so it differs "
+    lines += ["", "A ratio below 1: adaptive-lenet gets there first. A ratio is of geometric means, so it differs "
               "from the ratio of the medians above. Seconds and multiply-adds scale the image "
               f"ratio by each model's one-thread seconds per training step and forward multiply-adds per image "
               f"from [data/compute/results.md](../compute/results.md) (one side-by-side timing; their intervals are "
