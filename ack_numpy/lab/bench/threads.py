@@ -21,8 +21,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+from .compare import THIS_CHECKOUT, describe_checkout
 from .report import print_and_save
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -69,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the record to this file")
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"# python -m ack_numpy.lab.bench.threads --repeats {args.repeats}"
              + (f" --out {args.out}" if args.out else ""),
+             f"# {started}, {describe_checkout(THIS_CHECKOUT)}",
              f"# {cores} CPUs; adaptive-lenet, one epoch of {IMAGES} images; training images/s, "
              f"median (min-max) of {args.repeats}, T = 1 and T = {cores} alternating"]
     with tempfile.TemporaryDirectory() as tmp:
