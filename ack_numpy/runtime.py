@@ -6,14 +6,18 @@ it runs. This file is their one owner; who applies them:
 BLAS threads: `use_blas_threads`, applied by the command line (`cli.main`, every command)
 and by the tutorials (`tutorials/tutorial_setup.py`). The default is one thread. Measured
 on the project's 2-core machine, the same command side by side:
+- quiet, then beside one busy process (data/bench/threads-quiet-and-loaded.txt, one run,
+  5 alternating repeats each): adaptive-lenet trained at 3,816 images/s with one thread
+  and 3,891 with two when the machine was quiet (load average below 1: 0.98x, within the
+  noise), and at 4,227 against 1,424 beside one more busy process (two threads 3.0x slower).
 - shared with other work (load average 10-15; data/bench/threads-under-load.txt):
   adaptive-lenet trained at 1,147 images/s with one thread and 117 with two, 9.8x
   slower; beside one more busy process, 194 against 29 (6.7x). The two BLAS threads of
   each product wait for each other whenever one of them is descheduled.
-- quiet (load average below 1; data/bench/bench-whole-step-quick.txt): a training step
+- quiet, one step timed at a time (data/bench/bench-whole-step-quick.txt): a training step
   at batch 64 took 10.3 ms with one thread and 8.5 ms with two (1.21x faster), at batch
   128 15.0 and 16.0 ms (0.93x); lenet gains up to 1.6x (data/bench/README.md).
-One thread loses at most that where the machine is free, and never the 7-10x where it is busy. More threads, explicitly:
+One thread loses at most that where the machine is free, and never the 3-10x where it is busy. More threads, explicitly:
 `--threads N` on any command, or OPENBLAS_NUM_THREADS=N (OMP_NUM_THREADS=N) in the
 environment, which is respected when --threads is not given; the Python library on its own
 (`import ack_numpy`) leaves the BLAS as NumPy set it up.
