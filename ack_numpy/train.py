@@ -229,6 +229,7 @@ class Data(NamedTuple):
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    folder: Path  # where they were read from
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -478,7 +479,7 @@ def start_in_folder(run: Run, stop: StopOnSignals, log, progress, on_epoch_end, 
     if start_again:
         log(f"training {config.model} ({run.model.num_parameters():,} parameters) on {len(data.train_x):,} images, "
             f"{'validating on the last' if config.holdout else 'testing on'} {len(data.test_x):,} "
-            f"(MNIST from {quote_path(find_mnist_dir(config.data_dir))})")
+            f"(MNIST from {quote_path(data.folder)})")
     else:
         log(f"resuming {config.model} from {quote_path(run.checkpoint)}: epoch {at.epoch + 1}, batch {at.batch}")
     return train_until_stopped(run, data, stop, log, progress if progress is not None else Progress(), on_epoch_end,
@@ -495,16 +496,18 @@ def split_sizes(limit_train: int | None, limit_test: int | None = None, holdout:
 
 
 def load_data(config: TrainConfig) -> Data:
-    """(train_x, train_y, test_x, test_y); with holdout, the test set is the last training images."""
-    train_x, train_y = load_mnist("train", config.data_dir, limit=config.limit_train)
+    """(train_x, train_y, test_x, test_y, folder), all from one MNIST folder; with holdout,
+    the test set is the last training images (and the folder needs no test files)."""
+    folder = find_mnist_dir(config.data_dir, "train" if config.holdout else None)
+    train_x, train_y = load_mnist("train", folder, limit=config.limit_train)
     if not config.holdout:
-        return Data(train_x, train_y, *load_mnist("test", config.data_dir, limit=config.limit_test))
+        return Data(train_x, train_y, *load_mnist("test", folder, limit=config.limit_test), folder)
     # Design decisions are made on held-out training images, never on the test set.
     if config.holdout >= len(train_x):
         raise SettingError("holdout", f"must be smaller than the training set ({len(train_x)} images)",
                            config.holdout)
     return Data(train_x[: -config.holdout], train_y[: -config.holdout],
-                train_x[-config.holdout :], train_y[-config.holdout :])
+                train_x[-config.holdout :], train_y[-config.holdout :], folder)
 
 
 __all__ = ["CHECKPOINT_NAME", "METRIC_FIELDS", "TrainConfig", "train", "resume", "evaluate", "read_metrics",

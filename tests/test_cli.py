@@ -327,6 +327,7 @@ def test_ctrl_c_before_the_training_loop_says_so(monkeypatch, tmp_path, capsys):
 
     def interrupted_while_loading(*args, **kwargs):
         raise KeyboardInterrupt
+    monkeypatch.setattr(train_module, "find_mnist_dir", lambda *args: tmp_path)
     monkeypatch.setattr(train_module, "load_mnist", interrupted_while_loading)
     out = tmp_path / "new" / "deeper" / "run"
     assert main(["train", "--out", str(out), "--data-dir", str(tmp_path)]) == 130
@@ -504,6 +505,7 @@ def test_sigterm_while_the_data_loads_stops_at_once_and_says_so(monkeypatch, tmp
     def terminated_while_loading(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("SIGTERM did not stop the loading")
+    monkeypatch.setattr(train_module, "find_mnist_dir", lambda *args: tmp_path)
     monkeypatch.setattr(train_module, "load_mnist", terminated_while_loading)
     out = tmp_path / "new" / "run"
     try:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -675,3 +676,20 @@ def test_a_finite_loss_with_a_gradient_that_is_not_finite_is_a_divergence():
         train_step(model, PoisonedAdam(model.parameters()), x, y)
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.mnist
+def test_a_holdout_run_needs_only_the_training_files_and_says_where_they_are(mnist_path, tmp_path):
+    train_only = tmp_path / "train-only"
+    train_only.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (train_only / name).symlink_to(mnist_path / name)
+    said = []
+    train(tiny_config(tmp_path / "run", train_only, epochs=1, holdout=64), log=said.append, progress=Silent())
+    assert said[0].endswith(f"validating on the last 64 (MNIST from {train_only})")
+    without_test = tmp_path / "no-test"
+    shutil.copytree(train_only, without_test, symlinks=True)
+    saved = (tmp_path / "run" / CHECKPOINT_NAME).read_bytes()
+    with pytest.raises(ValueError, match="lacks MNIST files: t10k"):   # --overwrite, but the data fails first
+        train(tiny_config(tmp_path / "run", without_test, epochs=1), overwrite=True, log=quiet, progress=Silent())
+    assert (tmp_path / "run" / CHECKPOINT_NAME).read_bytes() == saved
