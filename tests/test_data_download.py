@@ -213,14 +213,14 @@ def test_find_or_download_only_downloads_when_nothing_was_named(tmp_path, monkey
 
 # ----------------------------------------------------------------------------- hostile mirrors
 class TrickleHandler(QuietHandler):
-    """Sends a 200 and then one byte every 0.2 s, forever: each read succeeds, the file never ends."""
+    """Sends a 200 and then one byte every 0.2 s: each read succeeds, the file does not end."""
 
     def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Length", str(10**7))
         self.end_headers()
         try:
-            while True:
+            for _ in range(150):  # 30 s, then it gives up: a broken deadline fails the test, never hangs it
                 self.wfile.write(b"\x1f")
                 self.wfile.flush()
                 time.sleep(0.2)
@@ -229,12 +229,12 @@ class TrickleHandler(QuietHandler):
 
 
 class HeaderTrickleHandler(QuietHandler):
-    """Sends a status line and then one byte of a header every 0.2 s, forever: the headers never end."""
+    """Sends a status line and then one byte of a header every 0.2 s: the headers do not end."""
 
     def do_GET(self):
         try:
             self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Slow: ")
-            while True:
+            for _ in range(150):  # 30 s, then it gives up: a broken deadline fails the test, never hangs it
                 self.wfile.write(b"a")
                 self.wfile.flush()
                 time.sleep(0.2)
@@ -313,13 +313,23 @@ def test_a_download_killed_mid_file_leaves_no_temp_file_after_the_next_one(tmp_p
     assert _listing(dest) == sorted(f"{name}.gz" for name in NAMES)
 
 
-def test_the_deadline_also_holds_while_the_headers_trickle(tmp_path):
+@pytest.mark.parametrize("connecting", [0.0, 2.0])
+def test_the_deadline_also_holds_while_the_headers_trickle(tmp_path, monkeypatch, connecting):
+    """Also when the deadline passes while the connection is still being made."""
+    import http.client
+
+    connect = http.client.HTTPConnection.connect
+
+    def slow_connect(self):
+        time.sleep(connecting)
+        connect(self)
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", slow_connect)
     server, url = _start(HeaderTrickleHandler)
     try:
         started = time.monotonic()
         with pytest.raises(DataFormatError) as info:
             download_mnist(tmp_path / "dl", mirrors=[url], timeout=5, deadline=1.5, progress=None)
-        assert time.monotonic() - started < 30
+        assert time.monotonic() - started < 10
     finally:
         server.shutdown()
         server.server_close()

@@ -376,30 +376,34 @@ def _fetch(url: str, dest_file, timeout: float, deadline: float) -> int:
     included, so that a mirror trickling a byte a second cannot keep the download going
     for weeks. A socket timeout cannot do that (every byte that arrives restarts it). In
     the body, read1 returns whatever one receive brings, so the deadline is checked between
-    receives; while urllib reads the status line and headers we cannot check anything, so
-    a watchdog thread shuts the connection down when the deadline passes: the read blocked
-    in it fails at once, and we report the deadline, not the broken read."""
+    receives; while urllib connects and reads the status line and headers we cannot check
+    anything, so a watchdog thread shuts the connection down once the deadline has passed
+    (and keeps doing so until the fetch ends: a connection may get its socket only after
+    the deadline, or a redirect open another): the read blocked in it fails at once, and we
+    report the deadline, not the broken read."""
     request = urllib.request.Request(url, headers={"User-Agent": "ack_numpy"})
     connections: list = []
     opener = urllib.request.build_opener(_HTTPHandler(connections), _HTTPSHandler(connections))
-    expired = threading.Event()
+    expired, finished = threading.Event(), threading.Event()
     total = 0
 
-    def shut_down() -> None:
+    def watch() -> None:
+        if finished.wait(deadline):
+            return
         expired.set()
-        for made in connections:  # urllib lets go of made.sock once the headers are read
-            try:
-                if made.sock is not None:
-                    made.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:  # already closed
-                pass
+        while not finished.wait(0.1):
+            for made in connections:
+                sock = made.sock  # read once: urllib sets it to None once the headers are read
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:  # already shut down or closed
+                        pass
 
     def too_slow() -> TimeoutError:
         return TimeoutError(f"not finished after {deadline:g} s ({total:,} bytes received): too slow")
 
-    watchdog = threading.Timer(deadline, shut_down)
-    watchdog.daemon = True
-    watchdog.start()
+    threading.Thread(target=watch, daemon=True).start()
     try:
         with opener.open(request, timeout=timeout) as response:
             while chunk := response.read1(_CHUNK):
@@ -414,7 +418,7 @@ def _fetch(url: str, dest_file, timeout: float, deadline: float) -> int:
             raise too_slow() from err
         raise
     finally:
-        watchdog.cancel()
+        finished.set()
     if expired.is_set():  # a connection shut down in the headers may also read as an empty body
         raise too_slow()
     return total
