@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .assets import TRAINED_ADAPTIVE_LENET
-from .files import check_output_file, quote_path
+from .files import check_output_file, file_in_the_way, quote_path
 from .progress import silence_stdout
 from .runtime import use_blas_threads
 
@@ -449,8 +449,7 @@ def describe_os_error(err: OSError) -> str:
     """'PATH: reason'. A file where a folder was wanted (--out, --dest, figures) reads the
     same in every command, whether mkdir said "File exists" or "Not a directory"."""
     if isinstance(err, (FileExistsError, NotADirectoryError)) and err.filename:
-        in_the_way = next((p for p in (Path(err.filename), *Path(err.filename).parents)
-                           if p.exists() and not p.is_dir()), None)
+        in_the_way = file_in_the_way(err.filename)
         if in_the_way is not None:
             return f"{quote_path(in_the_way)}: is a file, not a folder"
     where = f"{quote_path(err.filename)}: " if err.filename else ""

@@ -112,6 +112,12 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def file_in_the_way(path: str | Path) -> Path | None:
+    """The first of `path` and its parents that exists and is not a folder: the file that
+    stops a folder from being made there (None if there is none)."""
+    return next((p for p in (Path(path), *Path(path).parents) if p.exists() and not p.is_dir()), None)
+
+
 def check_output_file(path: str | Path, what: str = "this file") -> None:
     """Raise the OSError that writing `path` with atomic_write would raise, before the work
     that produces its content: a missing or unwritable folder, a folder in its place, or a
@@ -119,7 +125,7 @@ def check_output_file(path: str | Path, what: str = "this file") -> None:
     path = Path(path)
     folder = path.resolve().parent
     if not folder.is_dir():
-        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        in_the_way = file_in_the_way(folder)
         if in_the_way is not None:
             raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(in_the_way))
         raise FileNotFoundError(errno.ENOENT, f"no such folder for {what}", str(folder))

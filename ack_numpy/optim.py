@@ -72,8 +72,8 @@ class Optimizer:
                 raise ValueError(f"optimizer parameter {i} (shape {p.shape}) has a gradient of shape "
                                  f"{np.shape(g)}; no parameter was updated")
             if not np.isfinite(g).all():
-                raise FloatingPointError(f"optimizer parameter {i} (shape {p.shape}) has a gradient that is "
-                                         f"not finite (nan or inf); no parameter was updated")
+                raise FloatingPointError(f"optimizer parameter {i} (shape {p.shape}): its gradient holds NaN or "
+                                         f"infinite values; no parameter was updated")
         return grads
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -152,9 +152,11 @@ class Adam(Optimizer):
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.t = _restore_step(state)
-        self.m = [_restore(state, f"m.{i}", p) for i, p in enumerate(self.params)]
-        self.v = [_restore(state, f"v.{i}", p) for i, p in enumerate(self.params)]
+        # Every entry is checked before any is kept: a refused state leaves the optimiser as it was.
+        t = _restore_step(state)
+        m = [_restore(state, f"m.{i}", p) for i, p in enumerate(self.params)]
+        v = [_restore(state, f"v.{i}", p) for i, p in enumerate(self.params)]
+        self.t, self.m, self.v = t, m, v
 
 
 def _restore(state: dict, key: str, p: Parameter) -> np.ndarray:

@@ -214,7 +214,7 @@ def test_a_refused_state_dict_leaves_the_model_as_it_was():
 
 
 @pytest.mark.parametrize("bad, error, message", [
-    (np.array([np.nan, 1.0]), FloatingPointError, r"optimizer parameter 1 \(shape \(2,\)\) has a gradient that is not finite"),
+    (np.array([np.nan, 1.0]), FloatingPointError, r"optimizer parameter 1 \(shape \(2,\)\): its gradient holds NaN or infinite values; no parameter"),
     (np.array([1.0]), ValueError, r"optimizer parameter 1 \(shape \(2,\)\) has a gradient of shape \(1,\)"),
     (np.ones((2, 2)), ValueError, r"has a gradient of shape \(2, 2\); no parameter was updated"),
 ])
@@ -226,7 +226,18 @@ def test_a_gradient_set_by_hand_is_checked_before_any_weight_moves(make, bad, er
     with pytest.raises(error, match=message):
         opt.step()
     np.testing.assert_array_equal(a.data, np.zeros(2))   # parameter 0 was not updated either
-    assert opt.state_dict().get("t", 0) == 0
+    for name, value in opt.state_dict().items():         # nor the optimiser's state (velocity; t, m, v)
+        assert not np.any(value), name
+
+
+def test_a_refused_adam_state_leaves_the_optimiser_as_it_was():
+    p = Parameter(np.zeros(2, dtype=np.float32))
+    adam = optim.Adam([p])
+    good = {k: v.copy() for k, v in adam.state_dict().items()}
+    bad = {**good, "t": np.array(7), "m.0": np.ones(2), "v.0": np.array([np.nan, 0])}
+    with pytest.raises(ValueError, match="'v.0' holds NaN"):
+        adam.load_state_dict(bad)
+    assert adam.t == 0 and not adam.m[0].any() and not adam.v[0].any()
 
 
 @pytest.mark.parametrize("value, dtype", [(np.array([1j, 2j]), "complex128"), (np.array(["a", "b"]), "<U1"),

@@ -310,8 +310,9 @@ if ablation_json.is_file():
     # study tunes every model's rate on held-out images first.
     for pair, c in json.loads(ablation_json.read_text())["comparisons"].items():
         print(f"  - tuned ablation, {pair}: {100 * c['difference']:+.2f} points (95% Welch "
-              f"{100 * c['welch_ci95'][0]:+.2f} to {100 * c['welch_ci95'][1]:+.2f}; p = {c['p']:.2g}, exact, "
-              f"two-sided): {c['verdict']}. ({ablation_json.relative_to(ROOT)})")
+              f"{100 * c['welch_ci95'][0]:+.2f} to {100 * c['welch_ci95'][1]:+.2f}; permutation p = {c['p']:.2g}, "
+              f"{'exact' if c['p_exact'] else 'sampled'}, two-sided): {c['verdict']}. "
+              f"({ablation_json.relative_to(ROOT)})")
 time_json = ROOT / "data" / "time-to-accuracy" / "results.json"
 if time_json.is_file():
     v = json.loads(time_json.read_text())["verdict"]

@@ -392,7 +392,7 @@ def serve(path: Path) -> None:
 
 
 LOAD_SECONDS = 120.0  # at most, to start the answers' process and load the file
-MAX_TIME_LIMIT = 86400.0  # a day: the clock's timeouts overflow somewhere beyond
+MAX_TIME_LIMIT = 86400.0  # a day, far more than any answer needs (inf would overflow select()'s timeout)
 
 
 class AnswerProcess:

@@ -16,13 +16,12 @@ import numpy as np
 
 from ..autograd import Tensor, as_tensor
 from .im2col import conv_output_size
-from .sizes import check_size, check_stride_padding
+from .sizes import check_images, check_size, check_stride_padding
 
 
 def _check_pool_args(x: Tensor, kernel_size: int, stride: int | None) -> tuple[int, int, int, int]:
     """Check the arguments of max_pool2d; return k, s, Ho, Wo."""
-    if x.ndim != 4:
-        raise ValueError(f"max_pool2d expects x of shape (N, C, H, W), got shape {x.shape}")
+    check_images("max_pool2d", x.shape)
     check_size("kernel_size", kernel_size)
     s = kernel_size if stride is None else stride
     check_stride_padding(s, 0)

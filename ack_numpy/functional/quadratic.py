@@ -44,7 +44,8 @@ import numpy as np
 
 from ..autograd import Tensor, as_tensor, check_same_dtype
 from .adaptive import kernel_size_from
-from .im2col import check_stride_padding, col2im, conv_output_size, im2col, pad2d
+from .im2col import col2im, conv_output_size, im2col, pad2d
+from .sizes import check_images, check_stride_padding
 
 
 def _check_linear_part(name: str, x: Tensor, O: int, D: int, w: Tensor | None, b: Tensor | None) -> None:
@@ -63,8 +64,7 @@ def _prepare(name: str, x, factors: dict, w, b, stride: int, padding: int):
     w = None if w is None else as_tensor(w)
     b = None if b is None else as_tensor(b)
     check_stride_padding(stride, padding)
-    if x.ndim != 4 or x.shape[1] == 0:
-        raise ValueError(f"{name} expects x of shape (N, C, H, W) with C >= 1, got shape {x.shape}")
+    check_images(name, x.shape)
     what, first = next(iter(factors.items()))
     if first.ndim < 2 or 0 in first.shape:
         raise ValueError(f"{name}: {what} of shape {first.shape} is empty or has too few axes")

@@ -15,7 +15,7 @@ that trained it, and record.json, a small per-run record that stays with the fol
 `verified_rows(run)` returns the metric rows a report may use, or None while the run is
 unfinished, and raises RecordError naming the run for anything that disagrees:
 
-  * config.json must hold the settings the study asks for (runner.check_same_settings);
+  * config.json must hold the settings the study asks for (runner.other_settings);
   * with a checkpoint: it must read whole (a truncated one is refused), name the same
     model, options and settings as config.json, hold exactly the rows of metrics.csv, and
     score, re-evaluated now, the accuracy its last row says. The first time, this writes
@@ -44,7 +44,7 @@ import numpy as np
 from ..files import atomic_write
 from ..runs import CHECKPOINT_NAME, read_metrics
 from ..train import split_sizes
-from .runner import CHECKS_NAME, Run, check_same_settings, is_finished
+from .runner import CHECKS_NAME, Run, is_finished, other_settings
 
 RECORD_NAME = "record.json"
 _PLACE = ("out", "data_dir")  # where the folder and the data are: not a setting of the run
@@ -73,10 +73,12 @@ def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | No
         rows = read_metrics(metrics)
     except (ValueError, KeyError) as err:
         raise _fail(run, f"metrics.csv cannot be read ({err})") from None
-    try:  # before asking whether it finished: a folder trained for fewer epochs than asked
-        check_same_settings(run)  # is another run, not an unfinished one
-    except ValueError as err:  # its message starts with the folder, which _fail names already
-        raise _fail(run, str(err).replace(f"{run.folder} holds", "its folder holds", 1)) from None
+    # Before asking whether it finished: a folder trained for fewer epochs than asked is
+    # another run, not an unfinished one.
+    details = other_settings(run)
+    if details:
+        raise _fail(run, f"its folder holds a run with other settings: {details}; use another --out, or "
+                         f"delete that folder to train it again")
     if not is_finished(run):
         return None
     record_path, checkpoint = run.folder / RECORD_NAME, run.folder / CHECKPOINT_NAME

@@ -81,17 +81,23 @@ def is_finished(run: Run) -> bool:
     return len(rows) >= run.config.epochs
 
 
-def check_same_settings(run: Run) -> None:
-    """Refuse a folder whose config.json was written for other settings."""
+def other_settings(run: Run) -> str | None:
+    """How the folder's config.json differs from the settings asked for ("epochs=10 (asked:
+    12), ..."), or None if it does not (or there is no config.json yet)."""
     config_file = run.folder / "config.json"
     if not config_file.exists():
-        return
+        return None
     saved = json.loads(config_file.read_text())
     wanted = json.loads(json.dumps(asdict(run.config)))  # tuples as lists, as in the file
     ignore = _PLACE + (("epochs",) if run.until is not None else ())
     differ = {k: (saved.get(k), v) for k, v in wanted.items() if k not in ignore and saved.get(k) != v}
-    if differ:
-        details = ", ".join(f"{k}={old!r} (asked: {new!r})" for k, (old, new) in differ.items())
+    return ", ".join(f"{k}={old!r} (asked: {new!r})" for k, (old, new) in differ.items()) or None
+
+
+def check_same_settings(run: Run) -> None:
+    """Refuse a folder whose config.json was written for other settings."""
+    details = other_settings(run)
+    if details:
         raise ValueError(f"{run.folder} holds a run with other settings: {details}; "
                          f"use another --out, or delete that folder to train it again")
 
