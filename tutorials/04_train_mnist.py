@@ -280,13 +280,14 @@ for name, r in results.items():
 # `adaptive-lenet` and the ablation `plain-small` (the same small network with an
 # ordinary first layer, widened to the same budget) on several seeds with this same
 # recipe, and writes `results.md` with a verdict on each claim. Sibling studies finish
-# the job: `python -m ack_numpy study time-to-accuracy` judges "half the epochs" fairly
-# (each model at its own learning rate, chosen on held-out images, with a cosine schedule
-# fitted to each training budget), `python -m ack_numpy study convergence` is the first,
-# simpler protocol (one constant learning rate for every model), and `python -m ack_numpy
-# study budget` repeats the ablation at five parameter budgets. From the speed measured
-# above, what one epoch on all of MNIST costs on this machine, and what the committed
-# records of those commands say:
+# the job (`python -m ack_numpy study NAME --out DIR`; each record below names its full
+# command, and so does the README's claims ledger): `ablation` tunes every model's
+# learning rate on held-out images first, `time-to-accuracy` judges "half the epochs"
+# fairly (each model at its own rate, with a cosine schedule fitted to each training
+# budget), `convergence` was the first, simpler protocol (one constant learning rate for
+# every model), and `budget` repeats the ablation at five parameter budgets. From the
+# speed measured above, what one epoch on all of MNIST costs on this machine, and what
+# the committed records of those commands say:
 
 # %%
 import json
@@ -308,27 +309,30 @@ ablation_json = ROOT / "data" / "ablation" / "results.json"
 if ablation_json.is_file():
     # The two ablations above give the plain models adaptive-lenet's learning rate; this
     # study tunes every model's rate on held-out images first.
-    for pair, c in json.loads(ablation_json.read_text())["comparisons"].items():
-        print(f"  - tuned ablation, {pair}: {100 * c['difference']:+.2f} points (95% Welch "
+    ablation = json.loads(ablation_json.read_text())
+    print(f"The tuned ablation ({ablation_json.relative_to(ROOT)}, made by `{ablation['command']}`):")
+    for pair, c in ablation["comparisons"].items():
+        print(f"  - {pair}: {100 * c['difference']:+.2f} points (95% Welch "
               f"{100 * c['welch_ci95'][0]:+.2f} to {100 * c['welch_ci95'][1]:+.2f}; permutation p = {c['p']:.2g}, "
-              f"{'exact' if c['p_exact'] else 'sampled'}, two-sided): {c['verdict']}. "
-              f"({ablation_json.relative_to(ROOT)})")
+              f"{'exact' if c['p_exact'] else 'sampled'}, two-sided): {c['verdict']}")
 time_json = ROOT / "data" / "time-to-accuracy" / "results.json"
 if time_json.is_file():
-    v = json.loads(time_json.read_text())["verdict"]
-    print(f"  - about half the training epochs, each model at its own held-out rate: {v['verdict']}. "
-          f"{v['why']}. ({time_json.relative_to(ROOT)})")
+    timed = json.loads(time_json.read_text())
+    print(f"Half the epochs, each model at its own held-out rate ({time_json.relative_to(ROOT)}, made by "
+          f"`{timed['command']}`):\n  - {timed['verdict']['verdict']}. {timed['verdict']['why']}.")
 convergence_json = ROOT / "data" / "convergence" / "results.json"
 if convergence_json.is_file():
     v = json.loads(convergence_json.read_text())["verdict"]
-    print(f"  - {v['claim']}: {v['verdict']}. {v['evidence']}. ({convergence_json.relative_to(ROOT)};"
-          f"\n    the first protocol, superseded by the one above)")
+    print(f"The first protocol, superseded by the one above ({convergence_json.relative_to(ROOT)}):\n"
+          f"  - {v['claim']}: {v['verdict']}. {v['evidence']}.")
 budget_json = ROOT / "data" / "budget-sweep" / "results.json"
-every = json.loads(budget_json.read_text()).get("across_budgets") if budget_json.is_file() else None
+sweep = json.loads(budget_json.read_text()) if budget_json.is_file() else {}
+every = sweep.get("across_budgets")
 if every:
-    print(f"  - budget sweep ({budget_json.relative_to(ROOT)}): the adaptive mean is higher at "
-          f"{every['adaptive_ahead']} of {every['budgets']} budgets, by {100 * every['mean_difference']:+.2f} points "
-          f"on average; labels shuffled within each budget: p = {every['p']:.2g}")
+    print(f"The budget sweep ({budget_json.relative_to(ROOT)}, made by `{sweep['command']}`):\n"
+          f"  - the adaptive mean is higher at {every['adaptive_ahead']} of {every['budgets']} budgets, by "
+          f"{100 * every['mean_difference']:+.2f} points on average; labels shuffled within each budget: "
+          f"p = {every['p']:.2g}")
 
 # %% [markdown]
 # **What we saw:** both networks train with the same loop and recipe; `adaptive-lenet`

@@ -275,7 +275,7 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
     if summary.get("median_checkpoint_seed") is not None:
         held = summary.get("median_checkpoint_file_seed")
         lines += ["", f"The median seed of adaptive-lenet's final accuracy is seed {summary['median_checkpoint_seed']}; "
-                  f"`adaptive-lenet-median.npz` holds seed {held}"
+                  f"`{MEDIAN_NAME}` holds seed {held}"
                   + ("." if held == summary["median_checkpoint_seed"] else
                      " (kept from an earlier report: this was a --report-only call, which trains nothing; "
                      "the same command without it trains that seed again and replaces the file).")]
