@@ -99,3 +99,21 @@ def test_saturation_adds_the_controls_ten_seeds_when_the_ablation_has_them():
     claim, verdict, number, source = saturation_row(selection, ablation)
     assert "2 seeds each: adaptive-lenet 5.50%, the quadratic controls 0.00% to 3.50%" in number
     assert source.endswith("[data/ablation/results.md](data/ablation/results.md)")
+
+
+def test_lenet_itself_is_compared_with_its_per_image_tests(tmp_path):
+    from ack_numpy.lab.ledger import rows
+
+    c = {"difference": -0.0018, "welch_ci95": [-0.0030, -0.0006], "p": 0.006, "n": [10, 3],
+         "mcnemar_per_seed": [{"seed": s, "a_only": 30, "b_only": 48, "p": p} for s, p in enumerate((0.04, 0.2, 0.01))]}
+    (tmp_path / "reproduction").mkdir()
+    (tmp_path / "reproduction" / "results.json").write_text(json.dumps(
+        {"command": "rc", "models": {}, "comparisons": {"adaptive-lenet - lenet": c}}))
+    row = next(r for r in rows(tmp_path) if "against LeNet itself" in r[0])
+    assert row[1] == "LeNet ahead"
+    assert row[2] == ("-0.18 points (95% Welch -0.30 to -0.06; permutation p = 0.006, exact, two-sided), 10 and 3 "
+                      "seeds; McNemar p < 0.05 in 2 of 3 seed pairs (uncorrected: about 0.2 expected by chance)")
+    c.update(welch_ci95=[-0.003, 0.001], p=0.3)
+    (tmp_path / "reproduction" / "results.json").write_text(json.dumps(
+        {"command": "rc", "models": {}, "comparisons": {"adaptive-lenet - lenet": c}}))
+    assert next(r for r in rows(tmp_path) if "against LeNet itself" in r[0])[1] == "no difference shown"

@@ -84,6 +84,35 @@ def test_unfinished_runs_are_listed_not_counted(tmp_path):
     assert "Partial: 3 runs have not finished" in (tmp_path / "results.md").read_text()
 
 
+def test_mcnemar_per_seed_pair_where_the_records_hold_per_image_results(tmp_path):
+    """Seed s of adaptive-lenet against seed s of LeNet, on the same (here 100) test images;
+    only seeds whose two records both hold per-image results are paired."""
+    import base64
+
+    import numpy as np
+
+    fake_study(tmp_path, [0.992, 0.993, 0.991], [0.989, 0.988, 0.990], [0.99, 0.99, 0.99])
+    images = np.ones(100, dtype=bool)
+    for label, seed, wrong in (("adaptive-lenet", 0, [0]), ("lenet", 0, range(1, 11)),
+                               ("adaptive-lenet", 1, [5]), ("lenet", 1, [5])):   # seed 2: no per-image results
+        path = tmp_path / "runs" / f"{label}-seed{seed}" / "record.json"
+        record, correct = json.loads(path.read_text()), images.copy()
+        correct[list(wrong)] = False
+        record["correct"] = base64.b64encode(np.packbits(correct).tobytes()).decode("ascii")
+        record["evaluated_images"] = len(correct)
+        path.write_text(json.dumps(record))
+    s = R.summarize(tmp_path, seeds=3, epochs=3, lenet_seeds=3)
+    pairs = s["comparisons"]["adaptive-lenet - lenet"]["mcnemar_per_seed"]
+    assert pairs == [{"seed": 0, "a_only": 10, "b_only": 1, "p": pytest.approx(2 * 12 / 2 ** 11)},
+                     {"seed": 1, "a_only": 0, "b_only": 0, "p": 1.0}]
+    assert s["comparisons"]["adaptive-lenet - plain-small"]["mcnemar_per_seed"] == []
+    R.write_markdown(s, tmp_path / "results.md", "cmd")
+    text = (tmp_path / "results.md").read_text()
+    assert "| adaptive-lenet - lenet | nothing: LeNet has 66x the parameters | 3 and 3 |" in text
+    assert "| 1 of 2 (10 / 1) |" in text and "- (no per-image records)" in text
+    assert "- (too few seeds)" in text  # no percentile bootstrap at 3 seeds
+
+
 @pytest.mark.parametrize("asked", [2, 5])
 def test_a_report_for_other_epochs_is_refused_not_partial(tmp_path, asked):
     """Runs trained for 3 epochs are other runs whether 2 or 5 are asked: refused, naming one."""

@@ -119,3 +119,38 @@ def test_stratified_p_with_random_draws_approaches_the_exact_one():
 def test_stratified_p_needs_a_pair():
     with pytest.raises(ValueError, match="at least one"):
         stats.stratified_permutation_p([])
+
+
+@pytest.mark.parametrize("df, quantile", [(1, 12.706204736174698), (2, 4.302652729749464), (10, 2.2281388519649385)])
+def test_t_quantiles_match_the_printed_tables(df, quantile):
+    """Student's t, 97.5th percentile, as every table prints it (df = 1 is Cauchy's: exact)."""
+    assert stats.t_quantile(0.975, df) == pytest.approx(quantile, abs=1e-6)
+    assert stats.t_cdf(1.0, 1) == pytest.approx(0.75, abs=1e-9)  # atan(1) / pi + 1/2
+
+
+def test_the_welch_interval_by_hand():
+    a, b = [0.990, 0.992, 0.994], [0.985, 0.986, 0.990, 0.987]
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
+    half = stats.t_quantile(0.975, df) * np.sqrt(va + vb)
+    difference = np.mean(a) - np.mean(b)
+    assert stats.welch_ci(a, b) == pytest.approx((difference - half, difference + half))
+    assert stats.welch_ci([0.99] * 3, [0.98] * 3) == pytest.approx((0.01, 0.01))  # no spread: a point
+
+
+@pytest.mark.parametrize("a_only, b_only, p", [
+    (0, 5, 2 / 32),                 # all 5 disagreements one way: both tails of binomial(5, 1/2)
+    (1, 9, 2 * (1 + 10) / 1024),    # P(X <= 1) for binomial(10, 1/2), doubled
+    (4, 4, 1.0),                    # an even split cannot be more even
+    (0, 0, 1.0)])                   # no disagreements: nothing to test
+def test_mcnemar_counts_only_the_images_the_two_disagree_on(a_only, b_only, p):
+    both = 20  # images both get right, and 7 both get wrong: they change nothing
+    a = np.array([True] * both + [True] * a_only + [False] * b_only + [False] * 7)
+    b = np.array([True] * both + [False] * a_only + [True] * b_only + [False] * 7)
+    assert stats.mcnemar_p(a, b) == {"a_only": a_only, "b_only": b_only, "p": pytest.approx(p)}
+    assert stats.mcnemar_p(b, a)["p"] == pytest.approx(p)
+
+
+def test_mcnemar_needs_the_same_images():
+    with pytest.raises(ValueError, match="the same images"):
+        stats.mcnemar_p(np.ones(5, bool), np.ones(6, bool))

@@ -88,6 +88,17 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
     found.append(("adaptive ResNet18 beats ResNet100 on CIFAR-10; better on ImageNet", "not testable here",
                   "no CIFAR-10/ImageNet data, no GPU; a NumPy engine on 2 CPU cores trains MNIST-size models only", "-"))
     # the reviewer's questions: untuned and tuned baselines, other sizes, quadratic controls
+    if rep and "adaptive-lenet - lenet" in rep["comparisons"]:
+        c = rep["comparisons"]["adaptive-lenet - lenet"]
+        low, high = c["welch_ci95"]
+        verdict = "LeNet ahead" if high < 0 and c["p"] < 0.05 else "adaptive ahead" if low > 0 and c["p"] < 0.05 \
+            else "no difference shown"
+        found.append(("(not a claim) adaptive-lenet against LeNet itself, which has 66x its parameters; both at "
+                      "3e-3", verdict,
+                      f"{100 * c['difference']:+.2f} points (95% Welch {100 * low:+.2f} to {100 * high:+.2f}; "
+                      f"permutation p = {c['p']:.2g}, exact, two-sided), {c['n'][0]} and {c['n'][1]} seeds"
+                      f"{paired_tests(c)}",
+                      f"{rep['command']}; {_link('reproduction')}"))
     if rep and "adaptive-lenet - plain-small" in rep["comparisons"]:
         c = rep["comparisons"]["adaptive-lenet - plain-small"]
         low, high = c["welch_ci95"]
@@ -95,7 +106,7 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
                       "(3e-3, untuned for the plain model; the tuned comparison is below)",
                       "holds" if low > 0 and c["p"] < 0.05 else "not shown",
                       f"{100 * c['difference']:+.2f} points (95% Welch {100 * low:+.2f} to {100 * high:+.2f}; "
-                      f"permutation p = {c['p']:.2g}, exact, two-sided), {c['n'][0]} seeds each",
+                      f"permutation p = {c['p']:.2g}, exact, two-sided), {c['n'][0]} seeds each{paired_tests(c)}",
                       f"{rep['command']}; {_link('reproduction')}"))
     budget = _load(data, "budget-sweep")
     if budget and budget.get("across_budgets"):
@@ -122,14 +133,20 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
                        else "not shown")
             if other != selection.get("best_plain") and not selection["arms"].get(other, {}).get("chosen_lr"):
                 what += " (the control at adaptive-lenet's rate: its own was not chosen)"
-            mc = c.get("mcnemar_per_seed") or []
-            paired = (f"; McNemar p < 0.05 in {sum(m['p'] < 0.05 for m in mc)} of {len(mc)} seed pairs "
-                      f"(uncorrected: about {0.05 * len(mc):.1g} expected by chance)" if mc else "")
             found.append((what, verdict, f"{100 * c['difference']:+.2f} points (95% Welch {100 * low:+.2f} to "
                           f"{100 * high:+.2f}; permutation p = {c['p']:.2g}, exact, two-sided), {c['seeds'][0]} and "
-                          f"{c['seeds'][1]} seeds{paired}",
+                          f"{c['seeds'][1]} seeds{paired_tests(c)}",
                           f"{ablation['command']}; {_link('ablation')}"))
     return found
+
+
+def paired_tests(comparison: dict) -> str:
+    """The per-image McNemar tests of a comparison, one per seed pair, as a clause ("" if none)."""
+    mc = comparison.get("mcnemar_per_seed") or []
+    if not mc:
+        return ""
+    return (f"; McNemar p < 0.05 in {sum(m['p'] < 0.05 for m in mc)} of {len(mc)} seed pairs "
+            f"(uncorrected: about {0.05 * len(mc):.1g} expected by chance)")
 
 
 def activations_row(compute: dict, best: str | None) -> tuple[str, str, str, str]:

@@ -16,6 +16,8 @@ The ablations (not claims of the paper), on the mean final test accuracy over se
 so a reader can tell how much of a gain comes from the kernel being adaptive and how much
 from width. Each says HOLDS only when the 95% bootstrap interval of the mean difference
 lies above 0 (stats.py), and states the effect size, its interval and a permutation p.
+The report also sets adaptive-lenet against LeNet itself (no verdict: not a claim), and
+adds, where the runs' records hold per-image results, an exact McNemar test per seed pair.
 
 Every model is trained with the same recipe (TrainConfig's defaults) and every seed is reported;
 nothing is selected by test accuracy. The runs go through runner.py: parallel processes
@@ -34,9 +36,9 @@ from ..files import atomic_write, quote_path
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
-from .records import image_counts, verified_rows
+from .records import RECORD_NAME, correct_of, image_counts, read_record, verified_rows
 from .runner import Run, run_commands, run_all
-from .stats import compare, describe
+from .stats import compare, describe, mcnemar_p
 
 STUDY_MODELS = ("lenet", "adaptive-lenet", "plain-small", "plain-width8")
 MEDIAN_NAME = "adaptive-lenet-median.npz"  # the median seed's checkpoint, in the study's --out folder
@@ -108,14 +110,21 @@ def _median_epochs(values: list[int | None]) -> float | None:
     return None if median == math.inf else median
 
 
-def finished_rows(runs: dict[str, Run], label: str, seeds: list[int], missing: list[str]) -> dict:
+def finished_rows(runs: dict[str, Run], label: str, seeds: list[int], missing: list[str],
+                  correct: dict | None = None) -> dict:
     """{seed: metric rows} of the finished runs, each checked against its checkpoint or
-    record (records.py); the names of the others go into `missing`."""
+    record (records.py); the names of the others go into `missing`. `correct`, if given,
+    receives {(label, seed): which test images the run classifies correctly} for the runs
+    whose record holds that (a record made from a checkpoint)."""
     found = {}
     for seed in seeds:
-        rows = verified_rows(runs[f"{label}-seed{seed}"])
+        run = runs[f"{label}-seed{seed}"]
+        rows = verified_rows(run)
         if rows:
             found[seed] = rows
+            per_image = correct_of(read_record(run, run.folder / RECORD_NAME))
+            if correct is not None and per_image is not None:
+                correct[(label, seed)] = per_image
         else:
             missing.append(f"{label}-seed{seed}")
     return found
@@ -151,25 +160,35 @@ def summarize(out: Path, seeds: int, epochs: int, lenet_seeds: int = 3, models=S
                **image_counts(limit_train, limit_test), "models": {}}
     summary["missing"] = []
     runs = {r.name: r for r in plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)}
+    correct = {}
     for label in models:
         model, options = ARMS[label]
-        rows = finished_rows(runs, label, seeds_of(label, seeds, lenet_seeds), summary["missing"])
+        rows = finished_rows(runs, label, seeds_of(label, seeds, lenet_seeds), summary["missing"], correct)
         if rows:
             summary["models"][label] = model_summary(rows, build_model(model, **options).num_parameters())
     summary["comparisons"] = {}
     for a, b, what in (("adaptive-lenet", "plain-small", "equal budget"),
                        ("adaptive-lenet", "plain-width8", "equal width"),
-                       ("plain-small", "plain-width8", "width alone")):
+                       ("plain-small", "plain-width8", "width alone"),
+                       ("adaptive-lenet", "lenet", "nothing: LeNet has 66x the parameters")):
         if a in summary["models"] and b in summary["models"]:
-            summary["comparisons"][f"{a} - {b}"] = {"what": what, **comparison(summary, a, b)}
+            summary["comparisons"][f"{a} - {b}"] = {"what": what, **comparison(summary, a, b, correct)}
     summary["verdicts"] = verdicts(summary)
     return summary
 
 
-def comparison(summary: dict, a: str, b: str) -> dict:
+def comparison(summary: dict, a: str, b: str, correct: dict | None = None) -> dict:
+    """mean(a) - mean(b) over seeds (stats.compare), and an exact McNemar test on the test
+    images for each seed both models have (seed s of a against seed s of b: two independent
+    trainings, paired only by the images), where both records hold per-image results."""
     finals_a = list(summary["models"][a]["final_test_acc_per_seed"].values())
     finals_b = list(summary["models"][b]["final_test_acc_per_seed"].values())
-    return compare(finals_a, finals_b) if min(len(finals_a), len(finals_b)) >= 2 else {}
+    result = compare(finals_a, finals_b) if min(len(finals_a), len(finals_b)) >= 2 else {}
+    correct = correct or {}
+    pairs = sorted(set(summary["models"][a]["seeds"]) & set(summary["models"][b]["seeds"]))
+    result["mcnemar_per_seed"] = [{"seed": s, **mcnemar_p(correct[(a, s)], correct[(b, s)])} for s in pairs
+                                  if (a, s) in correct and (b, s) in correct]
+    return result
 
 
 def difference_verdict(claim: str, a: str, b: str, result: dict) -> dict:
@@ -217,6 +236,16 @@ def verdicts(summary: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- report
+BOOTSTRAP_SEEDS = 10  # fewer seeds per model than this: the report shows no percentile bootstrap
+
+
+def _mcnemar_text(per_seed: list[dict]) -> str:
+    if not per_seed:
+        return "- (no per-image records)"
+    return (f"{sum(m['p'] < 0.05 for m in per_seed)} of {len(per_seed)} "
+            f"({sum(m['a_only'] for m in per_seed):,} / {sum(m['b_only'] for m in per_seed):,})")
+
+
 def _fmt_sd(sd) -> str:
     return "-" if sd is None else f"{100 * sd:.2f}"
 
@@ -266,12 +295,22 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
               "shared the machine with other runs and work: not a comparison of speed (for that, timed side by "
               "side at one thread: [../compute/results.md](../compute/results.md)).", "",
               "## Differences of the mean final test accuracy", "",
-              "| difference | what is held equal | mean difference (points) | 95% bootstrap CI | permutation p |",
-              "|---|---|---:|---|---:|"]
+              "| difference | what is held equal | seeds | mean difference (points) | 95% Welch t interval | "
+              "95% bootstrap CI | permutation p (exact, two-sided) | McNemar per seed pair: p < 0.05 "
+              "(images only the first / only the second gets right, summed) |",
+              "|---|---|---:|---:|---|---|---:|---|"]
     for name, c in summary["comparisons"].items():
         if c.get("ci95"):
-            lines.append(f"| {name} | {c['what']} | {100 * c['difference']:+.2f} | "
-                         f"{100 * c['ci95'][0]:+.2f} to {100 * c['ci95'][1]:+.2f} | {c['p']:.3g} |")
+            small = min(c["n"]) < BOOTSTRAP_SEEDS
+            boot = "- (too few seeds)" if small else f"{100 * c['ci95'][0]:+.2f} to {100 * c['ci95'][1]:+.2f}"
+            lines.append(f"| {name} | {c['what']} | {c['n'][0]} and {c['n'][1]} | {100 * c['difference']:+.2f} | "
+                         f"{100 * c['welch_ci95'][0]:+.2f} to {100 * c['welch_ci95'][1]:+.2f} | {boot} | "
+                         f"{c['p']:.3g} | {_mcnemar_text(c.get('mcnemar_per_seed', []))} |")
+    lines += ["", f"McNemar: an exact two-sided test per seed pair on the {summary['test_images']:,} test images "
+              "(seed s of one model against seed s of the other), uncorrected for the number of pairs: at "
+              "p < 0.05 about 1 pair in 20 is expected by chance alone. The percentile bootstrap is shown from "
+              f"{BOOTSTRAP_SEEDS} seeds per model; below that it is too narrow (with 3 seeds it has 10 distinct "
+              "resamples) and the Welch t interval is the one to read."]
     if summary.get("median_checkpoint_seed") is not None:
         held = summary.get("median_checkpoint_file_seed")
         lines += ["", f"The median seed of adaptive-lenet's final accuracy is seed {summary['median_checkpoint_seed']}; "
