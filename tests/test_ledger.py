@@ -1,5 +1,6 @@
 """The claims ledger writes its table from the records, and nothing of the README outside its section."""
 import json
+from pathlib import Path
 
 from ack_numpy.lab.ledger import BEGIN, END, write_ledger
 
@@ -98,7 +99,16 @@ def test_saturation_adds_the_controls_ten_seeds_when_the_ablation_has_them():
                                           "quadratic-act": {"saturated_per_seed": {"0": 0.0, "1": 0.0}}}}
     claim, verdict, number, source = saturation_row(selection, ablation)
     assert "2 seeds each: adaptive-lenet 5.50%, the quadratic controls 0.00% to 3.50%" in number
-    assert source.endswith("[data/ablation/results.md](data/ablation/results.md)")
+    assert source.endswith("[data/ablation/results.md](data/ablation/results.md)") and verdict == "not shown"
+    # plain-tanh, the same tanh layer with an ordinary kernel, at its own rate in the ablation: a test
+    ablation["arms"]["plain-tanh"] = {"saturated_per_seed": {"0": 0.008, "1": 0.010, "2": 0.009}}
+    ablation["arms"]["adaptive-lenet"]["saturated_per_seed"]["2"] = 0.055
+    claim, verdict, number, source = saturation_row(selection, ablation)
+    assert verdict == "does not hold" and "adaptive-lenet 5.50%, plain-tanh" in number and "3 and 3 seeds" in number
+    assert source == "ac; [data/ablation/results.md](data/ablation/results.md)"
+    for per_seed in ablation["arms"]["plain-tanh"]["saturated_per_seed"], ablation["arms"]["adaptive-lenet"]["saturated_per_seed"]:
+        per_seed.update({"0": 0.2, "1": 0.01})  # the same spread in both: no difference shown
+    assert saturation_row(selection, ablation)[1] == "not shown"
 
 
 def test_lenet_itself_is_compared_with_its_per_image_tests(tmp_path):
@@ -117,3 +127,31 @@ def test_lenet_itself_is_compared_with_its_per_image_tests(tmp_path):
     (tmp_path / "reproduction" / "results.json").write_text(json.dumps(
         {"command": "rc", "models": {}, "comparisons": {"adaptive-lenet - lenet": c}}))
     assert next(r for r in rows(tmp_path) if "against LeNet itself" in r[0])[1] == "no difference shown"
+
+
+def test_xor_comes_from_the_committed_notebooks_outputs(tmp_path):
+    from ack_numpy.lab.ledger import XOR_TUTORIAL, xor_row
+
+    root = Path(__file__).resolve().parents[1]
+    claim, verdict, number, source = xor_row(root / XOR_TUTORIAL.with_suffix(".ipynb"))
+    assert verdict == "holds (a demonstration)" and "one adaptive unit" in number and "100.0%" in number
+    lines = ["linear unit    3 parameters: final loss 0.9, training accuracy 75.0% (200 points)\n",
+             "adaptive unit  7 parameters: final loss 0.9, training accuracy 98.0% (200 points)\n"]
+    notebook = tmp_path / "06.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"outputs": [{"name": "stdout", "text": lines}]}]}))
+    assert xor_row(notebook)[1] == "not shown"  # the adaptive unit did not get every point
+    notebook.write_text(json.dumps({"cells": [{"outputs": []}]}))
+    assert xor_row(notebook)[2].endswith("holds no outputs of the two units")
+
+
+def test_the_committed_ledger_is_what_the_records_say(monkeypatch):
+    """README's results section and data/claims/results.md hold exactly the table that
+    `study ledger` writes from the committed records today: no stale or hand-edited row."""
+    from ack_numpy.lab.ledger import ledger_text
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the ledger names its records by paths from the project's root
+    table = ledger_text(Path("data"))
+    readme = (root / "README.md").read_text()
+    assert "\n" + table + "\n" + END in readme, "README's ledger is stale: run python -m ack_numpy study ledger --out README.md"
+    assert table in (root / "data" / "claims" / "results.md").read_text()

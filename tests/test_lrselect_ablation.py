@@ -99,9 +99,13 @@ def test_the_plan_follows_the_selection_record_and_trains_the_pair_first():
     runs = ablation.ablation_plan(Path("out"), selection(), seeds=2)
     names = [r.name for r in runs]
     assert names[:4] == ["adaptive-lenet-seed0", "adaptive-lenet-seed1", "plain-relu-seed0", "plain-relu-seed1"]
-    assert names[4:8] == ["diagonal-q-seed0", "rank1-q-seed0", "rank2-q-seed0", "quadratic-act-seed0"]
+    assert names[4:9] == ["diagonal-q-seed0", "rank1-q-seed0", "rank2-q-seed0", "quadratic-act-seed0",
+                          "plain-tanh-seed0"]  # the same tanh first layer, at its own rate
     lr = {r.name: r.config.lr for r in runs}
     assert lr["plain-relu-seed0"] == 1e-2 and lr["rank1-q-seed1"] == 3e-3 == lr["adaptive-lenet-seed0"]
+    assert lr["plain-tanh-seed1"] == 1e-2 and len(names) == 2 * 7
+    as_best = [r.name for r in ablation.ablation_plan(Path("out"), selection(best="plain-tanh"), seeds=1)]
+    assert as_best.count("plain-tanh-seed0") == 1 and len(as_best) == 6  # the best plain model already
 
 
 def test_runs_with_the_reproductions_settings_are_reused(tmp_path):

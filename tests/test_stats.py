@@ -154,3 +154,10 @@ def test_mcnemar_counts_only_the_images_the_two_disagree_on(a_only, b_only, p):
 def test_mcnemar_needs_the_same_images():
     with pytest.raises(ValueError, match="the same images"):
         stats.mcnemar_p(np.ones(5, bool), np.ones(6, bool))
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.02, 0.04, 0.3 times 4, 3, 2, 1 -> 0.04, 0.06, 0.08, 0.3; given in another order
+    assert stats.holm([0.04, 0.01, 0.3, 0.02]) == pytest.approx([0.08, 0.04, 0.3, 0.06])
+    assert stats.holm([0.02, 0.011]) == pytest.approx([0.022, 0.022])  # never smaller than an earlier step
+    assert stats.holm([0.5, 0.6]) == [1.0, 1.0] and stats.holm([]) == []

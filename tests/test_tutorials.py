@@ -53,7 +53,7 @@ def test_readme_lists_every_tutorial():
         assert name in readme, f"tutorials/README.md does not mention {name}"
 
 
-@pytest.mark.parametrize("name", [n for n in FIGURES if n not in NEEDS_MNIST])
+@pytest.mark.parametrize("name", [n for n in FIGURES if n not in NEEDS_MNIST | {"06_xor_and_dynamic_filters.py"}])
 def test_tutorial_runs_and_writes_figures(name, tmp_path):
     check(name, tmp_path, run_tutorial(name, tmp_path))
 
@@ -76,14 +76,17 @@ def check(name: str, out: Path, result: subprocess.CompletedProcess) -> None:
 
 
 def test_tutorial_06_prints_what_the_claims_rest_on(tmp_path):
-    # The README's claims ledger cites these lines for "one non-linear unit solves XOR".
+    # The README's claims ledger cites these lines for "one non-linear unit solves XOR" (from
+    # the committed notebook's outputs). This is tutorial 06's run-and-figures test too.
     result = run_tutorial("06_xor_and_dynamic_filters.py", tmp_path)
     check("06_xor_and_dynamic_filters.py", tmp_path, result)
     out = result.stdout
     assert "adaptive unit  7 parameters:" in out and "training accuracy 100.0% (200 points)" in out
     linear = float(out.split("linear unit    3 parameters:")[1].split("training accuracy ")[1].split("%")[0])
     assert linear <= 75.0                                   # no line gets more than 3 corners of 4
-    assert "adaptive_kernels vs a linear 3x3 filter-generating conv: max |difference| = 0.0e+00" in out
+    # the same products in another order: equal up to float32 rounding (0 with most BLAS builds)
+    same = float(out.split("filter-generating conv: max |difference| = ")[1].split()[0])
+    assert same < 1e-5
     for name, pixels in (("adaptive kernel k = Q p + w", 9), ("DFN, dynamic local filtering", 25),
                          ("DFN, dynamic convolution", 144)):
         assert f"{name:30s} depends on {pixels:3d} pixels" in out, name

@@ -267,9 +267,6 @@ for title, grad in maps.items():
 
 # %%
 with no_grad():
-    def change(generate):
-        return generate(Tensor(2 * x)).data - generate(Tensor(x)).data
-
     k1 = generator(Tensor(x)).data[0, :, i, j] - w[0]
     k2 = generator(Tensor(2 * x)).data[0, :, i, j] - w[0]
     print(f"adaptive: max |(k(2x) - w) - 2 (k(x) - w)| = {np.abs(k2 - 2 * k1).max():.1e}  (linear in p)")

@@ -11,7 +11,11 @@ full training set and scored on the test set, seeds 0..N-1:
   quadratic      adaptive-lenet's network with Q diagonal, Q of rank 1 and 2, and an
                  ordinary convolution followed by a quadratic activation (variants.py),
                  each at its own rate where the selection has chosen one, otherwise at
-                 adaptive-lenet's (the report says which).
+                 adaptive-lenet's (the report says which);
+  same tanh      plain-tanh (adaptive-lenet's network with an ordinary tanh first layer:
+                 only the kernel differs) at its own chosen rate, when it is not the best
+                 plain model already: the reference for "less saturation" and the tuned
+                 twin of the reproduction's untuned plain-small.
 
 The choices are read from the selection's results.json (data flows one way: a record,
 then a plan). With `--reuse`, a run whose settings are exactly those of a reproduction run
@@ -32,6 +36,7 @@ from .stats import bootstrap_ci, describe, mcnemar_p, mean_difference, number_of
 from .variants import parameters, plain_candidates, quadratic_controls
 
 MAIN = "adaptive-lenet"
+SAME_TANH = "plain-tanh"  # the plain model whose first layer is adaptive-lenet's but for the kernel
 
 
 class SelectionMissing(ValueError):
@@ -59,6 +64,9 @@ def ablation_arms(selection: dict) -> dict[str, tuple[str, dict, float]]:
     for label, (model, options) in quadratic_controls().items():
         if label != "full-q":
             arms[label] = (model, options, chosen.get(label) or chosen[MAIN])
+    if SAME_TANH != best and chosen.get(SAME_TANH):
+        model, options = plain_candidates()[SAME_TANH]
+        arms[SAME_TANH] = (model, options, chosen[SAME_TANH])
     return arms
 
 

@@ -29,6 +29,9 @@ with the same recipe. The effect size is the difference of the means, mean(a) - 
                             images: only the images one gets right and the other wrong count;
                             under "equally good" each such image goes either way with
                             probability 1/2 (a binomial test on the discordant images).
+    holm(ps)                Holm's step-down adjustment of several p values asked together
+                            (the ablation's five comparisons, say): an adjusted p below 0.05
+                            keeps the chance of any false "holds" among them below 5%.
 
 All take an explicit seed, so a report regenerated from the same runs prints the same
 numbers. NumPy only.
@@ -197,3 +200,14 @@ def mcnemar_p(correct_a, correct_b) -> dict:
     n, k = a_only + b_only, min(a_only, b_only)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n if n else 1.0
     return {"a_only": a_only, "b_only": b_only, "p": min(1.0, 2 * tail)}
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm-adjusted p values, in the order given: the i-th smallest of m is multiplied by
+    m - i (i = 0, 1, ...), capped at 1, and made non-decreasing along that order."""
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    adjusted, running = [0.0] * len(ps), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted
