@@ -35,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SettingError, TrainConfig, check_model, is_count, is_number
+from .config import SettingError, TrainConfig, check_model, is_number
 from .files import atomic_write, quote_path
+from .models import is_count
 from .runs import METRIC_FIELDS
 
 FORMAT_VERSION = 2

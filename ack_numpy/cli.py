@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .assets import TRAINED_ADAPTIVE_LENET
-from .files import check_output_file, file_in_the_way, quote_path
+from .files import file_in_the_way, quote_path
 from .progress import silence_stdout
 from .runtime import use_blas_threads
 
@@ -175,58 +175,12 @@ def cmd_explore(args: argparse.Namespace) -> int:
                              f"{matplotlib.get_backend()}); use --save FILE.png or --gif FILE.gif")
     else:
         matplotlib.use("Agg")  # files only: never open a window
-    from .checkpoint import load_model
-    from .data import load_mnist
-    from .models import adaptive_layers
-    from .viz.explorer import Explorer, free_keys, write_sweep_gif
-    from .viz.kernels import select_image
+    from .viz.explorer import explore
 
-    if args.index is not None and args.digit is not None:
-        raise ValueError("give either --index or --digit, not both")
-    check_output_files(args)
-    model, meta = load_model(args.checkpoint)
-    if not adaptive_layers(model):
-        raise ValueError(f"{args.checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
-                         f"no dynamic kernels to show; use a checkpoint of adaptive-lenet")
-    images, labels = load_mnist("test", args.data_dir)
-    index = select_image(labels, index=args.index, digit=args.digit)
-    free_keys()
-    explorer = Explorer(model, images, labels, layer=args.layer, channel=args.channel, index=index,
-                        location=None if args.location is None else tuple(args.location), scale=args.scale)
-    if explorer.start_note:
-        print(f"explore: {explorer.start_note}")
-    if args.save is not None:
-        explorer.fig.savefig(args.save)
-        print(f"wrote {args.save}")
-    if args.gif is not None:
-        frames = write_sweep_gif(model, images[index], args.gif, layer=args.layer, channel=args.channel,
-                                 step=args.every, name=f"test image {index} (digit {labels[index]})")
-        print(f"wrote {args.gif} ({frames} frames)")
-    if args.save is None and args.gif is None:
-        import matplotlib.pyplot as plt
-
-        plt.show()
+    explore(args.checkpoint, args.data_dir, index=args.index, digit=args.digit, layer=args.layer,
+            channel=args.channel, location=None if args.location is None else tuple(args.location),
+            scale=args.scale, save=args.save, gif=args.gif, every=args.every)
     return 0
-
-
-def check_output_files(args: argparse.Namespace) -> None:
-    """explore --save / --gif: each file name says its format, and they are two different files
-    (checked before anything is computed, so a mistake costs nothing)."""
-    from matplotlib.figure import Figure
-
-    # the same file twice first: it is the mistake, whichever formats this matplotlib can write
-    if args.save is not None and args.gif is not None and Path(args.save).resolve() == Path(args.gif).resolve():
-        raise ValueError(f"--save and --gif name the same file {args.save}: the animation would overwrite "
-                         f"the picture; give two different files")
-    formats = Figure().canvas.get_supported_filetypes()   # {"png": ..., "pdf": ..., "svg": ...}
-    if args.save is not None and Path(args.save).suffix[1:].lower() not in formats:
-        raise ValueError(f"--save {args.save}: the file name must end in the picture's format, one of "
-                         f"{', '.join('.' + f for f in sorted(formats))} (e.g. explorer.png)")
-    if args.gif is not None and Path(args.gif).suffix.lower() != ".gif":
-        raise ValueError(f"--gif {args.gif}: the file name must end in .gif (e.g. sweep.gif)")
-    for option, path in (("--save", args.save), ("--gif", args.gif)):
-        if path is not None:
-            check_output_file(path, f"the {option} file")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

@@ -107,7 +107,4 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def is_count(value) -> bool:
-    """A whole number >= 0 (True is not one)."""
-    return is_whole(value, 0)
 

@@ -27,16 +27,25 @@ MAX_CHANNELS, MAX_HIDDEN = 512, 4096  # far beyond the models here; nothing a la
 FIRST_ACTIVATIONS = ("tanh", "relu", "quadratic")
 # The form of Q in an adaptive layer: full (the paper's), diagonal, or low-rank (rank q_rank).
 Q_FORMS = ("full", "diagonal", "low-rank")
-ADAPTIVE_LENET_OPTIONS = ("channels", "kernel_sizes", "adaptive", "hidden", "first_activation", "q_form", "q_rank")
+# AdaptiveLeNet's options and their defaults (the defaults make adaptive-lenet); the one
+# place they are written: the constructor, the rules below and the registry read them here.
+ADAPTIVE_LENET_DEFAULTS = {"channels": (8, 16), "kernel_sizes": (3, 5), "adaptive": (True, False), "hidden": 0,
+                           "first_activation": "tanh", "q_form": "full", "q_rank": 1}
+ADAPTIVE_LENET_OPTIONS = tuple(ADAPTIVE_LENET_DEFAULTS)
 
 
-def _is_count(value) -> bool:
+def is_count(value) -> bool:
     """A whole number >= 0 (True is not one)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
 
 
 def _is_pair(value) -> bool:
     return isinstance(value, (list, tuple)) and len(value) == 2
+
+
+def after_stage(size: int, kernel_size: int) -> int:
+    """The side of the feature map after one stage: a convolution without padding, then a 2x2 pool."""
+    return (size - kernel_size + 1) // 2
 
 
 def check_options(options: dict, image_size: int = IMAGE_SIZE) -> None:
@@ -49,38 +58,39 @@ def check_options(options: dict, image_size: int = IMAGE_SIZE) -> None:
     unknown = sorted(set(options) - set(ADAPTIVE_LENET_OPTIONS))
     if unknown:
         raise ValueError(f"unknown model option {unknown[0]!r} (the options are {', '.join(ADAPTIVE_LENET_OPTIONS)})")
-    channels = options.get("channels", (8, 16))
-    if not (_is_pair(channels) and all(_is_count(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
+    given, options = options, {**ADAPTIVE_LENET_DEFAULTS, **options}
+    channels = options["channels"]
+    if not (_is_pair(channels) and all(is_count(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
         raise ValueError(f"model option 'channels' must be two whole numbers from 1 to {MAX_CHANNELS}, got {channels!r}")
-    kernel_sizes, size = options.get("kernel_sizes", (3, 5)), image_size
-    if not (_is_pair(kernel_sizes) and all(_is_count(k) and k >= 1 for k in kernel_sizes)):
+    kernel_sizes, size = options["kernel_sizes"], image_size
+    if not (_is_pair(kernel_sizes) and all(is_count(k) and k >= 1 for k in kernel_sizes)):
         raise ValueError(f"model option 'kernel_sizes' must be two whole numbers >= 1, got {kernel_sizes!r}")
     for k in kernel_sizes:
-        size = (size - k + 1) // 2  # a convolution without padding, then a 2x2 pool
+        size = after_stage(size, k)
     if size < 1:
         raise ValueError(f"model option 'kernel_sizes' {list(kernel_sizes)} leave nothing of a "
                          f"{image_size}x{image_size} image")
-    adaptive = options.get("adaptive", (True, False))
+    adaptive = options["adaptive"]
     if not (_is_pair(adaptive) and all(isinstance(a, bool) for a in adaptive)):
         raise ValueError(f"model option 'adaptive' must be two true/false values, got {adaptive!r}")
-    hidden = options.get("hidden", 0)
-    if not (_is_count(hidden) and hidden <= MAX_HIDDEN):
+    hidden = options["hidden"]
+    if not (is_count(hidden) and hidden <= MAX_HIDDEN):
         raise ValueError(f"model option 'hidden' must be a whole number from 0 to {MAX_HIDDEN}, got {hidden!r}")
-    first_activation = options.get("first_activation", "tanh")
+    first_activation = options["first_activation"]
     if not (isinstance(first_activation, str) and first_activation in FIRST_ACTIVATIONS):
         raise ValueError(f"model option 'first_activation' must be one of {', '.join(FIRST_ACTIVATIONS)}, "
                          f"got {first_activation!r}")
     if adaptive[0] and first_activation != "tanh":
         raise ValueError("model option 'first_activation' is for an ordinary first layer; "
                          "an adaptive one has tanh inside")
-    q_form, q_rank = options.get("q_form", "full"), options.get("q_rank", 1)
+    q_form, q_rank = options["q_form"], options["q_rank"]
     if not (isinstance(q_form, str) and q_form in Q_FORMS):
         raise ValueError(f"model option 'q_form' must be one of {', '.join(Q_FORMS)}, got {q_form!r}")
-    if not (_is_count(q_rank) and q_rank >= 1):
+    if not (is_count(q_rank) and q_rank >= 1):
         raise ValueError(f"model option 'q_rank' must be a whole number >= 1, got {q_rank!r}")
-    if "q_rank" in options and q_form != "low-rank":
+    if "q_rank" in given and q_form != "low-rank":
         raise ValueError("model option 'q_rank' is for q_form 'low-rank'")
-    if (q_form != "full" or "q_rank" in options) and not any(adaptive):
+    if (q_form != "full" or "q_rank" in given) and not any(adaptive):
         raise ValueError("model options 'q_form' and 'q_rank' are for a model with an adaptive layer")
 
 
@@ -126,10 +136,12 @@ class AdaptiveLeNet(Module):
         728 + 3,216 + 2,570 = 6,514  (<= 6,531 = LeNet / 66)
     """
 
-    def __init__(self, channels: tuple = (8, 16), kernel_sizes: tuple = (3, 5),
-                 adaptive: tuple = (True, False), hidden: int = 0, first_activation: str = "tanh",
-                 q_form: str = "full", q_rank: int = 1, image_size: int = 28,
-                 rng: np.random.Generator | None = None):
+    def __init__(self, channels: tuple = ADAPTIVE_LENET_DEFAULTS["channels"],
+                 kernel_sizes: tuple = ADAPTIVE_LENET_DEFAULTS["kernel_sizes"],
+                 adaptive: tuple = ADAPTIVE_LENET_DEFAULTS["adaptive"], hidden: int = ADAPTIVE_LENET_DEFAULTS["hidden"],
+                 first_activation: str = ADAPTIVE_LENET_DEFAULTS["first_activation"],
+                 q_form: str = ADAPTIVE_LENET_DEFAULTS["q_form"], q_rank: int = ADAPTIVE_LENET_DEFAULTS["q_rank"],
+                 image_size: int = IMAGE_SIZE, rng: np.random.Generator | None = None):
         rng = rng if rng is not None else np.random.default_rng()
         options = dict(channels=channels, kernel_sizes=kernel_sizes, adaptive=adaptive, hidden=hidden,
                        first_activation=first_activation, q_form=q_form)
@@ -145,7 +157,7 @@ class AdaptiveLeNet(Module):
                 layers.append(Conv2d(in_ch, out_ch, m, rng=rng))
                 layers += first_activation_layers(first_activation, out_ch) if stage == 0 else [ReLU()]
             layers.append(MaxPool2d(2))
-            in_ch, size = out_ch, (size - m + 1) // 2
+            in_ch, size = out_ch, after_stage(size, m)
         self.features = Sequential(*layers)
         features = in_ch * size * size
         head = [Flatten()]
@@ -180,10 +192,11 @@ def lenet(rng: np.random.Generator) -> LeNet:
     return LeNet(rng=rng)
 
 
-# The options each AdaptiveLeNet-shaped model starts from; its own options override them.
+# What each AdaptiveLeNet-shaped model changes in ADAPTIVE_LENET_DEFAULTS; its own options
+# override both.
 DEFAULT_OPTIONS = {
-    "adaptive-lenet": {"channels": (8, 16), "kernel_sizes": (3, 5), "adaptive": (True, False)},
-    "plain-small": {"channels": (9, 16), "kernel_sizes": (3, 5), "adaptive": (False, False)},
+    "adaptive-lenet": {},
+    "plain-small": {"channels": (9, 16), "adaptive": (False, False)},
 }
 
 

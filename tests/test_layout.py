@@ -127,6 +127,8 @@ def test_the_cli_loads_the_lab_only_for_the_lab_commands():
 
 
 def test_the_tutorials_setup_never_imports_the_lab():
+    # Every file of tutorials/ is read the same way in tests/test_notebooks.py
+    # (test_no_tutorial_imports_the_lab_or_touches_the_allocator); this one names the setup module.
     setup = PACKAGE.parent / "tutorials" / "tutorial_setup.py"
     nodes = [n for n in ast.walk(ast.parse(setup.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))]
     names = [n.module or "" for n in nodes if isinstance(n, ast.ImportFrom)]

@@ -59,6 +59,18 @@ def test_use_rung_reaches_every_conv_layer_and_the_graph_shows_which_op_ran():
     assert {"adaptive_conv2d", "conv2d"} <= ops and "conv2d_loops" not in ops
 
 
+@pytest.mark.parametrize("options", [{"q_form": "diagonal"}, {"q_form": "low-rank", "q_rank": 1}])
+def test_a_layer_with_only_the_fast_op_refuses_other_rungs_and_nothing_changes(options):
+    model = build_model("adaptive-lenet", seed=0, **options)
+    second = model.features[2]
+    with pytest.raises(ValueError, match=r"use_rung\('loops'\): \w+ has only the fast version"):
+        model.use_rung("loops")
+    assert second.rung == "fast"  # refused before any layer was changed
+    assert model.use_rung("fast") is model
+    plain = build_model("plain-small", seed=0, first_activation="quadratic").use_rung("loops")  # s + a s^2: element-wise
+    assert plain.features[0].rung == plain.features[4].rung == "loops"
+
+
 def test_float32_stays_float32_on_every_rung():
     layer = AdaptiveConv2d(1, 2, 3, rng=np.random.default_rng(0))
     x = Tensor(rng.normal(size=(1, 1, 6, 6)).astype(np.float32), requires_grad=True)

@@ -161,3 +161,18 @@ def test_the_budget_reading_follows_the_numbers():
     assert lines[4] == ("The difference is largest at 2,000 parameters (+0.20 points) "
                         "and smallest at 14,000 (-0.25).")
     assert lines[5].startswith("With 10 seeds per model") and len(lines) == 6
+
+
+@pytest.mark.parametrize("argv", [["reproduce"], ["study", "lr-selection"], ["study", "convergence"],
+                                  ["study", "budget"], ["study", "time-to-accuracy", "--selection", "data/lr-selection"],
+                                  ["study", "ablation", "--selection", "data/lr-selection"]],
+                         ids=lambda argv: argv[-1] if argv[0] == "study" and len(argv) == 2 else argv[1] if len(argv) > 1 else argv[0])
+def test_print_commands_prints_one_line_per_run_and_makes_no_folder(argv, tmp_path, capsys, monkeypatch):
+    from ack_numpy.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the committed lr-selection record
+    out = tmp_path / "new"
+    assert main(argv + ["--out", str(out), "--print-commands"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith("OPENBLAS_NUM_THREADS=1 python -m ack_numpy.lab.runner ") for line in lines)
+    assert not out.exists()  # printing the plan writes nothing

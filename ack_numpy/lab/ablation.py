@@ -280,10 +280,10 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
     out, selection_dir = Path(out), Path(selection)
     reused = reused_reproduction(reuse)
     chosen = load_selection(selection_dir)
-    out.mkdir(parents=True, exist_ok=True)
     runs = ablation_plan(out, chosen, seeds, reused, data_dir, limit_train, limit_test, epochs)
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
+    out.mkdir(parents=True, exist_ok=True)
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": {k: v for k, v in recipe(runs[0].config).items() if k != "lr"}, "budget": BUDGET,
                "seeds": seeds,

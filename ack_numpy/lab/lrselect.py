@@ -209,7 +209,7 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
     from .variants import parameters
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+
     def plan() -> list[Run]:  # the grid, and the steps beyond an edge that its finished runs call for
         grid = selection_plan(out, data_dir, limit_train, limit_test, holdout, epochs)
         return selection_plan(out, data_dir, limit_train, limit_test, holdout, epochs, finished_finals(grid))
@@ -217,6 +217,7 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
     if print_commands:  # for a job array: one command per unfinished run needed now (the steps beyond
         # an edge are known once the grid has finished: print again then)
         return {"commands": [log(line) or line for line in run_commands(plan())]}
+    out.mkdir(parents=True, exist_ok=True)
     wall = 0.0
     if not report_only:
         wall += run_all(plan(), jobs, log=log)  # the grid

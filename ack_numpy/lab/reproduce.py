@@ -456,10 +456,10 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     accuracy.png and the median seed's checkpoint into `out` (adaptive-lenet-median.npz, or a
     new name if that file holds another: see `_new_median_name`)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     runs = plan(out, seeds, lenet_seeds, epochs, data_dir, limit_train, limit_test, models)
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
+    out.mkdir(parents=True, exist_ok=True)
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = summarize(out, seeds, epochs, lenet_seeds, models, limit_train, limit_test, data_dir)
     summary["wall_seconds_this_call"] = wall

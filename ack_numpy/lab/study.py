@@ -216,10 +216,10 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
                 report_only: bool = False,
                  print_commands: bool = False, log=print) -> dict:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     runs = convergence_plan(out, seeds, max_epochs, lr, data_dir, limit_train, limit_test)
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
+    out.mkdir(parents=True, exist_ok=True)
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": recipe(runs[0].config), "max_epochs": max_epochs,
                "targets": list(CONVERGENCE_TARGETS), **image_counts(limit_train, limit_test),
@@ -417,10 +417,10 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
                  print_commands: bool = False, log=print) -> dict:
     out = Path(out)
     reused = reused_reproduction(reuse)
-    out.mkdir(parents=True, exist_ok=True)
     runs = budget_plan(out, seeds, epochs, widths, data_dir, limit_train, limit_test, reused)
     if print_commands:  # for a job array: one independent command per unfinished run
         return {"commands": [log(line) or line for line in run_commands(runs)]}
+    out.mkdir(parents=True, exist_ok=True)
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = {"recipe": recipe(runs[0].config), "epochs": epochs, "widths": list(widths),
                **image_counts(limit_train, limit_test), **budget_summary(runs, widths)}

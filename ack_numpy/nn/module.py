@@ -83,16 +83,32 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    def modules(self) -> Iterator["Module"]:
+        """This module and every module inside it, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    # The rungs a module's forward can call: all three for a layer with a `rung` attribute,
+    # none to choose for one without (ReLU, Linear, ...). A layer that calls only its fast
+    # op (the quadratic controls) says ("fast",), so that asking it for loops is refused.
+    def rungs(self) -> tuple[str, ...]:
+        return RUNGS if "rung" in vars(self) else ()
+
     def use_rung(self, rung: str) -> "Module":
         """Make every layer in this module that has rungs (Conv2d, AdaptiveConv2d) call the
         `rung` version of its op: "loops" to step into the literal loops in a debugger,
         "reference" for the im2col form, "fast" (the default) to train. Values and
-        gradients agree between rungs; only the speed differs (loops: seconds per image)."""
+        gradients agree between rungs; only the speed differs (loops: seconds per image).
+        A layer that lacks that rung is refused, naming it, before any layer is changed."""
         check_rung(type(self).__name__, rung)
-        if "rung" in vars(self):
-            self.rung = rung
-        for child in self.children():
-            child.use_rung(rung)
+        lacking = sorted({type(m).__name__ for m in self.modules() if m.rungs() and rung not in m.rungs()})
+        if lacking:
+            raise ValueError(f"use_rung({rung!r}): {', '.join(lacking)} has only the fast version; for its loops "
+                             f"call the *_loops function of ack_numpy.functional directly")
+        for module in self.modules():
+            if "rung" in vars(module):
+                module.rung = rung
         return self
 
     # ---------------------------------------------------------------- saving

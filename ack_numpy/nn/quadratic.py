@@ -4,7 +4,9 @@
     LowRankAdaptiveConv2d    y = tanh(sum_k (U_o[k] . p)(V_o[k] . p) + w_o . p + b_o)   Q_o = U_o^T V_o
     QuadraticActivation      y = s + a_c s^2 after an ordinary convolution      (then tanh in the model)
 
-(see `ack_numpy.functional.quadratic` for the equations, the loops and the backward).
+(see `ack_numpy.functional.quadratic` for the equations, the loops and the backward). The two
+convolutions call only their fast ops (`rungs()` says so, and `use_rung("loops")` is
+refused); to step through their loops, call the *_loops functions there.
 They keep AdaptiveConv2d's tanh and its initialisation scale (the quadratic term starts
 small and random around an ordinary, well-initialised convolution), so that a model built
 with one differs from adaptive-lenet only in the form of Q.
@@ -38,6 +40,9 @@ class DiagonalAdaptiveConv2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.diagonal_adaptive_conv2d(x, self.q, self.w, self.b).tanh()
 
+    def rungs(self) -> tuple[str, ...]:
+        return ("fast",)  # the loop twin is a function of functional/quadratic.py (module doc)
+
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
 
@@ -66,6 +71,9 @@ class LowRankAdaptiveConv2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.lowrank_adaptive_conv2d(x, self.U, self.V, self.w, self.b).tanh()
 
+    def rungs(self) -> tuple[str, ...]:
+        return ("fast",)  # the loop twin is a function of functional/quadratic.py (module doc)
+
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, rank={self.rank}"
 
@@ -80,7 +88,7 @@ class QuadraticActivation(Module):
         self.a = Parameter(np.zeros(channels, dtype=dtype))
 
     def forward(self, s: Tensor) -> Tensor:
-        return F.quadratic_activation(s, self.a)
+        return F.quadratic_activation(s, self.a)  # element-wise, like tanh: nothing to choose
 
     def extra_repr(self) -> str:
         return f"{self.a.shape[0]}"

@@ -21,9 +21,8 @@ from .curves import plot_training_curves
 from .evolution import FIGURE_FILE as EVOLUTION_FILE, RECORD_FILE, KernelRecorder, plot_kernel_evolution, read_record
 from .figures import (DPI, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
                       plot_q_filters, save)
-from ..models import adaptive_layers
-from .kernels import (LayerView, check_channel, dynamic_kernels, first_of_each_digit, layer_view,
-                      select_adaptive_layer, select_image)
+from .kernels import (LayerView, check_channel, check_image_choice, dynamic_kernels, first_of_each_digit,
+                      layer_view, load_adaptive_model, select_adaptive_layer, select_image)
 
 __all__ = ["DPI", "FIGURE_FILES", "KernelRecorder", "LayerView", "dynamic_kernels", "layer_view", "plot_kernel_evolution", "write_evolution", "plot_adaptation", "plot_digit_kernels",
            "plot_feature_maps", "plot_kernel_field", "plot_q_filters", "plot_training_curves",
@@ -41,15 +40,10 @@ def write_figures(checkpoint: str | Path, out: str | Path, data_dir: str | None 
 
     Every argument is checked before any file is written; a problem raises ValueError
     (or CheckpointError, a ValueError) with a message naming it."""
-    from ..checkpoint import load_model
     from ..data import load_mnist
 
-    if index is not None and digit is not None:
-        raise ValueError("give either --index or --digit, not both")
-    model, meta = load_model(checkpoint)
-    if not adaptive_layers(model):
-        raise ValueError(f"{checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
-                         f"no dynamic kernels to show; use a checkpoint of adaptive-lenet")
+    check_image_choice(index, digit)
+    model = load_adaptive_model(checkpoint)
     check_channel(select_adaptive_layer(model, layer), channel)  # before MNIST is read, so its message comes first
     images, labels = load_mnist("test", data_dir)
     i = select_image(labels, index=index, digit=digit)

@@ -196,5 +196,5 @@ def plot_kernel_evolution(record: dict) -> tuple[Figure, dict]:
     change_bar.ax.tick_params(labelsize=7)
     fig.suptitle(f"Kernels across training: adaptive layer {record['layer']}, output channel {record['channel']}\n"
                  f"the same test images and locations, untrained and after each epoch"
-                 if epochs[0] == 0 else f"the same test images and locations after each epoch", fontsize=11)
+                 if epochs[0] == 0 else "the same test images and locations after each epoch", fontsize=11)
     return fig, {"epochs": epochs, "kernels": kernels, "change": change, "rows": rows}

@@ -33,9 +33,10 @@ from matplotlib.patches import Rectangle
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
+from ..files import atomic_write, check_output_file
 from ..models import adaptive_layers
 from ..nn import Module
-from .figures import IMAGE_CMAP, KERNEL_CMAP, channel_view, limit
+from .figures import IMAGE_CMAP, KERNEL_CMAP, channel_view, limit, save as save_figure
 from .kernels import (check_channel, layer_input, patch_origin, sampled_locations, select_adaptive_layer,
                       select_image, static_kernel)
 
@@ -423,8 +424,9 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
 
     image: (1, H, W). One colour scale for every frame's kernel and products. Returns the
     number of frames."""
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from PIL import Image
 
     module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
@@ -481,8 +483,67 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
         middle.set_title(f"kernel k at ({i}, {j})\n{change}", fontsize=10)
         product_ax.set_title("k * p: the products\nthat add up to k . p", fontsize=10)
         sums.set_text(arithmetic(terms[i, j], b, float(sigma[i, j])))
-        return [box, kernel_art, product_art, out_art, sums]
 
-    animation = FuncAnimation(fig, frame, frames=len(spots), blit=False)
-    animation.save(str(path), writer=PillowWriter(fps=fps))
+    # Each frame drawn into pixels, then all of them written as one GIF by Pillow (which
+    # matplotlib depends on), through atomic_write: a stopped run leaves no half a GIF.
+    canvas = FigureCanvasAgg(fig)
+    pictures = []
+    for n in range(len(spots)):
+        frame(n)
+        canvas.draw()
+        pictures.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]))
+    with atomic_write(path) as f:
+        pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:], duration=1000 // fps, loop=0)
     return len(spots)
+
+
+def check_output_files(save: str | None, gif: str | None) -> None:
+    """--save / --gif: each file name says its format, and they are two different files
+    (checked before anything is computed, so a mistake costs nothing)."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    # the same file twice first: it is the mistake, whichever formats this matplotlib can write
+    if save is not None and gif is not None and Path(save).resolve() == Path(gif).resolve():
+        raise ValueError(f"--save and --gif name the same file {save}: the animation would overwrite "
+                         f"the picture; give two different files")
+    formats = Figure().canvas.get_supported_filetypes()   # {"png": ..., "pdf": ..., "svg": ...}
+    if save is not None and Path(save).suffix[1:].lower() not in formats:
+        raise ValueError(f"--save {save}: the file name must end in the picture's format, one of "
+                         f"{', '.join('.' + f for f in sorted(formats))} (e.g. explorer.png)")
+    if gif is not None and Path(gif).suffix.lower() != ".gif":
+        raise ValueError(f"--gif {gif}: the file name must end in .gif (e.g. sweep.gif)")
+    for option, path in (("--save", save), ("--gif", gif)):
+        if path is not None:
+            check_output_file(path, f"the {option} file")
+
+
+def explore(checkpoint, data_dir: str | None = None, index: int | None = None, digit: int | None = None,
+            layer: int = 0, channel: int = 0, location: tuple[int, int] | None = None, scale: float | None = None,
+            save: str | None = None, gif: str | None = None, every: int = SWEEP_STEP, log=print) -> None:
+    """`python -m ack_numpy explore`: the window on test image `index` (or the first `digit`),
+    or, with `save` / `gif`, its picture and the sweep's animation written to those files
+    (the caller has chosen a matplotlib backend that suits: a screen's, or Agg for files)."""
+    from ..data import load_mnist
+    from .kernels import check_image_choice, load_adaptive_model
+
+    check_image_choice(index, digit)
+    check_output_files(save, gif)
+    model = load_adaptive_model(checkpoint)
+    images, labels = load_mnist("test", data_dir)
+    index = select_image(labels, index=index, digit=digit)
+    free_keys()
+    explorer = Explorer(model, images, labels, layer=layer, channel=channel, index=index,
+                        location=location, scale=scale)
+    if explorer.start_note:
+        log(f"explore: {explorer.start_note}")
+    if save is not None:
+        save_figure(explorer.fig, save, dpi=explorer.fig.dpi)
+        log(f"wrote {save}")
+    if gif is not None:
+        frames = write_sweep_gif(model, images[index], gif, layer=layer, channel=channel, step=every,
+                                 name=f"test image {index} (digit {labels[index]})")
+        log(f"wrote {gif} ({frames} frames)")
+    if save is None and gif is None:
+        plt.show()

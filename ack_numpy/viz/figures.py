@@ -44,10 +44,10 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def save(fig: Figure, path) -> None:
+def save(fig: Figure, path, dpi: float = DPI) -> None:
     """Write the figure in the format its file name says (files.atomic_write: never half a PNG)."""
-    with atomic_write(path) as f:  # no bbox_inches="tight": the pixel size stays figsize * DPI
-        fig.savefig(f, format=Path(path).suffix.lstrip(".") or None, dpi=DPI)
+    with atomic_write(path) as f:  # no bbox_inches="tight": the pixel size stays figsize * dpi
+        fig.savefig(f, format=Path(path).suffix.lstrip(".") or None, dpi=dpi)
 
 
 def limit(a: np.ndarray) -> float:

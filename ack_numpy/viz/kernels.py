@@ -41,10 +41,28 @@ def check_channel(module: AdaptiveConv2d, channel: int) -> None:
                          f"{module.out_channels} output channels, numbered 0..{module.out_channels - 1}")
 
 
+def load_adaptive_model(checkpoint) -> Module:
+    """The model a checkpoint holds, refused (ValueError naming it) if it has no adaptive
+    layer: `explore` and `visualize` show dynamic kernels, which only those have."""
+    from ..checkpoint import load_model
+
+    model, meta = load_model(checkpoint)
+    if not adaptive_layers(model):
+        raise ValueError(f"{checkpoint} holds a {meta['model']} model, which has no adaptive layers and so "
+                         f"no dynamic kernels to show; use a checkpoint of adaptive-lenet")
+    return model
+
+
+def check_image_choice(index: int | None, digit: int | None) -> None:
+    """--index and --digit choose the image two ways: at most one of them (checked before
+    anything is loaded)."""
+    if index is not None and digit is not None:
+        raise ValueError("give either --index or --digit, not both")
+
+
 def select_image(labels: np.ndarray, index: int | None = None, digit: int | None = None) -> int:
     """The test-set index to show: `index` itself, or the first image labelled `digit` (default 0)."""
-    if index is not None and digit is not None:
-        raise ValueError("give either an index or a digit, not both")
+    check_image_choice(index, digit)
     if digit is not None:
         if not 0 <= digit <= 9:
             raise ValueError(f"digit must be 0..9, got {digit}")

@@ -61,12 +61,13 @@ def draw_run(out: str | Path, data_dir: str | None) -> list[Path]:
     figures of out/checkpoint.npz and the kernels across training. Returns the paths written."""
     from ..checkpoint import load_model
     from ..models import adaptive_layers
+    from ..runs import CHECKPOINT_NAME
     from . import write_curves, write_evolution, write_figures
 
-    figures = Path(out) / "figures"
+    figures, checkpoint = Path(out) / "figures", Path(out) / CHECKPOINT_NAME
     written = [write_curves([out], figures)]
-    model, _ = load_model(Path(out) / "checkpoint.npz")
+    model, _ = load_model(checkpoint)
     if adaptive_layers(model):
-        written += write_figures(Path(out) / "checkpoint.npz", figures, data_dir=data_dir)
+        written += write_figures(checkpoint, figures, data_dir=data_dir)
         written += write_evolution(figures)
     return written
