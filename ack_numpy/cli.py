@@ -388,8 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         silence_stdout()
         return 141  # the shell's code for a process ended by SIGPIPE
     except MemoryError as err:  # under a ulimit, or a batch too large for the machine
-        print(f"error: out of memory: {err or 'an allocation failed'} (a smaller --batch-size, or "
-              f"--limit-test for evaluate, needs less)", file=sys.stderr)
+        hint = {"train": "a smaller --batch-size needs less", "evaluate": "--limit-test needs less"}.get(
+            args.command, "close other programs, or give this one more memory")
+        print(f"error: out of memory: {str(err) or 'an allocation failed'} ({hint})", file=sys.stderr)
         return 1
     except OSError as err:  # a path we could not read or write: say which, in plain words
         print(f"error: {describe_os_error(err)} (check the paths given with --out, --dest, "

@@ -82,10 +82,21 @@ def write_rows(path: Path, rows: list[dict], fields: list[str]) -> None:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of a metrics.csv as dicts of floats (epoch as int)."""
+    """Rows of a metrics.csv as dicts of floats (epoch as int). A file cut short or edited
+    into something else (a row with missing or extra cells, a word where a number goes)
+    raises ValueError naming the file and the row."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+    found = []
+    for n, row in enumerate(rows, start=2):  # line 1 is the header
+        if None in row or None in row.values():
+            raise ValueError(f"{path}, line {n}: {len(row) - (None in row)} cells where the header has "
+                             f"{len([k for k in row if k is not None])} (cut short or edited?)")
+        try:
+            found.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
+        except ValueError:
+            raise ValueError(f"{path}, line {n}: not a row of numbers (cut short or edited?)") from None
+    return found
 
 
 # ----------------------------------------------------------------------------- one writer at a time

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 from ack_numpy.lab.ledger import BEGIN, END, write_ledger
+from ack_numpy.lab.records import summary_text
 
 
 def test_the_ledger_replaces_only_its_section_and_says_what_is_missing(tmp_path):
@@ -13,7 +14,7 @@ def test_the_ledger_replaces_only_its_section_and_says_what_is_missing(tmp_path)
     models = {name: {"activations": a, "multiply_adds": m, "peak_bytes": b, "step_seconds": t, "stored_parameters": p}
               for name, a, m, b, t, p in (("adaptive-lenet", 6704, 797152, 19e6, 0.17, 6514),
                                           ("lenet", 500, 2293000, 30e6, 0.33, 431080))}
-    (data / "compute" / "results.json").write_text(json.dumps({"models": models, "command": "cmd",
+    (data / "compute" / "results.json").write_text(summary_text({"models": models, "command": "cmd",
                                                                  "load_before": "1.00 1.00 1.00"}))
     write_ledger(readme, data, log=lambda m: None)
     text = readme.read_text()
@@ -117,14 +118,14 @@ def test_lenet_itself_is_compared_with_its_per_image_tests(tmp_path):
     c = {"difference": -0.0018, "welch_ci95": [-0.0030, -0.0006], "p": 0.006, "n": [10, 3],
          "mcnemar_per_seed": [{"seed": s, "a_only": 30, "b_only": 48, "p": p} for s, p in enumerate((0.04, 0.2, 0.01))]}
     (tmp_path / "reproduction").mkdir()
-    (tmp_path / "reproduction" / "results.json").write_text(json.dumps(
+    (tmp_path / "reproduction" / "results.json").write_text(summary_text(
         {"command": "rc", "models": {}, "comparisons": {"adaptive-lenet - lenet": c}}))
     row = next(r for r in rows(tmp_path) if "against LeNet itself" in r[0])
     assert row[1] == "LeNet ahead"
     assert row[2] == ("-0.18 points (95% Welch -0.30 to -0.06; permutation p = 0.006, exact, two-sided), 10 and 3 "
                       "seeds; McNemar p < 0.05 in 2 of 3 seed pairs (uncorrected: about 0.2 expected by chance)")
     c.update(welch_ci95=[-0.003, 0.001], p=0.3)
-    (tmp_path / "reproduction" / "results.json").write_text(json.dumps(
+    (tmp_path / "reproduction" / "results.json").write_text(summary_text(
         {"command": "rc", "models": {}, "comparisons": {"adaptive-lenet - lenet": c}}))
     assert next(r for r in rows(tmp_path) if "against LeNet itself" in r[0])[1] == "no difference shown"
 
@@ -132,26 +133,26 @@ def test_lenet_itself_is_compared_with_its_per_image_tests(tmp_path):
 def test_xor_comes_from_the_committed_notebooks_outputs(tmp_path):
     from ack_numpy.lab.ledger import XOR_TUTORIAL, xor_row
 
-    root = Path(__file__).resolve().parents[1]
-    claim, verdict, number, source = xor_row(root / XOR_TUTORIAL.with_suffix(".ipynb"))
+    claim, verdict, number, source = xor_row(Path(__file__).resolve().parents[1])
     assert verdict == "holds (a demonstration)" and "one adaptive unit" in number and "100.0%" in number
+    assert source.endswith("[tutorials/06_xor_and_dynamic_filters.ipynb](tutorials/06_xor_and_dynamic_filters.ipynb)")
     lines = ["linear unit    3 parameters: final loss 0.9, training accuracy 75.0% (200 points)\n",
              "adaptive unit  7 parameters: final loss 0.9, training accuracy 98.0% (200 points)\n"]
-    notebook = tmp_path / "06.ipynb"
+    notebook = tmp_path / XOR_TUTORIAL.with_suffix(".ipynb")
+    notebook.parent.mkdir()
     notebook.write_text(json.dumps({"cells": [{"outputs": [{"name": "stdout", "text": lines}]}]}))
-    assert xor_row(notebook)[1] == "not shown"  # the adaptive unit did not get every point
+    assert xor_row(tmp_path)[1] == "not shown"  # the adaptive unit did not get every point
     notebook.write_text(json.dumps({"cells": [{"outputs": []}]}))
-    assert xor_row(notebook)[2].endswith("holds no outputs of the two units")
+    assert xor_row(tmp_path)[2].endswith("holds no outputs of the two units")
 
 
-def test_the_committed_ledger_is_what_the_records_say(monkeypatch):
+def test_the_committed_ledger_is_what_the_records_say():
     """README's results section and data/claims/results.md hold exactly the table that
     `study ledger` writes from the committed records today: no stale or hand-edited row."""
     from ack_numpy.lab.ledger import ledger_text
 
     root = Path(__file__).resolve().parents[1]
-    monkeypatch.chdir(root)  # the ledger names its records by paths from the project's root
-    table = ledger_text(Path("data"))
+    table = ledger_text(root / "data")
     readme = (root / "README.md").read_text()
     assert "\n" + table + "\n" + END in readme, "README's ledger is stale: run python -m ack_numpy study ledger --out README.md"
     assert table in (root / "data" / "claims" / "results.md").read_text()

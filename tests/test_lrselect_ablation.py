@@ -1,11 +1,11 @@
 """The learning-rate selection and the ablation plan, without training: what is chosen,
 how it flows into the plan, and which runs are reused."""
-import json
 from pathlib import Path
 
 import pytest
 
 from ack_numpy.lab import ablation, lrselect
+from ack_numpy.lab.records import summary_text
 from ack_numpy.lab.variants import BUDGET, parameters, plain_candidates, quadratic_controls
 
 
@@ -124,16 +124,16 @@ def test_runs_with_the_reproductions_settings_are_reused(tmp_path):
 def test_an_unfinished_selection_is_refused_in_one_line(tmp_path):
     with pytest.raises(ablation.SelectionMissing, match="run `python -m ack_numpy study lr-selection"):
         ablation.load_selection(tmp_path)
-    (tmp_path / "results.json").write_text(json.dumps({**selection(), "best_plain": None}))
+    (tmp_path / "results.json").write_text(summary_text({**selection(), "best_plain": None}))
     with pytest.raises(ablation.SelectionMissing, match="has not chosen"):
         ablation.load_selection(tmp_path)
     waiting = selection()  # a control still waits for its step beyond the grid's edge: never a fallback rate
     waiting["arms"]["diagonal-q"] = {"grid_lr": 1e-2, "chosen_lr": None}
-    (tmp_path / "results.json").write_text(json.dumps(waiting))
+    (tmp_path / "results.json").write_text(summary_text(waiting))
     with pytest.raises(ablation.SelectionMissing, match="has not chosen"):
         ablation.load_selection(tmp_path)
     waiting["arms"]["diagonal-q"]["chosen_lr"] = 3e-2
-    (tmp_path / "results.json").write_text(json.dumps(waiting))
+    (tmp_path / "results.json").write_text(summary_text(waiting))
     assert ablation.ablation_arms(ablation.load_selection(tmp_path))["diagonal-q"][2] == 3e-2
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ack_numpy.lab import reproduce as R
-from ack_numpy.lab.records import record_committed_files
+from ack_numpy.lab.records import record_committed_files, with_digest
 from ack_numpy.train import write_metrics
 
 
@@ -100,7 +100,7 @@ def test_mcnemar_per_seed_pair_where_the_records_hold_per_image_results(tmp_path
         correct[list(wrong)] = False
         record["correct"] = base64.b64encode(np.packbits(correct).tobytes()).decode("ascii")
         record["evaluated_images"] = len(correct)
-        path.write_text(json.dumps(record))
+        path.write_text(json.dumps(with_digest(record)))  # as a report writes a record made from a checkpoint
     s = R.summarize(tmp_path, seeds=3, epochs=3, lenet_seeds=3)
     pairs = s["comparisons"]["adaptive-lenet - lenet"]["mcnemar_per_seed"]
     assert pairs == [{"seed": 0, "a_only": 10, "b_only": 1, "p": pytest.approx(2 * 12 / 2 ** 11)},

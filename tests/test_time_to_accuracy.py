@@ -1,12 +1,11 @@
 """The time-to-accuracy study: its rules on made-up curves, then a tiny study end to end."""
-import json
 import math
 from pathlib import Path
 
 import pytest
 
 from ack_numpy.lab import time_to_accuracy as tta
-from ack_numpy.lab.records import RecordError
+from ack_numpy.lab.records import RecordError, summary_text
 from ack_numpy.lab.runner import check_batches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +62,7 @@ def selection(tmp_path: Path) -> Path:
     folder = tmp_path / "selection"
     folder.mkdir()
     arms = {label: {"chosen_lr": 3e-3, "chosen_holdout_acc": 0.5} for label in ("adaptive-lenet", "lenet", "plain-5x5")}
-    (folder / "results.json").write_text(json.dumps({"arms": arms, "best_plain": "plain-5x5", "command": "c"}))
+    (folder / "results.json").write_text(summary_text({"arms": arms, "best_plain": "plain-5x5", "command": "c"}))
     return folder
 
 

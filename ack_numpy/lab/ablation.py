@@ -30,7 +30,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..train import TrainConfig
-from .records import correct_of, image_counts, read_record, verified_rows, write_report_files, RECORD_NAME
+from .records import (RECORD_NAME, SummaryError, check_report_may_replace, correct_of, image_counts, read_record, read_summary,
+                      summary_text, verified_rows, write_report_files)
 from .runner import Run, run_commands, run_all
 from .stats import bootstrap_ci, describe, mcnemar_p, mean_difference, number_of_splits, permutation_p, welch_ci
 from .variants import parameters, plain_candidates, quadratic_controls
@@ -47,7 +48,10 @@ def load_selection(folder: Path) -> dict:
     path = Path(folder) / "results.json"
     if not path.exists():
         raise SelectionMissing(f"{path} not found: run `python -m ack_numpy study lr-selection --out {folder}` first")
-    selection = json.loads(path.read_text())
+    try:
+        selection = read_summary(path)
+    except SummaryError as err:
+        raise SelectionMissing(str(err)) from None
     waiting = [label for label, arm in selection["arms"].items() if not arm.get("chosen_lr")]
     if not selection.get("best_plain") or MAIN in waiting or set(waiting) & set(quadratic_controls()):
         raise SelectionMissing(f"{path} has not chosen the rates of the compared models yet "
@@ -295,7 +299,8 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
     summary["command"] = _command("study ablation", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --selection {selection_dir}" + (f" --reuse {reuse}" if reuse else ""))
     summary["wall_seconds_this_call"] = wall
-    write_report_files(out, {"results.json": json.dumps(summary, indent=2) + "\n",
+    check_report_may_replace(out, summary)
+    write_report_files(out, {"results.json": summary_text(summary),
                              "results.md": ablation_markdown(summary)})
     log(f"wrote {out / 'results.md'} and {out / 'results.json'}")
     return summary

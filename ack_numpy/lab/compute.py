@@ -46,6 +46,7 @@ import numpy as np
 from ..models import build_model
 from ..nn import (AdaptiveConv2d, Conv2d, DiagonalAdaptiveConv2d, Linear, LowRankAdaptiveConv2d, Module,
                   QuadraticActivation, ReLU, Sequential, Tanh)
+from .records import read_summary, summary_text, write_report_files
 from .variants import plain_candidates, quadratic_controls
 
 STEPS_PER_EPOCH = 938  # ceil(60,000 / 64)
@@ -165,7 +166,7 @@ def accuracies(records: list[Path]) -> dict[str, list[float]]:
     for path in records:
         if not path.exists():
             continue
-        summary = json.loads(path.read_text())
+        summary = read_summary(path)
         arms = summary.get("arms") or summary.get("models") or {}
         for label, arm in arms.items():
             label = {"plain-small": "plain-tanh"}.get(label, label)
@@ -231,12 +232,11 @@ def compute(out: str | Path, rounds: int = 5, steps: int = 3, records=("data/abl
             report_only: bool = False, log=print) -> dict:
     """Count, measure (unless report_only: then the measured columns of the existing
     results.json are kept) and write results.json, results.md and compute.png."""
-    from .records import write_report_files
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = compute_models()
-    old = json.loads((out / "results.json").read_text()) if report_only and (out / "results.json").exists() else None
+    old = read_summary(out / "results.json") if report_only and (out / "results.json").exists() else None
     if report_only and old is None:
         raise FileNotFoundError(f"{out / 'results.json'} not found: --report-only keeps the measured columns of an "
                                 f"earlier run; run `python -m ack_numpy study compute --out {out}` first")
@@ -255,7 +255,7 @@ def compute(out: str | Path, rounds: int = 5, steps: int = 3, records=("data/abl
                         "test_acc": found.get(name)}
     summary = {"models": models, "rounds": rounds, "steps": steps, "load_before": load_before, "load_after": load_after,
                "command": f"python -m ack_numpy study compute --out {out}"}
-    write_report_files(out, {"results.json": json.dumps(summary, indent=2) + "\n", "results.md": compute_markdown(summary)},
+    write_report_files(out, {"results.json": summary_text(summary), "results.md": compute_markdown(summary)},
                        {"compute.png": lambda f: plot_compute(summary, f)})
     log(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'compute.png'}")
     return summary

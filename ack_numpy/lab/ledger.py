@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..files import atomic_write
 from .compute import STEPS_PER_EPOCH
+from .records import read_summary
 from .stats import holm, t_quantile, welch_ci
 
 BEGIN, END = "<!-- results: begin", "<!-- results: end -->"
@@ -26,8 +27,9 @@ XOR_TUTORIAL = Path("tutorials/06_xor_and_dynamic_filters.py")
 
 
 def _load(data: Path, study: str) -> dict | None:
+    """A study's results.json, checked against its digest (records.read_summary); None if absent."""
     path = data / study / "results.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_summary(path) if path.exists() else None
 
 
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
@@ -79,7 +81,7 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
         found += [activations_row(compute, best), memory_row(compute, best), training_time_row(compute, tta)]
     found.append(generalisation_row(ablation, selection))
     found.append(saturation_row(selection, ablation))
-    found.append(xor_row(XOR_TUTORIAL.with_suffix(".ipynb")))
+    found.append(xor_row(data.parent))
     found.append(("adaptive ResNet18 beats ResNet100 on CIFAR-10; better on ImageNet", "not testable here",
                   "no CIFAR-10/ImageNet data, no GPU; a NumPy engine on 2 CPU cores trains MNIST-size models only", "-"))
     # the reviewer's questions: untuned and tuned baselines, other sizes, quadratic controls
@@ -140,11 +142,13 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def xor_row(notebook: Path) -> tuple[str, str, str, str]:
-    """One unit on XOR, from the outputs the committed notebook of tutorial 06 holds (its
-    lines "linear unit    3 parameters: ... training accuracy 50.0% (200 points)")."""
+def xor_row(root: Path) -> tuple[str, str, str, str]:
+    """One unit on XOR, from the outputs the committed notebook of tutorial 06 (under the
+    project folder `root`) holds: its lines "linear unit    3 parameters: ... training
+    accuracy 50.0% (200 points)"."""
     claim = "one non-linear unit solves XOR"
-    found = {}
+    name = XOR_TUTORIAL.with_suffix(".ipynb")
+    notebook, found = root / name, {}
     if notebook.exists():
         cells = json.loads(notebook.read_text())["cells"]
         text = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
@@ -153,13 +157,13 @@ def xor_row(notebook: Path) -> tuple[str, str, str, str]:
                 text, flags=re.M):
             found[unit] = (parameters, accuracy, points)
     if set(found) != {"linear", "adaptive"}:
-        return claim, "not shown", f"{notebook} holds no outputs of the two units", "-"
+        return claim, "not shown", f"{name.as_posix()} holds no outputs of the two units", "-"
     (lp, la, n), (ap, aa, _) = found["linear"], found["adaptive"]
     verdict = "holds (a demonstration)" if aa == "100.0%" and la != "100.0%" else "not shown"
     return (claim, verdict, f"training accuracy on {n} noisy XOR points: one adaptive unit (tanh(p^T Q p + w.p + b), "
             f"{ap} parameters) {aa}, one linear unit ({lp} parameters) {la}; both trained with the package's "
             "autograd and Adam; a demonstration, not a statistic",
-            f"python {XOR_TUTORIAL}; [{notebook.as_posix()}]({notebook.as_posix()})")
+            f"python {XOR_TUTORIAL.as_posix()}; [{name.as_posix()}]({name.as_posix()})")
 
 
 def paired_tests(comparison: dict) -> str:
@@ -348,9 +352,11 @@ def ledger_text(data: Path) -> str:
     return "\n".join(lines)
 
 
-def write_ledger(readme: str | Path = "README.md", data: str | Path = "data", log=print) -> None:
-    """Write the ledger as a record, data/claims/results.md, and into the README's results section."""
-    readme, data = Path(readme), Path(data)
+def write_ledger(readme: str | Path = "README.md", data: str | Path | None = None, log=print) -> None:
+    """Write the ledger as a record, data/claims/results.md, and into the README's results
+    section. The records are those of the project whose README it is: data/ beside it."""
+    readme = Path(readme)
+    data = readme.parent / "data" if data is None else Path(data)
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         raise ValueError(f"{readme} has no '{BEGIN}' ... '{END}' section to write the ledger into")
@@ -365,7 +371,7 @@ def write_ledger(readme: str | Path = "README.md", data: str | Path = "data", lo
     selection = (f"Learning rates of the ablation were chosen on held-out training images "
                  f"({_link('lr-selection')}); the reproduction's recipe (lr 3e-3) was not tuned. "
                  if (data / "lr-selection" / "results.md").exists() else "")
-    intro = (f" (numbers from {record.as_posix()}) -->\n"
+    intro = (f" (numbers from data/claims/results.md) -->\n"
              f"Every claim of the paper's abstract, introduction and conclusion, then (after the ResNet row) the\n"
              f"comparisons that ask where the gain comes from, written by `{COMMAND}` from the\n"
              f"committed records, with the command behind each. {selection}Intervals are Welch or t\n"

@@ -200,8 +200,6 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
                  holdout: int = HOLDOUT, epochs: int = SELECTION_EPOCHS) -> dict:
     """Train every missing run (unless report_only), then write results.json and results.md.
     (holdout and epochs other than the defaults are for quick tests.)"""
-    import json
-
     from .records import verified_rows
     from .reproduce import recipe
     from .runner import is_finished, run_all
@@ -233,9 +231,10 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
         arm["parameters"] = parameters(arm["model"], arm["options"])
     summary["command"] = _command("study lr-selection", out, jobs, limit_train, limit_test, "").replace("  ", " ")
     summary["wall_seconds_this_call"] = wall
-    from .records import write_report_files
+    from .records import check_report_may_replace, summary_text, write_report_files
 
-    write_report_files(out, {"results.json": json.dumps(summary, indent=2) + "\n",
+    check_report_may_replace(out, summary)
+    write_report_files(out, {"results.json": summary_text(summary),
                              "results.md": selection_markdown(summary)})
     log(f"wrote {out / 'results.md'} and {out / 'results.json'}")
     return summary

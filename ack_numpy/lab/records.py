@@ -29,6 +29,12 @@ not one made before it. A record can be forged along with the file it guards; it
 against accidents and against editing one file alone, not against a determined forger.
 `write_report_files` writes a report's files only after everything was checked, each
 atomically (a temporary file renamed into place).
+
+A record and a report's results.json each carry their own digest ("sha256", of the rest of
+their content): `read_record` and `read_summary` refuse a file edited after it was written,
+naming it. Like a record, a digest can be recomputed by a forger; it stops an edit of one
+file alone (a record's per-image bits, a summary's accuracies) from reaching a report or
+the claims ledger.
 """
 from __future__ import annotations
 
@@ -58,6 +64,44 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+DIGEST = "sha256"  # the key of a record's or a summary's digest of its own content
+
+
+def content_digest(content: dict) -> str:
+    """SHA-256 of a JSON object's content, without its own DIGEST entry, in one canonical
+    spelling (sorted keys, the numbers as JSON writes them)."""
+    body = json.loads(json.dumps({k: v for k, v in content.items() if k != DIGEST}))
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def with_digest(content: dict) -> dict:
+    return {**{k: v for k, v in content.items() if k != DIGEST}, DIGEST: content_digest(content)}
+
+
+def summary_text(summary: dict) -> str:
+    """A report's results.json: the summary and its digest (read back by `read_summary`)."""
+    return json.dumps(with_digest(summary), indent=2) + "\n"
+
+
+class SummaryError(ValueError):
+    """A results.json that cannot be read, or was edited after its report wrote it."""
+
+
+def read_summary(path: Path) -> dict:
+    """A report's results.json, checked against its own digest; SummaryError naming the file
+    (and the command that writes it again) if it was edited, cut short or is not one."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise SummaryError(f"{path} cannot be read ({err})") from None
+    if not isinstance(summary, dict) or summary.get(DIGEST) != content_digest(summary):
+        command = summary.get("command") if isinstance(summary, dict) else None
+        raise SummaryError(f"{path} is not the file its report wrote (edited, or made before reports had "
+                           f"digests): write it again with "
+                           + (f"`{command} --report-only`" if command else "its study's --report-only"))
+    return summary
+
+
 def _fail(run: Run, problem: str) -> RecordError:
     return RecordError(f"run {run.name} ({run.folder}): {problem}; refusing to report it")
 
@@ -75,18 +119,26 @@ def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | No
         raise _fail(run, f"metrics.csv cannot be read ({err})") from None
     # Before asking whether it finished: a folder trained for fewer epochs than asked is
     # another run, not an unfinished one.
-    details = other_settings(run)
+    try:
+        details = other_settings(run)
+    except ValueError as err:
+        raise _fail(run, str(err)) from None
     if details:
         raise _fail(run, f"its folder holds a run with other settings: {details}; use another --out, or "
                          f"delete that folder to train it again")
-    if not is_finished(run):
-        return None
     record_path, checkpoint = run.folder / RECORD_NAME, run.folder / CHECKPOINT_NAME
+    if not is_finished(run):
+        # A record says the run finished once; without a checkpoint (so not training now) a
+        # shorter metrics.csv is a cut or edited copy, not a run in progress.
+        if record_path.exists() and not checkpoint.exists() and \
+                read_record(run, record_path).get("metrics_sha256") != sha256(metrics):
+            raise _fail(run, f"metrics.csv is not the file its {RECORD_NAME} was made from (cut short or edited?)")
+        return None
     record = read_record(run, record_path)
     if checkpoint.exists():
         fresh = record_from_checkpoint(run, rows, checkpoint, evaluate_checkpoint)
         if record is None:
-            _write_text(record_path, json.dumps(fresh, indent=1) + "\n")
+            _write_text(record_path, json.dumps(with_digest(fresh), indent=1) + "\n")
         else:
             for key in ("config_sha256", "metrics_sha256", "checkpoint_sha256", "checks_sha256"):
                 if record.get(key) != fresh.get(key):
@@ -113,6 +165,8 @@ def read_record(run: Run, path: Path) -> dict | None:
     if not isinstance(record, dict) or record.get("run") != run.folder.name:
         raise _fail(run, f"{RECORD_NAME} is not this run's record (it names {record.get('run')!r})"
                     if isinstance(record, dict) else f"{RECORD_NAME} is not a record")
+    if record.get(DIGEST) != content_digest(record):
+        raise _fail(run, f"{RECORD_NAME} was edited after it was written (its {DIGEST} does not match its content)")
     return record
 
 
@@ -226,7 +280,7 @@ def record_committed_files(run: Run, commit: str) -> Path:
     path = run.folder / RECORD_NAME
     if path.exists():
         raise FileExistsError(f"{path} exists; a record is never written over")
-    _write_text(path, json.dumps(record, indent=1) + "\n")
+    _write_text(path, json.dumps(with_digest(record), indent=1) + "\n")
     return path
 
 
@@ -234,6 +288,25 @@ def image_counts(limit_train: int | None, limit_test: int | None = None, holdout
     """{"train_images": per epoch, "test_images": evaluated}, as a report states them."""
     train_images, test_images = split_sizes(limit_train, limit_test, holdout)
     return {"train_images": train_images, "test_images": test_images}
+
+
+def check_report_may_replace(out: Path, summary: dict) -> None:
+    """A partial report never replaces a complete one: if out/results.json says every run
+    had finished and this summary misses some (a run folder removed, emptied or cut short),
+    refuse, naming them, before anything is written."""
+    path = Path(out) / "results.json"
+    if not summary.get("missing") or not path.exists():
+        return
+    try:
+        complete = not json.loads(path.read_text()).get("missing")
+    except (OSError, ValueError, AttributeError):
+        return  # not a report anyone can read: this one may replace it
+    if complete:
+        missing = summary["missing"]
+        raise RecordError(f"{path} reports every run finished, but {len(missing)} are not now "
+                          f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): refusing to write a "
+                          f"partial report over it; restore those run folders (git checkout), finish them, or "
+                          f"use another --out")
 
 
 def write_report_files(out: Path, texts: dict[str, str], figures: dict | None = None) -> None:

@@ -36,7 +36,8 @@ from ..files import atomic_write, quote_path
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
-from .records import RECORD_NAME, correct_of, image_counts, read_record, verified_rows
+from .records import (RECORD_NAME, check_report_may_replace, correct_of, image_counts, read_record, summary_text,
+                      verified_rows)
 from .runner import Run, run_commands, run_all
 from .stats import compare, describe, mcnemar_p
 
@@ -385,10 +386,29 @@ def _same_metrics(a: list[dict], b: list[dict]) -> bool:
            [{k: v for k, v in r.items() if k != "seconds"} for r in b]
 
 
-def _file_seed(path: Path) -> int | None:
+def _file_seed(path: Path, runs: list[Run]) -> int | None:
+    """The seed of the median checkpoint already in `path` (None if there is none), once it
+    is known to be what its name says: adaptive-lenet, with exactly the metrics of that
+    seed's run folder. Anything else (another model, a file from another study) is refused,
+    naming the file: a report never vouches for a file it has not checked."""
     from ..checkpoint import read_meta
 
-    return read_meta(path)["config"]["seed"] if path.exists() else None
+    if not path.exists():
+        return None
+    meta = read_meta(path)
+    seed = meta.get("config", {}).get("seed")
+    run = next((r for r in runs if r.name == f"adaptive-lenet-seed{seed}"), None)
+    problem = None
+    if meta.get("model") != "adaptive-lenet" or meta.get("model_options"):
+        problem = f"it holds a {meta.get('model')} model with options {meta.get('model_options') or {}}"
+    elif run is None or not (run.folder / "metrics.csv").exists():
+        problem = f"it names seed {seed!r}, which has no run folder here"
+    elif not _same_metrics(meta.get("metrics", []), read_metrics(run.folder / "metrics.csv")):
+        problem = f"its metrics are not those of {run.folder / 'metrics.csv'}"
+    if problem:
+        raise ValueError(f"{quote_path(path)} is not the median checkpoint of this study: {problem}; "
+                         f"refusing to report it (restore the file, or remove it to have it written again)")
+    return seed
 
 
 def median_checkpoint(out: Path, runs: list[Run], seed: int, log,
@@ -462,6 +482,7 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     out.mkdir(parents=True, exist_ok=True)
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = summarize(out, seeds, epochs, lenet_seeds, models, limit_train, limit_test, data_dir)
+    check_report_may_replace(out, summary)
     summary["wall_seconds_this_call"] = wall
     command = f"python -m ack_numpy reproduce --seeds {seeds} --lenet-seeds {lenet_seeds} --epochs {epochs} " \
               f"--jobs {jobs} --out {out}" + (f" --limit-train {limit_train}" if limit_train else "") + \
@@ -471,13 +492,13 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     summary["median_checkpoint_seed"] = best
     # Everything that can refuse comes before anything is written: a corrupt median file
     # already there fails here and leaves the folder as it was.
-    fixed_seed = _file_seed(out / MEDIAN_NAME)
+    fixed_seed = _file_seed(out / MEDIAN_NAME, runs)
     median = None if best is None else median_checkpoint(out, runs, best, log, train_again=not report_only)
     median_file = None if median is None else median[1]
     summary["median_checkpoint_file"] = None if median_file is None else median_file.name
     summary["median_checkpoint_file_seed"] = best if median_file == out / MEDIAN_NAME else fixed_seed
     with atomic_write(out / "results.json", "w") as f:
-        f.write(json.dumps(summary, indent=2) + "\n")
+        f.write(summary_text(summary))
     write_markdown(summary, out / "results.md", command)
     plot_accuracy(summary, out / "accuracy.png")
     if median is not None:

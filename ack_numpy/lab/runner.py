@@ -87,7 +87,12 @@ def other_settings(run: Run) -> str | None:
     config_file = run.folder / "config.json"
     if not config_file.exists():
         return None
-    saved = json.loads(config_file.read_text())
+    try:
+        saved = json.loads(config_file.read_text())
+    except ValueError as err:
+        raise ValueError(f"{config_file} cannot be read ({err}): cut short or edited?") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{config_file} holds no settings (cut short or edited?)")
     wanted = json.loads(json.dumps(asdict(run.config)))  # tuples as lists, as in the file
     ignore = _PLACE + (("epochs",) if run.until is not None else ())
     differ = {k: (saved.get(k), v) for k, v in wanted.items() if k not in ignore and saved.get(k) != v}

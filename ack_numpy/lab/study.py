@@ -24,7 +24,7 @@ from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig
 from .reproduce import plan as reproduction_plan
 from .reproduce import _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target, recipe, reused_reproduction
-from .records import image_counts, verified_rows
+from .records import check_report_may_replace, image_counts, summary_text, verified_rows
 from .runner import Run, run_commands, is_finished, run_all
 from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
 
@@ -228,8 +228,9 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
     summary["command"] = _command("study convergence", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --max-epochs {max_epochs} --lr {lr:g}")
     summary["wall_seconds_this_call"] = wall
+    check_report_may_replace(out, summary)
     with atomic_write(out / "results.json", "w") as f:
-        f.write(json.dumps(summary, indent=2) + "\n")
+        f.write(summary_text(summary))
     write_convergence_markdown(summary, out / "results.md", summary["command"])
     if summary["models"]:  # no figure of nothing
         plot_convergence(summary, out / "convergence.png")
@@ -428,8 +429,9 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
     summary["command"] = _command("study budget", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --epochs {epochs}" + (f" --reuse {reuse}" if reuse else ""))
     summary["wall_seconds_this_call"] = wall
+    check_report_may_replace(out, summary)
     with atomic_write(out / "results.json", "w") as f:
-        f.write(json.dumps(summary, indent=2) + "\n")
+        f.write(summary_text(summary))
     write_budget_markdown(summary, out / "results.md", summary["command"])
     if any(arm["final_test_acc"] for arm in summary["arms"].values()):
         plot_budget(summary, out / "budget.png")

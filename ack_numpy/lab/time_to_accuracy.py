@@ -32,7 +32,6 @@ the ratio is the same for training).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -40,7 +39,8 @@ import numpy as np
 
 from ..train import TrainConfig, split_sizes
 from .ablation import load_selection
-from .records import RecordError, verified_rows, write_report_files
+from .records import (RecordError, check_report_may_replace, read_summary, summary_text, verified_rows,
+                      write_report_files)
 from .runner import CHECKS_NAME, Run, check_batches, is_finished, read_checks, run_all, run_commands
 from .stats import welch_ci
 from .variants import plain_candidates
@@ -261,7 +261,8 @@ def time_to_accuracy(out: str | Path, selection: str | Path = "data/lr-selection
                     "command": _command("study time-to-accuracy", out, jobs, limit_train, None,
                                         f"--seeds {seeds} --selection {selection_dir}").replace("  ", " "),
                     "wall_seconds_this_call": wall})
-    write_report_files(out, {"results.json": json.dumps(summary, indent=2) + "\n", "results.md": markdown(summary)},
+    check_report_may_replace(out, summary)
+    write_report_files(out, {"results.json": summary_text(summary), "results.md": markdown(summary)},
                        {"time-to-accuracy.png": lambda f: plot_curves(series, summary, f)})
     log(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'time-to-accuracy.png'}")
     return summary
@@ -288,7 +289,7 @@ def summarize(series: dict, goals: dict, chosen: dict, compute_results: Path) ->
         entry["median_images"] = {name: _median([c[name]["images"] if c[name] else None
                                                  for c in entry["per_seed"].values()])
                                   for name in entry["targets"]}
-    compute = json.loads(compute_results.read_text())["models"] if compute_results.exists() else {}
+    compute = read_summary(compute_results)["models"] if compute_results.exists() else {}
     best = chosen["best_plain"]
     in_compute = {MAIN: MAIN, LENET: LENET, best: best}
     comparisons = {}

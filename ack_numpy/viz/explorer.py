@@ -178,6 +178,7 @@ class Explorer:
         self.ax_field = self.fig.add_subplot(gs[0, 4:8])
         self.ax_probs = self.fig.add_subplot(gs[0, 9:12])
         self.ax_small = [self.fig.add_subplot(gs[1, 2 * n : 2 * n + 2]) for n in range(5)]
+        self.small_size = None  # the kernel size the bottom row was built for (_build_small_panels)
         self.ax_cbar = self.fig.add_subplot(gs[1, 10])
 
         self.input_art = self.ax_input.imshow(self.image, cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
@@ -205,6 +206,23 @@ class Explorer:
         for name, handler in (("key_press_event", self.on_key), ("button_press_event", self.on_press),
                               ("motion_notify_event", self.on_motion), ("button_release_event", self.on_release)):
             self.fig.canvas.mpl_connect(name, handler)
+
+    def _build_small_panels(self, m: int) -> None:
+        """The bottom row's five m x m panels: an image and m*m value texts each, made once
+        and then updated in place by _redraw (clearing and redrawing axes at every location
+        made the sweep several times slower)."""
+        self.small_images, self.small_texts = [], []
+        for ax in self.ax_small:
+            ax.clear()
+            self.small_images.append(ax.imshow(np.zeros((m, m)), cmap=KERNEL_CMAP, interpolation="nearest"))
+            texts = np.empty((m, m), dtype=object)
+            for u in range(m):
+                for v in range(m):
+                    texts[u, v] = ax.text(v, u, "", ha="center", va="center", fontsize=9 if m <= 3 else 7)
+            self.small_texts.append(texts)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self.small_size = m
 
     def _field_mosaic(self) -> np.ndarray:
         """The kernel of every sampled location (and of the chosen one) laid over its patch:
@@ -262,17 +280,15 @@ class Explorer:
         self.cells_norm.set_clim(-lim, lim)
         self.cells_bar.set_label("value, one scale for all five\n" +
                                  ("fitted to this location" if self.scale is None else f"fixed: -{lim:g} to {lim:g}"))
-        for ax, (title, a) in zip(self.ax_small, panels):
+        if self.small_size != m:  # first drawing, or a layer with another kernel size
+            self._build_small_panels(m)
+        for ax, image, texts, (title, a) in zip(self.ax_small, self.small_images, self.small_texts, panels):
             cells = channel_view(a)
-            ax.clear()
-            ax.imshow(cells, cmap=KERNEL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
-            for u in range(m):
-                for v in range(m):
-                    ink = "white" if abs(cells[u, v]) > 0.6 * lim else "black"
-                    ax.text(v, u, f"{cells[u, v]:.2f}", ha="center", va="center", fontsize=9 if m <= 3 else 7,
-                            color=ink)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            image.set_data(cells)
+            image.set_clim(-lim, lim)
+            for (u, v), text in np.ndenumerate(texts):
+                text.set_text(f"{cells[u, v]:.2f}")
+                text.set_color("white" if abs(cells[u, v]) > 0.6 * lim else "black")  # readable on dark cells
             ax.set_title(title + ("" if c == 1 else "\n(mean over channels)"), fontsize=10)
 
         # the probabilities from the model's forward

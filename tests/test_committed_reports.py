@@ -1,0 +1,122 @@
+"""The committed study folders, tampered with as a user could: every report refuses in one
+line naming the run or file, and leaves every file of the folder byte-identical. (The same
+checks on freshly trained runs, checkpoints included, are in test_records.py.)"""
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ack_numpy.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def committed_lenet_seeds() -> int:
+    return len(list((ROOT / "data" / "reproduction" / "runs").glob("lenet-seed*")))
+
+
+@pytest.fixture
+def reproduction(tmp_path):
+    copy = tmp_path / "reproduction"
+    shutil.copytree(ROOT / "data" / "reproduction", copy)
+    return copy
+
+
+def fingerprint(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def report(folder: Path) -> list[str]:
+    """The reproduction's report, as its record names it, on the copy `folder`."""
+    return ["reproduce", "--seeds", "10", "--lenet-seeds", str(committed_lenet_seeds()), "--epochs", "10",
+            "--report-only", "--out", str(folder)]
+
+
+def refused(argv: list[str], folder: Path, capsys) -> str:
+    before = fingerprint(folder)
+    assert main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert fingerprint(folder) == before, "a refused report changed a file"
+    return lines[0]
+
+
+def test_the_untouched_folder_reports(reproduction, capsys):
+    assert main(report(reproduction)) == 0
+
+
+@pytest.mark.parametrize("tamper, names", [
+    (lambda f: f.write_text("\n".join(f.read_text().splitlines()[:-1]) + "\n"), "adaptive-lenet-seed9"),  # last epoch cut
+    (lambda f: f.write_bytes(f.read_bytes()[:300]), "adaptive-lenet-seed9"),                           # cut mid-row
+    (lambda f: f.write_text(f.read_text().replace("0.99", "0.999", 1)), "adaptive-lenet-seed9"),       # an edit
+])
+def test_a_cut_or_edited_metrics_csv_is_refused_naming_the_run(tamper, names, reproduction, capsys):
+    tamper(reproduction / "runs" / "adaptive-lenet-seed9" / "metrics.csv")
+    assert f"run {names} " in refused(report(reproduction), reproduction, capsys)
+
+
+def test_a_cut_config_json_is_refused_naming_the_run(reproduction, capsys):
+    config = reproduction / "runs" / "plain-small-seed3" / "config.json"
+    config.write_text(config.read_text()[:60])
+    line = refused(report(reproduction), reproduction, capsys)
+    assert "run plain-small-seed3 " in line and "config.json cannot be read" in line
+
+
+@pytest.mark.parametrize("remove", ["metrics.csv", "the whole folder"])
+def test_a_removed_run_never_makes_a_partial_report_over_a_complete_one(remove, reproduction, capsys):
+    folder = reproduction / "runs" / "adaptive-lenet-seed4"
+    (folder / "metrics.csv").unlink() if remove == "metrics.csv" else shutil.rmtree(folder)
+    line = refused(report(reproduction), reproduction, capsys)
+    assert "reports every run finished, but 1 are not now (adaptive-lenet-seed4)" in line
+
+
+def test_a_record_edited_alone_is_refused(reproduction, capsys):
+    record = reproduction / "runs" / "lenet-seed1" / "record.json"
+    content = json.loads(record.read_text())
+    content["made_from"] += " "
+    record.write_text(json.dumps(content, indent=1) + "\n")
+    line = refused(report(reproduction), reproduction, capsys)
+    assert "run lenet-seed1 " in line and "record.json was edited after it was written" in line
+
+
+def test_per_image_results_edited_in_a_record_are_refused(tmp_path, capsys):
+    ablation = tmp_path / "ablation"
+    shutil.copytree(ROOT / "data" / "ablation", ablation)
+    record = ablation / "runs" / "adaptive-lenet-seed0" / "record.json"
+    content = json.loads(record.read_text())
+    content["correct"] = content["correct"][::-1]  # other images right and wrong: McNemar would change
+    record.write_text(json.dumps(content, indent=1) + "\n")
+    argv = ["study", "ablation", "--seeds", "10", "--selection", str(ROOT / "data" / "lr-selection"),
+            "--out", str(ablation), "--report-only"]
+    assert "run adaptive-lenet-seed0 " in refused(argv, ablation, capsys)
+
+
+@pytest.mark.mnist
+def test_a_median_file_of_another_model_is_refused(reproduction, mnist_path, capsys):
+    from ack_numpy.train import TrainConfig, train
+
+    lenet = TrainConfig(model="lenet", epochs=1, data_dir=str(mnist_path), limit_train=64, limit_test=32,
+                        out=str(reproduction.parent / "lenet"))
+    train(lenet, log=lambda m: None)
+    shutil.copy(reproduction.parent / "lenet" / "checkpoint.npz", reproduction / "adaptive-lenet-median.npz")
+    line = refused(report(reproduction), reproduction, capsys)
+    assert "adaptive-lenet-median.npz is not the median checkpoint of this study: it holds a lenet model" in line
+
+
+def test_a_results_json_edited_alone_never_reaches_the_ledger(tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data, ignore=shutil.ignore_patterns("mnist", "runs", "*.png", "*.gif", "*.npz"))
+    results = data / "reproduction" / "results.json"
+    summary = json.loads(results.read_text())
+    summary["models"]["adaptive-lenet"]["final_test_acc_per_seed"]["0"] = 0.9999
+    results.write_text(json.dumps(summary, indent=2) + "\n")
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
+    before = fingerprint(tmp_path)
+    assert main(["study", "ledger", "--out", str(readme)]) == 1
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: {results} is not the file its report wrote") and "\n" not in line
+    assert fingerprint(tmp_path) == before
