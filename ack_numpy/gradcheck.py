@@ -49,6 +49,21 @@ def numerical_grad(f: Callable[..., float], arrays: Sequence[np.ndarray], index:
     return grad
 
 
+def _check_settings(seed, eps, atol, rtol) -> None:
+    """A tolerance that is NaN makes every comparison false, so any backward would pass: the
+    settings must be ordinary numbers (eps > 0; atol, rtol >= 0; seed a whole number >= 0)."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and np.isfinite(x)
+
+    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
+        raise ValueError(f"grad_check: seed must be a whole number >= 0, got {seed!r}")
+    if not (number(eps) and eps > 0):
+        raise ValueError(f"grad_check: eps must be a finite number > 0, got {eps!r}")
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if not (number(value) and value >= 0):
+            raise ValueError(f"grad_check: {name} must be a finite number >= 0, got {value!r}")
+
+
 def grad_check(op: Callable[..., Tensor], *arrays: np.ndarray, seed: int = 0, eps: float = 1e-6,
                atol: float = 1e-6, rtol: float = 1e-5) -> dict[int, float]:
     """Compare the backward of `op` with central differences of L = sum(op(*inputs) * R), in float64.
@@ -62,7 +77,10 @@ def grad_check(op: Callable[..., Tensor], *arrays: np.ndarray, seed: int = 0, ep
     infinite: every comparison with NaN is false, so the check would pass whatever the
     backward did.
     """
+    _check_settings(seed, eps, atol, rtol)
     arrays = [_float64_input(i, a) for i, a in enumerate(arrays)]
+    if not arrays or all(a.size == 0 for a in arrays):
+        raise ValueError("grad_check: no input has any entries, so there is nothing to check")
     tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
     out = op(*tensors)
     if not isinstance(out, Tensor):

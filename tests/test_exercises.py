@@ -219,9 +219,12 @@ def test_an_answers_file_that_exits_while_loading_does_not_run(tmp_path):
     assert result.stderr.strip() == f"check.py: {tmp_path / 'mine.py'} does not run: SystemExit: 0"
 
 
-def test_ctrl_c_in_the_checker_is_one_line_and_ends_the_answer(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stopped_checker_says_so_in_one_line_and_ends_the_answer_and_its_children(stop, tmp_path):
     started = tmp_path / "started"
-    body = f"open({str(started)!r}, 'w').write(str(os.getpid())); import time; time.sleep(120)"
+    # the answer also starts a process of its own, which must end with it
+    body = (f"grandchild = __import__('subprocess').Popen(['sleep', '120']); "
+            f"open({str(started)!r}, 'w').write(f'{{os.getpid()}} {{grandchild.pid}}'); import time; time.sleep(120)")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     env.pop("PYTHONPATH", None)
     process = subprocess.Popen([sys.executable, str(TUTORIALS / "check.py"), "03", "--answers",
@@ -234,14 +237,25 @@ def test_ctrl_c_in_the_checker_is_one_line_and_ends_the_answer(tmp_path):
     while not (started.exists() and started.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert started.exists(), "the answer never started"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130
-    assert stderr == "check.py: interrupted\n" and stdout == ""
-    child = int(started.read_text())
+    assert process.returncode == 128 + stop
+    assert stderr == ("check.py: interrupted\n" if stop == signal.SIGINT else f"check.py: stopped by {stop.name}\n")
+    assert stdout == ""
     time.sleep(0.5)
-    with pytest.raises(ProcessLookupError):   # the answer's process was ended too
-        os.kill(child, 0)
+    for pid in map(int, started.read_text().split()):  # the answer's process and the one it started
+        assert not running(pid), pid
+
+
+def running(pid: int) -> bool:
+    """Whether a process runs: not gone, and not a zombie (an ended process whose new parent,
+    in some containers a PID 1 that never reaps, has not collected it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
 def test_values_cross_the_channel_unchanged_and_nothing_else_does():
@@ -255,3 +269,8 @@ def test_values_cross_the_channel_unchanged_and_nothing_else_does():
     for forged in ({"array": [1], "dtype": "O", "shape": [1]}, {"int": "1"}, {"eval": "os.system('x')"}, [1]):
         with pytest.raises(ValueError):
             checker.decode(forged)
+
+
+def test_answers_that_are_a_folder_are_not_called_missing(tmp_path):
+    result = run_cli("03", "--answers", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == f"check.py: {tmp_path}: not a file of Python code"

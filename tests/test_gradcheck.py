@@ -120,3 +120,29 @@ def test_a_backward_giving_nan_fails_instead_of_passing():
 def test_an_op_returning_an_array_is_a_clear_error():
     with pytest.raises(TypeError, match="op must return a Tensor, got ndarray"):
         grad_check(lambda t: t.data * 2, np.ones(2))
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"atol": float("nan")}, "atol must be a finite number >= 0"),   # NaN: every comparison false, any backward passed
+    ({"rtol": float("nan")}, "rtol must be a finite number >= 0"),
+    ({"atol": -1e-6}, "atol must be a finite number >= 0"),
+    ({"eps": 0.0}, "eps must be a finite number > 0"),               # was a ZeroDivisionError
+    ({"seed": -1}, "seed must be a whole number >= 0"),
+])
+def test_settings_that_would_make_the_check_meaningless_are_refused(setting, message):
+    def three_x(t: Tensor) -> Tensor:  # forward 2x, backward 3x: a wrong backward
+        out = Tensor.from_op(t.data * 2.0, (t,), "three_x")
+
+        def _backward(out):
+            t.accumulate_grad(out.grad * 3.0)
+
+        out._backward = _backward
+        return out
+
+    with pytest.raises(ValueError, match=message):
+        grad_check(three_x, rng.normal(size=(3,)), **setting)
+
+
+def test_an_input_with_no_entries_is_refused():
+    with pytest.raises(ValueError, match="nothing to check"):
+        grad_check(lambda t: t * 2.0, np.zeros(0))

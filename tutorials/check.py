@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -475,8 +476,12 @@ class AnswerProcess:
                 stream.close()
             except OSError:
                 pass
-        if self.process.poll() is None:
-            self.process.kill()
+        # The child leads its own process group (start_new_session): ending the group also
+        # ends any process the answer started.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.process.wait()
 
 
@@ -534,6 +539,19 @@ def load_answers(path: Path) -> ModuleType:
     return module
 
 
+class Stopped(BaseException):
+    """The checker was asked to stop (SIGTERM, SIGHUP): unwinds through check_file's clean-up.
+    A BaseException, as KeyboardInterrupt is, so that no `except Exception` takes it for an
+    answer's failure."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+
+def stop(signum, frame) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check your answers to a tutorial's exercises.")
     parser.add_argument("tutorial", help="tutorial number: " + ", ".join(CHECKS))
@@ -552,8 +570,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = args.answers or HERE / ("solutions" if args.solutions else "exercises") / f"ex{number}.py"
     if not path.is_file():
-        print(f"check.py: {path}: no such file", file=sys.stderr)
+        print(f"check.py: {path}: " + ("not a file of Python code" if path.exists() else "no such file"),
+              file=sys.stderr)
         return 2
+    for name in ("SIGTERM", "SIGHUP"):  # a stopped checker ends its answer's process too (close())
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
     try:
         results = check_file(number, path.resolve(), args.time_limit)
     except AnswerFailed as failure:
@@ -562,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("check.py: interrupted", file=sys.stderr)
         return 130
+    except Stopped as stopped:
+        print(f"check.py: stopped by {signal.Signals(stopped.signum).name}", file=sys.stderr)
+        return 128 + stopped.signum
     for label, verdict, message in results:
         print(f"exercise {label}: {verdict}" + (f". {message}" if message else ""))
     right = sum(verdict == "right" for _, verdict, _ in results)
