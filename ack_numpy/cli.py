@@ -49,7 +49,10 @@ def positive_int(text: str) -> int:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
+    from .runtime import keep_freed_memory
     from .train import SettingError, TrainConfig, resume, run_folder, train
+
+    keep_freed_memory()  # a process that trains: about 2x faster first epochs, same numbers (runtime.py)
 
     if args.visualize:  # matplotlib is loaded only when figures are asked for
         from .viz.run_figures import draw_run, new_run_recorder, resumed_run_recorder
@@ -289,7 +292,9 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("download", help="download MNIST and verify it (needs internet)")
-    p.add_argument("--dest", help="target folder (default data/mnist in a source checkout, else ~/.local/share/ack_numpy/mnist, or $XDG_DATA_HOME/ack_numpy/mnist)")
+    p.add_argument("--dest", "--data-dir", dest="dest", metavar="DIR",
+                   help="target folder (default $ACK_MNIST_DIR if set, else data/mnist in a source checkout, "
+                        "else ~/.local/share/ack_numpy/mnist, or $XDG_DATA_HOME/ack_numpy/mnist)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("visualize", help="draw the dynamic kernels of a checkpoint, and training curves of runs")

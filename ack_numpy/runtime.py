@@ -22,8 +22,10 @@ One thread loses at most that where the machine is free, and never the 3-10x whe
 environment, which is respected when --threads is not given; the Python library on its own
 (`import ack_numpy`) leaves the BLAS as NumPy set it up.
 
-Allocator: `keep_freed_memory`, applied by `train` (every run and resumed run) and by the
-bench's processes. Every forward and backward pass makes fresh arrays of megabytes
+Allocator: `keep_freed_memory`, applied by the processes that train: the `train` command
+(new and resumed runs), the studies' run processes and the bench's. The library's `train()`
+itself leaves the process as it found it, so a tutorial, a notebook or a script that calls
+it changes no setting it did not ask for (call `keep_freed_memory()` first to have it). Every forward and backward pass makes fresh arrays of megabytes
 (im2col matrices, blocks of Z^T and GP^T, gradients) and frees them a few milliseconds
 later. By default glibc's malloc (the allocator NumPy uses on Linux) gives large freed
 blocks back to the operating system: blocks above its mmap threshold (128 KiB at first)

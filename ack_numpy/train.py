@@ -46,7 +46,6 @@ from .models import build_model
 from .nn import Module
 from .files import quote_path
 from .progress import Progress, StopOnSignals, silence_stdout
-from .runtime import keep_freed_memory
 from .runs import (CHECKPOINT_NAME, METRIC_FIELDS, METRICS_NAME, RunLock, make_folder, read_metrics,
                    remove_empty, run_folder, write_metrics, write_run_files)
 
@@ -441,7 +440,6 @@ def run_in_folder(run: Run, log, progress, on_epoch_end, start_again: bool,
     The folder is made first, so that an --out we cannot use fails before the data loads; if
     the data then fails (or a signal comes), the empty folders made for the run are taken away."""
     out = Path(run.config.out)
-    keep_freed_memory()  # about 2x faster first epochs, same numbers: runtime.py says why
     with StopOnSignals() as stop:  # a signal from here on is answered in one line
         made = make_folder(out)
         try:

@@ -62,3 +62,21 @@ def test_freed_memory_is_reused_instead_of_mapped_again():
 def test_the_switch_turns_it_off(word, monkeypatch):
     monkeypatch.setenv("ACK_KEEP_FREED_MEMORY", word)
     assert keep_freed_memory() is False
+
+
+@pytest.mark.mnist
+def test_the_train_command_sets_the_allocator_and_the_library_call_does_not(mnist_path, tmp_path, monkeypatch):
+    """A tutorial or notebook that calls train() changes no process setting it did not ask
+    for; the `train` command, a process that trains, keeps freed memory (runtime.py)."""
+    import ack_numpy.cli as cli
+    import ack_numpy.runtime as runtime
+    from ack_numpy.train import TrainConfig, train
+
+    calls = []
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append("set") or True)
+    settings = dict(model="plain-small", epochs=1, data_dir=str(mnist_path), limit_train=64, limit_test=32)
+    train(TrainConfig(**settings, out=str(tmp_path / "library")), log=lambda m: None)
+    assert calls == []
+    assert cli.main(["train", "--model", "plain-small", "--epochs", "1", "--data-dir", str(mnist_path),
+                     "--limit-train", "64", "--limit-test", "32", "--out", str(tmp_path / "command")]) == 0
+    assert calls == ["set"]

@@ -144,7 +144,8 @@ def test_all_bad_mirror_changes_nothing(real_dir, tmp_path, serve):
         download_mnist(dest, mirrors=[serve(bad)], progress=None)
     message = str(info.value)
     assert "train-labels-idx1-ubyte.gz" in message and "checksum mismatch" in message
-    assert "No internet?" in message and str(dest) in message and "--data-dir" in message
+    assert "no mirror served a genuine copy" in message and "No internet?" not in message  # the mirror answered
+    assert str(dest) in message and "--data-dir" in message and ".tmp" not in message
     assert _listing(dest) == ["train-images-idx3-ubyte.gz"]  # no partial or temp files
     assert (dest / "train-images-idx3-ubyte.gz").read_bytes() == before
 
@@ -168,7 +169,7 @@ def test_unreachable_mirror_gives_clear_error(tmp_path):
     assert "could not download" in message and url in message
     assert "refused" in message.lower()
     assert "No internet? Copy the four MNIST files into" in message
-    assert _listing(dest) == []
+    assert not dest.exists()  # the folder it made for the files is taken away again
 
 
 def test_download_logic_with_synthetic_files(tmp_path, serve, monkeypatch):
@@ -313,3 +314,35 @@ def test_a_download_killed_mid_file_leaves_no_temp_file_after_the_next_one(tmp_p
     leftover.write_bytes(b"half a download")
     download_mnist(dest, mirrors=[serve(mirror)], progress=None)
     assert _listing(dest) == sorted(f"{name}.gz" for name in NAMES)
+
+
+def test_download_goes_where_training_will_look(tmp_path, monkeypatch):
+    """$ACK_MNIST_DIR is where train and evaluate look first: download puts MNIST there too,
+    unless --dest (or its other name, --data-dir) says otherwise."""
+    from ack_numpy.cli import build_parser
+
+    monkeypatch.setenv("ACK_MNIST_DIR", str(tmp_path / "from-env"))
+    assert mnist.download_folder() == tmp_path / "from-env"
+    monkeypatch.delenv("ACK_MNIST_DIR")
+    assert mnist.download_folder() == mnist.default_mnist_dirs()[0]
+    for option in ("--dest", "--data-dir"):
+        assert build_parser("ack-numpy").parse_args(["download", option, "X"]).dest == "X"
+
+
+def test_a_download_that_got_nothing_leaves_no_empty_folders(tmp_path):
+    dest = tmp_path / "new" / "mnist"
+    with pytest.raises(DataFormatError):
+        download_mnist(dest, mirrors=[f"http://127.0.0.1:{_closed_port()}/"], timeout=5, progress=None)
+    assert not (tmp_path / "new").exists()  # both folders it made are gone; tmp_path, which was there, stays
+
+
+def test_a_mirror_serving_a_web_page_is_named_and_the_temp_file_is_not(tmp_path, serve):
+    page = tmp_path / "page"
+    page.mkdir()
+    for name in NAMES:
+        (page / f"{name}.gz").write_bytes(b"<html>moved</html>")
+    with pytest.raises(DataFormatError) as info:
+        download_mnist(tmp_path / "dl", mirrors=[serve(page)], progress=None)
+    message = str(info.value)
+    assert "(corrupt gzip data (BadGzipFile" in message and ".tmp" not in message
+    assert "no mirror served a genuine copy" in message

@@ -23,9 +23,10 @@ relative ACK_MNIST_DIR is read from the current folder, so give an absolute path
 (`export ACK_MNIST_DIR=/path/to/mnist`) to make it work from anywhere.
 
 Downloading (`download_mnist`; `python -m ack_numpy download`, or `train --download`
-when nothing is found): the four NAME.gz files go into the first place of that list
-(`download_folder()`: `data/mnist/` of a source checkout, else the user data folder; an
-installed package never writes into its own folder), or into `--dest DIR`, from the first of DEFAULT_MIRRORS that serves a genuine copy. Each
+when nothing is found): the four NAME.gz files go into `--dest DIR` (or `--data-dir DIR`),
+else $ACK_MNIST_DIR, else the first default place of that list (`download_folder()`:
+`data/mnist/` of a source checkout, else the user data folder; an installed package never
+writes into its own folder), from the first of DEFAULT_MIRRORS that serves a genuine copy. Each
 file is streamed to a temporary file, verified, and only then renamed onto its final
 name, so a failed or interrupted download leaves nothing half-written; files already
 present and verified are kept. MNIST is never committed to the repository
@@ -154,9 +155,11 @@ def user_data_dir() -> Path:
 
 
 def download_folder() -> Path:
-    """Where `download` and `train --download` put MNIST when no folder is named: the first
-    of `default_mnist_dirs`, i.e. data/mnist of a source checkout, else the user data folder."""
-    return default_mnist_dirs()[0]
+    """Where `download` and `train --download` put MNIST when no folder is named: $ACK_MNIST_DIR
+    if it is set (where training will look), else the first of `default_mnist_dirs`, i.e.
+    data/mnist of a source checkout, else the user data folder."""
+    env_dir = os.environ.get(ENV_VAR)
+    return Path(os.path.abspath(Path(env_dir).expanduser())) if env_dir else default_mnist_dirs()[0]
 
 
 def default_mnist_dirs() -> list[Path]:
@@ -433,7 +436,7 @@ def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float,
     half-written or corrupt download, and a failed attempt changes nothing.
     """
     final = dest / f"{name}.gz"
-    errors = []
+    errors, answered = [], False
     for mirror in mirrors:
         url = mirror.rstrip("/") + f"/{name}.gz"
         try:
@@ -441,18 +444,32 @@ def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float,
             with atomic_write(final, "wb", durable=True) as f:
                 nbytes = _fetch(url, f, timeout, deadline)
                 f.flush()
-                _check_sha256(content_sha256(Path(f.name)), name, url)  # before the rename
+                _check_download(Path(f.name), name)  # before the rename
             progress(f"  ok: {final} ({nbytes:,} bytes, checksum verified)")
             return final
         # URLError, HTTPError and timeouts are OSErrors; DataFormatError is a ValueError.
         except (OSError, ValueError, http.client.HTTPException) as err:
+            answered |= isinstance(err, (urllib.error.HTTPError, ValueError, http.client.HTTPException))
             reason = _reason(err, url)
             errors.append(f"{url} ({reason})")
             progress(f"  failed: {reason}")
+    why = "no mirror served a genuine copy" if answered else "No internet?"
     raise DataFormatError(
-        f"could not download a genuine {name}.gz into {dest}; tried {'; '.join(errors)}. No internet? "
+        f"could not download a genuine {name}.gz into {dest}; tried {'; '.join(errors)}. {why} "
         f"Copy the four MNIST files into {dest} or use --data-dir DIR (or {ENV_VAR}=DIR)."
     )
+
+
+def _check_download(path: Path, name: str) -> None:
+    """A downloaded NAME.gz (still under its temporary name) is a genuine one, or DataFormatError
+    saying what it is instead, without naming the temporary file."""
+    try:
+        actual = content_sha256(path)
+    except DataFormatError as err:
+        raise DataFormatError(str(err).replace(f"{path}: ", "", 1)) from None
+    if actual != MNIST_SHA256[name]:
+        raise DataFormatError(f"checksum mismatch: the SHA-256 of its decompressed content is {actual}, "
+                              f"not MNIST's {MNIST_SHA256[name]}")
 
 
 def _reason(err: BaseException, url: str) -> str:
@@ -486,11 +503,20 @@ def download_mnist(
     dest = Path(dest) if dest is not None else download_folder()
     mirrors = list(mirrors) if mirrors is not None else list(DEFAULT_MIRRORS)
     report = progress if progress is not None else (lambda message: None)
+    made = [p for p in (dest, *dest.parents) if not p.exists()]  # the folders this call makes
     dest.mkdir(parents=True, exist_ok=True)
-    for name in MNIST_FILES.values():
-        existing = _file_in(dest, name)
-        if existing is not None and _is_verified(existing, name):
-            report(f"{existing} already present, checksum ok")
-            continue
-        _download_one(name, dest, mirrors, timeout, deadline, report)
+    try:
+        for name in MNIST_FILES.values():
+            existing = _file_in(dest, name)
+            if existing is not None and _is_verified(existing, name):
+                report(f"{existing} already present, checksum ok")
+                continue
+            _download_one(name, dest, mirrors, timeout, deadline, report)
+    except BaseException:
+        for folder in made:  # a download that got nothing leaves no empty folders behind
+            try:
+                folder.rmdir()  # only if empty: a file that did arrive stays
+            except OSError:
+                break
+        raise
     return dest

@@ -35,6 +35,7 @@ from typing import Callable
 
 from ..checkpoint import read_meta
 from ..runs import RunLock, write_rows
+from ..runtime import keep_freed_memory
 from ..train import CHECKPOINT_NAME, TrainConfig, TrainingInterrupted, read_metrics, resume, train
 
 # Settings that may differ between the saved config.json and the one asked for now:
@@ -207,6 +208,7 @@ def child_main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if spec.get("parent") is not None:  # started by run_all, not by a scheduler (run_commands)
         _stop_when_orphaned(spec["parent"])
+    keep_freed_memory()  # as `train` does: runtime.py says why
     try:
         train_run(run)
     except (TrainingInterrupted, KeyboardInterrupt):
