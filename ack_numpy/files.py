@@ -72,7 +72,9 @@ def atomic_write(path: str | Path, mode: str = "wb", durable: bool = False, **op
     except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(err, OSError) and err.filename in (str(tmp), tmp):  # name the file the reader asked for
+        # Name the file the reader asked for: not the temp file, and not nothing (a failed
+        # write, on a full disk say, names no file at all).
+        if isinstance(err, OSError) and err.filename in (str(tmp), tmp, None) and err.errno is not None:
             raise type(err)(err.errno, err.strerror, str(path)) from err
         raise
     if durable:

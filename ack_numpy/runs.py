@@ -126,8 +126,12 @@ class RunLock:
             if _same_file(fd, self.path):
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as err:  # a full disk: name the file, as every other write does
+            os.close(fd)
+            raise type(err)(err.errno, err.strerror, str(self.path)) from None
         self.fd = fd
         return self
 

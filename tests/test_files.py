@@ -223,3 +223,29 @@ def test_atomic_write_is_the_only_rename_in_the_package():
                     and (node.value.id, node.attr) in renames):
                 found.append(f"{path.relative_to(package)}:{node.lineno} {node.value.id}.{node.attr}")
     assert found and all(f.startswith("files.py:") for f in found), found
+
+
+def test_a_full_disk_names_the_file_asked_for(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "results.md"
+    path.write_text("old\n")
+    with pytest.raises(OSError) as info:
+        with atomic_write(path, "w") as f:
+            raise OSError(errno.ENOSPC, "No space left on device")  # what a failed write raises: no file name
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert path.read_text() == "old\n" and others(tmp_path, path.name) == []
+
+
+def test_a_run_lock_that_cannot_be_written_names_its_file(tmp_path, monkeypatch):
+    import errno
+
+    from ack_numpy.runs import LOCK_NAME, RunLock
+
+    def no_space(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "write", no_space)
+    with pytest.raises(OSError) as info:
+        with RunLock(tmp_path):
+            pass
+    assert info.value.filename == str(tmp_path / LOCK_NAME)
