@@ -355,7 +355,10 @@ class Tensor:
         return out
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
-        count = self.data.size if axis is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axis)]))
+        axes = () if axis is None else tuple(np.atleast_1d(axis))
+        if any(not -self.ndim <= a < self.ndim for a in axes):
+            raise ValueError(f"mean(axis={axis}) of a tensor with {self.ndim} axes (shape {self.shape})")
+        count = self.data.size if axis is None else int(np.prod([self.shape[a] for a in axes]))
         if count == 0:
             raise ValueError(f"mean() of an empty tensor (shape {self.shape}, axis={axis}): "
                              f"there is nothing to average")
@@ -454,6 +457,9 @@ def float_array(data, dtype=None) -> np.ndarray:
     Integer and bool data are refused unless `dtype` asks for a float (an explicit,
     visible conversion); complex, object and string data are always refused. Without
     this, Tensor([1, 2, 3]) + 0.5 would stay int64 and silently drop the 0.5."""
+    if isinstance(data, np.ma.MaskedArray):
+        raise TypeError("a Tensor cannot hold a masked array (its mask would be dropped): "
+                        "fill the masked entries first, e.g. Tensor(x.filled(0.0))")
     source = np.asarray(data)
     if dtype is not None and np.dtype(dtype) not in FLOAT_DTYPES:
         raise TypeError(f"a Tensor holds float32 or float64, not dtype={np.dtype(dtype)}")
@@ -530,7 +536,12 @@ def as_tensor(value: ArrayLike, like: Tensor | None = None) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if like is not None and np.isscalar(value):
-        if not isinstance(value, (int, float, np.integer, np.floating)):  # bool is an int
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"only real numbers combine with a Tensor, got {value!r}")
-        return Tensor(np.asarray(value, dtype=like.dtype))
+        with np.errstate(over="ignore"):
+            number = np.asarray(value, dtype=like.dtype)
+        if np.isfinite(value) and not np.isfinite(number):
+            raise OverflowError(f"the number {value!r} does not fit in {like.dtype} (largest: "
+                                f"{np.finfo(like.dtype).max:.3g}), the dtype of the Tensor it combines with")
+        return Tensor(number)
     return Tensor(value)

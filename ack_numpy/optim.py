@@ -80,7 +80,13 @@ class Optimizer:
         return {}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass
+        check_state(state)
+
+
+def check_state(state) -> None:
+    if not isinstance(state, dict):
+        raise TypeError(f"load_state_dict needs a dict of name -> array (what state_dict() returns), "
+                        f"got {type(state).__name__}")
 
 
 class SGD(Optimizer):
@@ -107,6 +113,7 @@ class SGD(Optimizer):
         return {f"velocity.{i}": v for i, v in enumerate(self.velocity)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        check_state(state)
         self.velocity = [_restore(state, f"velocity.{i}", p) for i, p in enumerate(self.params)]
 
 
@@ -153,6 +160,7 @@ class Adam(Optimizer):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         # Every entry is checked before any is kept: a refused state leaves the optimiser as it was.
+        check_state(state)
         t = _restore_step(state)
         m = [_restore(state, f"m.{i}", p) for i, p in enumerate(self.params)]
         v = [_restore(state, f"v.{i}", p) for i, p in enumerate(self.params)]

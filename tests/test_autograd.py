@@ -312,3 +312,14 @@ def test_unchanged_graphs_backward_as_before_and_twice():
     assert np.array_equal(x.grad, first)
     x.data[0] = 9.0                 # a change after backward is the normal optimiser step
     assert x.grad is not None
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda t: t + True, TypeError, "only real numbers combine with a Tensor, got True"),   # bool arrays are refused too
+    (lambda t: t + 1e300, OverflowError, "does not fit in float32"),                       # would be inf silently
+    (lambda t: t.mean(axis=5), ValueError, r"mean\(axis=5\) of a tensor with 1 axes"),      # was a raw IndexError
+    (lambda t: Tensor(np.ma.array([1.0, 2.0], mask=[0, 1])), TypeError, "masked array"),   # the mask was dropped
+])
+def test_more_inputs_that_would_give_a_wrong_or_raw_answer(make, error, message):
+    with pytest.raises(error, match=message):
+        make(Tensor(np.ones(3, dtype=np.float32)))

@@ -277,3 +277,13 @@ def test_a_float64_batch_into_a_float32_model_is_refused_at_the_first_layer():
     model = build_model("lenet", seed=0)
     with pytest.raises(TypeError, match=r"conv2d: inputs of different dtypes \(x \(2, 1, 28, 28\) float64"):
         model(Tensor(np.zeros((2, 1, 28, 28))))
+
+
+def test_load_state_dict_of_something_else_than_a_dict_is_one_clear_error():
+    from ack_numpy.models import build_model
+    from ack_numpy.optim import SGD, Adam
+
+    model = build_model("adaptive-lenet")
+    for target in (model, Adam(model.parameters()), SGD(model.parameters(), lr=0.1)):
+        with pytest.raises(TypeError, match=r"needs a dict of name -> array \(what state_dict\(\) returns\), got NoneType"):
+            target.load_state_dict(None)

@@ -120,6 +120,9 @@ class Module:
         """Load values saved by state_dict(); names and shapes must match exactly, and every
         value must be a finite float. All are checked before any is loaded, so a refused
         state_dict leaves the model as it was."""
+        if not isinstance(state, dict):
+            raise TypeError(f"load_state_dict needs a dict of name -> array (what state_dict() returns), "
+                            f"got {type(state).__name__}")
         own = dict(self.named_parameters())
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
