@@ -190,6 +190,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .lab.reproduce import reproduce
     from .lab.runner import RunnerStopped
 
+    if args.report_only and args.print_commands:
+        raise ValueError("give either --report-only or --print-commands, not both")
     try:
         if args.command == "reproduce":
             reproduce(args.out, seeds=args.seeds, lenet_seeds=args.lenet_seeds, epochs=args.epochs, jobs=args.jobs,
@@ -198,6 +200,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         else:
             from .lab import study
 
+            check_study_options(args)
             common = dict(jobs=args.jobs, data_dir=args.data_dir, limit_train=args.limit_train,
                           limit_test=args.limit_test, report_only=args.report_only,
                           print_commands=args.print_commands)
@@ -216,13 +219,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             elif args.which == "ablation":
                 from .lab.ablation import ablation
 
-                ablation(args.out, selection=args.selection, seeds=args.seeds or 10, reuse=args.reuse, **common)
+                ablation(args.out, selection=args.selection or "data/lr-selection", seeds=args.seeds or 10,
+                         reuse=args.reuse, **common)
             elif args.which == "time-to-accuracy":
                 from .lab.time_to_accuracy import time_to_accuracy
 
-                time_to_accuracy(args.out, selection=args.selection, seeds=args.seeds or 5, **common)
+                time_to_accuracy(args.out, selection=args.selection or "data/lr-selection", seeds=args.seeds or 5,
+                                 **common)
             elif args.which == "convergence":
-                study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs, lr=args.lr, **common)
+                study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs or 15,
+                                  lr=1e-3 if args.lr is None else args.lr, **common)
             else:
                 study.budget(args.out, seeds=args.seeds or 3, epochs=args.epochs or 10, reuse=args.reuse, **common)
     except RunnerStopped as stop:
@@ -230,6 +236,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
               f"the same command resumes", file=sys.stderr)
         return 128 + stop.signum
     return 0
+
+
+# Which study takes which of `study`'s own options; the others are refused, never ignored.
+STUDY_OPTIONS = {"seeds": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
+                 "epochs": ("budget",), "reuse": ("ablation", "budget"), "selection": ("ablation", "time-to-accuracy"),
+                 "max_epochs": ("convergence",), "lr": ("convergence",),
+                 "jobs": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
+                 "data_dir": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
+                 "limit_train": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
+                 "limit_test": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
+                 "report_only": ("lr-selection", "ablation", "compute", "time-to-accuracy", "convergence", "budget"),
+                 "print_commands": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget")}
+STUDY_DEFAULTS = {"jobs": 1, "report_only": False, "print_commands": False}
+
+
+def check_study_options(args: argparse.Namespace) -> None:
+    """`study NAME`: an option given to a study that does not take it is refused, naming it."""
+    given = [name for name, studies in STUDY_OPTIONS.items()
+             if getattr(args, name) not in (None, STUDY_DEFAULTS.get(name)) and args.which not in studies]
+    if given:
+        names = ", ".join(_option(name) for name in given)
+        raise ValueError(f"study {args.which} does not take {names}; see python -m ack_numpy study --help")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -342,13 +370,13 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
     study_parser.add_argument("--reuse", metavar="DIR", help="budget, ablation: take the runs of the same settings "
                               "from this reproduction folder, e.g. data/reproduction")
-    study_parser.add_argument("--selection", metavar="DIR", default="data/lr-selection",
+    study_parser.add_argument("--selection", metavar="DIR",
                               help="ablation, time-to-accuracy: the lr-selection folder whose results.json holds "
                                    "each model's "
                                    "learning rate (default data/lr-selection)")
-    study_parser.add_argument("--max-epochs", type=positive_int, default=15,
+    study_parser.add_argument("--max-epochs", type=positive_int,
                               help="convergence: stop a run that has not reached 99%% after N epochs (default 15)")
-    study_parser.add_argument("--lr", type=_number, default=1e-3,
+    study_parser.add_argument("--lr", type=_positive_number,
                               help="convergence: the constant learning rate of every model (default 1e-3)")
     for p in (p, study_parser):
         p.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel, one BLAS thread each (default 1)")

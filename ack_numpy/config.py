@@ -17,6 +17,7 @@ from .models import IMAGE_SIZE, MODELS, check_model
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 MAX_SHIFT = IMAGE_SIZE // 2  # a larger shift moves most of a digit out of the picture
+MAX_EPOCHS = 100_000  # far beyond any run here (an epoch takes seconds); a typo such as 10**20 is refused
 
 
 class SettingError(ValueError):
@@ -73,7 +74,8 @@ class TrainConfig:
         The command line, `train`, `resume` and a checkpoint's saved settings all come here."""
         rules = [
             ("model", isinstance(self.model, str) and self.model in MODELS, f"must be one of {', '.join(MODELS)}"),
-            ("epochs", is_whole(self.epochs, 1), "must be a whole number >= 1"),
+            ("epochs", is_whole(self.epochs, 1) and self.epochs <= MAX_EPOCHS,
+             f"must be a whole number >= 1 (at most {MAX_EPOCHS:,})"),
             ("batch_size", is_whole(self.batch_size, 1), "must be a whole number >= 1"),
             ("lr", is_number(self.lr) and self.lr > 0, "must be a positive number"),
             ("optimizer", isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS, "must be 'adam' or 'sgd'"),
@@ -83,7 +85,8 @@ class TrainConfig:
             ("max_shift", is_whole(self.max_shift, 0) and self.max_shift <= MAX_SHIFT,
              f"must be a whole number from 0 to {MAX_SHIFT} (half the {IMAGE_SIZE}-pixel image)"),
             ("seed", is_whole(self.seed, 0), "must be a whole number >= 0"),
-            ("data_dir", self.data_dir is None or isinstance(self.data_dir, str), "must be a folder name"),
+            ("data_dir", self.data_dir is None or (isinstance(self.data_dir, str) and self.data_dir != ""),
+             "must be a folder name"),
             ("out", isinstance(self.out, str) and self.out != "", "must be a folder name"),
             ("limit_train", self.limit_train is None or is_whole(self.limit_train, 1), "must be a whole number >= 1"),
             ("limit_test", self.limit_test is None or is_whole(self.limit_test, 1), "must be a whole number >= 1"),

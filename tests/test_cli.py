@@ -108,8 +108,11 @@ def test_help_lists_the_commands():
 
 # ----------------------------------------------------------------------------- argument errors
 @pytest.mark.parametrize("args, message", [
-    (["train", "--epochs", "0"], "argument --epochs: must be a whole number >= 1, got 0"),
-    (["train", "--epochs", "-3"], "argument --epochs: must be a whole number >= 1, got -3"),
+    (["train", "--epochs", "0"], "argument --epochs: must be a whole number >= 1 (at most 100,000), got 0"),
+    (["train", "--resume", "somewhere", "--epochs", "100000000000000000000"],
+     "argument --epochs: must be a whole number >= 1 (at most 100,000), got 100000000000000000000"),
+    (["train", "--data-dir", ""], "argument --data-dir: must be a folder name, got ''"),
+    (["train", "--epochs", "-3"], "argument --epochs: must be a whole number >= 1 (at most 100,000), got -3"),
     (["train", "--epochs", "two"], "argument --epochs: must be a whole number, got 'two'"),
     (["train", "--model", "resnet"], "argument --model: invalid choice: 'resnet' (choose from 'lenet', 'adaptive-lenet'"),
     (["train", "--lr", "0"], "argument --lr: must be a positive number, got 0.0"),
@@ -123,7 +126,7 @@ def test_help_lists_the_commands():
     (["train", "--momentum", "2"], "argument --momentum: must be a number in [0, 1), got 2.0"),
     (["train", "--weight-decay", "nan"], "argument --weight-decay: must be a number >= 0, got nan"),
     (["train", "--holdout", "-2"], "argument --holdout: must be a whole number >= 0, got -2"),
-    (["train", "--resume", "somewhere", "--epochs", "0"], "argument --epochs: must be a whole number >= 1, got 0"),
+    (["train", "--resume", "somewhere", "--epochs", "0"], "argument --epochs: must be a whole number >= 1 (at most 100,000), got 0"),
     (["train", "--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
     (["train", "--no-such-option"], "unrecognized arguments: --no-such-option"),
     (["evaluate"], "the following arguments are required: --checkpoint"),
@@ -146,7 +149,7 @@ def test_argument_errors_end_to_end():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.endswith("error: argument --epochs: must be a whole number >= 1, got 0")
+    assert last_line.endswith("error: argument --epochs: must be a whole number >= 1 (at most 100,000), got 0")
 
 
 def test_help_shows_every_setting_with_its_default_from_train_config():

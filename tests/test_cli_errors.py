@@ -221,3 +221,16 @@ def test_bench_json_that_cannot_be_written_fails_before_the_benchmark(target, tm
     assert line.startswith(f"error: {path}: {reason}")
     if target == "/dev/full":
         assert Path("/dev/full").is_char_device()  # never replaced by a rename
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["study", "budget", "--lr", "0.1"], "error: study budget does not take --lr; see python -m ack_numpy study --help"),
+    (["study", "compute", "--reuse", "/nonexistent"], "error: study compute does not take --reuse;"),
+    (["study", "ledger", "--seeds", "3", "--max-epochs", "4"], "error: study ledger does not take --seeds, --max-epochs;"),
+    (["study", "budget", "--report-only", "--print-commands"], "error: give either --report-only or --print-commands, not both"),
+    (["reproduce", "--report-only", "--print-commands"], "error: give either --report-only or --print-commands, not both"),
+])
+def test_a_study_option_that_would_be_ignored_is_refused(argv, message, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "out")]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(message)
+    assert not (tmp_path / "out").exists()

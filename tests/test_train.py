@@ -392,9 +392,9 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
 
 # ----------------------------------------------------------------------------- settings and progress
 @pytest.mark.parametrize("change, message", [
-    ({"epochs": 0}, "epochs must be a whole number >= 1, got 0"),
-    ({"epochs": "3"}, "epochs must be a whole number >= 1, got '3'"),
-    ({"epochs": True}, "epochs must be a whole number >= 1, got True"),
+    ({"epochs": 0}, "epochs must be a whole number >= 1 (at most 100,000), got 0"),
+    ({"epochs": "3"}, "epochs must be a whole number >= 1 (at most 100,000), got '3'"),
+    ({"epochs": True}, "epochs must be a whole number >= 1 (at most 100,000), got True"),
     ({"batch_size": 2.5}, "batch_size must be a whole number >= 1, got 2.5"),
     ({"lr": 0.0}, "lr must be a positive number, got 0.0"),
     ({"lr": None}, "lr must be a positive number, got None"),
