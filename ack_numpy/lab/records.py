@@ -28,7 +28,8 @@ record made from the committed files (`made_from` says so): it detects any later
 not one made before it. A record can be forged along with the file it guards; it guards
 against accidents and against editing one file alone, not against a determined forger.
 `write_report_files` writes a report's files only after everything was checked, each
-atomically (a temporary file renamed into place).
+atomically (a temporary file renamed into place), and `check_report_may_replace` stops a
+partial report (a run folder removed, emptied or cut short) from replacing a complete one.
 
 A record and a report's results.json each carry their own digest ("sha256", of the rest of
 their content): `read_record` and `read_summary` refuse a file edited after it was written,
