@@ -21,7 +21,7 @@ controls), all from the model definitions except the two measured columns:
                       Not counted: biases, pooling (comparisons), im2col copies.
   activations         per image: the numbers that go through a nonlinearity (tanh, ReLU,
                       the quadratic activation); the paper claims fewer than a CNN's.
-  s/epoch, 1 thread   measured: median over rounds of one training step (batch 64) per model,
+  s/epoch, 1 thread   measured: median (and min-max) over rounds of one training step (batch 64),
                       the models taking turns in one process at one BLAS thread so that every
                       model sees the same load; times 938 steps (60,000 images).
   peak MB per step    measured: the most memory NumPy held during one training step of
@@ -148,10 +148,12 @@ def time_models(names: list[str], rounds: int, steps: int) -> dict:
         step(name)
         peaks[name] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    return {name: {"step_seconds": statistics.median(times[name]), "peak_bytes": peaks[name]} for name in names}
+    return {name: {"step_seconds": statistics.median(times[name]),
+                   "step_seconds_range": [min(times[name]), max(times[name])], "peak_bytes": peaks[name]}
+            for name in names}
 
 
-def measure(names: list[str], rounds: int = 5, steps: int = 3) -> dict:
+def measure(names: list[str], rounds: int = 11, steps: int = 5) -> dict:
     """time_models in a fresh process with one BLAS thread."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     child = subprocess.run([sys.executable, "-m", "ack_numpy.lab.compute", json.dumps([names, rounds, steps])],
@@ -160,9 +162,10 @@ def measure(names: list[str], rounds: int = 5, steps: int = 3) -> dict:
 
 
 # ----------------------------------------------------------------------------- accuracy from the records
-def accuracies(records: list[Path]) -> dict[str, list[float]]:
-    """label -> final test accuracies per seed, from the ablation's and reproduction's results.json."""
-    found: dict[str, list[float]] = {}
+def accuracies(records: list[Path]) -> dict[str, tuple[list[float], str]]:
+    """label -> (final test accuracies per seed, the study they come from), from the first of
+    the records (the ablation's, then the reproduction's results.json) that has the model."""
+    found: dict[str, tuple[list[float], str]] = {}
     for path in records:
         if not path.exists():
             continue
@@ -172,7 +175,7 @@ def accuracies(records: list[Path]) -> dict[str, list[float]]:
             label = {"plain-small": "plain-tanh"}.get(label, label)
             finals = list(arm.get("final_test_acc_per_seed", {}).values())
             if finals and label not in found:
-                found[label] = finals
+                found[label] = (finals, path.parent.name)
     return found
 
 
@@ -184,18 +187,27 @@ def compute_markdown(s: dict) -> str:
              f"`{s['load_before']}`, after: `{s['load_after']}`. How each column is counted: "
              "`ack_numpy/lab/compute.py`.", "",
              "| model | stored params | free params | multiply-adds / image | activations / image | "
-             "s / epoch (1 thread) | peak MB / step | test accuracy (mean, seeds) |",
+             "s / epoch (1 thread; median, min-max) | peak MB / step | test accuracy (mean, seeds) |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, m in s["models"].items():
         acc = m.get("test_acc")
-        acc_text = "-" if not acc else f"{100 * statistics.mean(acc):.2f}% ({len(acc)})"
+        acc_text = "-" if not acc else f"{100 * statistics.mean(acc):.2f}% ({len(acc)}, {m['test_acc_from']})"
+        low, high = (v * STEPS_PER_EPOCH for v in m.get("step_seconds_range", [float("nan")] * 2))
+        spread = f" ({low:.1f}-{high:.1f})" if "step_seconds_range" in m else ""
         lines.append(f"| {name} | {m['stored_parameters']:,} | {m['free_parameters']:,} | {m['multiply_adds']:,} | "
-                     f"{m['activations']:,} | {m['step_seconds'] * STEPS_PER_EPOCH:.1f} | "
+                     f"{m['activations']:,} | {m['step_seconds'] * STEPS_PER_EPOCH:.1f}{spread} | "
                      f"{m['peak_bytes'] / 1e6:.1f} | {acc_text} |")
-    lines += ["", "s / epoch = the median step time x 938 steps; evaluation not included. Test accuracies: "
-              "[../ablation/results.md](../ablation/results.md) and [../reproduction/results.md]"
-              "(../reproduction/results.md) (lenet and plain-tanh: the reproduction's runs, all at lr 3e-3; "
-              "the others at their own held-out rates).", "",
+    untested = [name for name, m in s["models"].items() if not m.get("test_acc")]
+    from_reproduction = [name for name, m in s["models"].items() if m.get("test_acc_from") == "reproduction"]
+    lines += ["", "s / epoch = a training step's time (forward, backward, Adam's update; the median over the rounds, "
+              "their min-max in brackets) x 938 steps. Not in it: loading and shifting the batches and evaluating, "
+              "the same work for every model, so a whole epoch's ratio between two models is closer to 1 than "
+              "this column's. Test accuracies: [../ablation/results.md](../ablation/results.md), each model at "
+              "its own held-out rate"
+              + (f", and [../reproduction/results.md](../reproduction/results.md) for {', '.join(from_reproduction)} "
+                 "(at lr 3e-3)" if from_reproduction else "")
+              + (f"; {', '.join(untested)} have no test runs (their rates were chosen on held-out images only) "
+                 "and are not in the figure" if untested else "") + ".", "",
               "![test accuracy against parameters and multiply-adds](compute.png)", ""]
     return "\n".join(lines) + "\n"
 
@@ -227,7 +239,7 @@ def plot_compute(s: dict, file) -> None:
     plt.close(fig)
 
 
-def compute(out: str | Path, rounds: int = 5, steps: int = 3, records=("data/ablation/results.json",
+def compute(out: str | Path, rounds: int = 11, steps: int = 5, records=("data/ablation/results.json",
                                                                         "data/reproduction/results.json"),
             report_only: bool = False, log=print) -> dict:
     """Count, measure (unless report_only: then the measured columns of the existing
@@ -241,7 +253,8 @@ def compute(out: str | Path, rounds: int = 5, steps: int = 3, records=("data/abl
         raise FileNotFoundError(f"{out / 'results.json'} not found: --report-only keeps the measured columns of an "
                                 f"earlier run; run `python -m ack_numpy study compute --out {out}` first")
     if old:
-        measured = {name: {k: old["models"][name][k] for k in ("step_seconds", "peak_bytes")} for name in table}
+        measured = {name: {k: old["models"][name][k] for k in ("step_seconds", "step_seconds_range", "peak_bytes")
+                           if k in old["models"][name]} for name in table}
         load_before, load_after, rounds, steps = old["load_before"], old["load_after"], old["rounds"], old["steps"]
     else:
         load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -250,9 +263,10 @@ def compute(out: str | Path, rounds: int = 5, steps: int = 3, records=("data/abl
     found = accuracies([Path(r) for r in records])
     models = {}
     for name, (model_name, options) in table.items():
+        accs, source = found.get(name, (None, None))
         models[name] = {"model": model_name, "options": options,
                         **count_model(build_model(model_name, seed=0, **options)), **measured[name],
-                        "test_acc": found.get(name)}
+                        "test_acc": accs, "test_acc_from": source}
     summary = {"models": models, "rounds": rounds, "steps": steps, "load_before": load_before, "load_after": load_after,
                "command": f"python -m ack_numpy study compute --out {out}"}
     write_report_files(out, {"results.json": summary_text(summary), "results.md": compute_markdown(summary)},
