@@ -318,7 +318,7 @@ def options(value):
 # disagrees with the rest: one CheckpointError naming the field, before anything is built or read.
 TAMPERED = [
     (setting("lr", None), "saved setting lr must be a positive number, got None"),
-    (setting("epochs", "2"), "saved setting epochs must be a whole number >= 1, got '2'"),
+    (setting("epochs", "2"), "saved setting epochs must be a whole number >= 1 (at most 100,000), got '2'"),
     (setting("batch_size", 2.5), "saved setting batch_size must be a whole number >= 1, got 2.5"),
     (setting("max_shift", 10**7), "saved setting max_shift must be a whole number from 0 to 14"),
     (setting("momentum", float("nan")), "saved setting momentum must be a number in [0, 1), got nan"),

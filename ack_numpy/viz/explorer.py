@@ -37,8 +37,8 @@ from ..files import atomic_write, check_output_file
 from ..models import adaptive_layers
 from ..nn import Module
 from .figures import IMAGE_CMAP, KERNEL_CMAP, channel_view, limit, save as save_figure
-from .kernels import (check_channel, layer_input, patch_origin, sampled_locations, select_adaptive_layer,
-                      select_image, static_kernel)
+from .kernels import (check_channel, check_location, layer_input, patch_origin, patches_at, sampled_locations,
+                      select_adaptive_layer, select_image, static_kernel)
 
 HELP = ("keys: arrows move the location   n / p next / previous image   0-9 first image of that digit   "
         "[ ] channel   l next adaptive layer   c clear   space play / pause the sweep   h more help\n"
@@ -48,15 +48,6 @@ MORE_HELP = ("k = w + Q p: w is the layer's fixed kernel, Q p the part the patch
              "k * p: the products the layer adds up, sigma = sum of k * p + b, y = tanh(sigma).")
 SWEEP_STEP = 2        # the sweep (space, and --gif) visits every 2nd row and column
 SWEEP_INTERVAL = 125  # milliseconds between the sweep's locations in the window (8 per second, as the GIF)
-
-
-def patch_at(x: np.ndarray, module, i: int, j: int) -> np.ndarray:
-    """The patch p under output location (i, j) of `module` for its input x (C, H', W'):
-    (C, m, m), zeros where it hangs over the padding."""
-    m, pad = module.kernel_size, module.padding
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
-    r0, c0 = patch_origin(i, module) + pad, patch_origin(j, module) + pad
-    return xp[:, r0 : r0 + m, c0 : c0 + m]
 
 
 def products(k: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -115,7 +106,7 @@ class Explorer:
                 self.start_note = (f"the patch at the centre {centre} is blank (there k = w); "
                                    f"starting at {self.location}, the nearest location with ink")
         else:
-            self.location = self._checked_location(*location)
+            self.location = check_location(location, *self.sigma.shape)
         self.status = self.start_note
         self._build_figure()
         self._redraw()
@@ -137,7 +128,7 @@ class Explorer:
 
     def patch(self, i: int, j: int) -> np.ndarray:
         """The patch p under output location (i, j): (C, m, m), zeros where it hangs over the padding."""
-        return patch_at(self.x, self.module, i, j)
+        return patches_at(self.x[None], self.module, i, j)[0]
 
     def _starting_location(self) -> tuple[int, int]:
         """The centre of the output grid, unless its patch is blank (there k is only the
@@ -150,13 +141,6 @@ class Explorer:
         inked = [(i, j) for i in range(ho) for j in range(wo) if self.patch(i, j).any()]
         distance = lambda ij: (ij[0] - centre[0]) ** 2 + (ij[1] - centre[1]) ** 2
         return min(inked, key=lambda ij: (distance(ij), ij)) if inked else centre
-
-    def _checked_location(self, i: int, j: int) -> tuple[int, int]:
-        ho, wo = self.sigma.shape
-        if not (0 <= i < ho and 0 <= j < wo):
-            raise ValueError(f"location ({i}, {j}) is out of range: adaptive layer {self.layer} has "
-                             f"{ho}x{wo} output locations, rows 0..{ho - 1} and columns 0..{wo - 1}")
-        return int(i), int(j)
 
     def shown(self) -> dict:
         """The arrays drawn for the current location: k, w, Qp, patch, products = k * p
@@ -454,7 +438,7 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
     y = np.tanh(sigma)
     ho, wo, m = y.shape[0], y.shape[1], module.kernel_size
     spots = [(i, j) for i in range(0, ho, step) for j in range(0, wo, step)]
-    terms = {spot: products(kernels[spot], patch_at(x[0], module, *spot)) for spot in spots}   # k * p (C, m, m)
+    terms = {spot: products(kernels[spot], patches_at(x, module, *spot)[0]) for spot in spots}   # k * p (C, m, m)
     lim = max(limit(kernels), max(limit(a) for a in terms.values()))
     w = static_kernel(module, channel)                                                         # (C, m, m)
     b = float(module.b.data[channel])

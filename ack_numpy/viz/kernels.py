@@ -213,7 +213,9 @@ def patches_at(x: np.ndarray, module: AdaptiveConv2d, row: int, col: int) -> np.
 
 
 def check_location(location: tuple[int, int], out_h: int, out_w: int) -> tuple[int, int]:
+    """(row, col) as ints if the layer's output has that location; else ValueError saying which it has."""
     i, j = location
     if not (0 <= i < out_h and 0 <= j < out_w):
-        raise ValueError(f"location ({i}, {j}) is outside the layer's {out_h}x{out_w} output locations")
+        raise ValueError(f"location ({i}, {j}) is out of range: the layer has {out_h}x{out_w} output locations, "
+                         f"rows 0..{out_h - 1} and columns 0..{out_w - 1}")
     return int(i), int(j)
