@@ -83,10 +83,12 @@ def test_the_installed_wheel_explores_from_another_folder_and_uninstalls_cleanly
     usage = subprocess.run(["ack-numpy", "--version"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert usage.stdout.strip() == "ack-numpy 0.1.0", usage.stdout + usage.stderr
 
-    # Where MNIST would be looked for and downloaded, with no folder named: never in site-packages.
+    # Where MNIST would be looked for and downloaded, with no folder named (ACK_MNIST_DIR unset):
+    # never in site-packages.
     code = ("from ack_numpy.assets import TRAINED_ADAPTIVE_LENET as T; from ack_numpy.data import mnist; "
             "print(mnist.download_folder()); print(*mnist.default_mnist_dirs(), sep='\\n'); print(T)")
-    done = subprocess.run([str(python), "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
+    unnamed = {k: v for k, v in env.items() if k != "ACK_MNIST_DIR"}
+    done = subprocess.run([str(python), "-c", code], cwd=elsewhere, env=unnamed, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     download, *searched, checkpoint = done.stdout.splitlines()
     assert Path(download) == (tmp_path / "user-data" / "ack_numpy" / "mnist").resolve()

@@ -299,7 +299,7 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
     summary["command"] = _command("study ablation", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --selection {selection_dir}" + (f" --reuse {reuse}" if reuse else ""))
     summary["wall_seconds_this_call"] = wall
-    check_report_may_replace(out, summary)
+    check_report_may_replace(out, summary, [run.name for run in runs])
     write_report_files(out, {"results.json": summary_text(summary),
                              "results.md": ablation_markdown(summary)})
     log(f"wrote {out / 'results.md'} and {out / 'results.json'}")

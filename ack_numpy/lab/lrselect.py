@@ -233,7 +233,7 @@ def lr_selection(out: str | Path, jobs: int = 1, data_dir: str | None = None, li
     summary["wall_seconds_this_call"] = wall
     from .records import check_report_may_replace, summary_text, write_report_files
 
-    check_report_may_replace(out, summary)
+    check_report_may_replace(out, summary, [run.name for run in runs])
     write_report_files(out, {"results.json": summary_text(summary),
                              "results.md": selection_markdown(summary)})
     log(f"wrote {out / 'results.md'} and {out / 'results.json'}")

@@ -291,22 +291,28 @@ def image_counts(limit_train: int | None, limit_test: int | None = None, holdout
     return {"train_images": train_images, "test_images": test_images}
 
 
-def check_report_may_replace(out: Path, summary: dict) -> None:
-    """A partial report never replaces a complete one: if out/results.json says every run
-    had finished and this summary misses some (a run folder removed, emptied or cut short),
-    refuse, naming them, before anything is written."""
+def check_report_may_replace(out: Path, summary: dict, planned: list[str]) -> None:
+    """A report never loses a finished run: every run the report in out/results.json counted
+    as finished must be finished now (else its folder was removed, emptied or cut short), or
+    this report is refused, naming them, before anything is written. Runs added since (more
+    seeds, say) may still be missing. Puts this report's finished runs in
+    summary["finished_runs"] for the next one to compare with."""
+    summary["finished_runs"] = finished = sorted(set(planned) - set(summary.get("missing", [])))
     path = Path(out) / "results.json"
-    if not summary.get("missing") or not path.exists():
-        return
     try:
-        complete = not json.loads(path.read_text()).get("missing")
-    except (OSError, ValueError, AttributeError):
+        old = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
         return  # not a report anyone can read: this one may replace it
-    if complete:
-        missing = summary["missing"]
-        raise RecordError(f"{path} reports every run finished, but {len(missing)} are not now "
-                          f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): refusing to write a "
-                          f"partial report over it; restore those run folders (git checkout), finish them, or "
+    if not isinstance(old, dict):
+        return
+    if "finished_runs" in old:
+        lost = sorted(set(old["finished_runs"]) - set(finished))
+    else:  # a report from before the list: complete meant every run it planned had finished
+        lost = [] if old.get("missing") else [name for name in summary.get("missing", [])]
+    if lost:
+        raise RecordError(f"{path} counts {len(lost)} runs as finished that are not now "
+                          f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}): refusing to write a report "
+                          f"without them over it; restore those run folders (git checkout), finish them, or "
                           f"use another --out")
 
 

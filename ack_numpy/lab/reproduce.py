@@ -482,7 +482,7 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     out.mkdir(parents=True, exist_ok=True)
     wall = 0.0 if report_only else run_all(runs, jobs, log=log)
     summary = summarize(out, seeds, epochs, lenet_seeds, models, limit_train, limit_test, data_dir)
-    check_report_may_replace(out, summary)
+    check_report_may_replace(out, summary, [run.name for run in runs])
     summary["wall_seconds_this_call"] = wall
     command = f"python -m ack_numpy reproduce --seeds {seeds} --lenet-seeds {lenet_seeds} --epochs {epochs} " \
               f"--jobs {jobs} --out {out}" + (f" --limit-train {limit_train}" if limit_train else "") + \

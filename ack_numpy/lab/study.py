@@ -228,7 +228,7 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
     summary["command"] = _command("study convergence", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --max-epochs {max_epochs} --lr {lr:g}")
     summary["wall_seconds_this_call"] = wall
-    check_report_may_replace(out, summary)
+    check_report_may_replace(out, summary, [run.name for run in runs])
     with atomic_write(out / "results.json", "w") as f:
         f.write(summary_text(summary))
     write_convergence_markdown(summary, out / "results.md", summary["command"])
@@ -429,7 +429,7 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
     summary["command"] = _command("study budget", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --epochs {epochs}" + (f" --reuse {reuse}" if reuse else ""))
     summary["wall_seconds_this_call"] = wall
-    check_report_may_replace(out, summary)
+    check_report_may_replace(out, summary, [run.name for run in runs])
     with atomic_write(out / "results.json", "w") as f:
         f.write(summary_text(summary))
     write_budget_markdown(summary, out / "results.md", summary["command"])

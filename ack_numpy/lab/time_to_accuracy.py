@@ -261,7 +261,7 @@ def time_to_accuracy(out: str | Path, selection: str | Path = "data/lr-selection
                     "command": _command("study time-to-accuracy", out, jobs, limit_train, None,
                                         f"--seeds {seeds} --selection {selection_dir}").replace("  ", " "),
                     "wall_seconds_this_call": wall})
-    check_report_may_replace(out, summary)
+    check_report_may_replace(out, summary, [run.name for runs in series.values() for run in runs])
     write_report_files(out, {"results.json": summary_text(summary), "results.md": markdown(summary)},
                        {"time-to-accuracy.png": lambda f: plot_curves(series, summary, f)})
     log(f"wrote {out / 'results.md'}, {out / 'results.json'} and {out / 'time-to-accuracy.png'}")
