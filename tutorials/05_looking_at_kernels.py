@@ -19,7 +19,7 @@
 #
 # Which trained model: the checkpoint in the environment variable `ACK_CHECKPOINT` if
 # set; else the adaptive-lenet that comes with the package
-# (`ack_numpy/assets/adaptive-lenet.npz`, the reproduction's median seed). Needs MNIST,
+# (`ack_numpy/assets/adaptive-lenet.npz`, a median seed of the reproduction). Needs MNIST,
 # as tutorial 04.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
