@@ -7,7 +7,8 @@
     quadratic.py diagonal_adaptive_conv2d, lowrank_adaptive_conv2d, quadratic_activation
                  (+ _loops twins): the cheaper quadratic controls of the adaptive kernel
     pooling.py   max_pool2d (+ _loops twin)
-    sizes.py     check_size: the one rule for kernel sizes, strides, paddings and widths
+    sizes.py     the rules every op checks its arguments by: check_size (kernel sizes,
+                 widths), check_stride_padding, check_images (an (N, C, H, W) batch)
     losses.py    log_softmax, cross_entropy
 
 The rungs of one op: `*_loops` is the definition written as loops, one output number at
