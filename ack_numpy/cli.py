@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as err:  # a path we could not read or write: say which, in plain words
         print(f"error: {describe_os_error(err)} (check the paths given with --out, --dest, "
-              f"--json, --save, --gif, --data-dir or --checkpoint)", file=sys.stderr)
+              f"--json, --save, --gif, --data-dir, --runs or --checkpoint)", file=sys.stderr)
         return 1
     except (DataFormatError, CheckpointError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -36,6 +36,7 @@ def commands_given_a_file(a_file: Path) -> dict[str, list[str]]:
         "explore --save under a file": ["explore", "--save", str(a_file / "x.png")],
         "explore --gif under a file": ["explore", "--gif", str(a_file / "x.gif")],
         "bench --json under a file": ["bench", "--quick", "--json", str(a_file / "b.json")],
+        "visualize --runs": ["visualize", "--runs", str(a_file), "--out", str(a_file.parent / "figures")],
     }
 
 
@@ -57,7 +58,7 @@ def test_a_missing_folder_for_an_output_file_reads_the_same_in_every_command(com
     option = command[-2]
     assert one_error_line(capsys.readouterr().err) == (
         f"error: {folder}: no such folder for the {option} file (check the paths given with --out, --dest, "
-        f"--json, --save, --gif, --data-dir or --checkpoint)")
+        f"--json, --save, --gif, --data-dir, --runs or --checkpoint)")
     assert not (tmp_path / "no").exists()
 
 

@@ -6,6 +6,7 @@ config.json (whose "model" names the run in the legend).
 """
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def run_label(folder: Path) -> str:
 def read_run(folder: str | Path) -> list[dict]:
     """The metrics.csv rows of a run folder, with a clear error if there are none."""
     path = Path(folder) / "metrics.csv"
+    if Path(folder).exists() and not Path(folder).is_dir():  # worded as every command words it (cli)
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(folder))
     if not path.is_file():
         raise ValueError(f"{path} not found: --runs expects folders written by "
                          f"'python -m ack_numpy train --out DIR' (after at least one epoch)")
