@@ -287,7 +287,7 @@ def test_bad_arguments_give_one_error_line(args, message, checkpoint, bad_files,
     (["--index", "10000"], "index 10000 is out of range"),
     (["--index", "-1"], "index -1 is out of range"),
     (["--digit", "10"], "digit must be 0..9"),
-    (["--location", "26", "0"], "location (26, 0) is outside"),
+    (["--location", "26", "0"], "location (26, 0) is out of range"),
 ])
 def test_bad_image_arguments(args, message, checkpoint, mnist_path, tmp_path, capsys):
     code = main(["visualize", "--checkpoint", str(checkpoint), "--data-dir", str(mnist_path),
