@@ -352,7 +352,7 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="train lenet, adaptive-lenet, plain-small and plain-width8 on every seed; "
                        "judge the paper's claims and the ablations")
     p.add_argument("--seeds", type=positive_int, default=10, help="seeds 0..N-1 of the small models (default 10)")
-    p.add_argument("--lenet-seeds", type=positive_int, default=3, help="seeds 0..N-1 of lenet (default 3)")
+    p.add_argument("--lenet-seeds", type=positive_int, default=10, help="seeds 0..N-1 of lenet (default 10)")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run (default 10)")
     study_parser = sub.add_parser("study", help="lr-selection (each model's learning rate, on held-out images), "
                                   "ablation (equal budget and quadratic controls, 10 seeds), "

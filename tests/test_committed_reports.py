@@ -70,7 +70,7 @@ def test_a_removed_run_never_makes_a_partial_report_over_a_complete_one(remove, 
     folder = reproduction / "runs" / "adaptive-lenet-seed4"
     (folder / "metrics.csv").unlink() if remove == "metrics.csv" else shutil.rmtree(folder)
     line = refused(report(reproduction), reproduction, capsys)
-    assert "counts 1 runs as finished that are not now (adaptive-lenet-seed4)" in line
+    assert "counts 1 runs as finished that this report would leave out (adaptive-lenet-seed4)" in line
 
 
 def test_a_record_edited_alone_is_refused(reproduction, capsys):

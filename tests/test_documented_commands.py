@@ -60,7 +60,7 @@ DOCUMENTED = {
         "python tutorials/make_notebooks.py 03",
     ],
     "data/README.md": [
-        "python -m ack_numpy reproduce --seeds 10 --lenet-seeds 3 --epochs 10 --jobs 2 --out data/reproduction",
+        "python -m ack_numpy reproduce --seeds 10 --lenet-seeds 10 --epochs 10 --jobs 2 --out data/reproduction",
         "python -m ack_numpy study convergence --seeds 3 --max-epochs 15 --lr 0.001 --jobs 2 --out data/convergence",
         "python -m ack_numpy study budget --seeds 3 --epochs 10 --reuse data/reproduction --jobs 2 --out data/budget-sweep",
         "python -m ack_numpy bench",

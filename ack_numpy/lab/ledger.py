@@ -113,9 +113,9 @@ def rows(data: Path) -> list[tuple[str, str, str, str]]:
                       "a trend, not a verdict (3 seeds)" if every["p"] < 0.05 else "not shown",
                       f"adaptive ahead at {every['adaptive_ahead']} of {every['budgets']} budgets, "
                       f"{100 * every['mean_difference']:+.2f} points on average (stratified permutation p = "
-                      f"{every['p']:.2g}, exact, two-sided); 3 seeds each: no single budget is settled; trained "
-                      "before a change in the float32 arithmetic of training, so the same command trains other "
-                      "weights today (the statistics, not the digits, reproduce)",
+                      f"{every['p']:.2g}, exact, two-sided); 3 seeds each: no single budget is settled; the runs at 6,514 "
+                      "are the reproduction's, the others were trained before a change in the float32 arithmetic of "
+                      "training, so the same command trains other weights for them today",
                       f"{budget['command']}; {_link('budget-sweep')}"))
     if ablation and selection:
         tested = [name for name, c in ablation["comparisons"].items() if "difference" in c]
@@ -378,9 +378,9 @@ def write_ledger(readme: str | Path = "README.md", data: str | Path | None = Non
              f"comparisons that ask where the gain comes from, written by `{COMMAND}` from the\n"
              f"committed records, with the command behind each. {selection}Intervals are Welch or t\n"
              "intervals (exact if the seeds' results are normally distributed; the records' percentile-bootstrap\n"
-             "intervals tend to be too narrow at these n and decide nothing here); permutation p values are\n"
-             "exact and two-sided. Seeds: the reproduction was first looked at with 3, the quadratic controls\n"
-             "with 5, then each was extended to 10. Models, each at adaptive-lenet's budget but `lenet` (Caffe's\n"
+             "intervals are too narrow at small n and decide nothing here); p values are exact and two-sided.\n"
+             "Seeds: the reproduction was first looked at with 3, the quadratic controls with 5, then each was\n"
+             "extended to 10 (LeNet's too, when the reproduction was trained again at today's arithmetic). Models, each at adaptive-lenet's budget but `lenet` (Caffe's\n"
              "LeNet): `plain-small` (also `plain-tanh`) is adaptive-lenet with an ordinary 3x3 tanh first layer,\n"
              "`plain-5x5` with a 5x5 ReLU one; `diagonal-q`, `rank1-q`, `rank2-q` restrict `Q`; `quadratic-act`\n"
              "is an ordinary convolution followed by `s + a s^2` ([`variants.py`](ack_numpy/lab/variants.py)). Each run\n"

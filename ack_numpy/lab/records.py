@@ -310,10 +310,10 @@ def check_report_may_replace(out: Path, summary: dict, planned: list[str]) -> No
     else:  # a report from before the list: complete meant every run it planned had finished
         lost = [] if old.get("missing") else [name for name in summary.get("missing", [])]
     if lost:
-        raise RecordError(f"{path} counts {len(lost)} runs as finished that are not now "
-                          f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}): refusing to write a report "
-                          f"without them over it; restore those run folders (git checkout), finish them, or "
-                          f"use another --out")
+        raise RecordError(f"{path} counts {len(lost)} runs as finished that this report would leave out "
+                          f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}): refusing to write it over "
+                          f"that one; restore those run folders (git checkout), ask for the same seeds, or use "
+                          f"another --out")
 
 
 def write_report_files(out: Path, texts: dict[str, str], figures: dict | None = None) -> None:

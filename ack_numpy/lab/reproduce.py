@@ -80,7 +80,7 @@ def seeds_of(label: str, seeds: int, lenet_seeds: int) -> list[int]:
     return list(range(lenet_seeds if label == "lenet" else seeds))
 
 
-def plan(out: Path, seeds: int = 10, lenet_seeds: int = 3, epochs: int = 10, data_dir: str | None = None,
+def plan(out: Path, seeds: int = 10, lenet_seeds: int = 10, epochs: int = 10, data_dir: str | None = None,
          limit_train: int | None = None, limit_test: int | None = None, models=STUDY_MODELS) -> list[Run]:
     """Every run of the reproduction, the slowest models first so that parallel jobs end together."""
     runs = []
@@ -155,7 +155,7 @@ def model_summary(rows_per_seed: dict[int, list[dict]], parameters: int, target:
     }
 
 
-def summarize(out: Path, seeds: int, epochs: int, lenet_seeds: int = 3, models=STUDY_MODELS,
+def summarize(out: Path, seeds: int, epochs: int, lenet_seeds: int = 10, models=STUDY_MODELS,
               limit_train: int | None = None, limit_test: int | None = None, data_dir: str | None = None) -> dict:
     summary = {"recipe": RECIPE, "epochs": epochs, "target": TARGET,
                **image_counts(limit_train, limit_test), "models": {}}
@@ -470,7 +470,7 @@ def _new_median_name(target: Path, source: Path, seed: int, log) -> Path:
 
 def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1, data_dir: str | None = None,
               limit_train: int | None = None, limit_test: int | None = None, models=STUDY_MODELS,
-              lenet_seeds: int = 3, report_only: bool = False,
+              lenet_seeds: int = 10, report_only: bool = False,
                  print_commands: bool = False, log=print) -> dict:
     """Train every missing run (unless report_only), then write results.json, results.md,
     accuracy.png and the median seed's checkpoint into `out` (adaptive-lenet-median.npz, or a
