@@ -299,8 +299,10 @@ def check_report_may_replace(out: Path, summary: dict, planned: list[str]) -> No
     summary["finished_runs"] for the next one to compare with."""
     summary["finished_runs"] = finished = sorted(set(planned) - set(summary.get("missing", [])))
     path = Path(out) / "results.json"
+    if not path.exists():
+        return  # the first report here
     try:
-        old = json.loads(path.read_text()) if path.exists() else {}
+        old = json.loads(path.read_text())
     except (OSError, ValueError):
         return  # not a report anyone can read: this one may replace it
     if not isinstance(old, dict):
