@@ -4,6 +4,7 @@
                                       location and the arithmetic of its output, the
                                       model's class probabilities; space plays the sweep
     write_sweep_gif(...)              an animation of the kernel sweeping over the image
+    explore(checkpoint, ...)          `python -m ack_numpy explore`: the window, or the two files
 
 For the adaptive layer and output channel o shown, at output location l = (i, j):
 
