@@ -219,12 +219,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             elif args.which == "ablation":
                 from .lab.ablation import ablation
 
-                ablation(args.out, selection=args.selection or "data/lr-selection", seeds=args.seeds or 10,
+                ablation(args.out, selection=args.selection or SELECTION, seeds=args.seeds or 10,
                          reuse=args.reuse, **common)
             elif args.which == "time-to-accuracy":
                 from .lab.time_to_accuracy import time_to_accuracy
 
-                time_to_accuracy(args.out, selection=args.selection or "data/lr-selection", seeds=args.seeds or 5,
+                time_to_accuracy(args.out, selection=args.selection or SELECTION, seeds=args.seeds or 5,
                                  **common)
             elif args.which == "convergence":
                 study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs or 15,
@@ -239,15 +239,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 # Which study takes which of `study`'s own options; the others are refused, never ignored.
-STUDY_OPTIONS = {"seeds": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
+TRAINING_STUDIES = ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget")  # they train runs
+STUDY_OPTIONS = {"seeds": TRAINING_STUDIES, "jobs": TRAINING_STUDIES, "data_dir": TRAINING_STUDIES,
+                 "limit_train": TRAINING_STUDIES, "limit_test": TRAINING_STUDIES, "print_commands": TRAINING_STUDIES,
+                 "report_only": TRAINING_STUDIES + ("compute",),
                  "epochs": ("budget",), "reuse": ("ablation", "budget"), "selection": ("ablation", "time-to-accuracy"),
-                 "max_epochs": ("convergence",), "lr": ("convergence",),
-                 "jobs": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
-                 "data_dir": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
-                 "limit_train": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
-                 "limit_test": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget"),
-                 "report_only": ("lr-selection", "ablation", "compute", "time-to-accuracy", "convergence", "budget"),
-                 "print_commands": ("lr-selection", "ablation", "time-to-accuracy", "convergence", "budget")}
+                 "max_epochs": ("convergence",), "lr": ("convergence",)}
+SELECTION = "data/lr-selection"  # the learning rates ablation and time-to-accuracy read, unless --selection
 STUDY_DEFAULTS = {"jobs": 1, "report_only": False, "print_commands": False}
 
 
