@@ -185,6 +185,9 @@ def shortened(command: str, tmp: Path) -> tuple[list[str], dict, Path, str]:
             argv[i + 1] = str(tmp / Path(argv[i + 1]).name)
     if command_name in ("reproduce", "study", "train"):
         argv += LIMITS
+    if command_name == "reproduce":  # typed without them, it trains 30 runs at its defaults
+        argv += [word for option in ("--seeds", "--lenet-seeds", "--epochs") if option not in argv
+                 for word in (option, SHORTER[option])]
     if command_name == "explore" and "--save" not in argv:  # no screen in the tests
         argv += ["--save", str(tmp / "explore.png")]
     if command_name == "bench":
