@@ -137,8 +137,8 @@ def block_means(path: Path, n: int = 8) -> np.ndarray:
 
 @pytest.mark.mnist
 def test_the_committed_kernel_figures_are_the_packaged_models(mnist_path, tmp_path):
-    """data/README.md: data/figures is what `visualize --index 0 --out data/figures` draws
-    with its default checkpoint, the packaged model. Measured: redrawn from it, the block
+    """data/README.md: data/figures is what `visualize` draws from the packaged model
+    (`--checkpoint ack_numpy/assets/adaptive-lenet.npz --index 0`). Measured: redrawn from it, the block
     means differ by 0 here; from the reproduction's median checkpoint by 0.019-0.083."""
     from ack_numpy.viz import write_figures
 

@@ -65,7 +65,7 @@ DOCUMENTED = {
         "python -m ack_numpy study budget --seeds 3 --epochs 10 --reuse data/reproduction --jobs 2 --out data/budget-sweep",
         "python -m ack_numpy bench",
         "python -m ack_numpy download",
-        "python -m ack_numpy visualize --index 0 --out data/figures",
+        "python -m ack_numpy visualize --checkpoint ack_numpy/assets/adaptive-lenet.npz --index 0 --out data/figures",
         "python -m ack_numpy visualize --help",
         "python -m ack_numpy explore --digit 3 --location 13 12 --every 3 --save data/figures/explorer.png "
         "--gif data/figures/explorer_sweep.gif",
