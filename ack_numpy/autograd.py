@@ -58,6 +58,9 @@ from typing import Callable, Iterator, Sequence, Union
 import numpy as np
 
 ArrayLike = Union["Tensor", np.ndarray, float, int]
+# What an op of ack_numpy.functional takes as an array argument: a Tensor, or a NumPy
+# array that `as_tensor` wraps as a constant (no gradient flows back to it).
+TensorLike = Union["Tensor", np.ndarray]
 
 # Whether new operations record the graph. `no_grad()` switches it off for evaluation,
 # so that inference neither keeps activations alive nor spends time on closures.

@@ -24,7 +24,7 @@ debugger can step from `model(x)` into the loops. The tests check that the rungs
 """
 from __future__ import annotations
 
-from ..autograd import Tensor, as_tensor, check_same_dtype
+from ..autograd import Tensor, TensorLike, as_tensor, check_same_dtype
 from .adaptive import (adaptive_conv2d, adaptive_conv2d_loops, adaptive_conv2d_loops_with_grad,
                        adaptive_conv2d_reference, adaptive_kernels, adaptive_kernels_loops)
 from .conv import conv2d, conv2d_loops, conv2d_loops_with_grad, conv2d_reference
@@ -43,7 +43,7 @@ def tanh(x: Tensor) -> Tensor:
     return x.tanh()
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
     """y = x W^T + b.  x: (N, in), weight: (out, in), bias: (out,) -> (N, out)."""
     x, weight = as_tensor(x), as_tensor(weight)
     bias = None if bias is None else as_tensor(bias)

@@ -56,7 +56,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor, check_same_dtype
+from ..autograd import Tensor, TensorLike, as_tensor, check_same_dtype
 from .im2col import col2im, conv_output_size, im2col, pad2d
 from .sizes import check_images, check_stride_padding
 
@@ -113,7 +113,8 @@ def kernel_at(p: np.ndarray, Q_o: np.ndarray, w_o: np.ndarray | None) -> np.ndar
     return k
 
 
-def adaptive_conv2d_loops(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+def adaptive_conv2d_loops(x: TensorLike, Q: TensorLike, w: TensorLike | None = None, b: TensorLike | None = None,
+                          stride: int = 1, padding: int = 0) -> np.ndarray:
     """The literal adaptive convolution, one output number at a time.
 
     x: (N, C, H, W), Q: (O, D, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
@@ -140,9 +141,10 @@ def adaptive_conv2d_loops(x, Q, w=None, b=None, stride: int = 1, padding: int = 
     return sigma
 
 
-def adaptive_conv2d_backward_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray | None,
-                                   b: np.ndarray | None, grad_sigma: np.ndarray,
-                                   stride: int = 1, padding: int = 0):
+def adaptive_conv2d_backward_loops(x: TensorLike, Q: TensorLike, w: TensorLike | None,
+                                   b: TensorLike | None, grad_sigma: np.ndarray,
+                                   stride: int = 1, padding: int = 0
+                                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """The literal backward of the adaptive convolution, one number at a time.
 
     For g = dL/dsigma_o(l) at each output pixel, with p the patch under it and
@@ -197,7 +199,8 @@ def adaptive_conv2d_backward_loops(x: np.ndarray, Q: np.ndarray, w: np.ndarray |
     return dx, dQ, dw, db
 
 
-def adaptive_conv2d_loops_with_grad(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
+def adaptive_conv2d_loops_with_grad(x: TensorLike, Q: TensorLike, w: TensorLike | None = None,
+                                   b: TensorLike | None = None, stride: int = 1, padding: int = 0) -> Tensor:
     """The literal rung as a graph op: forward `adaptive_conv2d_loops`, backward
     `adaptive_conv2d_backward_loops`, both one number at a time.
 
@@ -223,7 +226,8 @@ def adaptive_conv2d_loops_with_grad(x, Q, w=None, b=None, stride: int = 1, paddi
 
 
 # ----------------------------------------------------------------------------- im2col, plain
-def adaptive_conv2d_reference(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
+def adaptive_conv2d_reference(x: TensorLike, Q: TensorLike, w: TensorLike | None = None,
+                              b: TensorLike | None = None, stride: int = 1, padding: int = 0) -> Tensor:
     """The parallel form exactly as the equations read: every location at once with im2col.
 
     x: (N, C, H, W), Q: (O, D, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
@@ -293,7 +297,8 @@ def block_view(buffer: np.ndarray, rows: int, cols: slice) -> np.ndarray:
     return buffer[: rows * (cols.stop - cols.start)].reshape(rows, -1)
 
 
-def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
+def adaptive_conv2d(x: TensorLike, Q: TensorLike, w: TensorLike | None = None, b: TensorLike | None = None,
+                    stride: int = 1, padding: int = 0) -> Tensor:
     """The adaptive convolution via im2col: sigma = p^T Q_o p + w_o . p + b_o at every location.
 
     x: (N, C, H, W), Q: (O, D, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
@@ -355,7 +360,8 @@ def adaptive_conv2d(x, Q, w=None, b=None, stride: int = 1, padding: int = 0) -> 
     return out
 
 
-def adaptive_kernels(x, Q, w=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+def adaptive_kernels(x: TensorLike, Q: TensorLike, w: TensorLike | None = None,
+                     stride: int = 1, padding: int = 0) -> np.ndarray:
     """The dynamic kernel k_o(l) = Q_o p_l + w_o that each output location applies.
 
     x: (N, C, H, W), Q: (O, D, D), w: (O, D) or None -> kernels: (N, O, Ho, Wo, C, m, m).
@@ -371,7 +377,8 @@ def adaptive_kernels(x, Q, w=None, stride: int = 1, padding: int = 0) -> np.ndar
     return K.reshape(n, out_h, out_w, O, c, m, m).transpose(0, 3, 1, 2, 4, 5, 6)
 
 
-def adaptive_kernels_loops(x, Q, w=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+def adaptive_kernels_loops(x: TensorLike, Q: TensorLike, w: TensorLike | None = None,
+                           stride: int = 1, padding: int = 0) -> np.ndarray:
     """The same as `adaptive_kernels`, one location at a time: k_o(l) = Q_o p_l + w_o.
 
     x: (N, C, H, W), Q: (O, D, D), w: (O, D) or None -> kernels: (N, O, Ho, Wo, C, m, m).

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor, check_same_dtype
+from ..autograd import Tensor, TensorLike, as_tensor, check_same_dtype
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .im2col import col2im, conv_output_size, im2col, pad2d
@@ -64,7 +64,8 @@ def _prepare(x, weight, bias, stride: int, padding: int):
         conv_output_size(x.shape[3], m, stride, padding)
 
 
-def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
+def conv2d_reference(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None,
+                     stride: int = 1, padding: int = 0) -> Tensor:
     """The im2col form exactly as the equations above read (rows in (n, i, j) order).
 
     x: (N, C, H, W), weight: (O, C, m, m), bias: (O,) -> (N, O, Ho, Wo). `conv2d` below
@@ -93,7 +94,8 @@ def conv2d_reference(x, weight, bias=None, stride: int = 1, padding: int = 0) ->
     return out
 
 
-def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
+def conv2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None,
+           stride: int = 1, padding: int = 0) -> Tensor:
     """Convolution via im2col.  x: (N, C, H, W), weight: (O, C, m, m), bias: (O,)
     -> (N, O, Ho, Wo). Accepts Tensors or arrays; gradients flow to all three."""
     x, weight, bias, m, out_h, out_w = _prepare(x, weight, bias, stride, padding)
@@ -123,7 +125,8 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
     return out
 
 
-def conv2d_loops(x, weight, bias=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+def conv2d_loops(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None,
+                 stride: int = 1, padding: int = 0) -> np.ndarray:
     """The literal definition, one output number at a time.
 
     y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * x_pad[n, c, i*s+u, j*s+v]
@@ -144,7 +147,8 @@ def conv2d_loops(x, weight, bias=None, stride: int = 1, padding: int = 0) -> np.
     return y
 
 
-def conv2d_backward_loops(x, weight, bias, grad_y, stride: int = 1, padding: int = 0):
+def conv2d_backward_loops(x: TensorLike, weight: TensorLike, bias: TensorLike | None, grad_y: np.ndarray,
+                          stride: int = 1, padding: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The literal backward of `conv2d_loops`, one number at a time.
 
     y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * x_pad[n, c, i*s+u, j*s+v], so for
@@ -183,7 +187,8 @@ def conv2d_backward_loops(x, weight, bias, grad_y, stride: int = 1, padding: int
     return dx, dW, db
 
 
-def conv2d_loops_with_grad(x, weight, bias=None, stride: int = 1, padding: int = 0) -> Tensor:
+def conv2d_loops_with_grad(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None,
+                           stride: int = 1, padding: int = 0) -> Tensor:
     """The literal rung as a graph op: forward `conv2d_loops`, backward `conv2d_backward_loops`.
 
     x: (N, C, H, W), weight: (O, C, m, m), bias: (O,) or None -> y: (N, O, Ho, Wo), a Tensor;

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor, TensorLike, as_tensor
 
 
 def _log_softmax_array(z: np.ndarray, axis: int) -> np.ndarray:
@@ -20,7 +20,7 @@ def _log_softmax_array(z: np.ndarray, axis: int) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def log_softmax(z, axis: int = -1) -> Tensor:
+def log_softmax(z: TensorLike, axis: int = -1) -> Tensor:
     """z: any shape; normalised along `axis`."""
     z = as_tensor(z)
     y = _log_softmax_array(z.data, axis)
@@ -34,7 +34,7 @@ def log_softmax(z, axis: int = -1) -> Tensor:
     return out
 
 
-def cross_entropy(logits, targets) -> Tensor:
+def cross_entropy(logits: TensorLike, targets: np.ndarray) -> Tensor:
     """Mean negative log-likelihood of the correct classes.
 
     logits: (N, K) unnormalised scores; targets: (N,) integer class indices in [0, K)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor
+from ..autograd import Tensor, TensorLike, as_tensor
 from .im2col import conv_output_size
 from .sizes import check_images, check_size, check_stride_padding
 
@@ -30,7 +30,7 @@ def _check_pool_args(x: Tensor, kernel_size: int, stride: int | None) -> tuple[i
     return kernel_size, s, out_h, out_w
 
 
-def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
+def max_pool2d(x: TensorLike, kernel_size: int = 2, stride: int | None = None) -> Tensor:
     """x: (N, C, H, W) -> (N, C, Ho, Wo) with Ho = (H - k) // s + 1; stride defaults to k."""
     x = as_tensor(x)
     k, s, out_h, out_w = _check_pool_args(x, kernel_size, stride)
@@ -71,7 +71,7 @@ def max_pool2d(x, kernel_size: int = 2, stride: int | None = None) -> Tensor:
     return out
 
 
-def max_pool2d_loops(x, kernel_size: int = 2, stride: int | None = None) -> np.ndarray:
+def max_pool2d_loops(x: TensorLike, kernel_size: int = 2, stride: int | None = None) -> np.ndarray:
     """The same as `max_pool2d`, one output number at a time.
 
     x: (N, C, H, W) -> y: (N, C, Ho, Wo); forward only, so it returns a plain array."""

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor, as_tensor, check_same_dtype
+from ..autograd import Tensor, TensorLike, as_tensor, check_same_dtype
 from .adaptive import kernel_size_from
 from .im2col import col2im, conv_output_size, im2col, pad2d
 from .sizes import check_images, check_stride_padding
@@ -110,7 +110,8 @@ def _linear_backward(G: np.ndarray, P: np.ndarray, w: Tensor | None, b: Tensor |
 
 
 # ----------------------------------------------------------------------------- diagonal Q
-def diagonal_adaptive_conv2d_loops(x, q, w=None, b=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+def diagonal_adaptive_conv2d_loops(x: TensorLike, q: TensorLike, w: TensorLike | None = None,
+                                   b: TensorLike | None = None, stride: int = 1, padding: int = 0) -> np.ndarray:
     """sigma_o(l) = sum_d q_o[d] p[d]^2 + w_o . p + b_o, one output number at a time.
 
     x: (N, C, H, W), q: (O, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
@@ -127,7 +128,8 @@ def diagonal_adaptive_conv2d_loops(x, q, w=None, b=None, stride: int = 1, paddin
     return sigma
 
 
-def diagonal_adaptive_conv2d(x, q, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
+def diagonal_adaptive_conv2d(x: TensorLike, q: TensorLike, w: TensorLike | None = None,
+                             b: TensorLike | None = None, stride: int = 1, padding: int = 0) -> Tensor:
     """The adaptive convolution with a diagonal Q, via im2col; gradients to x, q, w and b.
 
     x: (N, C, H, W), q: (O, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
@@ -156,7 +158,8 @@ def diagonal_adaptive_conv2d(x, q, w=None, b=None, stride: int = 1, padding: int
 
 
 # ----------------------------------------------------------------------------- low-rank Q
-def lowrank_adaptive_conv2d_loops(x, U, V, w=None, b=None, stride: int = 1, padding: int = 0) -> np.ndarray:
+def lowrank_adaptive_conv2d_loops(x: TensorLike, U: TensorLike, V: TensorLike, w: TensorLike | None = None,
+                                  b: TensorLike | None = None, stride: int = 1, padding: int = 0) -> np.ndarray:
     """sigma_o(l) = sum_k (U_o[k] . p)(V_o[k] . p) + w_o . p + b_o, one output number at a time.
 
     x: (N, C, H, W), U, V: (O, r, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
@@ -173,7 +176,8 @@ def lowrank_adaptive_conv2d_loops(x, U, V, w=None, b=None, stride: int = 1, padd
     return sigma
 
 
-def lowrank_adaptive_conv2d(x, U, V, w=None, b=None, stride: int = 1, padding: int = 0) -> Tensor:
+def lowrank_adaptive_conv2d(x: TensorLike, U: TensorLike, V: TensorLike, w: TensorLike | None = None,
+                            b: TensorLike | None = None, stride: int = 1, padding: int = 0) -> Tensor:
     """The adaptive convolution with Q_o = U_o^T V_o of rank r, via im2col; gradients to x, U, V, w, b.
 
     x: (N, C, H, W), U, V: (O, r, D) with D = C*m*m, w: (O, D) or None, b: (O,) or None
@@ -221,7 +225,7 @@ def _check_axes(name: str, what: str, array: np.ndarray, ndim: int, text: str) -
 
 
 # ----------------------------------------------------------------------------- quadratic activation
-def quadratic_activation_loops(s, a) -> np.ndarray:
+def quadratic_activation_loops(s: TensorLike, a: TensorLike) -> np.ndarray:
     """y = s + a_c s^2 for every number of s, one at a time. s: (N, C, H, W), a: (C,) -> (N, C, H, W)."""
     s, a = _prepare_activation(s, a)
     s, a = s.data, a.data
@@ -232,7 +236,7 @@ def quadratic_activation_loops(s, a) -> np.ndarray:
     return y
 
 
-def quadratic_activation(s, a) -> Tensor:
+def quadratic_activation(s: TensorLike, a: TensorLike) -> Tensor:
     """y = s + a_c s^2, channel by channel; gradients to s and a.
 
     s: (N, C, H, W), a: (C,) -> y: (N, C, H, W). dy/ds = 1 + 2 a_c s, dy/da_c = s^2 (summed)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def check_size(name: str, value, minimum: int = 1) -> None:
+def check_size(name: str, value: object, minimum: int = 1) -> None:
     """Raise a ValueError naming `name` unless `value` is an integer >= minimum.
 
     Sizes must be true integers: 2.0 or "2" would fail later, inside a slice, with a
