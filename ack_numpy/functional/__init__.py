@@ -14,13 +14,13 @@
 The rungs of one op: `*_loops` is the definition written as loops, one output number at
 a time; `*_reference` (where there is one) is the im2col form exactly as the equations
 read, with its backward; the plain name is the same arranged for speed, and is what the
-layers use. All rungs of an op take the same arguments (Tensors or arrays), check them
-the same way and compute the same numbers of the same shape and dtype. The `_loops` rung
-is forward only, so it returns a NumPy array; the others return a Tensor that records
-the graph. `*_loops_with_grad` wraps the loops rung and its literal backward as a graph op,
-so that a layer can call it (`Conv2d(..., rung="loops")`, `model.use_rung("loops")`) and a
-debugger can step from `model(x)` into the loops. The tests check that the rungs agree
-(to 1e-10 in float64), values and gradients.
+layers use by default (rung "fast"). All rungs of an op take the same arguments (Tensors
+or arrays), check them the same way and compute the same numbers of the same shape and
+dtype. The `_loops` rung is forward only, so it returns a NumPy array; the others
+return a Tensor that records the graph. `*_loops_with_grad` wraps the loops rung and its
+literal backward as a graph op, so that a layer can call it (`Conv2d(..., rung="loops")`,
+`model.use_rung("loops")`) and a debugger can step from `model(x)` into the loops. The
+tests check that the rungs agree (to 1e-10 in float64), values and gradients.
 """
 from __future__ import annotations
 

@@ -36,11 +36,16 @@ Three implementations live here, side by side, from the most literal to the fast
       dw   = G^T P   (O, D),   db = sum_r G  (O,),   dx = col2im(dP)
 
   The same GP matrix feeds both dQ and dP, so the backward is two large matrix products.
-* `adaptive_conv2d`: the same formulas arranged for speed; this is the one the layer
-  uses. `adaptive_kernels` returns the kernels k_o(l) themselves, for the pictures.
+* `adaptive_conv2d`: the same formulas arranged for speed. `adaptive_kernels` returns the
+  kernels k_o(l) themselves, for the pictures.
 
-The tests check that all three agree (values to 1e-10, and gradients of the two im2col
-versions against each other and against finite differences).
+`AdaptiveConv2d` calls the one its `rung` names: "fast" (`adaptive_conv2d`, the default),
+"reference" or "loops" (`adaptive_conv2d_loops_with_grad`); `model.use_rung(...)` sets it
+for every layer. The tests (tests/test_adaptive.py, tests/test_rungs.py) check that the
+three agree to 1e-10 in float64: the values of each against the loops, the gradients of
+the two im2col versions against each other and those of the literal backward against the
+fast one, and the three rungs through a whole model, its outputs and every gradient. The
+gradients of each rung are also checked against finite differences.
 
 Performance (`python -m ack_numpy bench` times it): `adaptive_conv2d` computes the
 transposes (Z^T = Qs P^T, dP^T = Ss^T GP^T, ...) because im2col stores P^T contiguously

@@ -1,6 +1,7 @@
 """2-D convolution, three times: as literal loops (`conv2d_loops`), as im2col + one matrix
 product written as the equations read (`conv2d_reference`), and the same arranged for
-speed (`conv2d`, which the layers use).
+speed (`conv2d`). `Conv2d` calls the one its `rung` names: "fast" (`conv2d`, the default),
+"reference" or "loops" (`conv2d_loops_with_grad`: the loops and their literal backward).
 
     y[n, o, i, j] = b[o] + sum_{c,u,v} W[o, c, u, v] * x_pad[n, c, i*s+u, j*s+v]
 

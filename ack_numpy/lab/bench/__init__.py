@@ -84,7 +84,7 @@ def _blas_threads() -> str:
 def run_benchmark(mode: str = "full") -> dict:
     """All four parts in one run; returns every figure (what --json writes)."""
     settings = MODES[mode]
-    freed_memory_kept = keep_freed_memory()  # as a training run does (cli.main)
+    freed_memory_kept = keep_freed_memory()  # as a training run does (cli.cmd_train)
     start, load_start = time.perf_counter(), os.getloadavg()
     result = {"mode": mode, "shapes": settings["shapes"]}
     result.update(layer_benchmarks(settings["shapes"], settings["rounds"], settings["ceiling_n"], settings["budget"]))

@@ -174,7 +174,7 @@ def measure(model: str, batch: int, steps: int = 30, warmup: int = 3, budget: fl
     """Everything the whole-step table prints for one (model, batch), in this process."""
     try:
         from ack_numpy.runtime import keep_freed_memory
-        keep_freed_memory()  # as a training run does (cli.main)
+        keep_freed_memory()  # as a training run does (cli.cmd_train)
     except ImportError:
         pass
     rss_at_start, faults_at_start = peak_rss_bytes(), _page_faults()
