@@ -406,8 +406,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser(program_name(sys.argv[0]))
     args = parser.parse_args(argv)
-    if args.command in ("train", "evaluate", "visualize", "explore"):  # bench and the studies set their own
-        use_blas_threads(args.threads)  # one BLAS thread unless asked: runtime.py says why
+    if args.command != "bench":  # bench times both settings itself
+        use_blas_threads(getattr(args, "threads", None))  # one BLAS thread unless asked: runtime.py says why
     try:
         return args.func(args)
     except TrainingInterrupted as stopped:

@@ -3,12 +3,12 @@
 Neither changes a number the engine computes beyond float32 rounding; both change how fast
 it runs. This file is their one owner; who applies them:
 
-BLAS threads: `use_blas_threads`, applied by the command line to train, evaluate,
-visualize and explore (`cli.main`) and by the tutorials (`tutorials/tutorial_setup.py`).
-The other commands set their own: reproduce and study start the processes that train or
-time with OPENBLAS_NUM_THREADS=1 (lab/runner.py, lab/compute.py), and bench uses the
-BLAS default unless `--threads N` reruns it with OPENBLAS_NUM_THREADS=N
-(lab/bench/__init__.py); download does no arithmetic. The default is one thread. Measured
+BLAS threads: `use_blas_threads`, applied by the command line to every command but bench
+(`cli.main`) and by the tutorials (`tutorials/tutorial_setup.py`). reproduce and study
+also start the processes that train or time with OPENBLAS_NUM_THREADS=1 (lab/runner.py,
+lab/compute.py), so a report re-evaluates each checkpoint with the arithmetic it was
+trained with; bench uses the BLAS default unless `--threads N` reruns it with
+OPENBLAS_NUM_THREADS=N (lab/bench/__init__.py). The default is one thread. Measured
 on the project's 2-core machine, the same command side by side:
 - quiet, then beside one busy process (data/bench/threads-quiet-and-loaded.txt, one run,
   5 alternating repeats each): adaptive-lenet trained at 3,816 images/s with one thread
@@ -22,7 +22,7 @@ on the project's 2-core machine, the same command side by side:
   at batch 64 took 10.3 ms with one thread and 8.5 ms with two (1.21x faster), at batch
   128 15.0 and 16.0 ms (0.93x); lenet gains up to 1.6x (data/bench/README.md).
 One thread loses at most that where the machine is free, and never the 3-10x where it is busy. More threads, explicitly:
-`--threads N` on those four commands, or OPENBLAS_NUM_THREADS=N (OMP_NUM_THREADS=N) in
+`--threads N` on train, evaluate, visualize and explore, or OPENBLAS_NUM_THREADS=N (OMP_NUM_THREADS=N) in
 the environment, which is respected when --threads is not given; the Python library on its
 own (`import ack_numpy`) leaves the BLAS as NumPy set it up.
 

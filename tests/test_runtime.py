@@ -51,3 +51,17 @@ def test_openblas_uses_the_count_chosen():
     assert threads_after(None) == ("True", "1")
     assert threads_after(2) == ("True", "2")
     assert threads_after(None, OPENBLAS_NUM_THREADS="2") == ("False", "2")
+
+
+def test_every_command_but_bench_sets_one_thread_in_its_own_process(monkeypatch, tmp_path, capsys):
+    """A study's report re-evaluates each checkpoint in the parent process: with the one
+    thread its runs were trained with, not the BLAS default."""
+    from ack_numpy import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "use_blas_threads", lambda threads=None: calls.append(threads))
+    assert cli.main(["reproduce", "--print-commands", "--seeds", "1", "--lenet-seeds", "1",
+                     "--out", str(tmp_path / "study")]) == 0
+    assert calls == [None]
+    monkeypatch.setattr(cli, "cmd_bench", lambda args: 0)
+    assert cli.main(["bench"]) == 0 and calls == [None]
