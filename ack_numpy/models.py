@@ -140,15 +140,15 @@ class AdaptiveLeNet(Module):
                  kernel_sizes: tuple = ADAPTIVE_LENET_DEFAULTS["kernel_sizes"],
                  adaptive: tuple = ADAPTIVE_LENET_DEFAULTS["adaptive"], hidden: int = ADAPTIVE_LENET_DEFAULTS["hidden"],
                  first_activation: str = ADAPTIVE_LENET_DEFAULTS["first_activation"],
-                 q_form: str = ADAPTIVE_LENET_DEFAULTS["q_form"], q_rank: int = ADAPTIVE_LENET_DEFAULTS["q_rank"],
+                 q_form: str = ADAPTIVE_LENET_DEFAULTS["q_form"], q_rank: int | None = None,
                  image_size: int = IMAGE_SIZE, rng: np.random.Generator | None = None):
         rng = rng if rng is not None else np.random.default_rng()
         options = dict(channels=channels, kernel_sizes=kernel_sizes, adaptive=adaptive, hidden=hidden,
                        first_activation=first_activation, q_form=q_form)
-        check_options({**options, **({"q_rank": q_rank} if q_form == "low-rank" else {})}, image_size)
-        self.config = dict(channels=tuple(channels), kernel_sizes=tuple(kernel_sizes),
-                           adaptive=tuple(bool(a) for a in adaptive), hidden=hidden,
-                           first_activation=first_activation, q_form=q_form, q_rank=q_rank)
+        if q_rank is not None:  # given: checked like any option (only q_form 'low-rank' takes it)
+            options["q_rank"] = q_rank
+        check_options(options, image_size)
+        q_rank = options.get("q_rank", ADAPTIVE_LENET_DEFAULTS["q_rank"])
         layers, in_ch, size = [], 1, image_size
         for stage, (out_ch, m, is_adaptive) in enumerate(zip(channels, kernel_sizes, adaptive)):
             if is_adaptive:  # tanh is inside

@@ -99,3 +99,11 @@ def test_bad_arguments_get_one_clear_line(call, message):
 def test_mixed_dtypes_are_refused():
     with pytest.raises(TypeError, match="inputs of different dtypes"):
         F.diagonal_adaptive_conv2d(np.zeros((1, 1, 5, 5), np.float32), np.zeros((2, 9)))
+
+
+def test_the_constructor_and_build_model_refuse_a_rank_without_low_rank_q_alike():
+    from ack_numpy.models import AdaptiveLeNet, build_model
+
+    for make in (lambda: AdaptiveLeNet(q_rank=5), lambda: build_model("adaptive-lenet", q_rank=5)):
+        with pytest.raises(ValueError, match="model option 'q_rank' is for q_form 'low-rank'"):
+            make()
