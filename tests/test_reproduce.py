@@ -60,7 +60,7 @@ def test_summary_statistics_and_a_verdict_that_holds(tmp_path):
     R.write_markdown(s, tmp_path / "results.md", "python -m ack_numpy reproduce --out X")
     text = (tmp_path / "results.md").read_text()
     assert "**ablation, equal budget" in text and ": HOLDS." in text and "| adaptive-lenet | 6,514 |" in text
-    assert "../convergence/results.md" in text
+    assert "../time-to-accuracy/results.md" in text
     R.plot_accuracy(s, tmp_path / "accuracy.png")
     assert (tmp_path / "accuracy.png").stat().st_size > 10_000
     # sorted: .991(2) .992(0) .992(3) .993(1) .994(4): the median accuracy .992 is shared by seeds 0 and 3
