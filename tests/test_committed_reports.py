@@ -149,3 +149,13 @@ def test_the_committed_kernel_figures_are_the_packaged_models(mnist_path, tmp_pa
         h, w = min(new.shape[0], committed.shape[0]), min(new.shape[1], committed.shape[1])
         difference = np.abs(new[:h, :w] - committed[:h, :w]).mean()
         assert difference < 0.005, f"data/figures/{drawn.name} is not what the packaged model draws ({difference:.3f})"
+
+
+def test_the_ablation_and_the_reproduction_hold_the_same_adaptive_lenet_runs():
+    """data/ablation/results.md says so: same settings, same machine, the same runs seed by seed."""
+    def numbers(study: str, seed: int) -> list[list[str]]:  # every column but the seconds and the lr
+        text = (ROOT / "data" / study / "runs" / f"adaptive-lenet-seed{seed}" / "metrics.csv").read_text()
+        return [line.split(",")[:5] for line in text.splitlines()]
+
+    for seed in range(10):
+        assert numbers("ablation", seed) == numbers("reproduction", seed), f"seed {seed}"

@@ -119,6 +119,34 @@ def ablation_plan(out: Path, selection: dict, seeds: int = 10, reuse: Path | Non
     return runs
 
 
+def earlier_runs(runs: list[Run], arms: dict) -> dict[str, list[Run]]:
+    """The runs a control trained at adaptive-lenet's rate before a rate of its own was
+    chosen (folders without a rate in the name): kept as records, reported beside the
+    chosen-rate runs so that the switch of rate after a first look is visible."""
+    main_lr, found = arms[MAIN][2], {}
+    for run in runs:
+        label = run.name.rsplit("-lr", 1)[0] if "-lr" in run.name else None
+        if label in arms and _is_control(label) and arms[label][2] != main_lr:
+            folder = run.folder.parent / f"{label}-seed{run.config.seed}"
+            found.setdefault(label, []).append(Run(folder.name, replace(run.config, lr=main_lr, out=str(folder))))
+    return found
+
+
+def earlier_comparisons(main_arm: dict, earlier: dict[str, list[Run]]) -> dict:
+    """adaptive-lenet (its chosen-rate runs) against each control's earlier runs at its rate."""
+    out = {}
+    for label, runs in earlier.items():
+        finals = {}
+        for run in runs:
+            rows = verified_rows(run)
+            if rows is not None:
+                finals[str(run.config.seed)] = rows[-1]["test_acc"]
+        if len(finals) >= 2:
+            c = compare_arms(main_arm, {"final_test_acc_per_seed": finals}, MAIN, label, {})
+            out[f"{MAIN} - {label}"] = {k: c[k] for k in ("seeds", "difference", "welch_ci95", "p")}
+    return out
+
+
 # ----------------------------------------------------------------------------- report
 def ablation_summary(runs: list[Run], arms: dict) -> dict:
     by_arm, missing, records = {}, [], {}
@@ -183,6 +211,24 @@ def compare_arms(a: dict, b: dict, name_a: str, name_b: str, records: dict) -> d
 
 def _pts(x: float) -> str:
     return f"{100 * x:+.2f}"
+
+
+def earlier_text(earlier: dict, comparisons: dict) -> str:
+    """The earlier runs at adaptive-lenet's rate in words, and whether their verdicts (by the
+    same rule) are those of the chosen-rate runs."""
+    if not earlier:
+        return ""
+    parts, same = [], True
+    for name, c in earlier.items():
+        low, high = c["welch_ci95"]
+        verdict = f"{MAIN} ahead" if low > 0 and c["p"] < 0.05 else "no difference shown"
+        same = same and verdict == comparisons.get(name, {}).get("verdict")
+        parts.append(f"{name.split(' - ', 1)[1]} {_pts(c['difference'])} (Welch {_pts(low)} to {_pts(high)}, "
+                     f"p = {c['p']:.2g}, {c['seeds'][1]} seeds: {verdict})")
+    return ("Those earlier runs at adaptive-lenet's rate, kept in the folders without a rate in the name, give "
+            "adaptive-lenet minus " + "; ".join(parts)
+            + (": the same verdicts as at the chosen rates. " if same else ": verdicts that differ from those at "
+               "the chosen rates. "))
 
 
 def ablation_markdown(s: dict) -> str:
@@ -255,15 +301,18 @@ def ablation_markdown(s: dict) -> str:
               "is enumerated. McNemar: exact two-sided binomial test on the test images one model of a seed pair "
               "gets right and the other wrong (only for runs whose record holds per-image results, i.e. whose "
               "checkpoint was on the machine when the report was made).", "",
-              "Seed history: the seeds 0-9 of each arm were fixed before training. The quadratic controls' seeds "
-              "0-4 (diagonal-q 0-5) were trained and reported first, when the compute of a session ran out; seeds "
-              "5-9 were added in the next session, after that first look. "
+              "Seed history: the seeds 0-9 of each arm were fixed before training. The quadratic controls were "
+              "first trained at adaptive-lenet's rate: seeds 0-4 (diagonal-q 0-5) when the compute of a session "
+              "ran out, seeds 5-9 in the next session, after that first look. After the 10-seed look the "
+              "learning-rate selection was extended to them; diagonal-q, rank2-q and quadratic-act chose a rate "
+              "of their own and were trained again at it (diagonal-q and quadratic-act 10 seeds at once, rank2-q "
+              "8 and then 10), rank1-q chose adaptive-lenet's rate, so its runs are those first ones. "
+              + earlier_text(s.get("earlier_at_main_rate", {}), s["comparisons"])
               + ("Runs reused from the reproduction (same settings) come from a study first looked at with 3 seeds "
                  "and then extended to 10." if s.get("reuse") else
-                 "adaptive-lenet's runs were trained here again rather than reused from the reproduction (whose "
-                 "runs kept no checkpoints, so no per-image results for McNemar); with the same settings, another "
-                 "machine's float32 arithmetic gives other last digits, so single runs differ from the "
-                 "reproduction's by a few test images."),
+                 "adaptive-lenet's runs were trained here rather than reused from the reproduction (whose runs "
+                 "then kept no checkpoints, so no per-image results for McNemar); the reproduction, trained "
+                 "again since on the same machine with the same settings, has the same runs seed by seed."),
               "", "## Every seed", "", "| model | final test accuracy per seed |", "|---|---|"]
     for label, arm in s["arms"].items():
         lines.append(f"| {label} | " + ", ".join(f"{k}: {v:.4f}" for k, v in arm["final_test_acc_per_seed"].items())
@@ -295,6 +344,8 @@ def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str
                "selection": str(selection_dir / "results.md"),
                "selection_link": str(Path("..") / selection_dir.name / "results.md"),
                **ablation_summary(runs, ablation_arms(chosen))}
+    summary["earlier_at_main_rate"] = earlier_comparisons(summary["arms"][MAIN],
+                                                          earlier_runs(runs, ablation_arms(chosen)))
     summary["reuse"] = None if reuse is None else str(reuse)
     summary["command"] = _command("study ablation", out, jobs, limit_train, limit_test,
                                   f"--seeds {seeds} --selection {selection_dir}" + (f" --reuse {reuse}" if reuse else ""))
