@@ -40,6 +40,9 @@ import time
 import traceback
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, as tutorial_setup.py does
+from ack_numpy.files import atomic_write  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 COMMAND = "python tutorials/make_notebooks.py"
 NOTEBOOK_WIDTH = 1200  # pixels: the widest figure is drawn at most this wide in a notebook
@@ -256,9 +259,8 @@ def _stored(output: dict) -> dict:
 def write_json(path: Path, notebook: dict) -> None:
     """Write the notebook as Jupyter does (indent 1, sorted keys), whole or not at all."""
     text = json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 # ---------------------------------------------------------------------------------------
