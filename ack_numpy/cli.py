@@ -219,18 +219,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             elif args.which == "ablation":
                 from .lab.ablation import ablation
 
-                ablation(args.out, selection=args.selection or SELECTION, seeds=args.seeds or 10,
-                         reuse=args.reuse, **common)
+                ablation(args.out, **given(selection=args.selection, seeds=args.seeds, reuse=args.reuse), **common)
             elif args.which == "time-to-accuracy":
                 from .lab.time_to_accuracy import time_to_accuracy
 
-                time_to_accuracy(args.out, selection=args.selection or SELECTION, seeds=args.seeds or 5,
-                                 **common)
+                time_to_accuracy(args.out, **given(selection=args.selection, seeds=args.seeds), **common)
             elif args.which == "convergence":
-                study.convergence(args.out, seeds=args.seeds or 3, max_epochs=args.max_epochs or 15,
-                                  lr=1e-3 if args.lr is None else args.lr, **common)
+                study.convergence(args.out, **given(seeds=args.seeds, max_epochs=args.max_epochs, lr=args.lr), **common)
             else:
-                study.budget(args.out, seeds=args.seeds or 3, epochs=args.epochs or 10, reuse=args.reuse, **common)
+                study.budget(args.out, **given(seeds=args.seeds, epochs=args.epochs, reuse=args.reuse), **common)
     except RunnerStopped as stop:
         print(f"stopped by {stop}: every training was asked to save and has stopped; "
               f"the same command resumes", file=sys.stderr)
@@ -245,8 +242,12 @@ STUDY_OPTIONS = {"seeds": TRAINING_STUDIES, "jobs": TRAINING_STUDIES, "data_dir"
                  "report_only": TRAINING_STUDIES + ("compute",),
                  "epochs": ("budget",), "reuse": ("ablation", "budget"), "selection": ("ablation", "time-to-accuracy"),
                  "max_epochs": ("convergence",), "lr": ("convergence",)}
-SELECTION = "data/lr-selection"  # the learning rates ablation and time-to-accuracy read, unless --selection
 STUDY_DEFAULTS = {"jobs": 1, "report_only": False, "print_commands": False}
+
+
+def given(**options) -> dict:
+    """The options the user gave: the others are left to the study's own defaults (its signature)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def check_study_options(args: argparse.Namespace) -> None:

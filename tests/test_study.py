@@ -176,3 +176,27 @@ def test_print_commands_prints_one_line_per_run_and_makes_no_folder(argv, tmp_pa
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(line.startswith("OPENBLAS_NUM_THREADS=1 python -m ack_numpy.lab.runner ") for line in lines)
     assert not out.exists()  # printing the plan writes nothing
+
+
+def test_study_help_states_the_defaults_the_studies_have():
+    """The CLI passes on only the options given; each study's signature owns its defaults,
+    and `study --help` must say the same."""
+    import inspect
+
+    from ack_numpy.cli import build_parser
+    from ack_numpy.lab import study
+    from ack_numpy.lab.ablation import ablation
+    from ack_numpy.lab.time_to_accuracy import time_to_accuracy
+
+    def default(function, name):
+        return inspect.signature(function).parameters[name].default
+
+    text = " ".join(build_parser("ack-numpy")._subparsers._group_actions[0].choices["study"].format_help().split())
+    assert (default(study.convergence, "seeds"), default(study.budget, "seeds"), default(ablation, "seeds"),
+            default(time_to_accuracy, "seeds")) == (3, 3, 10, 5)
+    assert "seeds 0..N-1 (default 3; ablation 10, time-to-accuracy 5)" in text
+    assert f"(default {default(study.budget, 'epochs')})" in text
+    assert f"after N epochs (default {default(study.convergence, 'max_epochs')})" in text
+    assert default(study.convergence, "lr") == 1e-3 and "(default 1e-3)" in text
+    assert default(ablation, "selection") == default(time_to_accuracy, "selection")
+    assert f"(default {default(ablation, 'selection')})" in text

@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..train import TrainConfig
+from .lrselect import SELECTION_FOLDER
 from .records import (RECORD_NAME, SummaryError, check_report_may_replace, correct_of, image_counts, read_record, read_summary,
                       summary_text, verified_rows, write_report_files)
 from .runner import Run, run_commands, run_all
@@ -320,7 +321,7 @@ def ablation_markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ablation(out: str | Path, selection: str | Path, seeds: int = 10, reuse: str | Path | None = None, jobs: int = 1,
+def ablation(out: str | Path, selection: str | Path = SELECTION_FOLDER, seeds: int = 10, reuse: str | Path | None = None, jobs: int = 1,
              data_dir: str | None = None, limit_train: int | None = None, limit_test: int | None = None,
              report_only: bool = False,
                  print_commands: bool = False, log=print, epochs: int = 10) -> dict:

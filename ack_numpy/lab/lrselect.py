@@ -31,6 +31,7 @@ BEYOND_EDGE = {1e-3: 3e-4, 1e-2: 3e-2}
 EVERY_RATE = tuple(sorted({*LR_GRID, *BEYOND_EDGE.values()}))
 HOLDOUT = 10_000
 SELECTION_SEED = 0
+SELECTION_FOLDER = "data/lr-selection"  # where ablation and time-to-accuracy read the chosen rates, unless told
 SELECTION_EPOCHS = 10
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..train import TrainConfig, split_sizes
 from .ablation import load_selection
+from .lrselect import SELECTION_FOLDER
 from .records import (RecordError, check_report_may_replace, read_summary, summary_text, verified_rows,
                       write_report_files)
 from .runner import CHECKS_NAME, Run, check_batches, is_finished, read_checks, run_all, run_commands
@@ -225,7 +226,7 @@ def half_the_epochs(comparison: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- the study
-def time_to_accuracy(out: str | Path, selection: str | Path = "data/lr-selection", seeds: int = SEEDS,
+def time_to_accuracy(out: str | Path, selection: str | Path = SELECTION_FOLDER, seeds: int = SEEDS,
                      jobs: int = 1, data_dir: str | None = None, limit_train: int | None = None,
                      limit_test: int | None = None, report_only: bool = False, print_commands: bool = False,
                      log=print, budgets=BUDGETS, holdout: int = HOLDOUT,
@@ -370,8 +371,8 @@ def markdown(s: dict) -> str:
                 lines.append(f"| {other} | {name} | - ({c['why']}) | - | - |")
     lines += ["", "A ratio below 1: adaptive-lenet gets there first. A ratio is of geometric means, so it differs "
               "from the ratio of the medians above. Seconds and multiply-adds scale the image "
-              f"ratio by each model's one-thread seconds per training step and forward multiply-adds per image "
-              f"from [data/compute/results.md](../compute/results.md) (one side-by-side timing; their intervals are "
+              "ratio by each model's one-thread seconds per training step and forward multiply-adds per image "
+              "from [data/compute/results.md](../compute/results.md) (one side-by-side timing; their intervals are "
               "the image ratio's, scaled: the spread between seeds only, not the timing's own uncertainty). "
               "The costs depend on the budgets tried: a seed that needs E = 8 might get there with a budget "
               "between 5 and 8. Targets named \"of plateau\" differ between models (each model's own). A seed "
