@@ -49,7 +49,7 @@ DOCUMENTED = {
         "python tutorials/01_autograd.py",
         "python 03_adaptive_kernels.py",
         "ACK_QUICK=1 python tutorials/04_train_mnist.py",
-        "python -m ack_numpy reproduce --out data/reproduction",
+        "python -m ack_numpy reproduce --seeds 10 --lenet-seeds 10 --epochs 10 --jobs 2 --out data/reproduction",
         "python tutorials/check.py 03",
         "python tutorials/check.py 03 --answers my_ex03.py",
         "python tutorials/check.py 03 --solutions",

@@ -13,7 +13,7 @@
 # epoch, and time.
 #
 # This is a taste, not the reproduction: we train for only an epoch or two and one
-# seed. The full measurement (three models, several seeds, ten epochs, a verdict on each
+# seed. The full measurement (four models, ten seeds, ten epochs, a verdict on each
 # claim) is `python -m ack_numpy reproduce --out DIR`, in `ack_numpy/lab/reproduce.py`.
 #
 # Needs MNIST: `python -m ack_numpy download`, or point `ACK_MNIST_DIR` at a folder with
@@ -276,9 +276,11 @@ for name, r in results.items():
 # %% [markdown]
 # ## 7. The full reproduction
 #
-# `python -m ack_numpy reproduce --out data/reproduction` trains `lenet`,
-# `adaptive-lenet` and the ablation `plain-small` (the same small network with an
-# ordinary first layer, widened to the same budget) on several seeds with this same
+# `python -m ack_numpy reproduce --seeds 10 --lenet-seeds 10 --epochs 10 --jobs 2 --out data/reproduction`
+# (the command its record names) trains `lenet`,
+# `adaptive-lenet` and the ablations `plain-small` (the same small network with an
+# ordinary first layer, widened to the same budget) and `plain-width8` (the same at
+# adaptive-lenet's width, 8 channels) on ten seeds with this same
 # recipe, and writes `results.md` with a verdict on each claim. Sibling studies finish
 # the job (`python -m ack_numpy study NAME --out DIR`; each record below names its full
 # command, and so does the README's claims ledger): `ablation` tunes every model's

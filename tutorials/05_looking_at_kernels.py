@@ -19,7 +19,8 @@
 #
 # Which trained model: the checkpoint in the environment variable `ACK_CHECKPOINT` if
 # set; else the adaptive-lenet that comes with the package
-# (`ack_numpy/assets/adaptive-lenet.npz`, a median seed of the reproduction). Needs MNIST,
+# (`ack_numpy/assets/adaptive-lenet.npz`: seed 0 of the first reproduction, its median then,
+# 99.17%; `ack_numpy/assets/__init__.py` says more). Needs MNIST,
 # as tutorial 04.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
@@ -52,7 +53,7 @@ if os.environ.get("ACK_CHECKPOINT"):
     print(f"using ACK_CHECKPOINT: {checkpoint}")
 else:
     checkpoint = TRAINED_ADAPTIVE_LENET
-    print("using the trained adaptive-lenet that comes with the package (the reproduction's median seed)")
+    print("using the trained adaptive-lenet that comes with the package (seed 0 of the first reproduction)")
 
 model, meta = load_model(checkpoint)
 if not adaptive_layers(model):
