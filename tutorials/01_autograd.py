@@ -16,8 +16,12 @@
 #
 # The engine is one file: `ack_numpy/autograd.py`. Keep it open beside this tutorial.
 #
-# Run it with `python tutorials/01_autograd.py`, or open it as a notebook (see
+# Run it with `python tutorials/01_autograd.py`, or read or run it as a notebook (see
 # `tutorials/README.md`).
+#
+# This script is the source of the notebook beside it, `01_autograd.ipynb`,
+# which `python tutorials/make_notebooks.py 01` makes with the outputs of a full run:
+# edit the script, not the notebook.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import matplotlib.pyplot as plt

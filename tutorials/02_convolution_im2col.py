@@ -17,6 +17,10 @@
 # The code we read: `ack_numpy/functional/im2col.py` (im2col, col2im) and
 # `ack_numpy/functional/conv.py` (conv2d, conv2d_reference, conv2d_loops). Tutorial 03 reuses all of it
 # for the adaptive kernel, so this is the foundation.
+#
+# This script is the source of the notebook beside it, `02_convolution_im2col.ipynb`,
+# which `python tutorials/make_notebooks.py 02` makes with the outputs of a full run:
+# edit the script, not the notebook.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import time

@@ -36,6 +36,10 @@
 # `adaptive_conv2d`; and the literal backward `adaptive_conv2d_backward_loops`) and
 # `ack_numpy/nn/adaptive.py` (the layer `AdaptiveConv2d`). `tutorials/one_pixel.py` stops
 # the literal loop at one pixel in the debugger.
+#
+# This script is the source of the notebook beside it, `03_adaptive_kernels.ipynb`,
+# which `python tutorials/make_notebooks.py 03` makes with the outputs of a full run:
+# edit the script, not the notebook.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import time

@@ -22,6 +22,10 @@
 #
 # The code: `ack_numpy/models.py` (the networks), `ack_numpy/train.py` (`TrainConfig`,
 # `train`, `train_step`, `evaluate`), `ack_numpy/checkpoint.py` (`load_model`).
+#
+# This script is the source of the notebook beside it, `04_train_mnist.ipynb`,
+# which `python tutorials/make_notebooks.py 04` makes with the outputs of a full run:
+# edit the script, not the notebook.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import time

@@ -22,6 +22,10 @@
 # (`ack_numpy/assets/adaptive-lenet.npz`: seed 0 of the first reproduction, its median then,
 # 99.17%; `ack_numpy/assets/__init__.py` says more). Needs MNIST,
 # as tutorial 04.
+#
+# This script is the source of the notebook beside it, `05_looking_at_kernels.ipynb`,
+# which `python tutorials/make_notebooks.py 05` makes with the outputs of a full run:
+# edit the script, not the notebook.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import os

@@ -17,6 +17,10 @@
 #
 # It needs no MNIST and runs in seconds; quick mode (`ACK_QUICK=1`) computes exactly the
 # same numbers. It ends with two exercises (`python tutorials/check.py 06`).
+#
+# This script is the source of the notebook beside it, `06_xor_and_dynamic_filters.ipynb`,
+# which `python tutorials/make_notebooks.py 06` makes with the outputs of a full run:
+# edit the script, not the notebook.
 
 # %% Setup: quick mode (ACK_QUICK=1), where figures go, and the package (see tutorial_setup.py).
 import matplotlib.pyplot as plt
