@@ -37,7 +37,7 @@ import numpy as np
 
 from .config import SettingError, TrainConfig, check_model, is_number
 from .files import atomic_write, quote_path
-from .models import is_count
+from .functional.sizes import is_whole
 from .runs import METRIC_FIELDS
 
 FORMAT_VERSION = 2
@@ -244,7 +244,7 @@ def check_meta(meta) -> None:
                          f"(was it written by another version?)")
     check_model(meta["model"], meta.get("model_options", {}))
     for key in ("epoch", "batch"):
-        if key in meta and not is_count(meta[key]):
+        if key in meta and not is_whole(meta[key]):
             raise ValueError(f"'{key}' must be a whole number >= 0, got {meta[key]!r}")
 
 
@@ -297,7 +297,7 @@ def check_training_state(meta: dict, path: Path) -> None:
     if not (isinstance(running, dict) and set(running) == set(RUNNING_FIELDS)):
         raise CheckpointError(f"{where}: 'running' must hold the numbers {', '.join(RUNNING_FIELDS)}")
     for name in ("correct", "seen"):
-        if not is_count(running[name]):
+        if not is_whole(running[name]):
             raise CheckpointError(f"{where}: 'running.{name}' must be a whole number >= 0, got {running[name]!r}")
     for name in ("loss", "seconds"):
         if not (is_number(running[name]) and running[name] >= 0):

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from .functional.sizes import is_whole
 from .models import IMAGE_SIZE, MODELS, check_model
 
 OPTIMIZERS = ("adam", "sgd")
@@ -100,10 +99,6 @@ class TrainConfig:
         except ValueError as err:
             raise SettingError("model_options", f"do not fit model {self.model!r}: {err}",
                                self.model_options) from None
-
-
-def is_whole(value, low: int) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
 
 
 def is_number(value) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Tensor
+from .functional.sizes import is_whole
 from .nn import (AdaptiveConv2d, Conv2d, DiagonalAdaptiveConv2d, Flatten, Linear, LowRankAdaptiveConv2d, MaxPool2d,
                  Module, QuadraticActivation, ReLU, Sequential, Tanh)
 
@@ -32,11 +33,6 @@ Q_FORMS = ("full", "diagonal", "low-rank")
 ADAPTIVE_LENET_DEFAULTS = {"channels": (8, 16), "kernel_sizes": (3, 5), "adaptive": (True, False), "hidden": 0,
                            "first_activation": "tanh", "q_form": "full", "q_rank": 1}
 ADAPTIVE_LENET_OPTIONS = tuple(ADAPTIVE_LENET_DEFAULTS)
-
-
-def is_count(value) -> bool:
-    """A whole number >= 0 (True is not one)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
 
 
 def _is_pair(value) -> bool:
@@ -60,10 +56,10 @@ def check_options(options: dict, image_size: int = IMAGE_SIZE) -> None:
         raise ValueError(f"unknown model option {unknown[0]!r} (the options are {', '.join(ADAPTIVE_LENET_OPTIONS)})")
     given, options = options, {**ADAPTIVE_LENET_DEFAULTS, **options}
     channels = options["channels"]
-    if not (_is_pair(channels) and all(is_count(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
+    if not (_is_pair(channels) and all(is_whole(c, 1) and c <= MAX_CHANNELS for c in channels)):
         raise ValueError(f"model option 'channels' must be two whole numbers from 1 to {MAX_CHANNELS}, got {channels!r}")
     kernel_sizes, size = options["kernel_sizes"], image_size
-    if not (_is_pair(kernel_sizes) and all(is_count(k) and k >= 1 for k in kernel_sizes)):
+    if not (_is_pair(kernel_sizes) and all(is_whole(k, 1) for k in kernel_sizes)):
         raise ValueError(f"model option 'kernel_sizes' must be two whole numbers >= 1, got {kernel_sizes!r}")
     for k in kernel_sizes:
         size = after_stage(size, k)
@@ -74,7 +70,7 @@ def check_options(options: dict, image_size: int = IMAGE_SIZE) -> None:
     if not (_is_pair(adaptive) and all(isinstance(a, bool) for a in adaptive)):
         raise ValueError(f"model option 'adaptive' must be two true/false values, got {adaptive!r}")
     hidden = options["hidden"]
-    if not (is_count(hidden) and hidden <= MAX_HIDDEN):
+    if not (is_whole(hidden) and hidden <= MAX_HIDDEN):
         raise ValueError(f"model option 'hidden' must be a whole number from 0 to {MAX_HIDDEN}, got {hidden!r}")
     first_activation = options["first_activation"]
     if not (isinstance(first_activation, str) and first_activation in FIRST_ACTIVATIONS):
@@ -86,7 +82,7 @@ def check_options(options: dict, image_size: int = IMAGE_SIZE) -> None:
     q_form, q_rank = options["q_form"], options["q_rank"]
     if not (isinstance(q_form, str) and q_form in Q_FORMS):
         raise ValueError(f"model option 'q_form' must be one of {', '.join(Q_FORMS)}, got {q_form!r}")
-    if not (is_count(q_rank) and q_rank >= 1):
+    if not (is_whole(q_rank, 1)):
         raise ValueError(f"model option 'q_rank' must be a whole number >= 1, got {q_rank!r}")
     if "q_rank" in given and q_form != "low-rank":
         raise ValueError("model option 'q_rank' is for q_form 'low-rank'")

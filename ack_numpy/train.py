@@ -39,7 +39,8 @@ from . import optim
 from .autograd import Tensor, no_grad
 from .checkpoint import (CheckpointError, check_position_in_epoch, check_training_state, config_record,
                          read_arrays, read_meta, save_checkpoint, saved_config)
-from .config import SettingError, TrainConfig, is_whole
+from .config import SettingError, TrainConfig
+from .functional.sizes import is_whole
 from .data import batches, load_mnist, random_shift
 from .data.mnist import MNIST_SHAPES, find_mnist_dir
 from .models import build_model

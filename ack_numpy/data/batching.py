@@ -14,6 +14,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from ..functional.sizes import check_size
+
 
 def batches(
     images: np.ndarray,
@@ -41,10 +43,8 @@ def batches(
         an iterator of (x, y): x (B, ...), y (B,), B = batch_size except perhaps
         the last batch. The shuffle order is drawn when batches() is called.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"batches: batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(first_batch, bool) or not isinstance(first_batch, (int, np.integer)) or first_batch < 0:
-        raise ValueError(f"batches: first_batch must be an integer >= 0, got {first_batch!r}")
+    check_size("batches: batch_size", batch_size)
+    check_size("batches: first_batch", first_batch, minimum=0)
     if len(images) != len(labels):
         raise ValueError(
             f"batches: images and labels differ in length ({len(images)} vs {len(labels)})"

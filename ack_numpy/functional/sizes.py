@@ -10,12 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def check_size(name: str, value: object, minimum: int = 1) -> None:
-    """Raise a ValueError naming `name` unless `value` is an integer >= minimum.
+def is_whole(value: object, minimum: int = 0) -> bool:
+    """True for a true integer >= minimum: 2.0 or "2" would fail later, inside a slice or a
+    range, with a message that no longer names the setting (True and False are not counts
+    either). The one rule for sizes, counts and settings such as epochs and seeds."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
 
-    Sizes must be true integers: 2.0 or "2" would fail later, inside a slice, with a
-    message that no longer names the argument (True and False are not sizes either)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+
+def check_size(name: str, value: object, minimum: int = 1) -> None:
+    """Raise a ValueError naming `name` unless `value` is an integer >= minimum (is_whole)."""
+    if not is_whole(value, minimum):
         kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
         raise ValueError(f"{name} must be {kind}, got {value!r}")
 
