@@ -213,12 +213,10 @@ def compute_markdown(s: dict) -> str:
 
 
 def plot_compute(s: dict, file) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: a library call leaves the backend alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=110, sharey=True)
+    fig = Figure(figsize=(11, 4.4), dpi=110)
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, key, label in ((axes[0], "stored_parameters", "stored parameters (log)"),
                            (axes[1], "multiply_adds", "multiply-adds per image (log)")):
         for name, m in s["models"].items():
@@ -236,7 +234,6 @@ def plot_compute(s: dict, file) -> None:
     fig.suptitle("MNIST test accuracy against size and compute")
     fig.tight_layout()
     fig.savefig(file, format="png")
-    plt.close(fig)
 
 
 def compute(out: str | Path, rounds: int = 11, steps: int = 5, records=("data/ablation/results.json",

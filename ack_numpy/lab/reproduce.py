@@ -348,12 +348,10 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
 
 def plot_accuracy(summary: dict, path: Path) -> None:
     """Left: test accuracy per epoch (median line, min-max band). Right: final accuracy of every seed."""
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: a library call leaves the backend alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, right) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=110, gridspec_kw={"width_ratios": [3, 2]})
+    fig = Figure(figsize=(11, 4.4), dpi=110)
+    ax, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     for i, (name, m) in enumerate(summary["models"].items()):
         epochs = range(1, len(m["test_acc_median"]) + 1)
         line, = ax.plot(epochs, [100 * a for a in m["test_acc_median"]], marker="o",
@@ -380,7 +378,6 @@ def plot_accuracy(summary: dict, path: Path) -> None:
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
-    plt.close(fig)
 
 
 def median_seed(summary: dict, model: str) -> int:

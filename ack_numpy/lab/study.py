@@ -184,12 +184,10 @@ def write_convergence_markdown(summary: dict, path: Path, command: str) -> None:
 
 
 def plot_convergence(summary: dict, path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: a library call leaves the backend alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig = Figure(figsize=(7, 4.2), dpi=110)
+    ax = fig.subplots()
     colors = {}
     for name, m in summary["models"].items():
         for i, (seed, r) in enumerate(m["per_seed"].items()):
@@ -208,7 +206,6 @@ def plot_convergence(summary: dict, path: Path) -> None:
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
-    plt.close(fig)
 
 
 def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float = CONVERGENCE_LR, jobs: int = 1,
@@ -381,12 +378,10 @@ def write_budget_markdown(summary: dict, path: Path, command: str) -> None:
 
 def plot_budget(summary: dict, path: Path) -> None:
     """Final test accuracy against parameters (log x): every seed as a dot, mean +- sd as a bar."""
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: a library call leaves the backend alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
+    fig = Figure(figsize=(7, 4.4), dpi=110)
+    ax = fig.subplots()
     for kind, color in (("adaptive", "tab:orange"), ("plain", "tab:blue")):
         arms = sorted((a for name, a in summary["arms"].items() if name.startswith(kind) and a["final_test_acc"]),
                       key=lambda a: a["parameters"])
@@ -409,7 +404,6 @@ def plot_budget(summary: dict, path: Path) -> None:
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
-    plt.close(fig)
 
 
 def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDTHS, jobs: int = 1,

@@ -394,14 +394,12 @@ def plot_curves(series: dict, summary: dict, file) -> None:
     """One panel per model: held-out accuracy against epochs of training for every finished run,
     coloured by its budget E, with the model's targets as dashed lines."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a library call leaves the backend alone
 
     labels = list(summary["arms"])
-    fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 3.8), dpi=110, sharex=True, sharey=True,
-                             squeeze=False)
-    colours = dict(zip(summary["budgets"], plt.cm.viridis(np.linspace(0, 0.9, len(summary["budgets"])))))
+    fig = Figure(figsize=(4.2 * len(labels), 3.8), dpi=110)
+    axes = fig.subplots(1, len(labels), sharex=True, sharey=True, squeeze=False)
+    colours = dict(zip(summary["budgets"], matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(summary["budgets"])))))
     for ax, label in zip(axes[0], labels):
         for (name, seed), runs in series.items():
             if name != label:
@@ -426,4 +424,3 @@ def plot_curves(series: dict, summary: dict, file) -> None:
                  "the model's own plateau", fontsize=10)
     fig.tight_layout()
     fig.savefig(file, format="png")
-    plt.close(fig)
