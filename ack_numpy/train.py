@@ -300,7 +300,7 @@ def save(run: Run) -> None:
     meta = {"model": run.config.model, "model_options": run.config.model_options, "config": config_record(run.config),
             "epoch": at.epoch, "batch": at.batch,
             "running": {"loss": at.loss, "correct": at.correct, "seen": at.seen, "seconds": at.seconds},
-            "metrics": run.rows, "num_parameters": run.model.num_parameters()}
+            "metrics": run.rows}
     existed = run.checkpoint.exists()
     try:
         save_checkpoint(run.checkpoint, run.model.state_dict(), run.optimizer.state_dict(), meta)
