@@ -108,6 +108,18 @@ def test_a_median_file_of_another_model_is_refused(reproduction, mnist_path, cap
     assert "adaptive-lenet-median.npz is not the median checkpoint of this study: it holds a lenet model" in line
 
 
+def test_a_median_file_with_changed_weights_is_refused(reproduction, capsys):
+    """Same model, seed and metrics, other weights: the bytes differ from the checkpoint its
+    run's record names."""
+    median = reproduction / "adaptive-lenet-median.npz"
+    arrays = dict(np.load(median))
+    arrays["model/features.0.Q"] = np.zeros_like(arrays["model/features.0.Q"])
+    with open(median, "wb") as f:
+        np.savez(f, **arrays)
+    line = refused(report(reproduction), reproduction, capsys)
+    assert "adaptive-lenet-median.npz is not the median checkpoint of this study: its bytes are not those" in line
+
+
 def test_a_results_json_edited_alone_never_reaches_the_ledger(tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data", data, ignore=shutil.ignore_patterns("mnist", "runs", "*.png", "*.gif", "*.npz"))

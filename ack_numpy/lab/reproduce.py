@@ -39,7 +39,7 @@ from ..files import atomic_write, quote_path
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
-from .records import (RECORD_NAME, check_report_may_replace, correct_of, image_counts, read_record, summary_text,
+from .records import (RECORD_NAME, check_report_may_replace, correct_of, image_counts, read_record, sha256, summary_text,
                       verified_rows)
 from .runner import Run, run_commands, run_all
 from .stats import compare, describe, mcnemar_p
@@ -414,6 +414,11 @@ def _file_seed(path: Path, runs: list[Run]) -> int | None:
         problem = f"it names seed {seed!r}, which has no run folder here"
     elif not _same_metrics(meta.get("metrics", []), read_metrics(run.folder / "metrics.csv")):
         problem = f"its metrics are not those of {run.folder / 'metrics.csv'}"
+    else:  # a copy of the run's checkpoint has its bytes: weights edited in place are caught here
+        recorded = (read_record(run, run.folder / RECORD_NAME) or {}).get("checkpoint_sha256")
+        if recorded is not None and recorded != sha256(path):
+            problem = (f"its bytes are not those of the checkpoint {run.folder / RECORD_NAME} names "
+                       f"(its weights were changed?)")
     if problem:
         raise ValueError(f"{quote_path(path)} is not the median checkpoint of this study: {problem}; "
                          f"refusing to report it (restore the file, or remove it to have it written again)")
