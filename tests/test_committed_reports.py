@@ -120,6 +120,23 @@ def test_a_median_file_with_changed_weights_is_refused(reproduction, capsys):
     assert "adaptive-lenet-median.npz is not the median checkpoint of this study: its bytes are not those" in line
 
 
+def test_a_report_that_cannot_write_one_file_writes_none(reproduction, capsys):
+    (reproduction / "accuracy.png").unlink()
+    (reproduction / "accuracy.png").mkdir()  # a folder where the figure goes
+    line = refused(report(reproduction), reproduction, capsys)
+    assert "accuracy.png" in line and "is a folder, not a file" in line
+
+
+def test_write_report_files_checks_every_file_before_writing_any(tmp_path):
+    from ack_numpy.lab.records import write_report_files
+
+    (tmp_path / "results.json").write_text("old")
+    (tmp_path / "figure.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file"):
+        write_report_files(tmp_path, {"results.json": "new"}, {"figure.png": lambda f: f.write(b"png")})
+    assert (tmp_path / "results.json").read_text() == "old"
+
+
 def test_a_results_json_edited_alone_never_reaches_the_ledger(tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data", data, ignore=shutil.ignore_patterns("mnist", "runs", "*.png", "*.gif", "*.npz"))

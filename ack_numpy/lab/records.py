@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import atomic_write, check_output_file
 from ..runs import CHECKPOINT_NAME, read_metrics
 from ..train import split_sizes
 from .runner import CHECKS_NAME, Run, is_finished, other_settings
@@ -318,10 +318,19 @@ def check_report_may_replace(out: Path, summary: dict, planned: list[str]) -> No
                           f"another --out")
 
 
+def check_report_outputs(out: Path, names) -> None:
+    """Raise, before any of them is written, the error writing any of a report's files
+    would raise (a folder where a file goes, a missing folder, ...): a report is written
+    whole or not at all, short of a disk that fills up between two files."""
+    for name in names:
+        check_output_file(Path(out) / name, "the report")
+
+
 def write_report_files(out: Path, texts: dict[str, str], figures: dict | None = None) -> None:
     """Write a report's files, each atomically (files.atomic_write): `texts` name -> content,
     `figures` name -> function(binary file) that draws into it. Called only after every
     run was checked, so a refused report leaves every file as it was."""
+    check_report_outputs(out, [*texts, *(figures or {})])
     for name, text in texts.items():
         _write_text(out / name, text)
     for name, draw in (figures or {}).items():

@@ -39,7 +39,7 @@ from ..files import atomic_write, quote_path
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
-from .records import (RECORD_NAME, check_report_may_replace, correct_of, image_counts, read_record, sha256, summary_text,
+from .records import (RECORD_NAME, check_report_may_replace, check_report_outputs, correct_of, image_counts, read_record, sha256, summary_text,
                       verified_rows)
 from .runner import Run, run_commands, run_all
 from .stats import compare, describe, mcnemar_p
@@ -512,6 +512,8 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     median_file = None if median is None else median[1]
     summary["median_checkpoint_file"] = None if median_file is None else median_file.name
     summary["median_checkpoint_file_seed"] = best if median_file == out / MEDIAN_NAME else fixed_seed
+    check_report_outputs(out, ["results.json", "results.md", "accuracy.png"]
+                         + ([] if median is None or median[1].exists() else [median[1].name]))
     with atomic_write(out / "results.json", "w") as f:
         f.write(summary_text(summary))
     write_markdown(summary, out / "results.md", command)

@@ -24,7 +24,7 @@ from .variants import adaptive_width_options, plain_width_options
 from ..train import TrainConfig
 from .reproduce import plan as reproduction_plan
 from .reproduce import _fmt_epochs, _fmt_sd, _median_epochs, epochs_to_target, recipe, reused_reproduction
-from .records import check_report_may_replace, image_counts, summary_text, verified_rows
+from .records import check_report_may_replace, check_report_outputs, image_counts, summary_text, verified_rows
 from .runner import Run, run_commands, is_finished, run_all
 from .stats import compare, describe, mean_difference, number_of_splits, stratified_permutation_p
 
@@ -226,6 +226,7 @@ def convergence(out: str | Path, seeds: int = 3, max_epochs: int = 15, lr: float
                                   f"--seeds {seeds} --max-epochs {max_epochs} --lr {lr:g}")
     summary["wall_seconds_this_call"] = wall
     check_report_may_replace(out, summary, [run.name for run in runs])
+    check_report_outputs(out, ["results.json", "results.md", "convergence.png"])
     with atomic_write(out / "results.json", "w") as f:
         f.write(summary_text(summary))
     write_convergence_markdown(summary, out / "results.md", summary["command"])
@@ -424,6 +425,7 @@ def budget(out: str | Path, seeds: int = 3, epochs: int = 10, widths=BUDGET_WIDT
                                   f"--seeds {seeds} --epochs {epochs}" + (f" --reuse {reuse}" if reuse else ""))
     summary["wall_seconds_this_call"] = wall
     check_report_may_replace(out, summary, [run.name for run in runs])
+    check_report_outputs(out, ["results.json", "results.md", "budget.png"])
     with atomic_write(out / "results.json", "w") as f:
         f.write(summary_text(summary))
     write_budget_markdown(summary, out / "results.md", summary["command"])
