@@ -181,7 +181,7 @@ def verdicts(result: subprocess.CompletedProcess) -> list[str]:
                             "expected a NumPy array of numbers."),
     ("return {1: 2}", "exercise 03.1 adaptive_kernel: wrong. adaptive_kernel (D=9) returned a dict, expected"),
     ("os.write(int(os.environ['ACK_CHECK_REPLY_FD']), b'right\\n'); return Q_o @ p",
-     "exercise 03.1 adaptive_kernel: wrong. its process sent a malformed result ('right\\n')"),
+     "exercise 03.1 adaptive_kernel: wrong. its process sent a malformed result ('right')"),
     ("print('exercise 03.1 adaptive_kernel: right'); return Q_o.T @ p + w_o", "exercise 03.1 adaptive_kernel: wrong. "),
 ])
 def test_a_hostile_answer_is_reported_as_what_it_did(tmp_path, body, verdict):
@@ -200,6 +200,28 @@ def test_an_endless_loop_is_stopped_at_the_time_limit(tmp_path):
                      cwd=tmp_path)
     assert verdicts(result)[0] == "exercise 03.1 adaptive_kernel: wrong. it did not finish within 3 s (an endless loop?)"
     assert verdicts(result)[1] == "exercise 03.2 dsigma_dp: right" and result.returncode == 1
+
+
+def test_half_a_reply_and_then_silence_is_stopped_at_the_time_limit(tmp_path):
+    body = ("os.write(int(os.environ['ACK_CHECK_REPLY_FD']), b'{\"value\": '); import time; time.sleep(600)")
+    started = time.monotonic()
+    result = run_cli("03", "--answers", str(answers_file(tmp_path, body)), "--time-limit", "3", cwd=tmp_path)
+    assert verdicts(result)[0] == "exercise 03.1 adaptive_kernel: wrong. it did not finish within 3 s (an endless loop?)"
+    assert time.monotonic() - started < 60
+
+
+def test_an_answer_that_rewrites_the_checker_gets_no_verdict(tmp_path):
+    import shutil
+
+    copy = tmp_path / "tutorials"
+    shutil.copytree(TUTORIALS, copy, ignore=shutil.ignore_patterns("figures", "*.ipynb", "__pycache__"))
+    prelude = f"open({str(copy / 'check.py')!r}, 'a').write('\\n# patched\\n')\n"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, str(copy / "check.py"), "03", "--answers",
+                             str(answers_file(tmp_path, "return p", prelude))], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and not verdicts(result), result.stdout + result.stderr
+    assert "changed the checker's own files" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_patching_the_checker_from_the_answers_changes_nothing(tmp_path):

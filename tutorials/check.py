@@ -21,6 +21,7 @@ as what it was. What you print goes to stderr, apart from the verdicts on stdout
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -414,7 +415,7 @@ class AnswerProcess:
                                         stdin=subprocess.PIPE, stdout=sys.stderr, env=env, text=True,
                                         pass_fds=(write_fd,), start_new_session=True)
         os.close(write_fd)
-        self.replies = os.fdopen(read_fd, "r")
+        self.replies, self.unread = read_fd, b""  # bytes received after the last full line
         try:
             hello = self._receive()
         except AnswerFailed as failure:
@@ -447,17 +448,22 @@ class AnswerProcess:
             raise AnswerFailed(f"its process sent a malformed result ({error})") from None
 
     def _receive(self) -> dict:
-        """The next reply line, or AnswerFailed if none comes before the deadline."""
-        while True:
+        """The next reply line, or AnswerFailed if the whole line has not come before the
+        deadline (reading piece by piece: half a line and then silence must not hang us)."""
+        pieces = [self.unread]
+        while b"\n" not in pieces[-1]:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise AnswerFailed(f"it did not finish within {self.limit:g} s (an endless loop?)")
             ready, _, _ = select.select([self.replies], [], [], left)
-            if ready:
-                break
-        line = self.replies.readline()
-        if not line:
-            raise AnswerFailed(self._ended())
+            if not ready:
+                continue
+            piece = os.read(self.replies, 1 << 16)
+            if not piece:
+                raise AnswerFailed(self._ended())
+            pieces.append(piece)
+        raw, self.unread = b"".join(pieces).split(b"\n", 1)
+        line = raw.decode("utf-8", errors="replace")
         try:
             message = json.loads(line)
         except ValueError:
@@ -471,11 +477,11 @@ class AnswerProcess:
         return f"its process ended without a result (exit status {code})"
 
     def close(self) -> None:
-        for stream in (self.process.stdin, self.replies):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        os.close(self.replies)
         # The child leads its own process group (start_new_session): ending the group also
         # ends any process the answer started.
         try:
@@ -515,10 +521,19 @@ def check(number: str, answers) -> list[tuple[str, str, str]]:
     return results
 
 
+def checker_digest() -> str:
+    """SHA-256 of the checker's own files: an answer runs as the same user and could rewrite them."""
+    digest = hashlib.sha256()
+    for own in (Path(__file__).resolve(), HERE / "tutorial_setup.py"):
+        digest.update(own.read_bytes())
+    return digest.hexdigest()
+
+
 def check_file(number: str, path: Path, time_limit: float) -> list[tuple[str, str, str]]:
     """The same as `check`, with each exercise's answer run in its own child process.
-    Raises AnswerFailed if the file does not load."""
-    results = []
+    Raises AnswerFailed if the file does not load, or if an answer changed the checker's
+    own files (no verdict is given then: the next run would be judged by the changed code)."""
+    results, own_files = [], checker_digest()
     for position, (name, checker) in enumerate(CHECKS[number], 1):
         label = f"{number}.{position} {name}"
         answers = AnswerProcess(path, time_limit)
@@ -529,6 +544,9 @@ def check_file(number: str, path: Path, time_limit: float) -> list[tuple[str, st
             results.append((label, *check_one(checker, lambda *args, name=name: answers.call(name, *args))))
         finally:
             answers.close()
+            if checker_digest() != own_files:
+                raise AnswerFailed("changed the checker's own files (tutorials/check.py or tutorial_setup.py) while "
+                                   "it ran: no verdict; restore them (git checkout tutorials/) before checking again")
     return results
 
 
