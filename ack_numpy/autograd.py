@@ -469,7 +469,17 @@ def float_array(data, dtype=None) -> np.ndarray:
     if source.dtype in FLOAT_DTYPES and dtype is None:
         return source
     if source.dtype.kind in "fiub" and dtype is not None:
-        return source.astype(dtype)
+        with np.errstate(over="ignore"):  # the check below says it in words
+            converted = source.astype(dtype)
+        if source.dtype.kind == "f":
+            overflowed = np.isfinite(source) & ~np.isfinite(converted)
+        else:
+            overflowed = ~np.isfinite(converted)
+        if overflowed.any():
+            raise ValueError(f"values too large for {np.dtype(dtype)} (largest |value| "
+                             f"{float(np.abs(source[overflowed]).max()):.3g}): a Tensor never holds "
+                             f"an infinity the data did not have")
+        return converted
     hint = ": convert it explicitly, e.g. Tensor(x, dtype=np.float32)" if source.dtype.kind in "fiub" else ""
     raise TypeError(f"a Tensor holds float32 or float64, got {source.dtype} data{hint}")
 

@@ -323,3 +323,9 @@ def test_unchanged_graphs_backward_as_before_and_twice():
 def test_more_inputs_that_would_give_a_wrong_or_raw_answer(make, error, message):
     with pytest.raises(error, match=message):
         make(Tensor(np.ones(3, dtype=np.float32)))
+
+
+def test_a_conversion_that_would_overflow_is_refused_not_turned_into_infinity():
+    with pytest.raises(ValueError, match=r"values too large for float32 \(largest \|value\| 1e\+300\)"):
+        Tensor(np.array([1.0, 1e300]), dtype=np.float32)
+    assert np.isinf(Tensor(np.array([np.inf]), dtype=np.float32).data).all()  # an infinity the data had stays

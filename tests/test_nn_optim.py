@@ -287,3 +287,13 @@ def test_load_state_dict_of_something_else_than_a_dict_is_one_clear_error():
     for target in (model, Adam(model.parameters()), SGD(model.parameters(), lr=0.1)):
         with pytest.raises(TypeError, match=r"needs a dict of name -> array \(what state_dict\(\) returns\), got NoneType"):
             target.load_state_dict(None)
+
+
+def test_load_state_dict_refuses_values_too_large_for_the_parameters_dtype():
+    from ack_numpy.nn import Linear
+
+    layer = Linear(1, 2)
+    before = layer.weight.data.copy()
+    with pytest.raises(ValueError, match="state_dict entry 'weight' holds values too large for float32"):
+        layer.load_state_dict({"weight": np.full((2, 1), 1e300), "bias": np.zeros(2)})
+    assert np.array_equal(layer.weight.data, before)

@@ -140,8 +140,13 @@ class Module:
                                  f"the model expects {p.shape}")
             if not np.isfinite(value).all():
                 raise ValueError(f"state_dict entry '{name}' holds NaN or infinite values")
+            with np.errstate(over="ignore"):  # the check below says it in words
+                values[name] = value.astype(p.dtype, copy=True)
+            if not np.isfinite(values[name]).all():
+                raise ValueError(f"state_dict entry '{name}' holds values too large for {p.dtype} "
+                                 f"(largest |value| {np.abs(value).max():.3g})")
         for name, p in own.items():
-            p.data = values[name].astype(p.dtype, copy=True)
+            p.data = values[name]
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__}("]
