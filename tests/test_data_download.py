@@ -346,3 +346,13 @@ def test_a_mirror_serving_a_cut_gzip_is_named_and_the_temp_file_is_not(tmp_path,
     message = str(info.value)
     assert "(corrupt gzip data (EOFError" in message and ".tmp" not in message
     assert "no mirror served a genuine copy" in message
+
+
+def test_a_python_without_ssl_can_still_load_the_data_module():
+    """urllib has no HTTPSHandler then: only http:// mirrors, and reading MNIST works."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['ssl'] = None; import ack_numpy.data.mnist, ack_numpy.cli; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -368,8 +368,13 @@ class _HTTPHandler(_KeepConnections, urllib.request.HTTPHandler):
     pass
 
 
-class _HTTPSHandler(_KeepConnections, urllib.request.HTTPSHandler):
-    pass
+# A Python built without ssl has no HTTPSHandler: then only http:// mirrors can be used,
+# and everything else in this module (finding and reading MNIST) still works.
+if hasattr(urllib.request, "HTTPSHandler"):
+    class _HTTPSHandler(_KeepConnections, urllib.request.HTTPSHandler):
+        pass
+else:
+    _HTTPSHandler = None
 
 
 def _fetch(url: str, dest_file, timeout: float, deadline: float) -> int:
@@ -386,7 +391,8 @@ def _fetch(url: str, dest_file, timeout: float, deadline: float) -> int:
     report the deadline, not the broken read."""
     request = urllib.request.Request(url, headers={"User-Agent": "ack_numpy"})
     connections: list = []
-    opener = urllib.request.build_opener(_HTTPHandler(connections), _HTTPSHandler(connections))
+    handlers = [_HTTPHandler(connections)] + ([_HTTPSHandler(connections)] if _HTTPSHandler else [])
+    opener = urllib.request.build_opener(*handlers)
     expired, finished = threading.Event(), threading.Event()
     total = 0
 
