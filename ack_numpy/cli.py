@@ -281,8 +281,18 @@ def program_name(argv0: str) -> str:
     return "python -m ack_numpy" if name in ("__main__.py", "") else name
 
 
+MAX_THREADS = 256  # far beyond any CPU this runs on; more only makes threads wait for each other
+
+
+def thread_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_THREADS}, got {text}")
+    return value
+
+
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=positive_int, metavar="N",
+    p.add_argument("--threads", type=thread_count, metavar="N",
                    help="BLAS threads for the matrix products (default 1, steady on a shared machine; "
                         "or $OPENBLAS_NUM_THREADS if set; ack_numpy/runtime.py has the measurements)")
 
@@ -394,7 +404,7 @@ def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time the layers and training steps against this machine's matmul rate")
     p.add_argument("--quick", action="store_true", help="fewer repeats: seconds instead of up to two minutes")
     p.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
-    p.add_argument("--threads", type=positive_int,
+    p.add_argument("--threads", type=thread_count,
                    help="rerun with OPENBLAS_NUM_THREADS=N (steadier on a machine shared with other jobs)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tiny shapes, for the tests
     p.set_defaults(func=cmd_bench)

@@ -89,8 +89,9 @@ def read_metrics(path: str | Path) -> list[dict]:
         rows = list(csv.DictReader(f))
     found = []
     for n, row in enumerate(rows, start=2):  # line 1 is the header
-        if None in row or None in row.values():
-            raise ValueError(f"{path}, line {n}: {len(row) - (None in row)} cells where the header has "
+        if None in row or None in row.values():  # DictReader: extra cells under None, missing ones as None
+            cells = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+            raise ValueError(f"{path}, line {n}: {cells} cells where the header has "
                              f"{len([k for k in row if k is not None])} (cut short or edited?)")
         try:
             found.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})

@@ -235,3 +235,11 @@ def test_a_study_option_that_would_be_ignored_is_refused(argv, message, tmp_path
     assert main(argv + ["--out", str(tmp_path / "out")]) == 1
     assert one_error_line(capsys.readouterr().err).startswith(message)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["train"], ["evaluate"], ["visualize"], ["explore"], ["bench"]])
+def test_a_thread_count_beyond_any_cpu_is_refused_in_one_line(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(command + ["--threads", "100000"])
+    assert stopped.value.code == 2
+    assert "--threads: must be at most 256, got 100000" in capsys.readouterr().err

@@ -144,7 +144,7 @@ def test_all_bad_mirror_changes_nothing(real_dir, tmp_path, serve):
         download_mnist(dest, mirrors=[serve(bad)], progress=None)
     message = str(info.value)
     assert "train-labels-idx1-ubyte.gz" in message and "checksum mismatch" in message
-    assert "no mirror served a genuine copy" in message and "No internet?" not in message  # the mirror answered
+    assert "No mirror served a genuine copy." in message and "No internet?" not in message  # the mirror answered
     assert str(dest) in message and "--data-dir" in message and ".tmp" not in message
     assert _listing(dest) == ["train-images-idx3-ubyte.gz"]  # no partial or temp files
     assert (dest / "train-images-idx3-ubyte.gz").read_bytes() == before
@@ -345,7 +345,7 @@ def test_a_mirror_serving_a_cut_gzip_is_named_and_the_temp_file_is_not(tmp_path,
         download_mnist(tmp_path / "dl", mirrors=[serve(cut)], progress=None)
     message = str(info.value)
     assert "(corrupt gzip data (EOFError" in message and ".tmp" not in message
-    assert "no mirror served a genuine copy" in message
+    assert "No mirror served a genuine copy." in message
 
 
 def test_a_python_without_ssl_can_still_load_the_data_module():

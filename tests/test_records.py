@@ -126,3 +126,15 @@ def test_printed_commands_train_each_run_on_its_own(mnist_path, tmp_path):
                    stdout=subprocess.DEVNULL)
     assert not is_finished(runs[0]) and is_finished(runs[1])
     assert run_commands(runs) == lines[:1]                    # a finished run prints no command
+
+
+def test_a_metrics_row_cut_short_says_how_many_cells_it_has(tmp_path):
+    from ack_numpy.runs import read_metrics
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,train_loss,train_acc,test_loss,test_acc,seconds,lr\n1,0.3,0.9,0.08,0.97,15.2,0.003\n2,0.1,0.96\n")
+    with pytest.raises(ValueError, match="line 3: 3 cells where the header has 7"):
+        read_metrics(path)
+    path.write_text("epoch,train_loss\n1,0.3,0.9\n")
+    with pytest.raises(ValueError, match="line 2: 3 cells where the header has 2"):
+        read_metrics(path)

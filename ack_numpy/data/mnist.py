@@ -459,7 +459,7 @@ def _download_one(name: str, dest: Path, mirrors: Sequence[str], timeout: float,
             reason = _reason(err, url)
             errors.append(f"{url} ({reason})")
             progress(f"  failed: {reason}")
-    why = "no mirror served a genuine copy" if answered else "No internet?"
+    why = "No mirror served a genuine copy." if answered else "No internet?"
     raise DataFormatError(
         f"could not download a genuine {name}.gz into {dest}; tried {'; '.join(errors)}. {why} "
         f"Copy the four MNIST files into {dest} or use --data-dir DIR (or {ENV_VAR}=DIR)."
