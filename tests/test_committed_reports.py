@@ -150,6 +150,7 @@ def test_a_results_json_edited_alone_never_reaches_the_ledger(tmp_path, capsys):
     assert main(["study", "ledger", "--out", str(readme)]) == 1
     line = capsys.readouterr().err.strip()
     assert line.startswith(f"error: {results} is not the file its report wrote") and "\n" not in line
+    assert f"--out {results.parent} --report-only" in line  # the command for the folder at fault
     assert fingerprint(tmp_path) == before
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write, check_output_file
+from ..files import atomic_write, check_output_file, quote_path
 from ..runs import CHECKPOINT_NAME, read_metrics
 from ..train import split_sizes
 from .runner import CHECKS_NAME, Run, is_finished, other_settings
@@ -97,6 +97,10 @@ def read_summary(path: Path) -> dict:
         raise SummaryError(f"{path} cannot be read ({err})") from None
     if not isinstance(summary, dict) or summary.get(DIGEST) != content_digest(summary):
         command = summary.get("command") if isinstance(summary, dict) else None
+        if command and " --out " in command:  # the folder at fault, wherever its report first wrote it
+            before, after = command.split(" --out ", 1)
+            command = f"{before} --out {quote_path(Path(path).parent)}" + (" " + after.split(" ", 1)[1]
+                                                                          if " " in after else "")
         raise SummaryError(f"{path} is not the file its report wrote (edited, or made before reports had "
                            f"digests): write it again with "
                            + (f"`{command} --report-only`" if command else "its study's --report-only"))
