@@ -75,6 +75,20 @@ def assert_diverging_scales_centred(fig) -> None:
 
 
 # ----------------------------------------------------------------------------- figures vs references
+def test_layer_view_holds_kernels_w_qp_and_sigma_of_the_channel(model, images):
+    layer = model.features[0]
+    view = layer_view(model, images[:2], layer=0, channel=4)
+    kernels = F.adaptive_kernels_loops(images[:2], layer.Q.data, layer.w.data)[:, 4]     # (2, 26, 26, 1, 3, 3)
+    np.testing.assert_allclose(view.kernels, kernels, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(view.w, layer.w.data[4].reshape(1, 3, 3))
+    qp = F.adaptive_kernels_loops(images[:2], layer.Q.data, None)[:, 4]                  # Q p alone
+    np.testing.assert_allclose(view.qp, qp, rtol=1e-5, atol=1e-6)
+    sigma = F.adaptive_conv2d_loops(images[:2], layer.Q.data, layer.w.data, layer.b.data)[:, 4]
+    np.testing.assert_allclose(view.sigma, sigma, rtol=1e-5, atol=1e-5)
+    assert view.b == layer.b.data[4]
+    np.testing.assert_allclose(view.outputs[:, 4], np.tanh(sigma), rtol=1e-5, atol=1e-6)
+
+
 def test_kernel_field_matches_literal_loops(model, images, tmp_path):
     layer = model.features[0]
     fig, arrays = plot_kernel_field(layer_view(model, images[:1], layer=0, channel=3))

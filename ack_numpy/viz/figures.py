@@ -31,7 +31,7 @@ from matplotlib.patches import Rectangle
 
 from ..files import atomic_write
 from .kernels import (LayerView, check_location, distance_to_mean_kernel, patch_origin, patches_at, q_filters,
-                      sampled_locations, static_kernel)
+                      sampled_locations)
 
 DPI = 100
 KERNEL_CMAP = "RdBu_r"  # diverging: 0 is white
@@ -166,7 +166,7 @@ def plot_q_filters(view: LayerView) -> tuple[Figure, dict]:
     Returns arrays: filters (C, m, m, C, m, m) (see `kernels.q_filters`), w (C, m, m),
     shown (m, m, m, m): the blocks drawn (for C > 1: kernel channel 0, patch channel 0)."""
     module = view.module
-    filters, w = q_filters(module, view.channel), static_kernel(module, view.channel)
+    filters, w = q_filters(module, view.channel), view.w
     m, c = module.kernel_size, module.in_channels
     shown = filters[0, :, :, 0]                                    # (m, m, m, m)
     note = "" if c == 1 else f"\n(kernel channel 0, patch channel 0; C = {c})"
@@ -228,8 +228,7 @@ def plot_digit_kernels(view: LayerView, labels: np.ndarray, location: tuple[int,
     i, j = check_location((out_h // 2, out_w // 2) if location is None else location, out_h, out_w)
     kernels = all_kernels[:, i, j]                                 # (K, C, m, m)
     patches = patches_at(x, module, i, j)                          # (K, C, m, m)
-    w = static_kernel(module, view.channel)                        # (C, m, m)
-    qp = kernels - w                                               # Q p, the adaptive part
+    w, qp = view.w, view.qp[:, i, j]                               # (C, m, m), Q p = k - w (K, C, m, m)
     blank = ~np.any(patches != 0, axis=(1, 2, 3))
     mean, std = kernels.mean(axis=0), kernels.std(axis=0)
     m, c, k = module.kernel_size, module.in_channels, len(x)

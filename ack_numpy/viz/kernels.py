@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..models import adaptive_layers
 from ..nn import AdaptiveConv2d, Module
@@ -109,14 +110,18 @@ def _input_of(model: Module, target: AdaptiveConv2d, layer: int, images: np.ndar
 
 @dataclass(frozen=True)
 class LayerView:
-    """What every figure of one adaptive layer and output channel draws, computed once (by
+    """What every figure of one adaptive layer and output channel o draws, computed once (by
     `layer_view`) for a batch of K images:
 
         images   (K, 1, H, W)           the model's inputs
         module   the AdaptiveConv2d; layer and channel say which, counted as the CLI counts
         on_image True for the model's first layer: patch coordinates are image pixels
         x        (K, C, H', W')         what the layer sees (the layers before it, run once)
-        kernels  (K, Ho, Wo, C, m, m)   the channel's dynamic kernel at every location
+        kernels  (K, Ho, Wo, C, m, m)   k_o(l) = Q_o p_l + w_o, the channel's kernel at every location
+        w        (C, m, m)              w_o, the kernel left where the patch is blank
+        qp       (K, Ho, Wo, C, m, m)   Q_o p_l = k_o(l) - w_o, the part the patch adds
+        b        float                  b_o
+        sigma    (K, Ho, Wo)            sigma_o(l) = k_o(l) . p_l + b_o, the channel before its activation
         outputs  (K, O, Ho, Wo)         the layer's outputs y (after its activation), every channel
     """
     images: np.ndarray
@@ -126,21 +131,30 @@ class LayerView:
     on_image: bool
     x: np.ndarray
     kernels: np.ndarray
+    w: np.ndarray
+    qp: np.ndarray
+    b: float
+    sigma: np.ndarray
     outputs: np.ndarray
 
 
 def layer_view(model: Module, images: np.ndarray, layer: int = 0, channel: int = 0) -> LayerView:
     """Select the layer, check the channel, run the model up to the layer and the layer itself
-    once: everything the `plot_*` functions of figures.py draw. images: (K, 1, H, W)."""
+    once: everything the `plot_*` functions of figures.py and the explorer draw. images: (K, 1, H, W)."""
     module = select_adaptive_layer(model, layer)
     check_channel(module, channel)
     images = np.asarray(images, dtype=np.float32)
     x = _input_of(model, module, layer, images)                    # (K, C, H', W')
+    kernels = module.kernels(x)[:, channel]                        # (K, Ho, Wo, C, m, m)
+    w = static_kernel(module, channel)                             # (C, m, m)
     with no_grad():
         outputs = module(Tensor(x)).data                           # (K, O, Ho, Wo)
+        # sigma from the engine itself, not recovered from y = tanh(sigma), where it saturates
+        sigma = F.adaptive_conv2d(x, module.Q, module.w, module.b, module.stride,
+                                  module.padding).data[:, channel]             # (K, Ho, Wo)
     return LayerView(images=images, module=module, layer=layer, channel=channel,
-                     on_image=model.features[0] is module, x=x,
-                     kernels=module.kernels(x)[:, channel], outputs=outputs)
+                     on_image=model.features[0] is module, x=x, kernels=kernels, w=w, qp=kernels - w,
+                     b=float(module.b.data[channel]), sigma=sigma, outputs=outputs)
 
 
 def dynamic_kernels(model: Module, images: np.ndarray, layer: int = 0) -> np.ndarray:
