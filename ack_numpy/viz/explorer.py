@@ -9,16 +9,16 @@
 For the adaptive layer and output channel o shown, at output location l = (i, j):
 
     p         the patch under l                         (C, m, m)
-    Q_o p     what the patch adds to the kernel          (C, m, m)  adaptive_kernels(x, Q, None)
     k_o(l)    = w_o + Q_o p, the kernel applied there    (C, m, m)  adaptive_kernels(x, Q, w)
+    Q_o p     what the patch adds to the kernel          (C, m, m)  k_o(l) - w_o
     k_e p_e   the D products of kernel and patch         (C, m, m)  k * p, their sum is k . p
     sigma     = k_o(l) . p + b_o,  y = tanh(sigma)       ()         adaptive_conv2d(x, Q, w, b)
 
-Every number drawn comes from those functions of `ack_numpy.functional` and from the
-model's forward (the probabilities are exp(log_softmax) of its output). The products
-k_e p_e are the one thing multiplied here, to show the sum the layer computes: their sum
-plus b is the engine's sigma (the tests check it). A blank patch (p = 0) gives Q_o p = 0,
-so k = w exactly.
+Every number drawn comes from `kernels.layer_view` (the layer's input, kernels and sigma,
+computed there with those functions of `ack_numpy.functional`) and from the model's
+forward (the probabilities are exp(log_softmax) of its output). The products k_e p_e are
+the one thing multiplied here, to show the sum the layer computes: their sum plus b is the
+engine's sigma (the tests check it). A blank patch (p = 0) gives Q_o p = 0, so k = w exactly.
 
 The window is driven by matplotlib events; the handlers `on_key`, `on_press`, `on_motion`,
 `on_release` and `set_location` also work without a screen (the tests send them synthetic
@@ -38,8 +38,8 @@ from ..files import atomic_write, check_output_file
 from ..models import adaptive_layers
 from ..nn import Module
 from .figures import IMAGE_CMAP, KERNEL_CMAP, channel_view, limit, save as save_figure
-from .kernels import (check_channel, check_location, layer_input, patch_origin, patches_at, sampled_locations,
-                      select_adaptive_layer, select_image, static_kernel)
+from .kernels import (check_channel, check_location, layer_view, patch_origin, patches_at, sampled_locations,
+                      select_adaptive_layer, select_image)
 
 HELP = ("keys: arrows move the location   n / p next / previous image   0-9 first image of that digit   "
         "[ ] channel   l next adaptive layer   c clear   space play / pause the sweep   h more help\n"
@@ -115,17 +115,14 @@ class Explorer:
 
     # ------------------------------------------------------------------------- the numbers
     def _compute(self) -> None:
-        """Everything that depends on the input, layer and channel (not on the location)."""
-        module, o = self.module, self.channel
-        self.x = layer_input(self.model, self.image[None, None], self.layer)[0]       # (C, H', W')
-        x = self.x[None]
-        self.kernels = F.adaptive_kernels(x, module.Q, module.w, module.stride, module.padding)[0, o]
-        self.qp = F.adaptive_kernels(x, module.Q, None, module.stride, module.padding)[0, o]  # (Ho, Wo, C, m, m)
+        """Everything that depends on the input, layer and channel (not on the location): the
+        layer's view of the one image shown (`layer_view`, K = 1) and the class probabilities."""
+        view = layer_view(self.model, self.image[None, None], self.layer, self.channel)
+        self.x, self.sigma = view.x[0], view.sigma[0]                   # (C, H', W'), (Ho, Wo)
+        self.kernels, self.qp = view.kernels[0], view.qp[0]             # (Ho, Wo, C, m, m) each
+        self.w, self.b = view.w, view.b                                 # (C, m, m), b_o
         with no_grad():
-            self.sigma = F.adaptive_conv2d(x, module.Q, module.w, module.b, module.stride,
-                                           module.padding).data[0, o]                 # (Ho, Wo)
             logits = self.model(Tensor(self.image[None, None])).data[0]               # (10,)
-        self.w = static_kernel(module, o)                                             # (C, m, m)
         self.probabilities = np.exp(F.log_softmax(logits.astype(np.float64)).data)  # (10,)
 
     def patch(self, i: int, j: int) -> np.ndarray:
@@ -150,7 +147,7 @@ class Explorer:
         i, j = self.location
         patch = self.patch(i, j)
         return {"k": self.kernels[i, j], "w": self.w, "Qp": self.qp[i, j], "patch": patch,
-                "products": products(self.kernels[i, j], patch), "b": float(self.module.b.data[self.channel]),
+                "products": products(self.kernels[i, j], patch), "b": self.b,
                 "sigma": float(self.sigma[i, j]), "y": float(np.tanh(self.sigma[i, j])),
                 "probabilities": self.probabilities, "location": self.location,
                 "layer": self.layer, "channel": self.channel, "image": self.image}
@@ -430,20 +427,13 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
     from matplotlib.figure import Figure
     from PIL import Image
 
-    module = select_adaptive_layer(model, layer)
-    check_channel(module, channel)
-    x = layer_input(model, np.asarray(image, dtype=np.float32)[None], layer)                  # (1, C, H', W')
-    kernels = F.adaptive_kernels(x, module.Q, module.w, module.stride, module.padding)[0, channel]
-    with no_grad():
-        sigma = F.adaptive_conv2d(x, module.Q, module.w, module.b, module.stride,
-                                  module.padding).data[0, channel]                            # (Ho, Wo)
-    y = np.tanh(sigma)
+    view = layer_view(model, np.asarray(image, dtype=np.float32)[None], layer, channel)        # K = 1 image
+    module, x, kernels, qp, sigma = view.module, view.x, view.kernels[0], view.qp[0], view.sigma[0]
+    y = np.tanh(sigma)                                                        # x (1, C, H', W'), sigma (Ho, Wo)
     ho, wo, m = y.shape[0], y.shape[1], module.kernel_size
     spots = [(i, j) for i in range(0, ho, step) for j in range(0, wo, step)]
     terms = {spot: products(kernels[spot], patches_at(x, module, *spot)[0]) for spot in spots}   # k * p (C, m, m)
     lim = max(limit(kernels), max(limit(a) for a in terms.values()))
-    w = static_kernel(module, channel)                                                         # (C, m, m)
-    b = float(module.b.data[channel])
 
     fig = Figure(figsize=(11, 3.6), dpi=64)  # 704 x 230 pixels
     left, middle, product_ax, right = fig.subplots(1, 4)
@@ -480,11 +470,11 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
                 text.set_color("white" if abs(a[u, v]) > 0.6 * lim else "black")  # readable on dark cells
         filled[i : i + step, j : j + step] = y[i : i + step, j : j + step]
         out_art.set_data(filled)
-        qp = np.abs(kernels[i, j] - w).max()
-        change = "blank patch: k = w" if qp == 0 else f"largest |Q p| = {qp:.2f}"
+        largest = np.abs(qp[i, j]).max()
+        change = "blank patch: k = w" if largest == 0 else f"largest |Q p| = {largest:.2f}"
         middle.set_title(f"kernel k at ({i}, {j})\n{change}", fontsize=10)
         product_ax.set_title("k * p: the products\nthat add up to k . p", fontsize=10)
-        sums.set_text(arithmetic(terms[i, j], b, float(sigma[i, j])))
+        sums.set_text(arithmetic(terms[i, j], view.b, float(sigma[i, j])))
 
     # Each frame drawn into pixels, then all of them written as one GIF by Pillow (which
     # matplotlib depends on), through atomic_write: a stopped run leaves no half a GIF.
