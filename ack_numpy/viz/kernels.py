@@ -164,14 +164,6 @@ def dynamic_kernels(model: Module, images: np.ndarray, layer: int = 0) -> np.nda
     return select_adaptive_layer(model, layer).kernels(layer_input(model, images, layer))
 
 
-def layer_outputs(model: Module, images: np.ndarray, layer: int = 0) -> np.ndarray:
-    """The layer's outputs y = tanh(sigma) (after its activation): (N, O, Ho, Wo)."""
-    module = select_adaptive_layer(model, layer)
-    x = layer_input(model, images, layer)
-    with no_grad():
-        return module(Tensor(x)).data
-
-
 def q_filters(module: AdaptiveConv2d, channel: int) -> np.ndarray:
     """Output channel o's Q filters as (C, m, m, C, m, m).
 
