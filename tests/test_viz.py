@@ -228,6 +228,26 @@ def test_write_figures_puts_the_chosen_image_first(checkpoint, mnist_path, tmp_p
     assert seen["kwargs"]["names"][0].startswith("test 4")  # the first 4 in the test set is image 4
 
 
+def test_draw_run_reads_the_checkpoint_once(checkpoint, mnist_path, tmp_path, monkeypatch):
+    import shutil
+
+    from ack_numpy import checkpoint as checkpoints
+    from ack_numpy.runs import CHECKPOINT_NAME
+    from ack_numpy.viz.run_figures import draw_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(checkpoint, run / CHECKPOINT_NAME)
+    write_metrics(run / "metrics.csv", [{"epoch": 1, "train_loss": 0.2, "train_acc": 0.9, "test_loss": 0.1,
+                                         "test_acc": 0.95, "seconds": 1.0, "lr": 1e-3}])
+    loads = []
+    real = checkpoints.load_model
+    monkeypatch.setattr(checkpoints, "load_model", lambda path: loads.append(path) or real(path))
+    written = draw_run(run, str(mnist_path))
+    assert loads == [run / CHECKPOINT_NAME]
+    assert [path.name for path in written] == ["curves.png", *FIGURE_FILES]
+
+
 def test_training_curves(tmp_path):
     runs = []
     for name, accs in [("lenet", [0.98, 0.99]), ("adaptive-lenet", [0.97, 0.985])]:

@@ -9,7 +9,8 @@
                  the kernels at fixed test images and locations after every epoch
 
 `write_figures` is what `python -m ack_numpy visualize` runs: it loads a checkpoint and
-the MNIST test set and writes figures 1-5 as PNGs into one folder.
+the MNIST test set and writes figures 1-5 as PNGs into one folder (`write_model_figures`
+does the same for a model already loaded).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..nn import Module
 from .curves import plot_training_curves
 from .evolution import FIGURE_FILE as EVOLUTION_FILE, RECORD_FILE, KernelRecorder, plot_kernel_evolution, read_record
 from .figures import (DPI, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
@@ -26,7 +28,7 @@ from .kernels import (LayerView, check_channel, check_image_choice, dynamic_kern
 
 __all__ = ["DPI", "FIGURE_FILES", "KernelRecorder", "LayerView", "dynamic_kernels", "layer_view", "plot_kernel_evolution", "write_evolution", "plot_adaptation", "plot_digit_kernels",
            "plot_feature_maps", "plot_kernel_field", "plot_q_filters", "plot_training_curves",
-           "write_curves", "write_figures"]
+           "write_curves", "write_figures", "write_model_figures"]
 
 FIGURE_FILES = ("kernel_field.png", "q_filters.png", "digits.png", "adaptation.png", "feature_maps.png")
 CURVES_FILE = "curves.png"
@@ -40,10 +42,18 @@ def write_figures(checkpoint: str | Path, out: str | Path, data_dir: str | None 
 
     Every argument is checked before any file is written; a problem raises ValueError
     (or CheckpointError, a ValueError) with a message naming it."""
+    check_image_choice(index, digit)  # before the checkpoint is read, so its message comes first
+    return write_model_figures(load_adaptive_model(checkpoint), out, data_dir=data_dir, index=index, digit=digit,
+                               layer=layer, channel=channel, location=location)
+
+
+def write_model_figures(model: Module, out: str | Path, data_dir: str | None = None,
+                        index: int | None = None, digit: int | None = None, layer: int = 0, channel: int = 0,
+                        location: tuple[int, int] | None = None) -> list[Path]:
+    """`write_figures` for a model already loaded (`train --visualize` has it at hand)."""
     from ..data import load_mnist
 
     check_image_choice(index, digit)
-    model = load_adaptive_model(checkpoint)
     check_channel(select_adaptive_layer(model, layer), channel)  # before MNIST is read, so its message comes first
     images, labels = load_mnist("test", data_dir)
     i = select_image(labels, index=index, digit=digit)

@@ -62,12 +62,12 @@ def draw_run(out: str | Path, data_dir: str | None) -> list[Path]:
     from ..checkpoint import load_model
     from ..models import adaptive_layers
     from ..runs import CHECKPOINT_NAME
-    from . import write_curves, write_evolution, write_figures
+    from . import write_curves, write_evolution, write_model_figures
 
-    figures, checkpoint = Path(out) / "figures", Path(out) / CHECKPOINT_NAME
+    figures = Path(out) / "figures"
     written = [write_curves([out], figures)]
-    model, _ = load_model(checkpoint)
+    model, _ = load_model(Path(out) / CHECKPOINT_NAME)
     if adaptive_layers(model):
-        written += write_figures(checkpoint, figures, data_dir=data_dir)
+        written += write_model_figures(model, figures, data_dir=data_dir)
         written += write_evolution(figures)
     return written
