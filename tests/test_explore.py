@@ -166,7 +166,15 @@ def test_the_arithmetic_of_the_hovered_location_is_shown(explorer):
     drawn = [ax.get_title() for ax in explorer.ax_small]
     assert drawn[-1].startswith("k * p")
     cells = [t.get_text() for t in explorer.ax_small[-1].texts]
-    assert cells == [f"{v:.2f}" for v in shown["products"][0].reshape(-1)]
+    assert cells == [f"{v:.2f}".replace("-0.00", "0.00") for v in shown["products"][0].reshape(-1)]
+
+
+def test_cells_never_show_minus_zero(explorer):
+    w = explorer.shown()["w"][0]                                   # (3, 3); one of its values is about -0.002
+    (u, v), = np.argwhere((w < 0) & (w > -0.005))
+    assert explorer.ax_small[1].get_title() == "w (fixed)"
+    assert explorer.small_texts[1][u, v].get_text() == "0.00"      # as figures.write_values writes it
+    assert "-0.00" not in [t.get_text() for ax in explorer.ax_small for t in ax.texts]
 
 
 def test_space_plays_the_sweep_in_the_window_and_pauses_it(explorer):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import Normalize
 
 from ack_numpy import functional as F
 from ack_numpy.checkpoint import save_checkpoint
@@ -20,7 +21,7 @@ from ack_numpy.models import build_model
 from ack_numpy.train import write_metrics
 from ack_numpy.viz import (DPI, FIGURE_FILES, layer_view, plot_adaptation, plot_digit_kernels, plot_feature_maps,
                            plot_kernel_field, plot_q_filters, plot_training_curves, write_figures)
-from ack_numpy.viz.figures import save
+from ack_numpy.viz.figures import cell_label, save
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -87,6 +88,15 @@ def test_layer_view_holds_kernels_w_qp_and_sigma_of_the_channel(model, images):
     np.testing.assert_allclose(view.sigma, sigma, rtol=1e-5, atol=1e-5)
     assert view.b == layer.b.data[4]
     np.testing.assert_allclose(view.outputs[:, 4], np.tanh(sigma), rtol=1e-5, atol=1e-6)
+
+
+def test_cell_labels_have_no_minus_zero_and_are_readable():
+    norm = Normalize(-1.0, 1.0)
+    assert cell_label(-0.004, norm) == ("0.00", "black")           # rounds to zero: no sign
+    assert cell_label(-0.006, norm) == ("-0.01", "black")
+    assert cell_label(-0.9, norm) == ("-0.90", "white")            # a strong colour: white text
+    assert cell_label(0.9, Normalize(0.0, 1.0), dark_above=True) == ("0.90", "white")
+    assert cell_label(0.1, Normalize(0.0, 1.0), dark_above=True) == ("0.10", "black")
 
 
 def test_kernel_field_matches_literal_loops(model, images, tmp_path):

@@ -37,7 +37,7 @@ from ..autograd import Tensor, no_grad
 from ..files import atomic_write, check_output_file
 from ..models import adaptive_layers
 from ..nn import Module
-from .figures import IMAGE_CMAP, KERNEL_CMAP, channel_view, limit, save as save_figure
+from .figures import IMAGE_CMAP, KERNEL_CMAP, cell_label, channel_view, limit, save as save_figure
 from .kernels import (check_channel, check_location, layer_view, patch_origin, patches_at, sampled_locations,
                       select_adaptive_layer, select_image)
 
@@ -270,8 +270,9 @@ class Explorer:
             image.set_data(cells)
             image.set_clim(-lim, lim)
             for (u, v), text in np.ndenumerate(texts):
-                text.set_text(f"{cells[u, v]:.2f}")
-                text.set_color("white" if abs(cells[u, v]) > 0.6 * lim else "black")  # readable on dark cells
+                label, color = cell_label(cells[u, v], self.cells_norm.norm)
+                text.set_text(label)
+                text.set_color(color)
             ax.set_title(title + ("" if c == 1 else "\n(mean over channels)"), fontsize=10)
 
         # the probabilities from the model's forward
@@ -466,8 +467,9 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
         for art, texts, a in zip((kernel_art, product_art), cells, shown.values()):
             art.set_data(a)
             for text, (u, v) in zip(texts, [(u, v) for v in range(m) for u in range(m)]):
-                text.set_text(f"{a[u, v]:.2f}")
-                text.set_color("white" if abs(a[u, v]) > 0.6 * lim else "black")  # readable on dark cells
+                label, color = cell_label(a[u, v], art.norm)
+                text.set_text(label)
+                text.set_color(color)
         filled[i : i + step, j : j + step] = y[i : i + step, j : j + step]
         out_art.set_data(filled)
         largest = np.abs(qp[i, j]).max()

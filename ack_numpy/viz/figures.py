@@ -62,15 +62,21 @@ def centred(*arrays: np.ndarray) -> Normalize:
     return Normalize(-lim, lim)
 
 
-def write_values(ax, a: np.ndarray, norm: Normalize, fmt: str = "{:.2f}", dark_above: bool = False) -> None:
-    """Write each cell's value in it: white on strong colours, black on pale ones.
+def cell_label(v: float, norm: Normalize, fmt: str = "{:.2f}", dark_above: bool = False) -> tuple[str, str]:
+    """The text and colour a cell of value v is labelled with: white on strong colours, black on
+    pale ones, and never "-0.00" (a value that rounds to zero gets no sign).
     dark_above: the map is dark for large values (gray_r) rather than for large |values|."""
+    strong = norm(v) > 0.6 if dark_above else abs(norm(v) - 0.5) > 0.3
+    text = fmt.format(v)
+    text = text[1:] if text.startswith("-") and float(text) == 0 else text
+    return text, "white" if strong else "black"
+
+
+def write_values(ax, a: np.ndarray, norm: Normalize, fmt: str = "{:.2f}", dark_above: bool = False) -> None:
+    """Write each cell's value in it, as `cell_label` says."""
     for (r, c), v in np.ndenumerate(a):
-        strong = norm(v) > 0.6 if dark_above else abs(norm(v) - 0.5) > 0.3
-        text = fmt.format(v)
-        text = text[1:] if text.startswith("-") and float(text) == 0 else text   # no "-0.00"
-        ax.text(c, r, text, ha="center", va="center", fontsize=6.5,
-                color="white" if strong else "black")
+        text, color = cell_label(v, norm, fmt, dark_above)
+        ax.text(c, r, text, ha="center", va="center", fontsize=6.5, color=color)
 
 
 def channel_view(a: np.ndarray) -> np.ndarray:
