@@ -177,6 +177,25 @@ def test_cells_never_show_minus_zero(explorer):
     assert "-0.00" not in [t.get_text() for ax in explorer.ax_small for t in ax.texts]
 
 
+def test_several_input_channels_show_the_sum_over_channels_of_k_times_p():
+    images, labels = synthetic_images()
+    model = build_model("adaptive-lenet", seed=1, kernel_sizes=(3, 3), adaptive=(True, True))
+    e = Explorer(model, images, labels, layer=1, channel=2, index=3, location=(4, 5))   # C = 8 input channels
+    shown = e.shown()
+    assert shown["products"].shape == (8, 3, 3)
+    per_position = shown["products"].sum(axis=0)                 # (3, 3): what the k * p panel draws
+    assert np.array_equal(e.small_images[-1].get_array(), per_position)
+    assert "summed over channels" in e.ax_small[-1].get_title() and "their sum is k . p" in e.ax_small[-1].get_title()
+    assert all("mean over channels" in ax.get_title() for ax in e.ax_small[:-1])
+    dot = float(shown["products"].sum())
+    assert float(per_position.sum()) == pytest.approx(dot, abs=1e-5)
+    assert dot + shown["b"] == pytest.approx(shown["sigma"], abs=1e-5)
+    terms = " ".join(f"{v:+.3f}" for v in per_position.reshape(-1))
+    assert (f"k . p = sum of the 72 products k * p = sum over the 9 positions of (k * p summed over the 8 channels)\n"
+            f"      = {terms} = {dot:+.4f}\n" in e.info_text.get_text())
+    matplotlib.pyplot.close(e.fig)
+
+
 def test_space_plays_the_sweep_in_the_window_and_pauses_it(explorer):
     explorer.set_location(0, 23)
     send_key(explorer, " ")

@@ -19,6 +19,9 @@ computed there with those functions of `ack_numpy.functional`) and from the mode
 forward (the probabilities are exp(log_softmax) of its output). The products k_e p_e are
 the one thing multiplied here, to show the sum the layer computes: their sum plus b is the
 engine's sigma (the tests check it). A blank patch (p = 0) gives Q_o p = 0, so k = w exactly.
+For C > 1 input channels the (C, m, m) arrays are drawn as their mean over the channels,
+except k * p: at each of the m x m positions it is summed over the channels, so that its
+cells still add up to k . p.
 
 The window is driven by matplotlib events; the handlers `on_key`, `on_press`, `on_motion`,
 `on_release` and `set_location` also work without a screen (the tests send them synthetic
@@ -58,18 +61,30 @@ def products(k: np.ndarray, p: np.ndarray) -> np.ndarray:
     return k * p + 0.0
 
 
-def arithmetic(products: np.ndarray, b: float, sigma: float, terms: int = 9) -> str:
-    """The sum the layer computes at one location, written out (two lines):
+def position_sums(products: np.ndarray) -> np.ndarray:
+    """k * p (C, m, m) summed over the C input channels: (m, m), one term per kernel position,
+    whose m*m values add up to k . p as the D products do (for C = 1: the products themselves)."""
+    return products.sum(axis=0)
 
-        k . p = k_1 p_1 + ... + k_D p_D = <sum>        (at most `terms` products listed)
+
+def arithmetic(products: np.ndarray, b: float, sigma: float, terms: int = 9) -> str:
+    """The sum the layer computes at one location, written out:
+
+        k . p = sum of the D products k * p = t_1 + ... + t_{m*m} = <sum>
         sigma = k . p + b = <sum> + (<b>) = <sigma>     y = tanh(sigma) = <y>
 
-    products: k * p (C, m, m); sigma: the engine's (adaptive_conv2d), which the sum plus b
+    products: k * p (C, m, m). The terms t are `position_sums(products)`, the cells of the
+    k * p panel: the D products themselves for C = 1; for C > 1 each is the sum over the C
+    channels at one position, which a line of its own says (three lines, not two). At most
+    `terms` of them are listed. sigma: the engine's (adaptive_conv2d), which the sum plus b
     equals up to rounding."""
-    flat = products.reshape(-1)
+    c, d = products.shape[0], products.size
+    flat = position_sums(products).reshape(-1)
     listed = " ".join(f"{v:+.3f}" for v in flat[:terms]) + ("" if flat.size <= terms else f" ... ({flat.size} terms)")
-    dot = float(flat.sum())
-    return (f"k . p = sum of the {flat.size} products k * p = {listed} = {dot:+.4f}\n"
+    dot = float(products.sum())
+    per_position = ("" if c == 1 else
+                    f"sum over the {flat.size} positions of (k * p summed over the {c} channels)\n      = ")
+    return (f"k . p = sum of the {d} products k * p = {per_position}{listed} = {dot:+.4f}\n"
             f"sigma = k . p + b = {dot:+.4f} + ({b:+.4f}) = {sigma:+.4f}      y = tanh(sigma) = {np.tanh(sigma):+.4f}")
 
 
@@ -256,24 +271,28 @@ class Explorer:
         self.ax_field.set_xlim(-0.5, w - 0.5)
         self.ax_field.set_ylim(h - 0.5, -0.5)
 
-        # patch, w, Q p, k and the products k * p on one colour scale centred on 0, values in the cells
-        panels = [("patch p", shown["patch"]), ("w (fixed)", shown["w"]), ("Q p (from the patch)", shown["Qp"]),
-                  ("k = w + Q p", shown["k"]), ("k * p (their sum is k . p)", shown["products"])]
-        lim = max(limit(a) for _, a in panels) if self.scale is None else self.scale
+        # patch, w, Q p, k and the products k * p on one colour scale centred on 0, values in the
+        # cells (m, m); for C > 1 the mean over channels, but the sum for k * p, whose cells add up to k . p
+        mean = "" if c == 1 else "\n(mean over channels)"
+        panels = [("patch p" + mean, channel_view(shown["patch"])), ("w (fixed)" + mean, channel_view(shown["w"])),
+                  ("Q p (from the patch)" + mean, channel_view(shown["Qp"])),
+                  ("k = w + Q p" + mean, channel_view(shown["k"])),
+                  ("k * p (their sum is k . p)" if c == 1 else "k * p summed over channels\n(their sum is k . p)",
+                   position_sums(shown["products"]))]
+        lim = max(limit(cells) for _, cells in panels) if self.scale is None else self.scale
         self.cells_norm.set_clim(-lim, lim)
         self.cells_bar.set_label("value, one scale for all five\n" +
                                  ("fitted to this location" if self.scale is None else f"fixed: -{lim:g} to {lim:g}"))
         if self.small_size != m:  # first drawing, or a layer with another kernel size
             self._build_small_panels(m)
-        for ax, image, texts, (title, a) in zip(self.ax_small, self.small_images, self.small_texts, panels):
-            cells = channel_view(a)
+        for ax, image, texts, (title, cells) in zip(self.ax_small, self.small_images, self.small_texts, panels):
             image.set_data(cells)
             image.set_clim(-lim, lim)
             for (u, v), text in np.ndenumerate(texts):
                 label, color = cell_label(cells[u, v], self.cells_norm.norm)
                 text.set_text(label)
                 text.set_color(color)
-            ax.set_title(title + ("" if c == 1 else "\n(mean over channels)"), fontsize=10)
+            ax.set_title(title, fontsize=10)
 
         # the probabilities from the model's forward
         best = int(np.argmax(self.probabilities))
@@ -431,10 +450,11 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
     view = layer_view(model, np.asarray(image, dtype=np.float32)[None], layer, channel)        # K = 1 image
     module, x, kernels, qp, sigma = view.module, view.x, view.kernels[0], view.qp[0], view.sigma[0]
     y = np.tanh(sigma)                                                        # x (1, C, H', W'), sigma (Ho, Wo)
-    ho, wo, m = y.shape[0], y.shape[1], module.kernel_size
+    ho, wo, m, c = y.shape[0], y.shape[1], module.kernel_size, module.in_channels
     spots = [(i, j) for i in range(0, ho, step) for j in range(0, wo, step)]
     terms = {spot: products(kernels[spot], patches_at(x, module, *spot)[0]) for spot in spots}   # k * p (C, m, m)
-    lim = max(limit(kernels), max(limit(a) for a in terms.values()))
+    # the panels draw (m, m): the kernel's mean over channels, the products' sum (see `arithmetic`)
+    lim = max(limit(channel_view(kernels)), max(limit(position_sums(a)) for a in terms.values()))
 
     fig = Figure(figsize=(11, 3.6), dpi=64)  # 704 x 230 pixels
     left, middle, product_ax, right = fig.subplots(1, 4)
@@ -462,7 +482,7 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
 
     def frame(n: int):
         i, j = spots[n]
-        shown = {"k": channel_view(kernels[i, j]), "k * p": channel_view(terms[i, j])}
+        shown = {"k": channel_view(kernels[i, j]), "k * p": position_sums(terms[i, j])}
         box.set_xy((patch_origin(j, module) - 0.5, patch_origin(i, module) - 0.5))
         for art, texts, a in zip((kernel_art, product_art), cells, shown.values()):
             art.set_data(a)
@@ -474,8 +494,9 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
         out_art.set_data(filled)
         largest = np.abs(qp[i, j]).max()
         change = "blank patch: k = w" if largest == 0 else f"largest |Q p| = {largest:.2f}"
-        middle.set_title(f"kernel k at ({i}, {j})\n{change}", fontsize=10)
-        product_ax.set_title("k * p: the products\nthat add up to k . p", fontsize=10)
+        middle.set_title(f"kernel k at ({i}, {j}){'' if c == 1 else ', mean over channels'}\n{change}", fontsize=10)
+        product_ax.set_title("k * p: the products\nthat add up to k . p" if c == 1 else
+                             "k * p summed over channels:\nthey add up to k . p", fontsize=10)
         sums.set_text(arithmetic(terms[i, j], view.b, float(sigma[i, j])))
 
     # Each frame drawn into pixels, then all of them written as one GIF by Pillow (which
