@@ -255,6 +255,24 @@ def test_keys_change_image_digit_channel_and_layer():
     matplotlib.pyplot.close(e.fig)
 
 
+def test_an_input_that_is_not_28_pixels_wide():
+    from ack_numpy.models import AdaptiveLeNet
+
+    model = AdaptiveLeNet(kernel_sizes=(3, 3), adaptive=(True, True), image_size=32, rng=np.random.default_rng(0))
+    images = np.zeros((10, 1, 32, 32), dtype=np.float32)
+    e = Explorer(model, images, np.arange(10))                     # layer 0: 30x30 locations
+    send_mouse(e, "button_press_event", e.ax_input, 31, 31, button=1)
+    send_mouse(e, "button_release_event", e.ax_input, 31, 31, button=1)
+    assert e.image[31, 31] == 1.0                                  # the corner can be painted
+    send_mouse(e, "motion_notify_event", e.ax_input, 30, 30)
+    assert e.location == (29, 29) and e.input_box.get_bbox().bounds == (28.5, 28.5, 3.0, 3.0)
+    send_key(e, "l")                                               # layer 1 sees 15x15: 32/15 pixels each
+    send_mouse(e, "motion_notify_event", e.ax_input, 16, 16)       # layer-input pixel 7.5, so its patch starts at 6
+    assert e.location == (6, 6)
+    np.testing.assert_allclose(e.input_box.get_bbox().bounds, (6 * 32 / 15 - 0.5,) * 2 + (3 * 32 / 15,) * 2)
+    matplotlib.pyplot.close(e.fig)
+
+
 def test_explorer_rejects_bad_layer_channel_location():
     images, labels = synthetic_images()
     model = build_model("adaptive-lenet", seed=0)

@@ -91,7 +91,7 @@ def arithmetic(products: np.ndarray, b: float, sigma: float, terms: int = 9) -> 
 class Explorer:
     """One figure that shows, for the current input, the kernels of one adaptive layer and channel.
 
-    images: (N, 1, 28, 28) test images in [0, 1], labels: (N,). The input starts as
+    images: (N, 1, H, W) test images in [0, 1], labels: (N,). The input starts as
     images[index] and can be painted on; `location` is an output location (row, col) of the
     layer (default its centre, or if the patch there is blank the nearest one that is not;
     `start_note` then says so). scale: None draws the bottom row on a colour scale that fits
@@ -105,7 +105,7 @@ class Explorer:
         check_channel(self.module, channel)
         self.layer, self.channel = layer, channel
         self.index = select_image(labels, index=index)
-        self.image = images[self.index, 0].astype(np.float32).copy()   # (28, 28), what the mouse paints on
+        self.image = images[self.index, 0].astype(np.float32).copy()   # (H, W), what the mouse paints on
         self.drawn = False            # True once the mouse has changed the image
         self.painting = 0             # 0, or the mouse button held down on the input (1 paint, 3 erase)
         if scale is not None and not (np.isfinite(scale) and scale > 0):
@@ -158,7 +158,7 @@ class Explorer:
 
     def shown(self) -> dict:
         """The arrays drawn for the current location: k, w, Qp, patch, products = k * p
-        (C, m, m), b, sigma, y, probabilities (10,), and location, layer, channel, image (28, 28)."""
+        (C, m, m), b, sigma, y, probabilities (10,), and location, layer, channel, image (H, W)."""
         i, j = self.location
         patch = self.patch(i, j)
         return {"k": self.kernels[i, j], "w": self.w, "Qp": self.qp[i, j], "patch": patch,
@@ -248,9 +248,9 @@ class Explorer:
 
         # the input, with the patch outlined (for a deeper layer: the region its patch covers)
         self.input_art.set_data(self.image)
-        scale = 28 / h
-        r0, c0 = patch_origin(i, module) * scale, patch_origin(j, module) * scale
-        self.input_box.set_bounds(c0 - 0.5, r0 - 0.5, m * scale, m * scale)
+        rows, cols = self.image.shape[0] / h, self.image.shape[1] / w    # input pixels per layer-input pixel
+        r0, c0 = patch_origin(i, module) * rows, patch_origin(j, module) * cols
+        self.input_box.set_bounds(c0 - 0.5, r0 - 0.5, m * cols, m * rows)
         source = "drawn with the mouse" if self.drawn else f"test image {self.index} (digit {self.labels[self.index]})"
         self.ax_input.set_title(f"input: {source}", fontsize=10)
 
@@ -356,9 +356,10 @@ class Explorer:
 
     def paint(self, row: int, col: int, erase: bool = False) -> None:
         """A round 3-pixel brush: ink 1 at (row, col), 0.5 at its four neighbours (erase: 0 all five)."""
+        h, w = self.image.shape
         for dr, dc, ink in ((0, 0, 1.0), (-1, 0, 0.5), (1, 0, 0.5), (0, -1, 0.5), (0, 1, 0.5)):
             r, c = row + dr, col + dc
-            if 0 <= r < 28 and 0 <= c < 28:
+            if 0 <= r < h and 0 <= c < w:
                 self.image[r, c] = 0.0 if erase else max(self.image[r, c], ink)
         self.drawn = True
         self._compute()
@@ -368,13 +369,16 @@ class Explorer:
         """The output location whose patch is centred nearest the mouse (None if not over an image)."""
         if event.inaxes not in (self.ax_input, self.ax_field) or event.xdata is None:
             return None
-        scale = self.x.shape[1] / 28 if event.inaxes is self.ax_input else 1.0  # input pixels -> layer input
+        # input pixels -> layer-input pixels (the field is drawn in layer-input pixels already)
+        on_input = event.inaxes is self.ax_input
+        rows = self.x.shape[1] / self.image.shape[0] if on_input else 1.0
+        cols = self.x.shape[2] / self.image.shape[1] if on_input else 1.0
         centre = (self.module.kernel_size - 1) / 2
 
         def to_index(z: float) -> int:  # the patch of output index i starts at i*stride - padding
-            return int(round((z * scale - centre + self.module.padding) / self.module.stride))
+            return int(round((z - centre + self.module.padding) / self.module.stride))
 
-        return to_index(event.ydata), to_index(event.xdata)
+        return to_index(event.ydata * rows), to_index(event.xdata * cols)
 
     # ------------------------------------------------------------------------- event handlers
     def on_key(self, event) -> None:
