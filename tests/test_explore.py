@@ -109,6 +109,12 @@ def test_it_starts_at_the_centre_or_the_nearest_patch_with_ink():
     note = "the patch at the centre (13, 13) is blank (there k = w); starting at (13, 9), the nearest location with ink"
     assert tie.start_note == note and note in tie.help_text.get_text()
     assert inked_centre.start_note == blank.start_note == ""
+    # once the mouse points at a location the note is out of date: the first hover clears it
+    send_mouse(tie, "motion_notify_event", tie.ax_input, 14, 10)   # the patch of (13, 9) itself: no move
+    assert tie.location == (13, 9) and note not in tie.help_text.get_text()
+    assert "arrows move the location" in tie.help_text.get_text()
+    send_mouse(bar, "motion_notify_event", bar.ax_field, 20, 20)
+    assert bar.start_note and bar.start_note not in bar.help_text.get_text()
     for e in (bar, inked_centre, tie, blank):
         matplotlib.pyplot.close(e.fig)
 

@@ -422,8 +422,16 @@ class Explorer:
         if self.painting and event.inaxes is self.ax_input and event.xdata is not None:
             self.paint(int(round(event.ydata)), int(round(event.xdata)), erase=self.painting == 3)
         spot = self._location_under(event)
-        if spot is not None and spot != self.location:
+        if spot is None:
+            return
+        # the start note says where the window started; once the mouse picks a location it is out of date
+        clear_note = bool(self.start_note) and self.status == self.start_note
+        if clear_note:
+            self.status = ""
+        if spot != self.location:
             self.set_location(*spot)
+        elif clear_note:
+            self._redraw()
 
     def on_release(self, event) -> None:
         self.painting = 0
