@@ -202,6 +202,29 @@ def test_several_input_channels_show_the_sum_over_channels_of_k_times_p():
     matplotlib.pyplot.close(e.fig)
 
 
+def test_a_fast_drag_paints_a_line_not_dots(explorer):
+    explorer.show_image(0)
+    explorer.image[:] = 0.0
+    # a fast mouse: the motion events arrive many pixels apart
+    send_mouse(explorer, "button_press_event", explorer.ax_input, 20, 3, button=1)
+    send_mouse(explorer, "motion_notify_event", explorer.ax_input, 20, 22, button=1)
+    send_mouse(explorer, "motion_notify_event", explorer.ax_input, 10, 12, button=1)   # up and to the left
+    send_mouse(explorer, "button_release_event", explorer.ax_input, 10, 12, button=1)
+    assert explorer.image[20, 3:23].min() == 1.0                   # every pixel of the first line
+    for r in range(10, 21):                                        # the diagonal: one pixel of ink on every row
+        assert explorer.image[r, 12 + (r - 10) - 1 : 12 + (r - 10) + 2].max() == 1.0, r
+    # a drag that leaves the input and comes back elsewhere starts a new line there
+    send_mouse(explorer, "button_press_event", explorer.ax_input, 2, 2, button=1)
+    send_mouse(explorer, "motion_notify_event", explorer.ax_field, 2, 10, button=1)
+    send_mouse(explorer, "motion_notify_event", explorer.ax_input, 2, 25, button=1)
+    send_mouse(explorer, "button_release_event", explorer.ax_input, 2, 25, button=1)
+    assert explorer.image[2, 2] == explorer.image[2, 25] == 1.0 and explorer.image[2, 5:23].max() == 0.0
+    # releasing ends the stroke: the next press does not join it to the last (2, 25)
+    send_mouse(explorer, "button_press_event", explorer.ax_input, 26, 26, button=1)
+    send_mouse(explorer, "button_release_event", explorer.ax_input, 26, 26, button=1)
+    assert explorer.image[26, 26] == 1.0 and explorer.image[5:18, 23:28].max() == 0.0
+
+
 def test_space_plays_the_sweep_in_the_window_and_pauses_it(explorer):
     explorer.set_location(0, 23)
     send_key(explorer, " ")

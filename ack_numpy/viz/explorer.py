@@ -108,6 +108,7 @@ class Explorer:
         self.image = images[self.index, 0].astype(np.float32).copy()   # (H, W), what the mouse paints on
         self.drawn = False            # True once the mouse has changed the image
         self.painting = 0             # 0, or the mouse button held down on the input (1 paint, 3 erase)
+        self.last_painted = None      # the pixel (row, col) the stroke being painted reached last
         if scale is not None and not (np.isfinite(scale) and scale > 0):
             raise ValueError(f"the colour scale must be a positive number, got {scale!r}")
         self.scale = scale
@@ -354,15 +355,21 @@ class Explorer:
             self.status = "sweep paused: space plays on"
         self._redraw()
 
-    def paint(self, row: int, col: int, erase: bool = False) -> None:
-        """A round 3-pixel brush: ink 1 at (row, col), 0.5 at its four neighbours (erase: 0 all five)."""
+    def paint(self, row: int, col: int, erase: bool = False, start: tuple[int, int] | None = None) -> None:
+        """A round 3-pixel brush: ink 1 at (row, col), 0.5 at its four neighbours (erase: 0 all five).
+
+        start: where the stroke was painted last; the brush then goes over every pixel of the
+        straight line from there (`line_pixels`), since a fast drag sends its motion events
+        several pixels apart and would otherwise leave separate dots."""
         h, w = self.image.shape
-        for dr, dc, ink in ((0, 0, 1.0), (-1, 0, 0.5), (1, 0, 0.5), (0, -1, 0.5), (0, 1, 0.5)):
-            r, c = row + dr, col + dc
-            if 0 <= r < h and 0 <= c < w:
-                self.image[r, c] = 0.0 if erase else max(self.image[r, c], ink)
+        for r0, c0 in line_pixels(start or (row, col), (row, col)):
+            for dr, dc, ink in ((0, 0, 1.0), (-1, 0, 0.5), (1, 0, 0.5), (0, -1, 0.5), (0, 1, 0.5)):
+                r, c = r0 + dr, c0 + dc
+                if 0 <= r < h and 0 <= c < w:
+                    self.image[r, c] = 0.0 if erase else max(self.image[r, c], ink)
+        self.last_painted = (row, col)
         self.drawn = True
-        self._compute()
+        self._compute()     # once per event, not per pixel of the line: this is the slow part
         self._redraw()
 
     def _location_under(self, event) -> tuple[int, int] | None:
@@ -420,7 +427,10 @@ class Explorer:
 
     def on_motion(self, event) -> None:
         if self.painting and event.inaxes is self.ax_input and event.xdata is not None:
-            self.paint(int(round(event.ydata)), int(round(event.xdata)), erase=self.painting == 3)
+            self.paint(int(round(event.ydata)), int(round(event.xdata)), erase=self.painting == 3,
+                       start=self.last_painted)
+        elif self.painting:
+            self.last_painted = None   # the drag left the input: where it comes back, a new line starts
         spot = self._location_under(event)
         if spot is None:
             return
@@ -435,6 +445,17 @@ class Explorer:
 
     def on_release(self, event) -> None:
         self.painting = 0
+        self.last_painted = None
+
+
+def line_pixels(start: tuple[int, int], end: tuple[int, int]) -> list[tuple[int, int]]:
+    """The pixels (row, col) of the straight line from start to end, both included: one per
+    step along the longer of the two directions, so each touches the one before."""
+    (r0, c0), (r1, c1) = start, end
+    steps = max(abs(r1 - r0), abs(c1 - c0))
+    rows = np.rint(np.linspace(r0, r1, steps + 1)).astype(int)
+    cols = np.rint(np.linspace(c0, c1, steps + 1)).astype(int)
+    return list(zip(rows.tolist(), cols.tolist()))
 
 
 def free_keys() -> None:
