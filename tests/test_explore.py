@@ -320,8 +320,8 @@ def test_sweep_gif_frames_and_size(tmp_path):
     assert frames == 5 * 5                                          # rows and columns 0, 6, 12, 18, 24 of 26
     with Image.open(path) as gif:
         assert gif.n_frames == frames
-        assert gif.size == (704, 230)                   # figsize (11, 3.6) at 64 dpi
-    assert path.stat().st_size < 2_000_000
+        assert gif.size == (1100, 360)                  # figsize (11, 3.6) at 100 dpi
+    assert path.stat().st_size < 500_000
 
 
 # ----------------------------------------------------------------------------- the command
