@@ -1,12 +1,16 @@
 """Pictures of the dynamic kernels: see the kernel each input produces.
 
-    kernels.py   the arrays: dynamic kernels, Q filters, distances, feature maps (no drawing)
-    figures.py   plot_kernel_field, plot_q_filters, plot_digit_kernels, plot_adaptation,
-                 plot_feature_maps: each draws from a LayerView (`layer_view`: the layer,
-                 its input, kernels and outputs, computed once) and returns (Figure, arrays drawn)
-    curves.py    plot_training_curves: test accuracy and loss per epoch of run folders
-    evolution.py KernelRecorder (an on_epoch_end callback) and plot_kernel_evolution:
-                 the kernels at fixed test images and locations after every epoch
+    kernels.py     the arrays: dynamic kernels, Q filters, distances, feature maps (no drawing)
+    figures.py     plot_kernel_field, plot_q_filters, plot_digit_kernels, plot_adaptation,
+                   plot_feature_maps: each draws from a LayerView (`layer_view`: the layer,
+                   its input, kernels and outputs, computed once) and returns (Figure, arrays drawn)
+    curves.py      plot_training_curves: test accuracy and loss per epoch of run folders
+    evolution.py   KernelRecorder (an on_epoch_end callback) and plot_kernel_evolution:
+                   the kernels at fixed test images and locations after every epoch
+    run_figures.py what `train --visualize` adds to a run: the recorder it trains with, and
+                   draw_run, the run's figures once it has ended
+    explorer.py    `python -m ack_numpy explore`: a window that recomputes the kernels (from a
+                   LayerView) as you point and draw, and the GIF of the kernel sweeping an image
 
 `write_figures` is what `python -m ack_numpy visualize` runs: it loads a checkpoint and
 the MNIST test set and writes figures 1-5 as PNGs into one folder (`write_model_figures`

@@ -8,7 +8,8 @@ output location l = (i, j) is
 
     k_o(l) = Q_o p_l + w_o      (D,) -> reshaped (C, m, m)
 
-where p_l is the patch under l. `figures.py` turns these arrays into PNGs.
+where p_l is the patch under l. `figures.py` turns these arrays into PNGs, `explorer.py`
+into a window and a GIF.
 """
 from __future__ import annotations
 
