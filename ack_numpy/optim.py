@@ -80,13 +80,20 @@ class Optimizer:
         return {}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        check_state(state)
+        check_state(state, self.state_dict())
 
 
-def check_state(state) -> None:
+def check_state(state, own: dict) -> None:
+    """A dict, with no entry this optimiser does not have (`own`: its state_dict): a state
+    for more parameters, or of another optimiser, is refused rather than half loaded."""
     if not isinstance(state, dict):
         raise TypeError(f"load_state_dict needs a dict of name -> array (what state_dict() returns), "
                         f"got {type(state).__name__}")
+    unexpected = sorted(set(state) - set(own), key=str)
+    if unexpected:
+        raise ValueError(f"optimizer state has entries this optimizer does not have: {unexpected[:5]}"
+                         f"{' ...' if len(unexpected) > 5 else ''} (a state for other parameters, or of "
+                         f"another optimizer?)")
 
 
 class SGD(Optimizer):
@@ -113,7 +120,7 @@ class SGD(Optimizer):
         return {f"velocity.{i}": v for i, v in enumerate(self.velocity)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        check_state(state)
+        check_state(state, self.state_dict())
         self.velocity = [_restore(state, f"velocity.{i}", p) for i, p in enumerate(self.params)]
 
 
@@ -160,7 +167,7 @@ class Adam(Optimizer):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         # Every entry is checked before any is kept: a refused state leaves the optimiser as it was.
-        check_state(state)
+        check_state(state, self.state_dict())
         t = _restore_step(state)
         m = [_restore(state, f"m.{i}", p) for i, p in enumerate(self.params)]
         v = [_restore(state, f"v.{i}", p) for i, p in enumerate(self.params)]

@@ -297,3 +297,13 @@ def test_load_state_dict_refuses_values_too_large_for_the_parameters_dtype():
     with pytest.raises(ValueError, match="state_dict entry 'weight' holds values too large for float32"):
         layer.load_state_dict({"weight": np.full((2, 1), 1e300), "bias": np.zeros(2)})
     assert np.array_equal(layer.weight.data, before)
+
+
+def test_an_optimizer_state_for_other_parameters_is_refused_not_half_loaded():
+    from ack_numpy.nn import Linear
+    from ack_numpy.optim import Adam
+
+    two = Adam(Linear(2, 2).parameters())
+    one = Adam(list(Linear(2, 2).parameters())[:1])
+    with pytest.raises(ValueError, match=r"optimizer state has entries this optimizer does not have: \['m.1', 'v.1'\]"):
+        one.load_state_dict(two.state_dict())
