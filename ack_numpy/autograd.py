@@ -50,6 +50,7 @@ shapes and dtypes), from `Tensor.from_op`, the one place every op passes through
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import zlib
@@ -463,7 +464,11 @@ def float_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, np.ma.MaskedArray):
         raise TypeError("a Tensor cannot hold a masked array (its mask would be dropped): "
                         "fill the masked entries first, e.g. Tensor(x.filled(0.0))")
-    source = np.asarray(data)
+    try:
+        source = np.asarray(data)
+    except ValueError:  # nested lists of different lengths
+        raise ValueError("a Tensor needs a rectangular array: nested lists of different lengths "
+                         "(every row the same length) cannot be one") from None
     if dtype is not None and np.dtype(dtype) not in FLOAT_DTYPES:
         raise TypeError(f"a Tensor holds float32 or float64, not dtype={np.dtype(dtype)}")
     if source.dtype in FLOAT_DTYPES and dtype is None:
@@ -551,10 +556,17 @@ def as_tensor(value: ArrayLike, like: Tensor | None = None) -> Tensor:
     if like is not None and np.isscalar(value):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"only real numbers combine with a Tensor, got {value!r}")
+        try:
+            as_float = float(value)  # a Python int of any size, first as a Python float
+        except OverflowError:  # an int beyond every float (10**400)
+            as_float = math.inf
         with np.errstate(over="ignore"):
-            number = np.asarray(value, dtype=like.dtype)
-        if np.isfinite(value) and not np.isfinite(number):
-            raise OverflowError(f"the number {value!r} does not fit in {like.dtype} (largest: "
+            number = np.asarray(as_float, dtype=like.dtype)
+        finite = isinstance(value, (int, np.integer)) or math.isfinite(value)
+        if finite and not np.isfinite(number):
+            shown = repr(value) if len(repr(value)) <= 24 else f"{as_float:.3g}" if math.isfinite(as_float) \
+                else f"of {len(str(abs(int(value))))} digits"
+            raise OverflowError(f"the number {shown} does not fit in {like.dtype} (largest: "
                                 f"{np.finfo(like.dtype).max:.3g}), the dtype of the Tensor it combines with")
         return Tensor(number)
     return Tensor(value)
