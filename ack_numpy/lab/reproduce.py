@@ -291,8 +291,9 @@ def write_markdown(summary: dict, path: Path, command: str) -> None:
               "(`ack_numpy/lab/stats.py`). HOLDS means: for the first claim, at most LeNet / 66 parameters with "
               "a mean and a median final test accuracy of at least 99%; for the ablations, a 95% Welch interval "
               "that lies above 0. Differences are in percentage points. The interval and p measure how much the "
-              "result moves from seed to seed on this one test set of 10,000 images; the sampling error of the "
-              "test set itself (about 0.1 points at 99%) is not in them, though it is largely shared by two "
+              f"result moves from seed to seed on this one test set of {summary['test_images']:,} images; the "
+              f"sampling error of the test set itself (about {100 * math.sqrt(0.99 * 0.01 / summary['test_images']):.1f} "
+              "points at 99%) is not in them, though it is largely shared by two "
               "models scored on the same images.", "",
               "## Final test accuracy over seeds", "",
               "| model | parameters | LeNet / params | seeds | mean | sd | median | min-max | epochs to 99% (median; per seed) | s/epoch |",
