@@ -245,7 +245,7 @@ def draw_tile(ax, values, title, limit):
     """A 3x3 filter in red (> 0) and blue (< 0), white at 0, with its values written in."""
     drawn_image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit)
     for (r, c), v in np.ndenumerate(values):
-        ax.text(c, r, f"{v:+.2f}", ha="center", va="center", fontsize=6,
+        ax.text(c, r, f"{v:+.2f}", ha="center", va="center", fontsize=8,
                 color="white" if abs(v) > 0.6 * limit else "black")
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
@@ -253,18 +253,21 @@ def draw_tile(ax, values, title, limit):
     return drawn_image
 
 
-fig, axes = plt.subplots(1, D + 1, figsize=(1.45 * (D + 1) + 1.5, 2.6), layout="constrained",
-                         gridspec_kw={"width_ratios": [1] * D + [1.25]})
+columns = (D + 2) // 2                          # the D eigen-filters and w in two rows, readable at page width
+fig, axes = plt.subplots(2, columns, figsize=(1.9 * columns + 1.2, 4.9), layout="constrained")
+axes = axes.ravel()
 lim = np.abs(eigenvectors).max()
 for i, ax in enumerate(axes[:D]):
     tile = draw_tile(ax, eigenvectors[:, i].reshape(m, m), f"v_{i + 1}\nlambda={eigenvalues[i]:+.2f}", lim)
-fig.colorbar(tile, ax=axes[:D], shrink=0.7, pad=0.01, label="v_i entry (unit length)")
+fig.colorbar(tile, ax=list(axes[:D]), shrink=0.6, pad=0.01, label="v_i entry (unit length)")
 w_lim = np.abs(layer.w.data[channel]).max()   # its own scale, centred on 0: white is 0
 tile = draw_tile(axes[D], layer.w.data[channel].reshape(m, m), f"w_{channel} (linear)\nits own scale", w_lim)
-fig.colorbar(tile, ax=axes[D], shrink=0.7, pad=0.01, label="w entry")
-fig.suptitle(f"Channel {channel}: eigen-filters v_i of the symmetric part of Q, sigma = "
-             f"sum_i lambda_i (v_i.p)^2 + w.p + b. The sign of each v_i is arbitrary "
-             f"(-v_i gives the same (v_i.p)^2); lambda's sign is not.", fontsize=9)
+fig.colorbar(tile, ax=axes[D], location="bottom", shrink=0.8, pad=0.02, label="w entry")
+for ax in axes[D + 1:]:
+    ax.axis("off")
+fig.suptitle(f"Channel {channel}: eigen-filters v_i of the symmetric part of Q, "
+             f"sigma = sum_i lambda_i (v_i.p)^2 + w.p + b.\nThe sign of each v_i is arbitrary "
+             f"(-v_i gives the same (v_i.p)^2); lambda's sign is not.", fontsize=10)
 save(fig, "05_q_eigenfilters.png")
 
 # %% [markdown]
