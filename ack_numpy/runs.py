@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import errno
 import json
 import os
@@ -94,10 +95,29 @@ def read_metrics(path: str | Path) -> list[dict]:
             raise ValueError(f"{path}, line {n}: {cells} cells where the header has "
                              f"{len([k for k in row if k is not None])} (cut short or edited?)")
         try:
-            found.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
+            values = {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
         except ValueError:
             raise ValueError(f"{path}, line {n}: not a row of numbers (cut short or edited?)") from None
+        problem = impossible_metric(values, expected_epoch=len(found) + 1)
+        if problem:
+            raise ValueError(f"{path}, line {n}: {problem} (edited?)")
+        found.append(values)
     return found
+
+
+def impossible_metric(row: dict, expected_epoch: int) -> str | None:
+    """What no training writes into a metrics row: epochs out of order, an accuracy outside
+    0..1, a loss, time or learning rate that is negative or not finite."""
+    if "epoch" in row and row["epoch"] != expected_epoch:
+        return f"epoch {row['epoch']} where epoch {expected_epoch} comes"
+    for name, value in row.items():
+        if name == "epoch":
+            continue
+        if not math.isfinite(value) or value < 0:
+            return f"{name} {value:g} is not a finite number >= 0"
+        if name.endswith("_acc") and value > 1:
+            return f"{name} {value:g} is not an accuracy between 0 and 1"
+    return None
 
 
 # ----------------------------------------------------------------------------- one writer at a time

@@ -138,3 +138,19 @@ def test_a_metrics_row_cut_short_says_how_many_cells_it_has(tmp_path):
     path.write_text("epoch,train_loss\n1,0.3,0.9\n")
     with pytest.raises(ValueError, match="line 2: 3 cells where the header has 2"):
         read_metrics(path)
+
+
+@pytest.mark.parametrize("row, problem", [
+    ("1,nan,0.9,0.08,0.97,15.2,0.003", "train_loss nan is not a finite number >= 0"),
+    ("1,0.3,0.9,inf,0.97,15.2,0.003", "test_loss inf is not a finite number >= 0"),
+    ("1,0.3,0.9,0.08,5.0,15.2,0.003", "test_acc 5 is not an accuracy between 0 and 1"),
+    ("1,0.3,0.9,0.08,0.97,-1,0.003", "seconds -1 is not a finite number >= 0"),
+    ("2,0.3,0.9,0.08,0.97,15.2,0.003", "epoch 2 where epoch 1 comes"),
+])
+def test_a_metrics_row_no_training_writes_is_refused(tmp_path, row, problem):
+    from ack_numpy.runs import read_metrics
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,train_loss,train_acc,test_loss,test_acc,seconds,lr\n" + row + "\n")
+    with pytest.raises(ValueError, match=f"line 2: {problem} \\(edited\\?\\)"):
+        read_metrics(path)
