@@ -120,6 +120,14 @@ def test_a_median_file_with_changed_weights_is_refused(reproduction, capsys):
     assert "adaptive-lenet-median.npz is not the median checkpoint of this study: its bytes are not those" in line
 
 
+def test_a_median_file_cut_short_is_refused(reproduction, capsys):
+    median = reproduction / "adaptive-lenet-median.npz"
+    median.write_bytes(median.read_bytes()[:20000])
+    line = refused(report(reproduction), reproduction, capsys)
+    assert "adaptive-lenet-median.npz is not the median checkpoint of this study: it cannot be read" in line
+    assert line.endswith("refusing to report it (restore the file, or remove it to have it written again)")
+
+
 def test_a_report_that_cannot_write_one_file_writes_none(reproduction, capsys):
     (reproduction / "accuracy.png").unlink()
     (reproduction / "accuracy.png").mkdir()  # a folder where the figure goes

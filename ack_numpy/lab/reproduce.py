@@ -401,11 +401,16 @@ def _file_seed(path: Path, runs: list[Run]) -> int | None:
     is known to be what its name says: adaptive-lenet, with exactly the metrics of that
     seed's run folder. Anything else (another model, a file from another study) is refused,
     naming the file: a report never vouches for a file it has not checked."""
-    from ..checkpoint import read_meta
+    from ..checkpoint import CheckpointError, read_meta
 
     if not path.exists():
         return None
-    meta = read_meta(path)
+    try:
+        meta = read_meta(path)
+    except CheckpointError as err:  # cut short, or not a checkpoint at all
+        raise ValueError(f"{quote_path(path)} is not the median checkpoint of this study: it cannot be read "
+                         f"({err}); refusing to report it (restore the file, or remove it to have it written "
+                         f"again)") from None
     seed = meta.get("config", {}).get("seed")
     run = next((r for r in runs if r.name == f"adaptive-lenet-seed{seed}"), None)
     problem = None
