@@ -155,7 +155,9 @@ def verified_rows(run: Run, evaluate_checkpoint: bool = True) -> list[dict] | No
         if "checks_sha256" in record or (run.folder / CHECKS_NAME).exists():
             guarded.append(("checks_sha256", run.folder / CHECKS_NAME))
         for key, path in guarded:
-            if not path.exists() or record.get(key) != sha256(path):
+            if not path.exists():
+                raise _fail(run, f"{path.name} is missing, though its {RECORD_NAME} was made from one (removed?)")
+            if record.get(key) != sha256(path):
                 raise _fail(run, f"{path.name} is not the file its {RECORD_NAME} was made from (edited?)")
     return rows if run.until is not None else rows[: run.config.epochs]
 
@@ -166,7 +168,7 @@ def read_record(run: Run, path: Path) -> dict | None:
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise _fail(run, f"{RECORD_NAME} cannot be read ({err})") from None
+        raise _fail(run, f"{RECORD_NAME} cannot be read ({err}; cut short or edited?)") from None
     if not isinstance(record, dict) or record.get("run") != run.folder.name:
         raise _fail(run, f"{RECORD_NAME} is not this run's record (it names {record.get('run')!r})"
                     if isinstance(record, dict) else f"{RECORD_NAME} is not a record")
