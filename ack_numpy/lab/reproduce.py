@@ -39,7 +39,8 @@ from ..files import atomic_write, quote_path
 from ..models import LENET_PARAMETERS, PAPER_BUDGET, build_model
 from .variants import EQUAL_WIDTH_OPTIONS
 from ..train import CHECKPOINT_NAME, TrainConfig, read_metrics
-from .records import (RECORD_NAME, check_report_may_replace, check_report_outputs, correct_of, image_counts, read_record, sha256, summary_text,
+from .records import (RECORD_NAME, SummaryError, check_report_may_replace, check_report_outputs, correct_of, image_counts,
+                      read_record, read_summary, sha256, summary_text,
                       verified_rows)
 from .runner import Run, run_commands, run_all
 from .stats import compare, describe, mcnemar_p
@@ -396,11 +397,14 @@ def _same_metrics(a: list[dict], b: list[dict]) -> bool:
            [{k: v for k, v in r.items() if k != "seconds"} for r in b]
 
 
-def _file_seed(path: Path, runs: list[Run]) -> int | None:
+def _file_seed(path: Path, runs: list[Run], written: str | None = None) -> int | None:
     """The seed of the median checkpoint already in `path` (None if there is none), once it
     is known to be what its name says: adaptive-lenet, with exactly the metrics of that
-    seed's run folder. Anything else (another model, a file from another study) is refused,
-    naming the file: a report never vouches for a file it has not checked."""
+    seed's run folder, and the bytes of that run's checkpoint (its record's digest) or of
+    the file the last report wrote there (`written`: a median trained again has other
+    bytes, its timings and zip dates differ). Anything else (another model, a file from
+    another study, weights changed in place) is refused, naming the file: a report never
+    vouches for a file it has not checked."""
     from ..checkpoint import CheckpointError, read_meta
 
     if not path.exists():
@@ -408,7 +412,7 @@ def _file_seed(path: Path, runs: list[Run]) -> int | None:
     try:
         meta = read_meta(path)
     except CheckpointError as err:  # cut short, or not a checkpoint at all
-        raise ValueError(f"{quote_path(path)} is not the median checkpoint of this study: it cannot be read "
+        raise CheckpointError(f"{quote_path(path)} is not the median checkpoint of this study: it cannot be read "
                          f"({err}); refusing to report it (restore the file, or remove it to have it written "
                          f"again)") from None
     seed = meta.get("config", {}).get("seed")
@@ -422,7 +426,7 @@ def _file_seed(path: Path, runs: list[Run]) -> int | None:
         problem = f"its metrics are not those of {run.folder / 'metrics.csv'}"
     else:  # a copy of the run's checkpoint has its bytes: weights edited in place are caught here
         recorded = (read_record(run, run.folder / RECORD_NAME) or {}).get("checkpoint_sha256")
-        if recorded is not None and recorded != sha256(path):
+        if recorded is not None and sha256(path) not in (recorded, written):
             problem = (f"its bytes are not those of the checkpoint {run.folder / RECORD_NAME} names "
                        f"(its weights were changed?)")
     if problem:
@@ -462,6 +466,14 @@ def median_checkpoint(out: Path, runs: list[Run], seed: int, log,
                                f"so every run must be trained again here")
         source = again.folder / CHECKPOINT_NAME
     return source, _new_median_name(target, source, seed, log)
+
+
+def _median_written(out: Path) -> str | None:
+    """The digest of the median file the last report in `out` wrote (None if none is known)."""
+    try:
+        return read_summary(out / "results.json").get("median_file_sha256")
+    except (SummaryError, OSError):
+        return None
 
 
 def write_median(source: Path, target: Path) -> None:
@@ -513,13 +525,17 @@ def reproduce(out: str | Path, seeds: int = 10, epochs: int = 10, jobs: int = 1,
     summary["median_checkpoint_seed"] = best
     # Everything that can refuse comes before anything is written: a corrupt median file
     # already there fails here and leaves the folder as it was.
-    fixed_seed = _file_seed(out / MEDIAN_NAME, runs)
+    check_report_outputs(out, ["results.json", "results.md", "accuracy.png"])
+    fixed_seed = _file_seed(out / MEDIAN_NAME, runs, written=_median_written(out))
     median = None if best is None else median_checkpoint(out, runs, best, log, train_again=not report_only)
     median_file = None if median is None else median[1]
+    if median is not None and not median[1].exists():
+        check_report_outputs(out, [median[1].name])
     summary["median_checkpoint_file"] = None if median_file is None else median_file.name
     summary["median_checkpoint_file_seed"] = best if median_file == out / MEDIAN_NAME else fixed_seed
-    check_report_outputs(out, ["results.json", "results.md", "accuracy.png"]
-                         + ([] if median is None or median[1].exists() else [median[1].name]))
+    fixed = out / MEDIAN_NAME  # the digest of what that file holds once this report is written
+    summary["median_file_sha256"] = (sha256(median[0]) if median is not None and median[1] == fixed
+                                     else sha256(fixed) if fixed.exists() else None)
     with atomic_write(out / "results.json", "w") as f:
         f.write(summary_text(summary))
     write_markdown(summary, out / "results.md", command)
