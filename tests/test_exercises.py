@@ -210,6 +210,15 @@ def test_half_a_reply_and_then_silence_is_stopped_at_the_time_limit(tmp_path):
     assert time.monotonic() - started < 60
 
 
+def test_an_answer_that_closes_its_reply_channel_and_carries_on_is_stopped(tmp_path):
+    body = "os.close(int(os.environ['ACK_CHECK_REPLY_FD'])); import time; time.sleep(600)"
+    started = time.monotonic()
+    result = run_cli("03", "--answers", str(answers_file(tmp_path, body)), "--time-limit", "3", cwd=tmp_path)
+    assert verdicts(result)[0] == ("exercise 03.1 adaptive_kernel: wrong. it closed its reply channel and did not "
+                                   "finish within 3 s")
+    assert time.monotonic() - started < 60
+
+
 def test_an_answer_that_rewrites_the_checker_gets_no_verdict(tmp_path):
     import shutil
 

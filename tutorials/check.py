@@ -16,7 +16,9 @@ checker sends the inputs and the child sends back only the values your function
 returned, as plain data (JSON: numbers, arrays of numbers, tuples, strings); the
 checker compares them itself. So nothing your file does (sys.exit, an endless loop,
 Ctrl-C, changing the checker's functions) can make a wrong answer pass: it is reported
-as what it was. What you print goes to stderr, apart from the verdicts on stdout.
+as what it was. (Your file runs as you, so it could still rewrite files on disk, the
+checker's or the package's: the checker notices a change to its own files and gives no
+verdict then; it is a teaching aid, not a sandbox.) What you print goes to stderr, apart from the verdicts on stdout.
 """
 from __future__ import annotations
 
@@ -421,6 +423,9 @@ class AnswerProcess:
         except AnswerFailed as failure:
             self.close()
             raise AnswerFailed(f"does not run: loading it failed ({failure})") from None
+        except BaseException:  # Ctrl-C or a stop signal while the file loads: end the child too
+            self.close()
+            raise
         if "load_error" in hello:
             self.close()
             raise AnswerFailed(f"does not run: {hello['load_error']}")
@@ -473,7 +478,10 @@ class AnswerProcess:
         return message
 
     def _ended(self) -> str:
-        code = self.process.wait()
+        try:  # the reply channel closed: the process is ending, or closed it and carries on
+            code = self.process.wait(timeout=max(self.deadline - time.monotonic(), 1.0))
+        except subprocess.TimeoutExpired:
+            return f"it closed its reply channel and did not finish within {self.limit:g} s"
         return f"its process ended without a result (exit status {code})"
 
     def close(self) -> None:
@@ -521,11 +529,20 @@ def check(number: str, answers) -> list[tuple[str, str, str]]:
     return results
 
 
-def checker_digest() -> str:
-    """SHA-256 of the checker's own files: an answer runs as the same user and could rewrite them."""
+CHECKER_FILES = (Path(__file__).resolve(), HERE / "tutorial_setup.py")
+CHANGED = ("changed the checker's own files (tutorials/check.py or tutorial_setup.py) while it ran: no verdict; "
+           "restore them (git checkout -- tutorials/check.py tutorials/tutorial_setup.py) before checking again")
+
+
+def checker_digest() -> str | None:
+    """SHA-256 of the checker's own files (None if one is gone): an answer runs as the same
+    user and could rewrite them, and the next run would be judged by the changed code."""
     digest = hashlib.sha256()
-    for own in (Path(__file__).resolve(), HERE / "tutorial_setup.py"):
-        digest.update(own.read_bytes())
+    try:
+        for own in CHECKER_FILES:
+            digest.update(own.read_bytes())
+    except OSError:
+        return None
     return digest.hexdigest()
 
 
@@ -536,18 +553,26 @@ def check_file(number: str, path: Path, time_limit: float) -> list[tuple[str, st
     results, own_files = [], checker_digest()
     for position, (name, checker) in enumerate(CHECKS[number], 1):
         label = f"{number}.{position} {name}"
-        answers = AnswerProcess(path, time_limit)
         try:
-            if name not in answers.functions:
-                results.append((label, "not done", f"there is no function {name}"))
-                continue
-            results.append((label, *check_one(checker, lambda *args, name=name: answers.call(name, *args))))
-        finally:
-            answers.close()
+            results.append((label, *check_in_child(number, name, checker, path, time_limit)))
+        except AnswerFailed:  # the file did not load: it may have changed the checker while loading
             if checker_digest() != own_files:
-                raise AnswerFailed("changed the checker's own files (tutorials/check.py or tutorial_setup.py) while "
-                                   "it ran: no verdict; restore them (git checkout tutorials/) before checking again")
+                raise AnswerFailed(CHANGED) from None
+            raise
+        if checker_digest() != own_files:
+            raise AnswerFailed(CHANGED)
     return results
+
+
+def check_in_child(number: str, name: str, checker: Callable, path: Path, time_limit: float) -> tuple[str, str]:
+    """(verdict, message) of one exercise, its answer run in a child process of its own."""
+    answers = AnswerProcess(path, time_limit)
+    try:
+        if name not in answers.functions:
+            return "not done", f"there is no function {name}"
+        return check_one(checker, lambda *args: answers.call(name, *args))
+    finally:
+        answers.close()
 
 
 def load_answers(path: Path) -> ModuleType:
