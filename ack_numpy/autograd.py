@@ -53,6 +53,7 @@ import contextlib
 import math
 import os
 import sys
+import warnings
 import zlib
 from typing import Callable, Iterator, Sequence, Union
 
@@ -464,11 +465,16 @@ def float_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, np.ma.MaskedArray):
         raise TypeError("a Tensor cannot hold a masked array (its mask would be dropped): "
                         "fill the masked entries first, e.g. Tensor(x.filled(0.0))")
+    ragged = ValueError("a Tensor needs a rectangular array of numbers: these nested lists have rows of "
+                        "different lengths, or hold things that are not numbers")
     try:
-        source = np.asarray(data)
-    except ValueError:  # nested lists of different lengths
-        raise ValueError("a Tensor needs a rectangular array: nested lists of different lengths "
-                         "(every row the same length) cannot be one") from None
+        with warnings.catch_warnings():  # NumPy < 1.24 makes an object array of ragged lists, with a warning
+            warnings.simplefilter("ignore")
+            source = np.asarray(data)
+    except ValueError:  # NumPy >= 1.24: ragged lists are an error
+        raise ragged from None
+    if source.dtype == object and isinstance(data, (list, tuple)):
+        raise ragged
     if dtype is not None and np.dtype(dtype) not in FLOAT_DTYPES:
         raise TypeError(f"a Tensor holds float32 or float64, not dtype={np.dtype(dtype)}")
     if source.dtype in FLOAT_DTYPES and dtype is None:
@@ -482,7 +488,7 @@ def float_array(data, dtype=None) -> np.ndarray:
             overflowed = ~np.isfinite(converted)
         if overflowed.any():
             raise ValueError(f"values too large for {np.dtype(dtype)} (largest |value| "
-                             f"{float(np.abs(source[overflowed]).max()):.3g}): a Tensor never holds "
+                             f"{number_text(np.abs(source[overflowed]).max())}): a Tensor never holds "
                              f"an infinity the data did not have")
         return converted
     hint = ": convert it explicitly, e.g. Tensor(x, dtype=np.float32)" if source.dtype.kind in "fiub" else ""
@@ -547,6 +553,17 @@ def debug_line(op: str, inputs: Sequence[Tensor], out: Tensor) -> str:
     return f"ack: {op} {', '.join(describe(t) for t in inputs)} -> {describe(out)}{recorded}"
 
 
+def number_text(value) -> str:
+    """A number as a message shows it: short, even for an integer of thousands of digits
+    (whose str() Python may refuse to make)."""
+    if isinstance(value, (int, np.integer)):
+        bits = abs(int(value)).bit_length()
+        if bits > 64:
+            return f"2^{bits - 1} or more in size (an integer of about {int(bits * math.log10(2)) + 1} digits)"
+        return str(int(value))
+    return np.format_float_scientific(value, precision=2, trim="-")  # also a long double beyond float64
+
+
 def as_tensor(value: ArrayLike, like: Tensor | None = None) -> Tensor:
     """Wrap arrays and numbers in a (constant) Tensor; pass Tensors through.
 
@@ -562,11 +579,9 @@ def as_tensor(value: ArrayLike, like: Tensor | None = None) -> Tensor:
             as_float = math.inf
         with np.errstate(over="ignore"):
             number = np.asarray(as_float, dtype=like.dtype)
-        finite = isinstance(value, (int, np.integer)) or math.isfinite(value)
+        finite = isinstance(value, (int, np.integer)) or bool(np.isfinite(value))
         if finite and not np.isfinite(number):
-            shown = repr(value) if len(repr(value)) <= 24 else f"{as_float:.3g}" if math.isfinite(as_float) \
-                else f"of {len(str(abs(int(value))))} digits"
-            raise OverflowError(f"the number {shown} does not fit in {like.dtype} (largest: "
+            raise OverflowError(f"the number {number_text(value)} does not fit in {like.dtype} (largest: "
                                 f"{np.finfo(like.dtype).max:.3g}), the dtype of the Tensor it combines with")
         return Tensor(number)
     return Tensor(value)
