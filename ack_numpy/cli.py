@@ -219,15 +219,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             elif args.which == "ablation":
                 from .lab.ablation import ablation
 
-                ablation(args.out, **given(selection=args.selection, seeds=args.seeds, reuse=args.reuse), **common)
+                ablation(args.out, **options_given(selection=args.selection, seeds=args.seeds, reuse=args.reuse),
+                         **common)
             elif args.which == "time-to-accuracy":
                 from .lab.time_to_accuracy import time_to_accuracy
 
-                time_to_accuracy(args.out, **given(selection=args.selection, seeds=args.seeds), **common)
+                time_to_accuracy(args.out, **options_given(selection=args.selection, seeds=args.seeds), **common)
             elif args.which == "convergence":
-                study.convergence(args.out, **given(seeds=args.seeds, max_epochs=args.max_epochs, lr=args.lr), **common)
+                study.convergence(args.out, **options_given(seeds=args.seeds, max_epochs=args.max_epochs, lr=args.lr),
+                                  **common)
             else:
-                study.budget(args.out, **given(seeds=args.seeds, epochs=args.epochs, reuse=args.reuse), **common)
+                study.budget(args.out, **options_given(seeds=args.seeds, epochs=args.epochs, reuse=args.reuse), **common)
     except RunnerStopped as stop:
         print(f"stopped by {stop}: every training was asked to save and has stopped; "
               f"the same command resumes", file=sys.stderr)
@@ -245,7 +247,7 @@ STUDY_OPTIONS = {"seeds": TRAINING_STUDIES, "jobs": TRAINING_STUDIES, "data_dir"
 STUDY_DEFAULTS = {"jobs": 1, "report_only": False, "print_commands": False}
 
 
-def given(**options) -> dict:
+def options_given(**options) -> dict:
     """The options the user gave: the others are left to the study's own defaults (its signature)."""
     return {name: value for name, value in options.items() if value is not None}
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import errno
 import json
+import math
 import os
 from pathlib import Path
 

@@ -266,6 +266,8 @@ def train_epochs(run: Run, data: Data, stop: StopOnSignals, log: Callable[[str],
                 clock += time.perf_counter() - hook_started  # an observer's time is not training time
         progress.end_epoch()
         test_loss, test_acc = evaluate(run.model, data.test_x, data.test_y)
+        if not math.isfinite(test_loss):  # logits overflowed on a test image: as diverged as a NaN step
+            raise diverged(run, f"the end of epoch {at.epoch + 1}", f"the test loss is {test_loss}")
         last_lr = learning_rate(config, (at.epoch + 1) * n_batches - 1, total_steps)
         run.rows.append({"epoch": at.epoch + 1, "train_loss": at.loss / at.seen, "train_acc": at.correct / at.seen,
                          "test_loss": test_loss, "test_acc": test_acc, "seconds": at.seconds, "lr": last_lr})

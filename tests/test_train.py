@@ -327,6 +327,19 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(mnist_path, 
 
 
 @pytest.mark.mnist
+def test_a_test_loss_that_is_not_finite_is_divergence_not_a_metrics_row(mnist_path, tmp_path, monkeypatch):
+    """Logits that overflow on a test image give an infinite test loss: training stops as
+    diverged, and no metrics row that read_metrics would refuse is ever written."""
+    import ack_numpy.train as T
+
+    monkeypatch.setattr(T, "evaluate", lambda model, x, y: (float("inf"), 0.1))
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"^training diverged at the end of epoch 1 \(the test loss is inf\)"):
+        train(tiny_config(out, mnist_path), log=quiet, progress=Silent())
+    assert read_metrics(out / "metrics.csv") == []
+
+
+@pytest.mark.mnist
 def test_huge_learning_rate_diverges_in_the_first_epoch_without_a_checkpoint(mnist_path, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match=r"^training diverged at epoch 1, batch \d+ \(loss is (nan|inf)\); "

@@ -462,8 +462,8 @@ def median_checkpoint(out: Path, runs: list[Run], seed: int, log,
         run_all([again], jobs=1, log=log)
         if not _same_metrics(kept, read_metrics(again.folder / "metrics.csv")):
             raise RuntimeError(f"retraining {run.name} gave other metrics than {run.folder / 'metrics.csv'}; "
-                               f"this machine's float32 arithmetic (CPU or BLAS build) differs from the one that trained it, "
-                               f"so every run must be trained again here")
+                               f"this machine's float32 arithmetic differs from the one that trained it (another CPU, BLAS "
+                               f"or NumPy, or a change in the code), so every run must be trained again here")
         source = again.folder / CHECKPOINT_NAME
     return source, _new_median_name(target, source, seed, log)
 

@@ -537,7 +537,7 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
     # All frames share the 256 colours of the first (its colour bars hold every colour of the
     # kernel map, its input every grey). With a palette of its own per frame (Pillow's default)
     # a colour gets another index in each frame, and the GIF, which stores what changed since
-    # the frame before, came out 2.5 times larger.
+    # the frame before, is about 2.5 times larger.
     canvas = FigureCanvasAgg(fig)
     pictures = []
     for n in range(len(spots)):
@@ -546,7 +546,7 @@ def write_sweep_gif(model: Module, image: np.ndarray, path, layer: int = 0, chan
         picture = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
         if n == 0:
             palette = picture.quantize(256)   # an image whose 256 colours every frame is then drawn in
-        pictures.append(picture.quantize(palette=palette, dither=Image.Dither.NONE))
+        pictures.append(picture.quantize(palette=palette, dither=0))  # 0: no dithering (Image.Dither.NONE from Pillow 9.1 on)
     with atomic_write(path) as f:
         pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:], duration=1000 // fps, loop=0)
     return len(spots)
