@@ -277,10 +277,14 @@ def add_kernel_view_arguments(p: argparse.ArgumentParser, location_help: str) ->
     p.add_argument("--location", type=int, nargs=2, metavar=("ROW", "COL"), help=f"{location_help} (default the centre)")
 
 
+DEFAULT_PROGRAM = "python -m ack_numpy"  # as the docs and the library's hints write it
+
+
 def program_name(argv0: str) -> str:
-    """How the program was started, for the usage line: `python -m ack_numpy` or `ack-numpy`."""
+    """How the program was started, for the usage line and the hints: `python -m ack_numpy`
+    or `ack-numpy`."""
     name = Path(argv0).name
-    return "python -m ack_numpy" if name in ("__main__.py", "") else name
+    return DEFAULT_PROGRAM if name in ("__main__.py", "") else name
 
 
 MAX_THREADS = 256  # far beyond any CPU this runs on; more only makes threads wait for each other
@@ -299,7 +303,7 @@ def add_threads_argument(p: argparse.ArgumentParser) -> None:
                         "or $OPENBLAS_NUM_THREADS if set; ack_numpy/runtime.py has the measurements)")
 
 
-def build_parser(prog: str = "python -m ack_numpy") -> argparse.ArgumentParser:
+def build_parser(prog: str = DEFAULT_PROGRAM) -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -441,8 +445,10 @@ def main(argv: list[str] | None = None) -> int:
               f"--json, --save, --gif, --data-dir, --runs or --checkpoint)", file=sys.stderr)
         return 1
     except (DataFormatError, CheckpointError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        # The library's hints name `python -m ack_numpy ...`; say it as the reader started us.
+        print(f"error: {err}".replace(DEFAULT_PROGRAM + " ", parser.prog + " "), file=sys.stderr)
         return 1
+
 
 def describe_os_error(err: OSError) -> str:
     """'PATH: reason'. A file where a folder was wanted (--out, --dest, figures) reads the

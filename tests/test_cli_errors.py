@@ -243,3 +243,12 @@ def test_a_thread_count_beyond_any_cpu_is_refused_in_one_line(command, capsys):
         main(command + ["--threads", "100000"])
     assert stopped.value.code == 2
     assert "--threads: must be at most 256, got 100000" in capsys.readouterr().err
+
+
+def test_a_hint_names_the_program_as_it_was_started(tmp_path, capsys, monkeypatch):
+    """Installed, the reader types `ack-numpy`: the hints say that, not `python -m ack_numpy`."""
+    monkeypatch.setenv("ACK_MNIST_DIR", str(tmp_path))  # a folder without MNIST
+    monkeypatch.setattr("sys.argv", ["/venv/bin/ack-numpy"])
+    assert main(["evaluate", "--checkpoint", str(TRAINED_ADAPTIVE_LENET)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "run `ack-numpy download`" in line and "python -m ack_numpy" not in line
