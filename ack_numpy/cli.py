@@ -375,13 +375,13 @@ def build_parser(prog: str = DEFAULT_PROGRAM) -> argparse.ArgumentParser:
                                   "ledger (the README's claims table, --out README.md), "
                                   "time-to-accuracy (images, seconds and multiply-adds to 98.5%%, 99%% and 99.8%% "
                                   "of the model's plateau, held-out; each model at its own rate, cosine fitted to "
-                                  "budgets of 1-8 epochs, 5 seeds), "
+                                  "budgets of 1-8 epochs, 10 seeds), "
                                   "convergence (constant learning rate, epochs to 99%%) or "
                                   "budget (adaptive vs plain at five sizes)")
     study_parser.add_argument("which", choices=["lr-selection", "ablation", "compute", "time-to-accuracy",
                                                 "convergence", "budget", "ledger"])
     study_parser.add_argument("--seeds", type=positive_int,
-                              help="seeds 0..N-1 (default 3; ablation 10, time-to-accuracy 5)")
+                              help="seeds 0..N-1 (default 3; ablation and time-to-accuracy 10)")
     study_parser.add_argument("--epochs", type=positive_int, help="budget: epochs per run (default 10)")
     study_parser.add_argument("--reuse", metavar="DIR", help="budget, ablation: take the runs of the same settings "
                               "from this reproduction folder, e.g. data/reproduction")

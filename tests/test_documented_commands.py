@@ -71,7 +71,7 @@ DOCUMENTED = {
         "--gif data/figures/explorer_sweep.gif",
         "python -m ack_numpy study lr-selection --jobs 2 --out data/lr-selection",
         "python -m ack_numpy study ablation --seeds 10 --selection data/lr-selection --jobs 2 --out data/ablation",
-        "python -m ack_numpy study time-to-accuracy --seeds 5 --selection data/lr-selection --jobs 2 "
+        "python -m ack_numpy study time-to-accuracy --seeds 10 --selection data/lr-selection --jobs 2 "
         "--out data/time-to-accuracy",
         "python -m ack_numpy study ledger --out README.md",
         "python -m ack_numpy study compute --out data/compute",

@@ -193,8 +193,8 @@ def test_study_help_states_the_defaults_the_studies_have():
 
     text = " ".join(build_parser("ack-numpy")._subparsers._group_actions[0].choices["study"].format_help().split())
     assert (default(study.convergence, "seeds"), default(study.budget, "seeds"), default(ablation, "seeds"),
-            default(time_to_accuracy, "seeds")) == (3, 3, 10, 5)
-    assert "seeds 0..N-1 (default 3; ablation 10, time-to-accuracy 5)" in text
+            default(time_to_accuracy, "seeds")) == (3, 3, 10, 10)
+    assert "seeds 0..N-1 (default 3; ablation and time-to-accuracy 10)" in text
     assert f"(default {default(study.budget, 'epochs')})" in text
     assert f"after N epochs (default {default(study.convergence, 'max_epochs')})" in text
     assert default(study.convergence, "lr") == 1e-3 and "(default 1e-3)" in text
