@@ -197,6 +197,11 @@ def compare(costs: dict, label: str, other: str, compute: dict, labels_in_comput
     return out
 
 
+def seeds_text(n: int, model: str) -> str:
+    """The words for n seeds of a model: 1 adaptive seed, 2 LeNet seeds."""
+    return f"{n} {model} seed" + ("" if n == 1 else "s")
+
+
 def half_the_epochs(comparison: dict) -> dict:
     """The claim, on the 99.0% target against LeNet, in images (= epochs). "About half" is read
     as a ratio of at most ABOUT_HALF: HOLDS if the whole 95% interval lies at or below it, DOES
@@ -217,10 +222,10 @@ def half_the_epochs(comparison: dict) -> dict:
     else:
         verdict = "NOT SHOWN"
     missed = r.get("not_reached", [0, 0])
-    bound = {"adaptive": f"; at least this: {missed[0]} adaptive seeds never reached it and count as "
-                         "reaching it at the largest budget's end",
-             "other": f"; at most this: {missed[1]} LeNet seeds never reached it and count as reaching it "
-                      "at the largest budget's end",
+    bound = {"adaptive": f"; at least this: {seeds_text(missed[0], 'adaptive')} never reached it and "
+                         f"{'counts' if missed[0] == 1 else 'count'} as reaching it at the largest budget's end",
+             "other": f"; at most this: {seeds_text(missed[1], 'LeNet')} never reached it and "
+                      f"{'counts' if missed[1] == 1 else 'count'} as reaching it at the largest budget's end",
              "both": "; seeds of both models never reached it: no bound"}.get(censored, "")
     return {"verdict": verdict, "why": f"images to 99.0% held-out, adaptive / LeNet = {r['ratio']:.2f} "
                                        f"(95% Welch interval {low:.2f} to {high:.2f}){bound}"}
