@@ -267,6 +267,7 @@ def train_epochs(run: Run, data: Data, stop: StopOnSignals, log: Callable[[str],
         progress.end_epoch()
         test_loss, test_acc = evaluate(run.model, data.test_x, data.test_y)
         if not math.isfinite(test_loss):  # logits overflowed on a test image: as diverged as a NaN step
+            check_weights_finite(run)  # the likelier cause, named first
             raise diverged(run, f"the end of epoch {at.epoch + 1}", f"the test loss is {test_loss}")
         last_lr = learning_rate(config, (at.epoch + 1) * n_batches - 1, total_steps)
         run.rows.append({"epoch": at.epoch + 1, "train_loss": at.loss / at.seen, "train_acc": at.correct / at.seen,
@@ -296,9 +297,8 @@ def guarded_step(run: Run, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
 
 def save(run: Run) -> None:
     """Write the checkpoint (atomically); never replace a good one with weights that are not finite."""
+    check_weights_finite(run)
     at = run.position
-    if not all(np.isfinite(p.data).all() for p in run.model.parameters()):
-        raise diverged(run, f"epoch {at.epoch + 1 if at.batch else at.epoch}", "the weights are no longer finite")
     meta = {"model": run.config.model, "model_options": run.config.model_options, "config": config_record(run.config),
             "epoch": at.epoch, "batch": at.batch,
             "running": {"loss": at.loss, "correct": at.correct, "seen": at.seen, "seconds": at.seconds},
@@ -310,6 +310,12 @@ def save(run: Run) -> None:
         kept = "the previous checkpoint was kept as it was" if existed else "no checkpoint was written"
         raise OSError(err.errno, f"{err.strerror or err}: could not save the checkpoint; {kept}",
                       str(run.checkpoint)) from err
+
+
+def check_weights_finite(run: Run) -> None:
+    at = run.position
+    if not all(np.isfinite(p.data).all() for p in run.model.parameters()):
+        raise diverged(run, f"epoch {at.epoch + 1 if at.batch else at.epoch}", "the weights are no longer finite")
 
 
 def diverged(run: Run, where: str, why: str) -> TrainingDiverged:
