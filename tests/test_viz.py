@@ -238,6 +238,31 @@ def test_write_figures_puts_the_chosen_image_first(checkpoint, mnist_path, tmp_p
     assert seen["kwargs"]["names"][0].startswith("test 4")  # the first 4 in the test set is image 4
 
 
+def test_each_kernel_figure_says_what_it_was_drawn_from(checkpoint, model, mnist_path, tmp_path):
+    from PIL import Image
+
+    from ack_numpy.viz import weights_sha256
+
+    digest = weights_sha256(model)
+    for path in write_figures(checkpoint, tmp_path, data_dir=mnist_path, digit=4, channel=2):
+        with Image.open(path) as image:
+            said = image.text["Description"]
+        assert said == (f"ack_numpy: adaptive layer 0 (3x3, 1 in, 8 out), output channel 2, test image 4 (digit 4); "
+                        f"AdaptiveLeNet with weights sha256 {digest}")
+
+
+def test_the_weights_digest_changes_with_any_weight_and_only_with_the_weights():
+    from ack_numpy.viz import weights_sha256
+
+    model = build_model("adaptive-lenet", seed=0)  # its own: this test changes a weight
+    before = weights_sha256(model)
+    assert weights_sha256(build_model("adaptive-lenet", seed=0)) == before and len(before) == 64
+    assert weights_sha256(build_model("adaptive-lenet", seed=1)) != before
+    layer = model.features[0]
+    layer.Q.data[0, 0, 0] = np.nextafter(layer.Q.data[0, 0, 0], np.float32(np.inf))  # one float32 step
+    assert weights_sha256(model) != before
+
+
 def test_draw_run_reads_the_checkpoint_once(checkpoint, mnist_path, tmp_path, monkeypatch):
     import shutil
 

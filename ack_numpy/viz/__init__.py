@@ -14,10 +14,12 @@
 
 `write_figures` is what `python -m ack_numpy visualize` runs: it loads a checkpoint and
 the MNIST test set and writes figures 1-5 as PNGs into one folder (`write_model_figures`
-does the same for a model already loaded).
+does the same for a model already loaded). Each PNG's Description text says what it was
+drawn from: layer, channel, test image and the weights' digest (`weights_sha256`).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +27,14 @@ import numpy as np
 from ..nn import Module
 from .curves import plot_training_curves
 from .evolution import FIGURE_FILE as EVOLUTION_FILE, RECORD_FILE, KernelRecorder, plot_kernel_evolution, read_record
-from .figures import (DPI, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
+from .figures import (DPI, describe, plot_adaptation, plot_digit_kernels, plot_feature_maps, plot_kernel_field,
                       plot_q_filters, save)
 from .kernels import (LayerView, check_channel, check_image_choice, dynamic_kernels, first_of_each_digit,
                       layer_view, load_adaptive_model, select_adaptive_layer, select_image)
 
 __all__ = ["DPI", "FIGURE_FILES", "KernelRecorder", "LayerView", "dynamic_kernels", "layer_view", "plot_kernel_evolution", "write_evolution", "plot_adaptation", "plot_digit_kernels",
            "plot_feature_maps", "plot_kernel_field", "plot_q_filters", "plot_training_curves",
-           "write_curves", "write_figures", "write_model_figures"]
+           "weights_sha256", "write_curves", "write_figures", "write_model_figures"]
 
 FIGURE_FILES = ("kernel_field.png", "q_filters.png", "digits.png", "adaptation.png", "feature_maps.png")
 CURVES_FILE = "curves.png"
@@ -73,13 +75,27 @@ def write_model_figures(model: Module, out: str | Path, data_dir: str | None = N
                plot_digit_kernels(view, labels[shown], location, names=names, chosen=0),
                plot_adaptation(view, 0, name),
                plot_feature_maps(view, 0, name)]
+    # Each PNG says what it was drawn from, in words and by the weights' digest: pixels
+    # differ between matplotlib versions, this does not.
+    description = (f"ack_numpy: {describe(view)}, {name}; "
+                   f"{type(model).__name__} with weights sha256 {weights_sha256(model)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)  # only now: a bad argument above leaves no empty folder
     paths = []
     for file_name, (fig, _) in zip(FIGURE_FILES, figures):
-        save(fig, out / file_name)
+        save(fig, out / file_name, description=description)
         paths.append(out / file_name)
     return paths
+
+
+def weights_sha256(model: Module) -> str:
+    """SHA-256 (hex) of a model's parameters: each name, dtype, shape and values, in name
+    order. Two models draw the same kernels exactly when their digests agree."""
+    digest = hashlib.sha256()
+    for name, values in sorted(model.state_dict().items()):
+        digest.update(f"{name} {values.dtype.str} {values.shape}\n".encode())
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
 
 
 def write_curves(runs: list[str | Path], out: str | Path) -> Path:
