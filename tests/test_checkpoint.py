@@ -373,7 +373,7 @@ def test_resume_checks_every_field_of_the_record(change, message, tmp_path):
      "'optim/t' counts 0 steps, but epoch 0 and batch 1 of 2 batches per epoch mean 1"),
 ])
 def test_resume_checks_the_position_against_the_data(position, message, mnist_path, tmp_path):
-    path = save_model(tmp_path / CHECKPOINT_NAME, config=config_record(TrainConfig(
+    save_model(tmp_path / CHECKPOINT_NAME, config=config_record(TrainConfig(
         model="adaptive-lenet", out=str(tmp_path), batch_size=32, limit_train=64, limit_test=10,
         data_dir=str(mnist_path))), **position)
     with pytest.raises(CheckpointError, match=re.escape(message)):
@@ -418,10 +418,10 @@ def test_a_missing_optimizer_entry_is_named(tmp_path):
 
 
 def test_optimizer_state_of_the_wrong_dtype_or_an_extra_entry_is_refused(tmp_path):
-    path = replace_entry(save_model(tmp_path / CHECKPOINT_NAME), "optim/t", np.array(3.5))
+    replace_entry(save_model(tmp_path / CHECKPOINT_NAME), "optim/t", np.array(3.5))
     with pytest.raises(CheckpointError, match="entry 'optim/t' is float64 with shape \\(\\), expected int64"):
         resume(tmp_path, log=lambda m: None)
-    path = replace_entry(save_model(tmp_path / CHECKPOINT_NAME), "optim/extra", np.zeros(3))
+    replace_entry(save_model(tmp_path / CHECKPOINT_NAME), "optim/extra", np.zeros(3))
     with pytest.raises(CheckpointError, match="it has no optimizer state entry 'extra'"):
         resume(tmp_path, log=lambda m: None)
 

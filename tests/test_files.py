@@ -231,7 +231,7 @@ def test_a_full_disk_names_the_file_asked_for(tmp_path, monkeypatch):
     path = tmp_path / "results.md"
     path.write_text("old\n")
     with pytest.raises(OSError) as info:
-        with atomic_write(path, "w") as f:
+        with atomic_write(path, "w"):
             raise OSError(errno.ENOSPC, "No space left on device")  # what a failed write raises: no file name
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
     assert path.read_text() == "old\n" and others(tmp_path, path.name) == []

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from ack_numpy import Tensor
-from ack_numpy import functional as F
 from ack_numpy import optim
 from ack_numpy.models import LENET_PARAMETERS, PAPER_BUDGET, MODELS, adaptive_layers, build_model
 from ack_numpy.nn import Conv2d, Flatten, Linear, MaxPool2d, Parameter, ReLU, Sequential, Tanh

@@ -71,7 +71,7 @@ def _spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
 def format_record(run: dict, before: Path, command: str, started: str) -> str:
     results = run["results"]
     lines = [
-        f"# before/after record of whole training steps and evaluation, made by one command:",
+        "# before/after record of whole training steps and evaluation, made by one command:",
         f"#   {command}",
         f"# started {started}; before = {before} at {describe_checkout(before)},",
         f"# after = {THIS_CHECKOUT} at {describe_checkout(THIS_CHECKOUT)}",

@@ -105,7 +105,6 @@ def layer_benchmarks(shapes: dict, rounds: int, ceiling_n: int, budget: float = 
     b = rng.standard_normal((ceiling_n, ceiling_n), dtype=np.float32)
     cases: dict[str, Callable[[], object]] = {"ceiling": lambda: a @ b}
     for shape_name, shape in shapes.items():
-        m = shape["m"]
         for op in FLOP_COUNTS:
             case = layer_case(op, shape, rng)
             key = f"{op}/{shape_name}"
