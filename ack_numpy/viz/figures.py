@@ -131,7 +131,9 @@ def plot_kernel_field(view: LayerView, which: int = 0, name: str = "the input",
 
     fig = new_figure(9.5, 4.9)
     left, right = fig.subplots(1, 2)
-    show_image(left, background, f"what the layer sees: {name}" + channel_note(c))
+    # Two lines, as the right panel's title: matplotlib 3.6-3.9 lay the suptitle over the
+    # taller of two titles of unequal height.
+    show_image(left, background, f"what the layer sees:\n{name}" + channel_note(c))
     step = int(rows[1] - rows[0]) if len(rows) > 1 else 1
     every = "every location" if step == 1 else f"every {step}th location (row and column)"
     show_image(right, background, f"kernel at {every},\n"
