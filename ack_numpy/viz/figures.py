@@ -48,7 +48,7 @@ def save(fig: Figure, path, dpi: float = DPI, description: str | None = None) ->
     """Write the figure in the format its file name says (files.atomic_write: never half a PNG).
     description: written into a PNG as its Description text (what the figure was drawn from)."""
     kind = Path(path).suffix.lstrip(".") or None
-    metadata = {"Description": description} if description and kind == "png" else None
+    metadata = {"Description": description} if description and (kind or "").lower() == "png" else None
     with atomic_write(path) as f:  # no bbox_inches="tight": the pixel size stays figsize * dpi
         fig.savefig(f, format=kind, dpi=dpi, metadata=metadata)
 
