@@ -192,7 +192,7 @@ print(f"max |conv2d  - loops|  = {np.abs(y_engine - y_loops).max():.2e}")
 # runs them* (section 3): the copy `im2col_batch_last(x)` (locations in `(i, j, n)`
 # order), the product `Wf @ P^T` on that layout, and the rest (adding the bias, putting
 # the output back in `(N, O, Ho, Wo)` order). Each time is the fastest of 20 runs (the
-# loops, which take seconds, run once). On a
+# loops, much slower, run once). On a
 # quiet machine the three parts add up to about the whole, not exactly (what is left is
 # the argument checks and building the output Tensor); on a busy one, other programs take
 # the CPU while some parts are timed and not others, the sum can be far from the whole,

@@ -5,7 +5,8 @@
 # Tickoo, *Adaptive Convolutional Kernels* (ICCV Workshops 2019), open access at
 # <https://openaccess.thecvf.com/content_ICCVW_2019/html/NeurArch/Esquivel_Adaptive_Convolutional_Kernels_ICCVW_2019_paper.html>.
 # This project measures its MNIST claims (66x fewer parameters than LeNet, above 99% test
-# accuracy, about half the training epochs: tutorial 04 and `python -m ack_numpy reproduce`);
+# accuracy, about half the training epochs: tutorial 04, `python -m ack_numpy reproduce` and
+# `python -m ack_numpy study time-to-accuracy`);
 # its CIFAR-10 and ImageNet results (adaptive kernels in a ResNet18) need data and GPU
 # time this project does not have, and are not checked here.
 #
@@ -27,8 +28,9 @@
 # 7. count what it costs in parameters, and what that means for where to put it,
 # 8. and end with three exercises and their checker (`python tutorials/check.py 03`).
 #
-# A word on names: every function in `ack_numpy/functional/adaptive.py` returns
-# **sigma**, the value *before* the nonlinearity; the layer `AdaptiveConv2d` applies
+# A word on names: the `adaptive_conv2d*` functions in `ack_numpy/functional/adaptive.py`
+# return **sigma**, the value *before* the nonlinearity (`adaptive_kernels` returns the
+# kernels themselves); the layer `AdaptiveConv2d` applies
 # `y = tanh(sigma)` on top (section 6 says why tanh).
 #
 # The code: `ack_numpy/functional/adaptive.py` (the maths, three times: the literal loop
@@ -446,8 +448,9 @@ print(f"max |adaptive_kernels - loops|           = {np.abs(kernels_engine - kern
       f"(the kernels alone, without applying them: what the figures draw)")
 
 # %% [markdown]
-# The same speed question as in tutorial 02, on MNIST-sized images with the first layer
-# of `adaptive-lenet` (8 channels, 3x3). The times depend on your machine and on what
+# The same speed question as in tutorial 02, on MNIST-sized images with a layer of the
+# shape of `adaptive-lenet`'s first (1 channel in, 8 out, 3x3; fresh weights: the time
+# does not depend on their values). The times depend on your machine and on what
 # else it is doing; `python -m ack_numpy bench` times `adaptive_conv2d` at training sizes.
 
 # %%

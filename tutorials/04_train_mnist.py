@@ -20,8 +20,9 @@
 # the four files. With `ACK_QUICK=1` it trains on a few thousand images only (accuracy is
 # then far below the paper's, which is expected).
 #
-# The code: `ack_numpy/models.py` (the networks), `ack_numpy/train.py` (`TrainConfig`,
-# `train`, `train_step`, `evaluate`), `ack_numpy/checkpoint.py` (`load_model`).
+# The code: `ack_numpy/models.py` (the networks), `ack_numpy/config.py` (`TrainConfig`, the
+# recipe), `ack_numpy/train.py` (`train`, `train_step`, `evaluate`),
+# `ack_numpy/checkpoint.py` (`load_model`).
 #
 # This script is the source of the notebook beside it, `04_train_mnist.ipynb`,
 # which `python tutorials/make_notebooks.py 04` makes with the outputs of a full run:
@@ -92,7 +93,8 @@ print(f"cosine schedule, lr = {schedule_config.lr}, T = {T} steps: "
 # `load_mnist` reads the IDX files, checks their SHA-256 against the known MNIST
 # checksums, and returns images as float32 in `[0, 1]` with shape `(N, 1, 28, 28)`
 # (one channel) and labels as integers. It looks for the files in `ACK_MNIST_DIR`, then
-# `data/mnist/` (see `ack_numpy/data/mnist.py`). `train()` loads the data itself; we
+# `data/mnist/` of this checkout, then the user data folder where `download` puts them
+# outside a checkout (`find_mnist_dir` in `ack_numpy/data/mnist.py` says the whole order). `train()` loads the data itself; we
 # load it here only to look at it.
 
 # %%
@@ -145,8 +147,9 @@ for name, model in models.items():
 # * **it has its nonlinearity inside.** The printout shows each nonlinearity as its own
 #   layer: `adaptive-lenet` has a `ReLU` after its second convolution, and layer 0 seems
 #   to have none, because `AdaptiveConv2d` applies `y = tanh(sigma)` itself (its
-#   `activation`, printed below; tutorial 03, section 6 says why tanh). The functions in
-#   `functional/adaptive.py` return `sigma`; the layer returns `tanh(sigma)`. (Caffe's
+#   `activation`, printed below; tutorial 03, section 6 says why tanh). The
+#   `adaptive_conv2d*` functions in `functional/adaptive.py` return `sigma`; the layer
+#   returns `tanh(sigma)`. (Caffe's
 #   LeNet really has no nonlinearity between its two convolutions, only max-pools, which
 #   are nonlinear too; its one `ReLU` is in the classifier.)
 # * **the `static_kernel=True` at the end of its line** means the layer has the static kernel
@@ -166,7 +169,7 @@ print(f"max |layer output - tanh(adaptive_conv2d(...))| = {np.abs(first(x_check)
 #
 # `train_step(model, optimizer, x, y)` in `train.py` is the whole inner loop:
 # forward pass, cross-entropy loss, `zero_grad`, `backward` (tutorial 01), optimiser
-# step. One step on one batch of 64, watching the loss on that same batch go down:
+# step. Three steps on one batch of 64, watching the loss on that same batch go down:
 
 # %%
 model = build_model("adaptive-lenet", seed=0)
@@ -285,10 +288,16 @@ for name, r in results.items():
 # `adaptive-lenet` and the ablations `plain-small` (the same small network with an
 # ordinary first layer, widened to the same budget) and `plain-width8` (the same at
 # adaptive-lenet's width, 8 channels) on ten seeds with this same
-# recipe, and writes `results.md` with a verdict on each claim. Sibling studies finish
-# the job (`python -m ack_numpy study NAME --out DIR`; each record below names its full
-# command, and so does the README's claims ledger): `ablation` tunes every model's
-# learning rate on held-out images first, `time-to-accuracy` judges "half the epochs"
+# recipe, and writes `results.md` with a verdict on the accuracy-and-parameters claim and
+# on the two ablations. Sibling studies finish the job (`python -m ack_numpy study NAME
+# --out DIR`; each record below names its full command, and so does the README's claims
+# ledger): `lr-selection` chooses every model's learning rate on held-out training images
+# (never the test set) and `ablation` trains each at its chosen rate: `plain-5x5` (a 5x5
+# ReLU first layer, the best plain model on held-out images), `plain-tanh` (`plain-small`
+# at its own rate), and the quadratic controls `diagonal-q`, `rank1-q`, `rank2-q` (`Q`
+# diagonal or of rank 1 or 2) and `quadratic-act` (an ordinary convolution followed by
+# `s + a s^2`), all at adaptive-lenet's budget (`ack_numpy/lab/variants.py`);
+# `time-to-accuracy` judges "half the epochs"
 # fairly (each model at its own rate, with a cosine schedule fitted to each training
 # budget), `convergence` was the first, simpler protocol (one constant learning rate for
 # every model), and `budget` repeats the ablation at five parameter budgets. From the
@@ -297,6 +306,16 @@ for name, r in results.items():
 
 # %%
 import json
+import os
+import re
+
+
+def unlinked(text: str, folder: Path) -> str:
+    """A record's Markdown links, made for its own folder, as paths from the project root:
+    "[../ablation/results.md](../ablation/results.md)" in data/reproduction -> "data/ablation/results.md"."""
+    return re.sub(r"\[[^]]*\]\(([^)]+)\)",
+                  lambda link: os.path.normpath(os.path.relpath(folder / link.group(1), ROOT)), text)
+
 
 for name, r in results.items():
     per_image = np.mean([row["seconds"] for row in r["rows"]]) / n_train
@@ -308,13 +327,14 @@ if results_json.is_file():
     committed = json.loads(results_json.read_text())
     print(f"\nThe committed reproduction ({results_json.relative_to(ROOT)}, made by `{committed['command']}`) says:")
     for v in committed["verdicts"].values():
-        print(f"  - {v['claim']}: {v['verdict']}. {v['evidence']}.")
+        claim, evidence = (unlinked(v[key], results_json.parent) for key in ("claim", "evidence"))
+        print(f"  - {claim}: {v['verdict']}. {evidence}.")
 else:
     print(f"\n{results_json.relative_to(ROOT)} does not exist yet: run the reproduction to get the verdicts.")
 ablation_json = ROOT / "data" / "ablation" / "results.json"
 if ablation_json.is_file():
     # The two ablations above give the plain models adaptive-lenet's learning rate; this
-    # study tunes every model's rate on held-out images first.
+    # study trains every model at the rate lr-selection chose for it on held-out images.
     ablation = json.loads(ablation_json.read_text())
     print(f"The tuned ablation ({ablation_json.relative_to(ROOT)}, made by `{ablation['command']}`):")
     for pair, c in ablation["comparisons"].items():
@@ -361,7 +381,8 @@ if every:
 # 2. `cross_entropy_grad(logits, labels)`: the gradient of the mean cross-entropy with
 #    respect to the logits (compare with the backward in `functional/losses.py` only after).
 # 3. `adaptive_layer_parameters(C, O, m)`: the parameter count of `AdaptiveConv2d(C, O, m)`;
-#    then check with it that `adaptive-lenet`'s first layer has the count printed in section 2.
+#    then check it against what tutorial 03, section 7 prints for `adaptive-lenet`'s first
+#    layer, `features.0` (its `Q`, `w` and `b`).
 #
 # Write your answers in `tutorials/exercises/ex04.py` (each function raises
 # `NotImplementedError` until you do), then run

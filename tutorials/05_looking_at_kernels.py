@@ -15,12 +15,14 @@
 # 5. the layer's outputs, `tanh(sigma)`.
 #
 # The pictures are drawn by `ack_numpy/viz/` (`figures.py` draws, `kernels.py` computes
-# the arrays), the same code as `python -m ack_numpy visualize --checkpoint F --out DIR`.
+# the arrays), the same code as `python -m ack_numpy visualize --checkpoint F --out DIR`;
+# the eigen-filters of section 3 are drawn here, by this tutorial.
 #
 # Which trained model: the checkpoint in the environment variable `ACK_CHECKPOINT` if
 # set; else the adaptive-lenet that comes with the package
 # (`ack_numpy/assets/adaptive-lenet.npz`: seed 0 of the first reproduction, its median then,
-# 99.17%; `ack_numpy/assets/__init__.py` says more). Needs MNIST,
+# 99.17%; the committed reproduction, trained again later on another machine, has median
+# 99.19%, which tutorial 04 prints; `ack_numpy/assets/__init__.py` says more). Needs MNIST,
 # as tutorial 04.
 #
 # This script is the source of the notebook beside it, `05_looking_at_kernels.ipynb`,
@@ -100,9 +102,12 @@ print("kernels:", kernels.shape)
 print("mean ||k - w|| per channel:", distance.mean(axis=(0, 2, 3)))
 print("||w|| per channel:         ", np.linalg.norm(layer.w.data, axis=1))
 channel = int(distance.mean(axis=(0, 2, 3)).argmax())
+inside = Path(checkpoint).resolve().is_relative_to(ROOT.resolve())
+typed = os.path.relpath(Path(checkpoint).resolve(), ROOT.resolve()) if inside else checkpoint  # as a reader types it
 print(f"-> we draw channel {channel} (channel 0, the command's default, ranks "
       f"{int((distance.mean(axis=(0, 2, 3)) > distance.mean(axis=(0, 2, 3))[0]).sum()) + 1} of {O}); "
-      f"the same pictures: python -m ack_numpy visualize --checkpoint {checkpoint} --channel {channel} --out DIR")
+      f"the same pictures, from the project root: python -m ack_numpy visualize --checkpoint {typed} "
+      f"--channel {channel} --out DIR")
 
 # %% [markdown]
 # ## 1. The kernel field
