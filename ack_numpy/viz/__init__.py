@@ -90,7 +90,7 @@ def write_model_figures(model: Module, out: str | Path, data_dir: str | None = N
 
 def weights_sha256(model: Module) -> str:
     """SHA-256 (hex) of a model's parameters: each name, dtype, shape and values, in name
-    order. Two models draw the same kernels exactly when their digests agree."""
+    order. Equal digests mean the same weights to the bit, so the same figures."""
     digest = hashlib.sha256()
     for name, values in sorted(model.state_dict().items()):
         digest.update(f"{name} {values.dtype.str} {values.shape}\n".encode())
