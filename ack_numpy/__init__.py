@@ -11,13 +11,16 @@ Reading order, which is also the order the data flows in:
     data/              IDX files, MNIST (checksums, download), batches, augmentation
     train.py           the training loop and its metrics (config.py: the settings; checkpoint.py:
                        saving; runs.py: the run folder; progress.py: the status line and Ctrl-C)
-    reproduce.py       the paper's MNIST claims, measured
     viz/               pictures of the dynamic kernels (kernel field, Q bank, digits, ...)
-    bench/             speed and memory measurements: FLOP counts, timing, layers, training steps,
-                       the report
     runtime.py         the process settings: BLAS threads (default one) and the allocator
     assets/            the trained adaptive LeNet that explore and the tutorials use
     cli.py             `python -m ack_numpy ...`
+
+Apart from it, not needed to learn the idea (the engine and the tutorials never import it):
+
+    lab/               the instruments: bench/ (speed and memory), reproduce.py and the
+                       studies behind the README's claims ledger, records.py (how a report
+                       checks each run)
 """
 from .autograd import Tensor, no_grad
 

@@ -22,11 +22,13 @@ hold all four files; we never fall back silently to data from somewhere else. A
 relative ACK_MNIST_DIR is read from the current folder, so give an absolute path
 (`export ACK_MNIST_DIR=/path/to/mnist`) to make it work from anywhere.
 
-Downloading (`download_mnist`; `python -m ack_numpy download`, or `train --download`
-when nothing is found): the four NAME.gz files go into `--dest DIR` (or `--data-dir DIR`),
-else $ACK_MNIST_DIR, else the first default place of that list (`download_folder()`:
-`data/mnist/` of a source checkout, else the user data folder; an installed package never
-writes into its own folder), from the first of DEFAULT_MIRRORS that serves a genuine copy. Each
+Downloading (`download_mnist`): `python -m ack_numpy download` puts the four NAME.gz files
+into `--dest DIR` (or `--data-dir DIR`), else $ACK_MNIST_DIR, else the first default place
+of that list (`download_folder()`: `data/mnist/` of a source checkout, else the user data
+folder; an installed package never writes into its own folder); `train --download`
+downloads only when no folder is named and none of the default places has MNIST, into that
+same first default place. Either way the files come from the first of DEFAULT_MIRRORS that
+serves a genuine copy. Each
 file is streamed to a temporary file, verified, and only then renamed onto its final
 name, so a failed or interrupted download leaves nothing half-written; files already
 present and verified are kept. MNIST is never committed to the repository
@@ -155,9 +157,10 @@ def user_data_dir() -> Path:
 
 
 def download_folder() -> Path:
-    """Where `download` and `train --download` put MNIST when no folder is named: $ACK_MNIST_DIR
-    if it is set (where training will look), else the first of `default_mnist_dirs`, i.e.
-    data/mnist of a source checkout, else the user data folder."""
+    """Where the `download` command puts MNIST when no --dest is given: $ACK_MNIST_DIR if it is
+    set (where training will look), else the first of `default_mnist_dirs`, i.e. data/mnist
+    of a source checkout, else the user data folder (also where `train --download` puts it:
+    it downloads only when no folder is named, see `find_or_download_mnist`)."""
     env_dir = os.environ.get(ENV_VAR)
     return Path(os.path.abspath(Path(env_dir).expanduser())) if env_dir else default_mnist_dirs()[0]
 

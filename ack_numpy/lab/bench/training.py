@@ -16,7 +16,7 @@ from pathlib import Path
 TIMED_MODELS = ("lenet", "adaptive-lenet", "plain-small")
 EPOCH_IMAGES = 60_000  # the MNIST training set
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-THREADS = ("1", "all")  # one BLAS thread; the library's default (every core)
+THREADS = ("1", "all")  # one BLAS thread; every core
 WORKER = Path(__file__).resolve().parent / "step_worker.py"
 
 
