@@ -94,8 +94,8 @@ print(f"cosine schedule, lr = {schedule_config.lr}, T = {T} steps: "
 # checksums, and returns images as float32 in `[0, 1]` with shape `(N, 1, 28, 28)`
 # (one channel) and labels as integers. It looks for the files in `ACK_MNIST_DIR`, then
 # `data/mnist/` of this checkout, then the user data folder where `download` puts them
-# outside a checkout (`find_mnist_dir` in `ack_numpy/data/mnist.py` says the whole order). `train()` loads the data itself; we
-# load it here only to look at it.
+# outside a checkout (`find_mnist_dir` in `ack_numpy/data/mnist.py` says the whole
+# order). `train()` loads the data itself; we load it here only to look at it.
 
 # %%
 EPOCHS = 2

@@ -13,9 +13,10 @@
                    LayerView) as you point and draw, and the GIF of the kernel sweeping an image
 
 `write_figures` is what `python -m ack_numpy visualize` runs: it loads a checkpoint and
-the MNIST test set and writes the five kernel figures (FIGURE_FILES) as PNGs into one folder (`write_model_figures`
-does the same for a model already loaded). Each PNG's Description text says what it was
-drawn from: layer, channel, test image and the weights' digest (`weights_sha256`).
+the MNIST test set and writes the five kernel figures (FIGURE_FILES) as PNGs into one
+folder (`write_model_figures` does the same for a model already loaded). Each PNG's
+Description text says what it was drawn from: layer, channel, test image and the
+weights' digest (`weights_sha256`).
 """
 from __future__ import annotations
 
